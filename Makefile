@@ -1,0 +1,62 @@
+# bnncore: train -> fold -> export -> generate RTL -> simulate -> synthesize.
+# `make demo` runs the main job, `make test` the tests; both set everything up first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.bnncore-setup
+# Where the datasets are (a folder holding mnist/ and fashion-mnist/). Empty: $BNN_DATA_DIR,
+# the user cache (~/.cache/bnncore/datasets), /usr/share/datasets, in that order.
+DATA_DIR ?=
+DATA_OPT := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+# The demo network: small enough to train in a minute on two cores.
+DEMO_TOPOLOGY ?= 784-256-256-10
+DEMO_EPOCHS   ?= 3
+DEMO_RUN      := build/demo/train
+
+# `make train` options
+DATASET  ?= mnist
+TOPOLOGY ?= 784-256-256-256-10
+EPOCHS   ?= 10
+TRAIN_ARGS ?=
+
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test train rtl sim synth clean distclean
+
+setup: $(STAMP)
+	@bash scripts/setup-system.sh
+
+# Re-installs only when the package metadata changed.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim]'
+	@touch $@
+
+demo: setup
+	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist
+	$(BIN)/bnn train --dataset mnist --topology $(DEMO_TOPOLOGY) --epochs $(DEMO_EPOCHS) \
+		$(DATA_OPT) -o $(DEMO_RUN)
+	$(BIN)/bnn eval $(DEMO_RUN)/best.pt $(DATA_OPT)
+	@echo "training curve: $(DEMO_RUN)/curve.png"
+
+# Fast tests by default; SLOW=1 adds the slow ones (what CI runs).
+SLOW ?=
+test: setup
+	$(if $(DATA_DIR),BNN_DATA_DIR=$(abspath $(DATA_DIR)),) $(BIN)/python -m pytest \
+		$(if $(SLOW),,-m "not slow") $(PYTEST_ARGS)
+
+train: setup
+	$(BIN)/bnn train --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
+
+rtl sim synth:
+	@echo "make $@: this stage does not exist yet (see the open issues: rtl #4, sim #5, synth #6)" >&2
+	@exit 1
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,160 @@
+"""The ``bnn`` command line: one subcommand per stage of the flow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import MISSING, asdict, fields
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("bnncore")
+
+_TRAIN_HELP = {
+    "dataset": "dataset: mnist or fashion-mnist",
+    "topology": "layer sizes, input to classes, e.g. 784-1024-1024-1024-10",
+    "input": "input binarization: threshold, probability or none (float, not foldable)",
+    "level": "threshold level: a pixel bit is 1 when pixel >= LEVEL",
+    "repeats": "probability input: freshly sampled passes over the training set per epoch",
+    "binary": "binary weights and activations (--no-binary: float baseline of the same topology)",
+    "batchnorm": "BatchNorm after each hidden linear layer",
+    "bias": "bias in the hidden linear layers",
+    "stochastic": "stochastic binary activations while training (hard-sigmoid probability)",
+    "dropout_in": "dropout probability on the input while training",
+    "dropout": "dropout probability on hidden activations while training",
+    "loss": "nll (LogSoftmax + NLL) or hinge (squared hinge, as BinaryNet)",
+    "optimizer": "adam or sgd",
+    "lr": "learning rate of the first epoch",
+    "lr_end": "learning rate of the last epoch (exp and cosine schedules)",
+    "schedule": "learning-rate schedule: exp, cosine or const",
+    "momentum": "SGD momentum",
+    "batch_size": "images per optimizer step",
+    "epochs": "epochs to train",
+    "seed": "random seed (same seed, same machine: bit-identical weights)",
+    "val_size": "last training images held out for validation",
+    "limit": "train on the first LIMIT images only (0: all)",
+    "device": "cpu or cuda",
+    "threads": "torch CPU threads (0: torch's default)",
+}
+
+
+_CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "probability", "none"),
+            "loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
+            "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
+
+
+def _add_train_options(p: argparse.ArgumentParser):
+    from .train import TrainConfig
+    for f in fields(TrainConfig):
+        default = f.default if f.default is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        help_ = _TRAIN_HELP[f.name]
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
+        elif f.name in _CHOICES:
+            p.add_argument(flag, choices=_CHOICES[f.name], default=default, help=help_)
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=help_, metavar=f.name.upper())
+
+
+def _default_run_name(cfg) -> str:
+    kind = "bin" if cfg.binary else "float"
+    return f"{cfg.dataset}-{cfg.topology}-{kind}-{cfg.input}-s{cfg.seed}"
+
+
+def cmd_train(args):
+    from .train import TrainConfig, train
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    out = Path(args.out) if args.out else Path("build") / "train" / _default_run_name(cfg)
+    log.info("training %s %s into %s", cfg.dataset, cfg.topology, out)
+    result = train(cfg, out, data_dir=args.data_dir, resume=args.resume,
+                   progress=None if args.progress is None else args.progress)
+    best = result["best"]
+    print(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}, "
+          f"test accuracy {best['test_acc']:.4f}; model: {out / 'best.pt'}")
+
+
+def cmd_eval(args):
+    from .data import load_dataset
+    from .train import evaluate, input_tensor, load_checkpoint
+    import torch
+    model, cfg, ckpt = load_checkpoint(args.checkpoint)
+    ds = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size)
+    images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
+    acc, _ = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
+    print(json.dumps({"checkpoint": str(args.checkpoint), "dataset": cfg.dataset, "topology": cfg.topology,
+                      "split": args.split, "images": len(labels), "accuracy": acc}, indent=2))
+
+
+def cmd_data(args):
+    from . import data
+    if args.action == "fetch":
+        folder = data.fetch(args.name, args.dest, mirrors=args.mirror or None, log=log.info)
+        print(folder)
+    elif args.action == "verify":
+        result = data.verify(args.name, args.data_dir)
+        for path, status in result.items():
+            print(f"{status:>6}  {path}" if status == "ok" else f"BAD     {path}: {status}")
+        if any(s != "ok" for s in result.values()):
+            raise data.DataError(f"dataset {args.name}: checksum mismatch")
+    else:  # where
+        print(data.find_dataset_dir(args.name, args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
+        "turn them into verified FPGA accelerators with open tools.")
+    parser.add_argument("--version", action="version", version=f"bnncore {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_dir_help = "folder holding <dataset>/ (default: $BNN_DATA_DIR, the user cache, /usr/share/datasets)"
+
+    p = sub.add_parser("train", help="train a binary (or float baseline) MLP",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_train_options(p)
+    p.add_argument("-o", "--out", help="run folder (default: build/train/<dataset>-<topology>-...)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy of a trained checkpoint (torch, eval mode)")
+    p.add_argument("checkpoint", type=Path, help="a best.pt or checkpoint.pt written by `bnn train`")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("data", help="find, verify or download datasets")
+    p.add_argument("action", choices=("fetch", "verify", "where"),
+                   help="fetch: download and check md5; verify: check md5 of a local copy; where: print its folder")
+    p.add_argument("name", choices=("mnist", "fashion-mnist"))
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--dest", help="fetch: download into DEST/<name> (default: the user cache)")
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="fetch: base URL to download from (repeatable; default: the public mirrors)")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        args.func(args)
+    except (ValueError, OSError, RuntimeError) as e:
+        if os.environ.get("BNN_DEBUG"):
+            raise
+        print(f"bnn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

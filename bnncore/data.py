@@ -1,0 +1,341 @@
+"""Datasets: IDX reader, data-directory resolution, download, split and input binarization.
+
+The datasets are the standard IDX files of MNIST and Fashion-MNIST. Where they live is
+resolved in this order (first hit wins):
+
+1. the ``data_dir`` argument (``--data-dir`` on the command line),
+2. the ``BNN_DATA_DIR`` environment variable,
+3. the user cache, ``$XDG_CACHE_HOME/bnncore/datasets`` (``~/.cache/bnncore/datasets``),
+   which is where ``bnn data fetch`` downloads to,
+4. ``/usr/share/datasets`` (Debian's ``dataset-fashion-mnist`` installs there).
+
+Each location holds one folder per dataset (``<dir>/mnist``, ``<dir>/fashion-mnist``) with
+the four files, gzipped or not.
+
+Input binarization turns a uint8 image into the +-1 vector the first binary layer sees. A
+pixel bit of 1 means +1. The schemes:
+
+``threshold``
+    bit = pixel >= level (default level 128).
+``probability``
+    bit = 1 with probability pixel/255, re-sampled every time an image is used in training
+    (seed 001's "probability transformation"). For inference, where the hardware needs one
+    fixed bit per pixel, the most likely bit is used: pixel/255 >= 1/2, i.e. pixel >= 128.
+``none``
+    float input pixel/255 (comparison runs only; such a network cannot be folded to bits).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DATASETS", "DataError", "Dataset", "InputBinarization", "read_idx", "find_dataset_dir",
+    "load_dataset", "fetch", "verify", "search_dirs",
+]
+
+
+class DataError(ValueError):
+    """A data file or directory is missing, corrupt or not what was expected."""
+
+
+# --- IDX files ------------------------------------------------------------------------------
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _read_bytes(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: corrupt gzip stream ({e})") from None
+    return raw
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzipped or not) and return its array.
+
+    Raises
+    ------
+    DataError
+        If the magic number, the dimensions or the size of the data are wrong; the message
+        names the file and what was expected.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header (4 bytes)")
+    if raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: bad magic number {raw[:4].hex()}: an IDX file starts with two zero bytes")
+    if raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: unknown IDX type code 0x{raw[2]:02x}, expected one of "
+                        + ", ".join(f"0x{k:02x}" for k in _IDX_DTYPES))
+    ndim = raw[3]
+    if ndim == 0:
+        raise DataError(f"{path}: IDX header declares 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    got = len(raw) - header
+    if got != expected:
+        what = "truncated" if got < expected else "has trailing bytes"
+        raise DataError(f"{path}: data {what}: dimensions {dims} need {expected} bytes after the "
+                        f"header, found {got}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+# --- The datasets ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _File:
+    name: str        # file name without .gz
+    md5: str         # md5 of the decompressed content
+    md5_gz: str      # md5 of the .gz as published on the mirrors
+    shape: tuple
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    mirrors: tuple
+    files: dict      # role -> _File
+
+
+_MNIST_SHAPES = {"train_images": (60000, 28, 28), "train_labels": (60000,),
+                 "test_images": (10000, 28, 28), "test_labels": (10000,)}
+_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+          "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def _spec(name, mirrors, md5s):
+    return _Spec(name, mirrors, {role: _File(_NAMES[role], md5, md5_gz, _MNIST_SHAPES[role])
+                                 for role, (md5, md5_gz) in md5s.items()})
+
+
+DATASETS = {
+    "mnist": _spec("mnist", (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ), {
+        "train_images": ("6bbc9ace898e44ae57da46a324031adb", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "train_labels": ("a25bea736e30d166cdddb491f175f624", "d53e105ee54ea40749a09fcbcd1e9432"),
+        "test_images": ("2646ac647ad5339dbf082846283269ea", "9fb629c4189551a2d022fa330f9573f3"),
+        "test_labels": ("27ae3e4e09519cfbb04c329615203637", "ec29112dd5afa0611ce80d1b7f02629c"),
+    }),
+    "fashion-mnist": _spec("fashion-mnist", (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ), {
+        "train_images": ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        "train_labels": ("9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
+        "test_images": ("8181f5470baa50b63fa0f6fddb340f0a", "bef4ecab320f06d8554ea6380940ec79"),
+        "test_labels": ("15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310"),
+    }),
+}
+
+
+def _dataset_spec(name: str) -> _Spec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}, expected one of {', '.join(DATASETS)}") from None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bnncore" / "datasets"
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The base directories searched for datasets, in order."""
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    if os.environ.get("BNN_DATA_DIR"):
+        dirs.append(Path(os.environ["BNN_DATA_DIR"]))
+    dirs += [cache_dir(), Path("/usr/share/datasets")]
+    return dirs
+
+
+def _file_in(folder: Path, f: _File) -> Path | None:
+    for candidate in (folder / (f.name + ".gz"), folder / f.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Return the folder holding all four files of dataset ``name``.
+
+    An explicitly given ``data_dir`` must hold the dataset: it is not silently skipped.
+    """
+    spec = _dataset_spec(name)
+    tried = []
+    for i, base in enumerate(search_dirs(data_dir)):
+        folder = base / name
+        missing = [f.name for f in spec.files.values() if _file_in(folder, f) is None]
+        if not missing:
+            return folder
+        tried.append(f"  {folder}: missing {', '.join(missing)}")
+        if i == 0 and data_dir is not None:
+            break
+    raise DataError(f"dataset {name!r} not found. Looked in:\n" + "\n".join(tried) +
+                    f"\nPoint --data-dir or BNN_DATA_DIR at a folder holding {name}/, "
+                    f"or download it with `bnn data fetch {name}`.")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset split into train / validation / test, images as uint8 (N, 784)."""
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    def __repr__(self):
+        return (f"Dataset({self.name!r}, train={len(self.train_labels)}, val={len(self.val_labels)}, "
+                f"test={len(self.test_labels)})")
+
+
+def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Path | None = None) -> Dataset:
+    """Load a dataset; the last ``val_size`` training images become the validation set."""
+    spec = _dataset_spec(name)
+    folder = folder or find_dataset_dir(name, data_dir)
+    arrays = {}
+    for role, f in spec.files.items():
+        path = _file_in(folder, f)
+        a = read_idx(path)
+        if a.shape != f.shape or a.dtype != np.uint8:
+            raise DataError(f"{path}: expected uint8 array of shape {f.shape}, found {a.dtype} {a.shape}")
+        arrays[role] = a
+    n_train = len(arrays["train_labels"])
+    if not 0 <= val_size < n_train:
+        raise DataError(f"val_size must be in [0, {n_train}), not {val_size}")
+    cut = n_train - val_size
+    ti, tl = arrays["train_images"].reshape(n_train, -1), arrays["train_labels"]
+    return Dataset(name, ti[:cut], tl[:cut], ti[cut:], tl[cut:],
+                   arrays["test_images"].reshape(len(arrays["test_labels"]), -1), arrays["test_labels"])
+
+
+def verify(name: str, data_dir=None) -> dict:
+    """Check the md5 of every file's decompressed content; return {file: 'ok' | reason}."""
+    spec = _dataset_spec(name)
+    folder = find_dataset_dir(name, data_dir)
+    result = {}
+    for f in spec.files.values():
+        path = _file_in(folder, f)
+        digest = hashlib.md5(_read_bytes(path)).hexdigest()
+        result[str(path)] = "ok" if digest == f.md5 else f"md5 {digest}, expected {f.md5}"
+    return result
+
+
+def _check_download(path: Path, f: _File):
+    """Accept the published .gz (its md5), or any gzip whose content is the dataset's (a
+    re-compressed mirror copy, as Debian ships); reject anything else."""
+    raw = path.read_bytes()
+    if hashlib.md5(raw).hexdigest() == f.md5_gz:
+        return
+    try:
+        content_md5 = hashlib.md5(gzip.decompress(raw)).hexdigest()
+    except (OSError, EOFError):
+        content_md5 = "(not a gzip stream)"
+    if content_md5 != f.md5:
+        raise DataError(f"md5 {hashlib.md5(raw).hexdigest()} of the download, expected {f.md5_gz} "
+                        f"(or decompressed content md5 {f.md5}, got {content_md5})")
+
+
+def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, timeout: float = 60,
+          log=print) -> Path:
+    """Download dataset ``name`` into ``dest/<name>`` (default: the user cache).
+
+    Each file is downloaded to a temporary file, its md5 checked against the published one
+    (or, for a re-compressed copy, the md5 of its content), and only then renamed into place: a corrupt or interrupted download leaves nothing behind.
+    Files already present with the right content are kept.
+    """
+    spec = _dataset_spec(name)
+    folder = Path(dest if dest is not None else cache_dir()) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    mirrors = tuple(mirrors) if mirrors else spec.mirrors
+    for f in spec.files.values():
+        target = folder / (f.name + ".gz")
+        existing = _file_in(folder, f)
+        if existing is not None and hashlib.md5(_read_bytes(existing)).hexdigest() == f.md5:
+            log(f"{existing}: present, md5 ok")
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + f.name + ".gz"
+            fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                    shutil.copyfileobj(r, out)
+                _check_download(Path(tmp), f)
+                os.replace(tmp, target)
+                log(f"{target}: downloaded from {url}, md5 ok")
+                break
+            except (OSError, urllib.error.URLError, DataError) as e:
+                errors.append(f"  {url}: {e}")
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            raise DataError(f"could not download {f.name}.gz for {name}:\n" + "\n".join(errors))
+    return folder
+
+
+# --- Input binarization ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputBinarization:
+    """How uint8 pixels become the network's input.
+
+    Parameters
+    ----------
+    scheme : 'threshold' | 'probability' | 'none'
+    level : int
+        For 'threshold': bit = pixel >= level (0..256).
+    repeats : int
+        For 'probability' in training: passes over the training set per epoch, each with
+        freshly sampled bits (seed 001 overlapped up to 50 samples).
+    """
+    scheme: str = "threshold"
+    level: int = 128
+    repeats: int = 1
+
+    def __post_init__(self):
+        if self.scheme not in ("threshold", "probability", "none"):
+            raise ValueError(f"input scheme must be 'threshold', 'probability' or 'none', not {self.scheme!r}")
+        if not isinstance(self.level, int) or not 0 <= self.level <= 256:
+            raise ValueError(f"threshold level must be an integer in [0, 256], not {self.level!r}")
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ValueError(f"repeats must be a positive integer, not {self.repeats!r}")
+
+    @property
+    def binary(self) -> bool:
+        return self.scheme != "none"
+
+    def bits(self, images: np.ndarray) -> np.ndarray:
+        """Deterministic inference bits (uint8 0/1) of uint8 images; what the hardware is fed."""
+        if self.scheme == "none":
+            raise ValueError("input scheme 'none' has no bit representation")
+        level = self.level if self.scheme == "threshold" else 128
+        return (np.asarray(images) >= level).astype(np.uint8)

@@ -1,0 +1,368 @@
+"""Training: config, loop, metrics, self-describing checkpoints with resume.
+
+``train(cfg, out_dir)`` writes into ``out_dir``:
+
+- ``checkpoint.pt``: the state after the last finished epoch (model, optimizer, schedule,
+  random number generators, metrics), what ``resume`` continues from;
+- ``best.pt``: the model of the epoch with the best validation accuracy (what is folded);
+- ``metrics.csv`` / ``metrics.json``: one row per epoch; ``curve.png``: the training curves.
+
+On the CPU a run is deterministic: the same config and seed give bit-identical latent
+weights, and a run resumed after an interruption equals one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import __version__
+from .data import InputBinarization, load_dataset
+from .model import ModelConfig, build_model, parse_topology, topology_str
+
+__all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "CheckpointError", "input_tensor"]
+
+log = logging.getLogger("bnncore.train")
+
+CHECKPOINT_FORMAT = "bnncore-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a bnncore checkpoint, or not one this version can read."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist"              # mnist | fashion-mnist
+    topology: str = "784-256-256-256-10"
+    input: str = "threshold"            # threshold | probability | none
+    level: int = 128                    # threshold level: bit = pixel >= level
+    repeats: int = 1                    # probability input: samples of the training set per epoch
+    binary: bool = True                 # False: float baseline of the same topology
+    batchnorm: bool = True
+    bias: bool = False
+    stochastic: bool = False            # stochastic binary activations (seed 002)
+    dropout_in: float = 0.0
+    dropout: float = 0.0
+    loss: str = "nll"                   # nll (LogSoftmax + NLL, as the seeds) | hinge (squared, BinaryNet)
+    optimizer: str = "adam"             # adam | sgd
+    lr: float = 0.01
+    lr_end: float = 1e-4                # learning rate of the last epoch (exp, cosine)
+    schedule: str = "exp"               # exp (BinaryNet) | cosine | const
+    momentum: float = 0.0               # sgd only
+    batch_size: int = 100
+    epochs: int = 10
+    seed: int = 0
+    val_size: int = 10000               # last images of the training set held out for validation
+    limit: int = 0                      # use only the first `limit` training images (0: all)
+    device: str = "cpu"                 # cpu | cuda
+    threads: int = 0                    # torch threads (0: torch's default)
+
+    def __post_init__(self):
+        self.topology = topology_str(parse_topology(self.topology))
+        choices = {"loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
+                   "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, not {getattr(self, name)}")
+        if self.lr <= 0 or self.lr_end <= 0:
+            raise ValueError(f"learning rates must be positive, not lr={self.lr}, lr_end={self.lr_end}")
+        self.binarization()  # validates input, level, repeats
+        self.model_config()  # validates dropout
+
+    def binarization(self) -> InputBinarization:
+        return InputBinarization(self.input, self.level, self.repeats)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(topology=parse_topology(self.topology), binary=self.binary,
+                           batchnorm=self.batchnorm, bias=self.bias, stochastic=self.stochastic,
+                           dropout_in=self.dropout_in, dropout=self.dropout)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise CheckpointError(f"unknown config fields {sorted(unknown)}")
+        return cls(**d)
+
+
+# --- Inputs ---------------------------------------------------------------------------------
+
+def input_tensor(images, binarization: InputBinarization, *, generator=None, device="cpu") -> torch.Tensor:
+    """uint8 images (N, 784) -> network input: +-1 floats, or pixel/255 for scheme 'none'.
+
+    With a ``generator`` and scheme 'probability', bits are sampled (training); without one,
+    the deterministic inference bits of :meth:`InputBinarization.bits` are used.
+    """
+    images = torch.as_tensor(np.asarray(images)).to(device)
+    if binarization.scheme == "none":
+        return images.float() / 255.0
+    if binarization.scheme == "probability" and generator is not None:
+        u = torch.rand(images.shape, generator=generator, device=device)
+        bits = u * 255.0 < images.float()           # P(bit = 1) = pixel / 255
+    else:
+        level = binarization.level if binarization.scheme == "threshold" else 128
+        bits = images >= level
+    return bits.float() * 2.0 - 1.0
+
+
+# --- Checkpoints ----------------------------------------------------------------------------
+
+def _versions() -> dict:
+    return {"bnncore": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _atomic_save(obj, path: Path):
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_write_text(path: Path, text: str):
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{path}: not a bnncore checkpoint (torch.load failed: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a bnncore checkpoint (no 'format': '{CHECKPOINT_FORMAT}' field)")
+    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {ckpt['version']} is newer than this "
+                              f"bnncore reads ({CHECKPOINT_VERSION}); upgrade bnncore")
+    return ckpt
+
+
+def load_checkpoint(path):
+    """Load a checkpoint; return (model in eval mode, TrainConfig, checkpoint dict)."""
+    ckpt = _read_checkpoint(path)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(cfg.model_config())
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, cfg, ckpt
+
+
+# --- Loop -----------------------------------------------------------------------------------
+
+def _loss(logits, labels, kind):
+    if kind == "nll":
+        return F.nll_loss(F.log_softmax(logits, dim=1), labels)
+    target = F.one_hot(labels, logits.shape[1]).to(logits.dtype) * 2 - 1
+    return F.relu(1 - target * logits).pow(2).mean()
+
+
+def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based): lr at epoch 0, lr_end at the last."""
+    if cfg.schedule == "const" or cfg.epochs == 1:
+        return 1.0
+    t = epoch / (cfg.epochs - 1)
+    ratio = cfg.lr_end / cfg.lr
+    if cfg.schedule == "exp":
+        return ratio ** t
+    return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000):
+    """(accuracy, predictions) of ``model`` in eval mode on prepared inputs."""
+    was_training = model.training
+    model.eval()
+    preds = torch.cat([model(x[i:i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return (preds == labels).float().mean().item(), preds
+
+
+def _peak_memory_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _progress(total, desc, enabled):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
+
+
+def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, progress: bool | None = None) -> dict:
+    """Train ``cfg`` into ``out_dir``; return the final metrics (the last row plus the best)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    device = torch.device(cfg.device)
+    if progress is None:
+        progress = os.isatty(2)
+
+    ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+    n_in = parse_topology(cfg.topology)[0]
+    n_classes = parse_topology(cfg.topology)[-1]
+    if ds.train_images.shape[1] != n_in:
+        raise ValueError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
+                         f"have {ds.train_images.shape[1]} pixels")
+    if n_classes < int(ds.train_labels.max()) + 1:
+        raise ValueError(f"topology {cfg.topology} has {n_classes} outputs, but {cfg.dataset} has "
+                         f"{int(ds.train_labels.max()) + 1} classes")
+    binz = cfg.binarization()
+    train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
+    train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)
+    raw_train = torch.as_tensor(train_images).to(device)
+    fixed_train = None if binz.scheme == "probability" else input_tensor(train_images, binz, device=device)
+    val_x, test_x = (input_tensor(a, binz, device=device) for a in (ds.val_images, ds.test_images))
+    val_y, test_y = (torch.as_tensor(a).long().to(device) for a in (ds.val_labels, ds.test_labels))
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    model = build_model(cfg.model_config()).to(device)
+    params = list(model.parameters())
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(cfg, e))
+
+    metrics, start, best = [], 0, None
+    ckpt_path = out / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ckpt = _read_checkpoint(ckpt_path)
+        old = TrainConfig.from_dict(ckpt["config"])
+        if asdict(old) != asdict(cfg):
+            diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items() if getattr(cfg, k) != v}
+            raise CheckpointError(f"{ckpt_path}: cannot resume, the config differs: {diff}")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        gen.set_state(ckpt["rng"]["generator"])
+        metrics, start, best = ckpt["metrics"], ckpt["epoch"], ckpt.get("best")
+        log.info("resuming %s after epoch %d", ckpt_path, start)
+
+    n = len(train_labels)
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = _progress(binz.repeats * math.ceil(n / cfg.batch_size),
+                        f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        for _ in range(binz.repeats if binz.scheme == "probability" else 1):
+            perm = torch.randperm(n, generator=gen, device=device)
+            for i in range(0, n, cfg.batch_size):
+                idx = perm[i:i + cfg.batch_size]
+                if fixed_train is None:
+                    x = input_tensor(raw_train[idx], binz, generator=gen, device=device)
+                else:
+                    x = fixed_train[idx]
+                y = train_labels[idx]
+                logits = model(x)
+                loss = _loss(logits, y, cfg.loss)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                model.clip_()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(idx)
+                if bar is not None:
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+        if bar is not None:
+            bar.close()
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        seconds = time.perf_counter() - t0
+        val_acc = evaluate(model, val_x, val_y)[0] if len(val_y) else float("nan")
+        test_acc = evaluate(model, test_x, test_y)[0]
+        row = {"epoch": epoch + 1, "lr": lr, "loss": loss_sum / seen, "train_acc": correct / seen,
+               "val_acc": val_acc, "test_acc": test_acc, "seconds": seconds,
+               "peak_mem_mib": _peak_memory_mib()}
+        if cfg.device == "cuda":
+            row["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        metrics.append(row)
+        log.info("epoch %3d/%d  loss %.4f  train %.4f  val %.4f  test %.4f  lr %.2e  %.1f s",
+                 epoch + 1, cfg.epochs, row["loss"], row["train_acc"], val_acc, test_acc, lr, seconds)
+
+        state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(cfg),
+                 "model": model.state_dict(), "epoch": epoch + 1, "metrics": metrics,
+                 "versions": _versions()}
+        # With no validation set, the last epoch counts as the best.
+        if best is None or not len(val_y) or val_acc > best["val_acc"]:
+            best = dict(row)
+            _atomic_save(dict(state, best=best), out / "best.pt")
+        _atomic_save(dict(state, best=best, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                          rng={"torch": torch.get_rng_state(), "generator": gen.get_state()}), ckpt_path)
+        _write_metrics(out, metrics, best, cfg)
+    return {"last": metrics[-1], "best": best, "out_dir": str(out)}
+
+
+def _write_metrics(out: Path, metrics: list, best: dict, cfg: TrainConfig):
+    cols = list(metrics[-1].keys())
+    lines = [",".join(cols)] + [",".join(f"{r.get(c, '')}" for c in cols) for r in metrics]
+    _atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
+    _atomic_write_text(out / "metrics.json", json.dumps(
+        {"config": asdict(cfg), "epochs": metrics, "best": best, "versions": _versions()}, indent=2))
+    plot_curves(metrics, out / "curve.png", title=f"{cfg.dataset} {cfg.topology} "
+                f"({'binary' if cfg.binary else 'float'}, {cfg.input} input)")
+
+
+def plot_curves(metrics: list, path: Path, title: str = ""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in metrics]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")):
+        ax1.plot(ep, [100 * r[key] for r in metrics], marker=".", label=label)
+    ax1.set_xlabel("epoch"), ax1.set_ylabel("accuracy (%)"), ax1.grid(alpha=0.3), ax1.legend()
+    ax2.plot(ep, [r["loss"] for r in metrics], marker=".", color="C3")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("training loss"), ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
