@@ -79,15 +79,99 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
+    import numpy as np
     from .data import load_dataset
-    from .train import evaluate, input_tensor, load_checkpoint
-    import torch
-    model, cfg, ckpt = load_checkpoint(args.checkpoint)
+    target = Path(args.target)
+    if target.is_dir():  # an export directory: the golden model
+        from .export import load
+        from .golden import infer
+        net = load(target)
+        dataset = args.dataset or net_dataset(target)
+        ds = load_dataset(dataset, args.data_dir)
+        images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
+        classes = infer(net, net.input.bits(images)).classes
+        acc, topology, model_kind = float((classes == labels).mean()), "-".join(map(str, net.topology)), "golden"
+    else:
+        import torch
+        from .train import evaluate, input_tensor, load_checkpoint
+        model, cfg, _ = load_checkpoint(target)
+        dataset = args.dataset or cfg.dataset
+        ds = load_dataset(dataset, args.data_dir, val_size=cfg.val_size)
+        images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
+        acc, _ = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
+        topology, model_kind = cfg.topology, "torch"
+    print(json.dumps({"target": str(target), "model": model_kind, "dataset": dataset, "topology": topology,
+                      "split": args.split, "images": int(len(labels)), "accuracy": acc}, indent=2))
+
+
+def net_dataset(directory: Path) -> str:
+    """The dataset an export directory was folded from (its manifest's metadata)."""
+    m = json.loads((directory / "manifest.json").read_text())
+    name = m.get("metadata", {}).get("dataset")
+    if not name:
+        raise ValueError(f"{directory / 'manifest.json'}: no metadata.dataset; pass --dataset")
+    return name
+
+
+def _fold_checkpoint(path):
+    from .fold import fold_with_report
+    from .train import load_checkpoint
+    model, cfg, ckpt = load_checkpoint(path)
+    net, report = fold_with_report(model, cfg.binarization())
+    metadata = {"dataset": cfg.dataset, "checkpoint": str(path), "epoch": ckpt.get("epoch"),
+                "torch_test_accuracy": (ckpt.get("best") or {}).get("test_acc"), "train_config": asdict(cfg)}
+    return model, cfg, net, report, metadata
+
+
+def cmd_fold(args):
+    from .data import load_dataset
+    from .export import export
+    from .fold import verify
+    model, cfg, net, report, metadata = _fold_checkpoint(args.checkpoint)
+    print(report.text())
     ds = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size)
-    images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
-    acc, _ = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
-    print(json.dumps({"checkpoint": str(args.checkpoint), "dataset": cfg.dataset, "topology": cfg.topology,
-                      "split": args.split, "images": len(labels), "accuracy": acc}, indent=2))
+    check = verify(net, model, ds.test_images, ds.test_labels)
+    print(f"verified on {check['images']} {cfg.dataset} test images: torch {check['torch_accuracy']:.4f}, "
+          f"folded {check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
+          f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
+    if check["class_mismatches"] or check["hidden_bit_mismatches"]:
+        raise RuntimeError("the folded network disagrees with the torch model; nothing exported")
+    metadata["verification"] = check
+    metadata["fold_report"] = [vars(l) for l in report.layers]
+    out = export(net, args.out, metadata=metadata)
+    print(f"exported to {out}")
+
+
+def cmd_export(args):
+    from .export import export
+    _, _, net, report, metadata = _fold_checkpoint(args.checkpoint)
+    print(report.text())
+    print(f"exported to {export(net, args.out, metadata=metadata)} (not verified; `bnn fold` verifies)")
+
+
+def cmd_import(args):
+    from .export import load, import_files
+    if args.weights.is_dir():
+        net = load(args.weights)
+        print(f"{args.weights}: valid, {net}")
+        return
+    if args.thresholds is None or args.topology is None or args.out is None:
+        raise ValueError("importing seed-format files needs THRESHOLDS, --topology and -o/--out")
+    from .data import InputBinarization
+    out = import_files(args.weights, args.thresholds, args.topology,
+                       InputBinarization(args.input, args.level), args.out, dataset=args.dataset)
+    print(f"imported into {out}: {load(out)}")
+
+
+def cmd_summary(args):
+    from .network import summary, summary_table
+    target = Path(args.target)
+    if target.is_dir():
+        from .export import load
+        net = load(target)
+    else:
+        net = _fold_checkpoint(target)[2]
+    print(json.dumps(summary(net), indent=2) if args.json else summary_table(net))
 
 
 def cmd_data(args):
@@ -124,11 +208,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="accuracy of a trained checkpoint (torch, eval mode)")
-    p.add_argument("checkpoint", type=Path, help="a best.pt or checkpoint.pt written by `bnn train`")
+    p = sub.add_parser("eval", help="accuracy of a checkpoint (torch) or an export directory (golden model)")
+    p.add_argument("target", type=Path, help="a best.pt/checkpoint.pt from `bnn train`, or a directory from `bnn fold`")
     p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
+                   help="dataset (default: the one the network was trained on)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("fold", help="fold a checkpoint to integer thresholds, verify it against torch "
+                       "on the test set (exact), and export it")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(func=cmd_fold)
+
+    p = sub.add_parser("export", help="fold and export a checkpoint without verification")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="validate an export directory, or turn seed-format weights.txt + "
+                       "thresholds.txt into one")
+    p.add_argument("weights", type=Path, help="an export directory, or a weights.txt")
+    p.add_argument("thresholds", type=Path, nargs="?", help="thresholds.txt (with a weights.txt)")
+    p.add_argument("--topology", help="layer sizes, e.g. 784-500-1024-1024-10 (with a weights.txt)")
+    p.add_argument("--input", choices=("threshold", "probability"), default="threshold")
+    p.add_argument("--level", type=int, default=128)
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="recorded in the manifest")
+    p.add_argument("-o", "--out", help="export directory to create")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
+    p.add_argument("target", type=Path, help="an export directory or a checkpoint")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("data", help="find, verify or download datasets")
     p.add_argument("action", choices=("fetch", "verify", "where"),

@@ -95,7 +95,10 @@ class BinaryLinear(nn.Linear):
         return WeightSignSTE.apply(self.weight)
 
     def forward(self, x):
-        return F.linear(x, self.binary_weight(), self.bias)
+        # The bias is added after the product, not inside the GEMM: the product is then an
+        # exact integer and dot + bias is rounded once, as folding computes it.
+        out = F.linear(x, self.binary_weight())
+        return out if self.bias is None else out + self.bias
 
     @torch.no_grad()
     def clip_(self):
