@@ -14,6 +14,7 @@ DATA_OPT := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 DEMO_TOPOLOGY ?= 784-256-256-10
 DEMO_EPOCHS   ?= 3
 DEMO_RUN      := build/demo/train
+DEMO_NET      := build/demo/net
 
 # `make train` options
 DATASET  ?= mnist
@@ -39,8 +40,10 @@ demo: setup
 	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist
 	$(BIN)/bnn train --dataset mnist --topology $(DEMO_TOPOLOGY) --epochs $(DEMO_EPOCHS) \
 		$(DATA_OPT) -o $(DEMO_RUN)
-	$(BIN)/bnn eval $(DEMO_RUN)/best.pt $(DATA_OPT)
-	@echo "training curve: $(DEMO_RUN)/curve.png"
+	$(BIN)/bnn fold $(DEMO_RUN)/best.pt -o $(DEMO_NET) $(DATA_OPT)
+	$(BIN)/bnn eval $(DEMO_NET) $(DATA_OPT)
+	$(BIN)/bnn summary $(DEMO_NET)
+	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/"
 
 # Fast tests by default; SLOW=1 adds the slow ones (what CI runs).
 SLOW ?=

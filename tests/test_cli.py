@@ -1,0 +1,66 @@
+import json
+import re
+
+import pytest
+
+from bnncore.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, mnist_dir):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--topology", "784-64-10", "--epochs", "1", "--limit", "5000",
+                 "--data-dir", str(mnist_dir.parent), "-o", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_train_eval_fold_summary(run_dir, mnist_dir, capsys, tmp_path):
+    data = ["--data-dir", mnist_dir.parent]
+    code, out, _ = run(capsys, "eval", run_dir / "best.pt", *data)
+    torch_acc = json.loads(out)["accuracy"]
+    assert code == 0 and json.loads(out)["model"] == "torch" and torch_acc > 0.8
+
+    code, out, _ = run(capsys, "fold", run_dir / "best.pt", "-o", tmp_path / "net", *data)
+    assert code == 0 and "0 class mismatches, 0 of 640,000 hidden bits differ" in out
+
+    code, out, _ = run(capsys, "eval", tmp_path / "net", *data)
+    assert code == 0 and json.loads(out)["model"] == "golden" and json.loads(out)["accuracy"] == torch_acc
+
+    code, out, _ = run(capsys, "summary", tmp_path / "net", "--json")
+    assert code == 0 and json.loads(out)["total"]["weight_bits"] == 784 * 64 + 64 * 10
+
+    code, out, _ = run(capsys, "export", run_dir / "best.pt", "-o", tmp_path / "net2")
+    assert code == 0 and (tmp_path / "net2" / "weights.txt").read_text() == (tmp_path / "net" / "weights.txt").read_text()
+
+    code, out, _ = run(capsys, "import", tmp_path / "net")
+    assert code == 0 and "valid, FoldedNetwork(784-64-10" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--topology", "784-x-10"], r"bnn train: error: topology '784-x-10' does not parse"),
+    (["train", "--topology", "100-10", "--epochs", "1"], r"bnn train: error: topology 100-10 expects 100 inputs, but mnist images have 784 pixels"),
+    (["eval", "nonexistent.pt"], r"bnn eval: error: nonexistent.pt: no such checkpoint file"),
+    (["data", "where", "mnist", "--data-dir", "/nonexistent"], r"bnn data: error: dataset 'mnist' not found"),
+])
+def test_errors_are_one_line_messages(capsys, argv, message, mnist_dir):
+    if argv[0] == "train":
+        argv = argv + ["--data-dir", str(mnist_dir.parent), "-o", "/tmp/bnn-cli-should-not-train"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and re.match(message, err) and "Traceback" not in err
+
+
+def test_not_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "x.pt").write_bytes(b"junk")
+    code, _, err = run(capsys, "fold", tmp_path / "x.pt", "-o", tmp_path / "out")
+    assert code == 2 and "not a bnncore checkpoint" in err and not (tmp_path / "out").exists()
+
+
+def test_data_where(capsys, mnist_dir):
+    code, out, _ = run(capsys, "data", "where", "mnist", "--data-dir", mnist_dir.parent)
+    assert code == 0 and out.strip() == str(mnist_dir)
