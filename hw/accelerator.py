@@ -1,0 +1,188 @@
+"""The accelerator: input stage, one engine per layer, arg-max, output FIFO.
+
+``AcceleratorCore`` has the ROM read ports of every engine as top-level ports; the generated
+RTL wraps it with ROMs that ``$readmemb``/``textio`` initialise from the exported files, and
+``SimAccelerator`` wraps it with Amaranth memories holding a network, for Amaranth's
+simulator.
+
+Streams (``amaranth.lib.stream``, valid/ready):
+
+- ``i_stream``: payload of ``plan.in_width`` bits, ``plan.in_beats`` beats per image; beat b
+  holds input bits ``b * in_width .. (b + 1) * in_width - 1`` (bit 0 of the payload is the
+  lowest input). Bits past the last input are ignored (forced to 0).
+- ``o_stream``: payload ``{cls: class index, scores: signed score per class}``, ``cls`` in the
+  low bits, then the scores, class 0 first.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from .engine import LayerEngine
+from .plan import Plan, threshold_words, weight_words
+
+__all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports"]
+
+
+def payload_layout(plan: Plan) -> data.StructLayout:
+    return data.StructLayout({"cls": unsigned(plan.class_bits),
+                              "scores": data.ArrayLayout(signed(plan.score_bits), plan.n_classes)})
+
+
+def _value_bits(plan: Plan, fold) -> int:
+    return fold.value_bits if fold.kind == "hidden" else plan.bias_bits
+
+
+def rom_ports(plan: Plan) -> list:
+    """(name, depth, width) of every ROM: weights w<k> and thresholds/biases t<k>."""
+    roms = []
+    for f in plan.layers:
+        roms.append((f"w{f.index}", f.weight_depth, f.weight_width))
+        roms.append((f"t{f.index}", f.nf, f.pe * _value_bits(plan, f)))
+    return roms
+
+
+class AcceleratorCore(wiring.Component):
+    """The accelerator without its ROMs.
+
+    Parameters
+    ----------
+    plan : Plan
+        Topology and folding.
+
+    Attributes
+    ----------
+    i_stream : In(stream.Signature(plan.in_width))
+        Image bits.
+    o_stream : Out(stream.Signature(payload_layout(plan)))
+        Class index and scores, one per image, in input order.
+    w<k>_addr, t<k>_addr : Out
+        ROM addresses of layer k (weights, thresholds/biases).
+    w<k>_data, t<k>_data : In
+        ROM data, one cycle after the address.
+    """
+
+    def __init__(self, *, plan: Plan):
+        if not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a Plan, not {plan!r}")
+        self._plan = plan
+        members = {"i_stream": In(stream.Signature(plan.in_width)),
+                   "o_stream": Out(stream.Signature(payload_layout(plan)))}
+        for name, depth, width in rom_ports(plan):
+            members[f"{name}_addr"] = Out(range(max(2, depth)))
+            members[f"{name}_data"] = In(width)
+        super().__init__(members)
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self._plan
+        folds = plan.layers
+        engines = []
+        for k, f in enumerate(folds):
+            in_width, in_slots = (plan.in_width, plan.in_beats) if k == 0 else (folds[k - 1].pe, folds[k - 1].nf)
+            eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=plan.banks,
+                              value_bits=_value_bits(plan, f),
+                              score_bits=plan.score_bits if f.kind == "output" else None)
+            m.submodules[f"layer{k}"] = eng
+            engines.append(eng)
+            m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),
+                         getattr(self, f"t{k}_addr").eq(eng.t_addr), eng.t_data.eq(getattr(self, f"t{k}_data"))]
+        for a, b in zip(engines, engines[1:]):
+            connect(m, a.out, b.wr)
+
+        # --- input stage: beats into the first engine's buffer
+        first = engines[0].wr
+        beats, width, n_in = plan.in_beats, plan.in_width, folds[0].n_in
+        beat = Signal(range(max(2, beats)))
+        in_image = Signal()
+        accept = self.i_stream.valid & self.i_stream.ready
+        last_mask = Const((1 << (n_in - (beats - 1) * width)) - 1, width)
+        m.d.comb += [
+            self.i_stream.ready.eq(in_image | first.space),
+            first.claim.eq(accept & ~in_image),
+            first.we.eq(accept),
+            first.slot.eq(beat),
+            first.data.eq(Mux(beat == beats - 1, self.i_stream.payload & last_mask, self.i_stream.payload)),
+            first.last.eq(accept & (beat == beats - 1)),
+        ]
+        with m.If(accept):
+            with m.If(beat == beats - 1):
+                m.d.sync += [beat.eq(0), in_image.eq(0)]
+            with m.Else():
+                m.d.sync += [beat.eq(beat + 1), in_image.eq(1)]
+
+        # --- arg-max over the output engine's scores, lowest index wins ties
+        res = engines[-1].out
+        out = folds[-1]
+        sw, n_classes = plan.score_bits, plan.n_classes
+        best = Signal(signed(sw))
+        best_idx = Signal(range(max(2, n_classes)))
+        scores = [Signal(signed(sw), name=f"score{c}") for c in range(n_classes)]
+        cur, cur_idx = Mux(res.slot == 0, Const(-(1 << (sw - 1)), signed(sw)), best), best_idx
+        for p in range(out.pe):
+            idx = res.slot * out.pe + p
+            take = (idx < n_classes) & (res.data[p] > cur)
+            cur, cur_idx = Mux(take, res.data[p], cur), Mux(take, idx, cur_idx)
+        final_scores = []
+        for c in range(n_classes):
+            s, p = divmod(c, out.pe)
+            final_scores.append(Mux(res.we & (res.slot == s), res.data[p], scores[c]))
+        with m.If(res.we):
+            m.d.sync += [best.eq(cur), best_idx.eq(cur_idx)]
+            m.d.sync += [scores[c].eq(final_scores[c]) for c in range(n_classes)]
+
+        # --- output FIFO; the output engine claims a credit per image, returned on output
+        layout = payload_layout(plan)
+        # SyncFIFO holds exactly `out_depth` results (SyncFIFOBuffered can refuse a write while
+        # it moves an entry into its output register, which credits cannot see).
+        m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=plan.out_depth)
+        credits = Signal(range(plan.out_depth + 1), init=plan.out_depth)
+        popped = self.o_stream.valid & self.o_stream.ready
+        result = Signal(layout)
+        m.d.comb += [result.cls.eq(cur_idx)] + [result.scores[c].eq(final_scores[c]) for c in range(n_classes)]
+        m.d.comb += [res.space.eq(credits != 0),
+                     q.w_en.eq(res.last), q.w_data.eq(result),
+                     self.o_stream.valid.eq(q.r_rdy), self.o_stream.payload.eq(q.r_data), q.r_en.eq(self.o_stream.ready)]
+        m.d.sync += credits.eq(credits - res.claim + popped)
+        return m
+
+
+class SimAccelerator(wiring.Component):
+    """``AcceleratorCore`` with Amaranth memories holding a network's ROM contents.
+
+    For Amaranth's simulator (and designs that bake the weights in); the generated RTL uses
+    file-initialised ROMs instead.
+
+    Parameters
+    ----------
+    plan : Plan
+    net : bnncore.network.FoldedNetwork
+    """
+
+    def __init__(self, *, plan: Plan, net):
+        from .plan import check_network
+        check_network(net, plan)
+        self._plan, self._net = plan, net
+        super().__init__({"i_stream": In(stream.Signature(plan.in_width)),
+                          "o_stream": Out(stream.Signature(payload_layout(plan)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        plan, net = self._plan, self._net
+        m.submodules.core = core = AcceleratorCore(plan=plan)
+        wiring.connect(m, wiring.flipped(self.i_stream), core.i_stream)
+        wiring.connect(m, core.o_stream, wiring.flipped(self.o_stream))
+        for f, stage in zip(plan.layers, net.stages):
+            values = stage.thresholds if f.kind == "hidden" else stage.bias
+            contents = {f"w{f.index}": (weight_words(stage.weights, f), f.weight_width),
+                        f"t{f.index}": (threshold_words(values, f, _value_bits(plan, f)), f.pe * _value_bits(plan, f))}
+            for name, (words, width) in contents.items():
+                mem = memory.Memory(shape=unsigned(width), depth=max(1, len(words)), init=words)
+                m.submodules[f"rom_{name}"] = mem
+                rd = mem.read_port()
+                m.d.comb += [rd.addr.eq(getattr(core, f"{name}_addr")), getattr(core, f"{name}_data").eq(rd.data)]
+        return m

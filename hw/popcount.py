@@ -1,0 +1,52 @@
+"""Popcount: the number of 1 bits of a vector, as a balanced adder tree."""
+
+from amaranth import Const, Module, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Popcount", "popcount"]
+
+
+def popcount(bits):
+    """A balanced adder tree summing the bits of an Amaranth value (combinational)."""
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            pairs.append(terms[-1])
+        terms = pairs
+    return terms[0]
+
+
+class Popcount(wiring.Component):
+    """Combinational popcount.
+
+    Parameters
+    ----------
+    width : int
+        Bits of the input, a positive integer.
+
+    Attributes
+    ----------
+    i : In(width)
+        The vector.
+    o : Out(width.bit_length())
+        The number of 1 bits in ``i``.
+    """
+
+    def __init__(self, *, width: int):
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise TypeError(f"width must be a positive integer, not {width!r}")
+        self._width = width
+        super().__init__({"i": In(width), "o": Out(unsigned(width.bit_length()))})
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.o.eq(popcount(self.i))
+        return m

