@@ -36,14 +36,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim]'
 	@touch $@
 
-demo: setup
+# The main job, as file targets: each step reruns only when its input changed.
+demo: $(DEMO_NET)/manifest.json build/rtl/rtl.json
+	$(BIN)/bnn eval $(DEMO_NET) $(DATA_OPT)
+	$(BIN)/bnn summary $(DEMO_NET)
+	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/; RTL: build/rtl/"
+
+$(DEMO_RUN)/best.pt: | setup
 	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist
 	$(BIN)/bnn train --dataset mnist --topology $(DEMO_TOPOLOGY) --epochs $(DEMO_EPOCHS) \
 		$(DATA_OPT) -o $(DEMO_RUN)
+
+$(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt
 	$(BIN)/bnn fold $(DEMO_RUN)/best.pt -o $(DEMO_NET) $(DATA_OPT)
-	$(BIN)/bnn eval $(DEMO_NET) $(DATA_OPT)
-	$(BIN)/bnn summary $(DEMO_NET)
-	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/"
 
 # Fast tests by default; SLOW=1 adds the slow ones (what CI runs).
 SLOW ?=
@@ -54,8 +59,17 @@ test: setup
 train: setup
 	$(BIN)/bnn train --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
 
-rtl sim synth:
-	@echo "make $@: this stage does not exist yet (see the open issues: rtl #4, sim #5, synth #6)" >&2
+# The accelerator of NET (default: the demo network), folded for TARGET_CYCLES per image.
+NET ?= $(DEMO_NET)
+TARGET_CYCLES ?= 1024
+RTL_ARGS ?=
+rtl: build/rtl/rtl.json
+
+build/rtl/rtl.json: $(NET)/manifest.json
+	$(BIN)/bnn rtl $(NET) -o build/rtl --target-cycles $(TARGET_CYCLES) --check $(RTL_ARGS)
+
+sim synth:
+	@echo "make $@: this stage does not exist yet (see the open issues: sim #5, synth #6)" >&2
 	@exit 1
 
 clean:

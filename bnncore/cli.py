@@ -189,6 +189,44 @@ def cmd_data(args):
         print(data.find_dataset_dir(args.name, args.data_dir))
 
 
+def _parse_folds(text: str):
+    try:
+        return [tuple(int(v) for v in part.split(",")) for part in text.replace(" ", "").split(";") if part]
+    except ValueError:
+        raise ValueError(f"--fold {text!r} does not parse: expected PE,SIMD per layer separated by ';', "
+                         "like '16,49;16,64;16,64;10,64'") from None
+
+
+def cmd_rtl(args):
+    import time
+    from .export import load
+    from .hw.generate import generate
+    from .hw.plan import auto_fold, make_plan, timing
+    net = load(args.net)
+    if args.fold:
+        plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth)
+    else:
+        plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth)
+    t0 = time.perf_counter()
+    out = generate(net, plan, args.out, vhdl=not args.no_vhdl)
+    seconds = time.perf_counter() - t0
+    t = timing(plan)
+    print(f"{'layer':<6} {'in':>5} {'out':>5} {'PE':>4} {'SIMD':>5} {'NF':>5} {'SF':>4} {'cycles':>7} {'weight bits':>12}")
+    for l in plan.layers:
+        print(f"{l.index:<6} {l.n_in:>5} {l.n_out:>5} {l.pe:>4} {l.simd:>5} {l.nf:>5} {l.sf:>4} {l.cycles:>7} "
+              f"{l.memory_bits['weights']:>12,}")
+    print(f"cycles per image (slowest layer) {t.bottleneck}, initiation interval {float(t.ii):g}, "
+          f"latency {t.latency} cycles")
+    print(f"generated {out} in {seconds:.1f} s")
+    if args.check:
+        from .hw.tools import check_vhdl, lint_verilog
+        lint_verilog(out)
+        print("verilator --lint-only -Wall: clean (waivers for the generated core: bnn_lint.vlt)")
+        if not args.no_vhdl:
+            check_vhdl(out)
+            print("ghdl: VHDL analysed and elaborated")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
@@ -238,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="recorded in the manifest")
     p.add_argument("-o", "--out", help="export directory to create")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("rtl", help="generate the accelerator (Verilog, VHDL, ROM files, rtl.json)")
+    p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
+    p.add_argument("-o", "--out", default="build/rtl", help="output directory (default: build/rtl)")
+    p.add_argument("--fold", help="PE,SIMD per layer, ';'-separated, e.g. '16,49;16,64;16,64;10,64' "
+                   "(default: chosen for --target-cycles)")
+    p.add_argument("--target-cycles", type=int, default=1024,
+                   help="cycles per image the automatic folding aims for (default: 1024)")
+    p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
+    p.add_argument("--no-vhdl", action="store_true", help="Verilog only")
+    p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
+    p.set_defaults(func=cmd_rtl)
 
     p = sub.add_parser("summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
     p.add_argument("target", type=Path, help="an export directory or a checkpoint")

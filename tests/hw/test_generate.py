@@ -1,0 +1,94 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from bnncore.golden import infer
+from bnncore.hw.generate import generate, write_rom_files, _clean_verilog
+from bnncore.hw.plan import make_plan, timing
+from bnncore.hw.tools import check_vhdl, lint_verilog
+
+from .iverilog_tb import run_icarus
+from .test_accelerator import random_net
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed (make setup installs it)")
+        pytest.skip(f"{tool} is not installed (make setup installs it)")
+
+
+SIZES = (37, 11, 6, 5)
+FOLDS = [(4, 8), (3, 4), (2, 3)]        # none divides its layer: padding everywhere
+
+
+@pytest.fixture(scope="module")
+def rtl(tmp_path_factory):
+    need("iverilog")
+    net = random_net(SIZES, np.random.default_rng(7))
+    plan = make_plan(SIZES, FOLDS)
+    out = generate(net, plan, tmp_path_factory.mktemp("rtl") / "rtl")
+    return net, plan, out
+
+
+def test_files_and_rtl_json(rtl):
+    net, plan, out = rtl
+    names = {p.name for p in out.iterdir()}
+    assert {"bnn_core.v", "bnn_top.v", "bnn_rom.v", "bnn_core.vhd", "bnn_top.vhd", "bnn_rom.vhd",
+            "rtl.json", "bnn_lint.vlt"} <= names
+    assert {f"bnn_{k}{i}.mem" for k in "wt" for i in range(3)} <= names
+    assert not [n for n in names if n.startswith(".")]                      # no temporaries left
+    info = json.loads((out / "rtl.json").read_text())
+    t = timing(plan)
+    assert info["topology"] == list(SIZES)
+    assert info["timing"]["latency"] == t.latency and info["timing"]["cycles_per_layer"] == list(t.cycles)
+    assert info["ports"]["input"] == {**info["ports"]["input"], "width": 8, "beats_per_image": 5}
+    assert info["memories"]["w0"] == {"depth": 15, "width": 32, "bits": 480, "file": "bnn_w0.mem", "parameter": "W0_FILE"}
+    # the weights are read from the files, not baked into the RTL
+    top = (out / "bnn_top.v").read_text()
+    assert 'parameter W0_FILE = "bnn_w0.mem"' in top and "$readmemb" in (out / "bnn_rom.v").read_text()
+    assert "$readmemb" not in (out / "bnn_core.v").read_text() and "INIT_FILE" in (out / "bnn_top.vhd").read_text()
+
+
+def test_verilator_lint_clean(rtl):
+    lint_verilog(rtl[2])
+
+
+def test_vhdl_elaborates_in_ghdl(rtl, tmp_path):
+    need("ghdl")
+    check_vhdl(rtl[2], tmp_path)
+
+
+def test_icarus_equals_golden_and_rom_files_are_swappable(rtl, tmp_path):
+    """The same RTL with two weight sets (files named by parameters) gives both golden answers."""
+    net, plan, out = rtl
+    rng = np.random.default_rng(1)
+    bits = rng.integers(0, 2, (30, SIZES[0])).astype(np.uint8)
+    gold = infer(net, bits, return_layers=True)
+    classes, scores = run_icarus(out, bits, tmp_path / "a")
+    assert classes.tolist() == gold.classes.tolist() and scores.tolist() == gold.scores.tolist()
+
+    other = random_net(SIZES, np.random.default_rng(8))
+    paths = write_rom_files(other, plan, tmp_path / "other")
+    gold2 = infer(other, bits, return_layers=True)
+    assert (gold2.classes != gold.classes).any()
+    classes2, scores2 = run_icarus(out, bits, tmp_path / "b",
+                                   overrides={f"{n.upper()}_FILE": str(p) for n, p in paths.items()})
+    assert classes2.tolist() == gold2.classes.tolist() and scores2.tolist() == gold2.scores.tolist()
+
+
+def test_clean_verilog_names():
+    text = "wire \\$auto$x:1$2 ;\nwire \\release ;\nassign \\a.b  = \\release ;\nwire _12_;\nwire y12;\n"
+    out = _clean_verilog(text)
+    assert "\\" not in out and "$" not in out
+    assert "wire release_1 ;" in out and "assign a_b  = release_1 ;" in out
+    assert "wire yy12;" in out and "wire y12;" in out          # _12_ renamed without clashing
+
+
+def test_generate_rejects_mismatched_network(tmp_path):
+    net = random_net((5, 3, 2), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"^plan topology \[5, 4, 2\] does not match the network's \[5, 3, 2\]$"):
+        generate(net, make_plan((5, 4, 2), [(1, 1), (1, 1)]), tmp_path)

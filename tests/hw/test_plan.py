@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from bnncore.hw.plan import LayerFold, auto_fold, make_plan, threshold_words, timing, weight_words
+
+
+def test_fold_counts():
+    f = LayerFold(784, 1024, 16, 49)
+    assert (f.nf, f.sf, f.cycles) == (64, 16, 1024)
+    g = LayerFold(13, 7, 3, 4)                  # non-dividing: padded
+    assert (g.nf, g.sf, g.cycles, g.weight_width, g.weight_depth) == (3, 4, 12, 12, 12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_in=10, n_out=4, pe=5, simd=2), r"layer 0: PE must be at most the layer's 4 neurons, not 5"),
+    (dict(n_in=10, n_out=4, pe=2, simd=11), r"layer 0: SIMD must be at most the layer's 10 inputs, not 11"),
+    (dict(n_in=10, n_out=4, pe=0, simd=2), r"layer 0: PE must be a positive integer, not 0"),
+    (dict(n_in=10, n_out=4, pe=2, simd=2.5), r"layer 0: SIMD must be a positive integer, not 2.5"),
+    (dict(n_in=10, n_out=4, pe=2, simd=2, kind="conv"), r"layer 0: kind must be 'hidden' or 'output', not 'conv'"),
+])
+def test_fold_validation(kwargs, message):
+    with pytest.raises(TypeError, match=rf"^{message}$"):
+        LayerFold(**kwargs)
+
+
+def test_plan_validation():
+    with pytest.raises(ValueError, match=r"^folding needs one \(PE, SIMD\) per layer: 2 for 5-3-2, got 1$"):
+        make_plan((5, 3, 2), [(1, 1)])
+    with pytest.raises(TypeError, match=r"^banks must be an integer of at least 2, not 1$"):
+        make_plan((5, 3, 2), [(1, 1), (1, 1)], banks=1)
+
+
+def test_auto_fold_balances_layers():
+    plan = auto_fold((784, 1024, 1024, 1024, 10), 1024)
+    cycles = [l.cycles for l in plan.layers]
+    assert max(cycles) <= 1024
+    # the big layers are folded close to the target, not wastefully parallel
+    assert all(c >= 512 for c in cycles[:3]), cycles
+    for l in plan.layers:          # no cheaper folding would do
+        assert l.pe * l.simd <= l.n_in * l.n_out
+    slow = auto_fold((784, 1024, 1024, 1024, 10), 1 << 14)
+    assert sum(l.pe * l.simd for l in slow.layers) < sum(l.pe * l.simd for l in plan.layers)
+    with pytest.raises(ValueError, match=r"^no folding of a 784-input layer reaches 1 cycles per image with SIMD <= 256"):
+        auto_fold((784, 10), 1)
+
+
+def test_weight_words_layout_and_padding():
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 2, (7, 13)).astype(np.uint8)
+    f = LayerFold(13, 7, 3, 4)
+    words = weight_words(w, f)
+    assert len(words) == f.nf * f.sf
+    for nf in range(f.nf):
+        for sf in range(f.sf):
+            word = words[nf * f.sf + sf]
+            for p in range(f.pe):
+                for s in range(f.simd):
+                    n, i = nf * f.pe + p, sf * f.simd + s
+                    bit = (word >> (p * f.simd + s)) & 1
+                    expected = 1 if i >= 13 else (0 if n >= 7 else w[n, i])   # pad inputs: 1
+                    assert bit == expected
+
+
+def test_threshold_words_padding():
+    f = LayerFold(13, 7, 3, 4)
+    words = threshold_words(np.arange(7), f, f.value_bits)
+    vals = [(words[nf] >> (p * f.value_bits)) & ((1 << f.value_bits) - 1) for nf in range(3) for p in range(3)]
+    assert vals == [0, 1, 2, 3, 4, 5, 6, 14, 14]          # padded neurons: n_in + 1, never fire
+    out = LayerFold(5, 3, 2, 5, kind="output")
+    words = threshold_words(np.array([-1, 2, -3]), out, 8)
+    assert [(words[nf] >> (8 * p)) & 0xFF for nf in range(2) for p in range(2)] == [0xFF, 2, 0xFD, 0]
+
+
+def test_timing_model_formulas():
+    plan = make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)])
+    t = timing(plan)
+    assert t.cycles == (12, 9, 6) and t.bottleneck == 12
+    assert t.latency == 4 + (12 + 4) + (9 + 4) + (6 + 4)
+    assert t.ii == 13                      # (C0 + D + C1 + 1) / 2 = (12 + 4 + 9 + 1) / 2
+    assert timing(make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], banks=3)).ii == 12
