@@ -26,6 +26,7 @@ _TRAIN_HELP = {
     "stochastic": "stochastic binary activations while training (hard-sigmoid probability)",
     "dropout_in": "dropout probability on the input while training",
     "dropout": "dropout probability on hidden activations while training",
+    "shift": "augmentation: translate training images by up to +-SHIFT pixels, resampled each epoch",
     "loss": "nll (LogSoftmax + NLL) or hinge (squared hinge, as BinaryNet)",
     "optimizer": "adam or sgd",
     "lr": "learning rate of the first epoch",

@@ -58,6 +58,7 @@ class TrainConfig:
     stochastic: bool = False            # stochastic binary activations (seed 002)
     dropout_in: float = 0.0
     dropout: float = 0.0
+    shift: int = 0                      # augmentation: random translation by up to +-shift pixels
     loss: str = "nll"                   # nll (LogSoftmax + NLL, as the seeds) | hinge (squared, BinaryNet)
     optimizer: str = "adam"             # adam | sgd
     lr: float = 0.01
@@ -82,6 +83,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, not {getattr(self, name)}")
+        if not isinstance(self.shift, int) or not 0 <= self.shift <= 8:
+            raise ValueError(f"shift must be an integer number of pixels in [0, 8], not {self.shift!r}")
         if self.lr <= 0 or self.lr_end <= 0:
             raise ValueError(f"learning rates must be positive, not lr={self.lr}, lr_end={self.lr_end}")
         self.binarization()  # validates input, level, repeats
@@ -122,6 +125,21 @@ def input_tensor(images, binarization: InputBinarization, *, generator=None, dev
         level = binarization.level if binarization.scheme == "threshold" else 128
         bits = images >= level
     return bits.float() * 2.0 - 1.0
+
+
+def random_shift(images: torch.Tensor, shift: int, generator) -> torch.Tensor:
+    """Translate each uint8 image (N, side*side) by its own random (dy, dx) in [-shift, shift],
+    filling with 0 (background)."""
+    n, pixels = images.shape
+    side = int(round(pixels ** 0.5))
+    if side * side != pixels:
+        raise ValueError(f"shift augmentation needs square images, not {pixels} pixels")
+    padded = torch.nn.functional.pad(images.view(n, side, side), (shift, shift, shift, shift))
+    offs = torch.randint(0, 2 * shift + 1, (2, n), generator=generator, device=images.device)
+    ar = torch.arange(side, device=images.device)
+    rows = (offs[0][:, None] + ar)[:, :, None]
+    cols = (offs[1][:, None] + ar)[:, None, :]
+    return padded[torch.arange(n, device=images.device)[:, None, None], rows, cols].reshape(n, pixels)
 
 
 # --- Checkpoints ----------------------------------------------------------------------------
@@ -246,7 +264,8 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, pro
     train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
     train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)
     raw_train = torch.as_tensor(train_images).to(device)
-    fixed_train = None if binz.scheme == "probability" else input_tensor(train_images, binz, device=device)
+    fixed = binz.scheme != "probability" and not cfg.shift
+    fixed_train = input_tensor(train_images, binz, device=device) if fixed else None
     val_x, test_x = (input_tensor(a, binz, device=device) for a in (ds.val_images, ds.test_images))
     val_y, test_y = (torch.as_tensor(a).long().to(device) for a in (ds.val_labels, ds.test_labels))
 
@@ -288,7 +307,9 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, pro
             for i in range(0, n, cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
                 if fixed_train is None:
-                    x = input_tensor(raw_train[idx], binz, generator=gen, device=device)
+                    raw = random_shift(raw_train[idx], cfg.shift, gen) if cfg.shift else raw_train[idx]
+                    x = input_tensor(raw, binz, generator=gen if binz.scheme == "probability" else None,
+                                     device=device)
                 else:
                     x = fixed_train[idx]
                 y = train_labels[idx]

@@ -5,7 +5,7 @@ import torch
 
 from bnncore.train import CheckpointError, TrainConfig, load_checkpoint, train
 
-SMALL = dict(topology="784-64-64-10", epochs=2, limit=3000, batch_size=100, seed=3, dropout=0.1)
+SMALL = dict(topology="784-64-64-10", epochs=2, limit=3000, batch_size=100, seed=3, dropout=0.1, shift=1)
 
 
 def _weights(path):
@@ -109,3 +109,15 @@ def test_end_to_end_accuracy(tmp_path, mnist_dir):
     cfg = TrainConfig(topology="784-256-256-10", epochs=1, seed=0)
     result = train(cfg, tmp_path, data_dir=mnist_dir.parent, progress=False)
     assert result["best"]["test_acc"] >= 0.90
+
+
+def test_random_shift():
+    from bnncore.train import random_shift
+    img = torch.zeros(3, 16, dtype=torch.uint8)
+    img[:, 5] = 255                                    # pixel (1, 1) of a 4x4 image
+    g = torch.Generator().manual_seed(0)
+    out = random_shift(img, 1, g)
+    assert out.shape == (3, 16) and (out.sum(1) == 255).all()   # moved, not lost (1-px shift of an inner pixel)
+    assert set(out.argmax(1).tolist()) <= {0, 1, 2, 4, 5, 6, 8, 9, 10}
+    with pytest.raises(ValueError, match=r"^shift must be an integer number of pixels in \[0, 8\], not 9$"):
+        TrainConfig(shift=9)
