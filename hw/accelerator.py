@@ -119,14 +119,20 @@ class AcceleratorCore(wiring.Component):
         res = engines[-1].out
         out = folds[-1]
         sw, n_classes = plan.score_bits, plan.n_classes
-        best = Signal(signed(sw))
+        # Scores are compared as offset-binary keys (the sign bit inverted): the same order as
+        # the signed scores, with unsigned comparisons only (Icarus' VHDL target mistranslates
+        # signed ones). Every real score's key is above 0, the start of each image.
+        def key(score):
+            return score.as_unsigned() ^ (1 << (sw - 1))
+
+        best = Signal(unsigned(sw))
         best_idx = Signal(range(max(2, n_classes)))
         scores = [Signal(signed(sw), name=f"score{c}") for c in range(n_classes)]
-        cur, cur_idx = Mux(res.slot == 0, Const(-(1 << (sw - 1)), signed(sw)), best), best_idx
+        cur, cur_idx = Mux(res.slot == 0, 0, best), best_idx
         for p in range(out.pe):
             idx = res.slot * out.pe + p
-            take = (idx < n_classes) & (res.data[p] > cur)
-            cur, cur_idx = Mux(take, res.data[p], cur), Mux(take, idx, cur_idx)
+            take = (idx < n_classes) & (key(res.data[p]) > cur)
+            cur, cur_idx = Mux(take, key(res.data[p]), cur), Mux(take, idx, cur_idx)
         final_scores = []
         for c in range(n_classes):
             s, p = divmod(c, out.pe)

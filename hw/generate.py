@@ -290,12 +290,77 @@ def _core_vhdl(verilog_path: Path, work: Path) -> str:
     text = out.read_text()
     # Icarus disambiguates with '$': out_slot$65 -> out_slot_d65
     text = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)\$([0-9]+)\b", r"\1_d\2", text)
-    text = re.sub(r"-- Declared at [^\n]*", "", text)
+    text = _move_initial_values(text)
+    text = _fix_sign_extension(text)
+    text = re.sub(r"--\s*(Declared at|Temporary created at) [^\n]*", "", text)
     text = re.sub(r"\(from [^\n]*\)|\(\S+\.v:\d+\)", "", text)
     if "$" in text:
         bad = re.search(r"\S*\$\S*", text).group(0)
         raise GenerateError(f"iverilog's VHDL still has an illegal identifier: {bad}")
     return text
+
+
+_INITIAL = re.compile(r"[ \t]*-- Generated from initial process[^\n]*\n[ \t]*process is\n[ \t]*begin\n"
+                      r"(?P<body>(?:[ \t]*[\w()]+ <= [^;]+;\n)+)[ \t]*wait;\n[ \t]*end process;\n")
+
+
+def _move_initial_values(vhdl: str) -> str:
+    """Icarus writes a Verilog register's initial value as a VHDL process that assigns it and
+    waits forever: a second driver of the signal, which then resolves to X against the
+    clocked process. Move each such value into the signal's declaration instead."""
+    inits = {}
+    for m in _INITIAL.finditer(vhdl):
+        for target, value in re.findall(r"([\w()]+) <= ([^;]+);", m.group("body")):
+            name, _, index = target.partition("(")
+            if index:
+                inits.setdefault(name, {})[int(index.rstrip(")"))] = value.strip()
+            else:
+                inits[name] = value.strip()
+    vhdl = _INITIAL.sub("", vhdl)
+    for name, value in inits.items():
+        if isinstance(value, dict):  # memory: an aggregate of its words
+            value = "(" + ", ".join(f"{i} => {v}" for i, v in sorted(value.items())) + ")"
+        decl = re.compile(rf"(\n[ \t]*signal {re.escape(name)} : [^;:=]+?)(\s*;)")
+        vhdl, n = decl.subn(lambda m: f"{m.group(1)} := {value}{m.group(2)}", vhdl, count=1)
+        if n != 1:
+            raise GenerateError(f"iverilog's VHDL: no declaration for the initial value of {name}")
+    if re.search(r"-- Generated from initial process", vhdl):
+        raise GenerateError("iverilog's VHDL has an initial process that could not be moved into declarations")
+    return vhdl
+
+
+def _fix_sign_extension(vhdl: str) -> str:
+    """Icarus translates a Verilog operand that is sign-extended in a signed expression
+    (``$signed(x)`` widened to N bits) as ``signed(Resize(x, N))``: Resize of the unsigned x
+    zero-extends, then the cast reinterprets. Rewrite it as ``Resize(signed(x), N)``, the
+    sign extension Verilog specifies."""
+    key = "signed(Resize("
+    out, i = [], 0
+    while True:
+        j = vhdl.find(key, i)
+        if j < 0 or (j > 0 and (vhdl[j - 1].isalnum() or vhdl[j - 1] == "_")):
+            if j < 0:
+                out.append(vhdl[i:])
+                return "".join(out)
+            out.append(vhdl[i:j + len(key)])
+            i = j + len(key)
+            continue
+        # parse Resize's arguments up to its closing parenthesis, then the cast's
+        k, depth, comma = j + len(key), 1, None
+        while depth:
+            c = vhdl[k]
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == "," and depth == 1:
+                comma = k
+            k += 1
+        if comma is None or vhdl[k] != ")":
+            raise GenerateError(f"unexpected VHDL from iverilog near: {vhdl[j:k + 20]}")
+        arg, width = vhdl[j + len(key):comma], vhdl[comma + 1:k - 1]
+        out.append(vhdl[i:j] + f"Resize(signed({arg}),{width})")
+        i = k + 1
 
 
 def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:

@@ -1,0 +1,213 @@
+"""cocotb bench of the generated accelerator (``bnn_top``), for Verilator, Icarus and GHDL.
+
+One ``TB`` class owns the clock, the reset, a driver of the image stream, a monitor of the
+result stream, the reference (``bnncore.golden``, imported, never re-implemented) and a
+scoreboard that compares results in order and reports the first mismatch with the image
+index, expected and actual class and scores, and the golden per-layer activations.
+
+The bench reads everything it needs from a JSON file named by ``BNN_SIM_CONFIG`` (written by
+``bnncore.sim.runner``): ``rtl.json`` for the ports and the timing model, the export
+directory of the network whose ROM files the simulator loaded, the input bits, and the
+stimulus (input gaps, output backpressure, seed). It writes its measurements to the file the
+config names. The Python side wakes per beat and per result, not per cycle, when there are
+no gaps and no backpressure: that is what makes 10,000 images through a large network fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge
+
+from bnncore.export import load
+from bnncore.golden import infer
+
+PERIOD_NS = 10
+
+
+def _config() -> dict:
+    with open(os.environ["BNN_SIM_CONFIG"]) as f:
+        return json.load(f)
+
+
+class TB:
+    def __init__(self, dut, cfg: dict):
+        self.dut, self.cfg = dut, cfg
+        self.log = logging.getLogger("bnn.tb")
+        with open(cfg["rtl_json"]) as f:
+            self.info = json.load(f)
+        sep = "__" if cfg["lang"] == "verilog" else "_"
+        self.i_payload = getattr(dut, f"i_stream{sep}payload")
+        self.i_valid = getattr(dut, f"i_stream{sep}valid")
+        self.i_ready = getattr(dut, f"i_stream{sep}ready")
+        self.o_payload = getattr(dut, f"o_stream{sep}payload")
+        self.o_valid = getattr(dut, f"o_stream{sep}valid")
+        self.o_ready = getattr(dut, f"o_stream{sep}ready")
+        inp, out = self.info["ports"]["input"], self.info["ports"]["output"]
+        self.width, self.beats = inp["width"], inp["beats_per_image"]
+        self.class_bits, self.score_bits = out["class_bits"], out["score_bits"]
+        self.n_classes = self.info["topology"][-1]
+        self.net = load(cfg["net_dir"])
+        self.bits = np.load(cfg["bits"])
+        self.gold = infer(self.net, self.bits, return_layers=True)       # the reference
+        self.rng = random.Random(cfg.get("seed", 0))
+        self.t_in, self.t_out, self.results = [], [], []
+        self.cycle0 = 0
+
+    # --- clock and reset
+    async def start(self):
+        cocotb.start_soon(Clock(self.dut.clk, PERIOD_NS, unit="ns").start())
+        self.i_valid.value = 0
+        self.o_ready.value = 0
+        await self.reset()
+
+    async def reset(self, cycles: int = 2):
+        self.dut.rst.value = 1
+        for _ in range(cycles):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    def now(self) -> int:
+        return int(round(cocotb.utils.get_sim_time("ns"))) // PERIOD_NS
+
+    # --- driver: image beats, with random idle gaps if asked
+    def words(self, image_bits: np.ndarray) -> list:
+        padded = np.zeros(self.width * self.beats, np.uint8)
+        padded[:len(image_bits)] = image_bits
+        return [int.from_bytes(np.packbits(padded[b * self.width:(b + 1) * self.width], bitorder="little").tobytes(),
+                               "little") for b in range(self.beats)]
+
+    async def drive(self, first: int, last: int, gap: float):
+        clk = self.dut.clk
+        for n in range(first, last):
+            for b, word in enumerate(self.words(self.bits[n])):
+                while gap and self.rng.random() < gap:
+                    self.i_valid.value = 0
+                    await RisingEdge(clk)
+                self.i_payload.value = word
+                self.i_valid.value = 1
+                while True:
+                    await RisingEdge(clk)
+                    if self.i_ready.value:                  # sampled at the edge: transferred
+                        break
+                    if not gap:                             # sleep until ready rises, no per-cycle wakeups
+                        await RisingEdge(self.i_ready)
+                if b == 0:
+                    self.t_in.append(self.now())
+        self.i_valid.value = 0
+
+    # --- monitor: results, with random backpressure if asked
+    async def monitor(self, count: int, stall: float):
+        clk = self.dut.clk
+        self.o_ready.value = 1
+        while len(self.results) < count:
+            if stall:
+                self.o_ready.value = int(self.rng.random() >= stall)
+            await RisingEdge(clk)
+            if self.o_valid.value and self.o_ready.value:
+                self.t_out.append(self.now())
+                self.results.append(int(self.o_payload.value))
+            elif not stall and not self.o_valid.value:
+                await RisingEdge(self.o_valid)
+
+    def decode(self, payload: int):
+        cls = payload & ((1 << self.class_bits) - 1)
+        scores = []
+        for c in range(self.n_classes):
+            s = (payload >> (self.class_bits + c * self.score_bits)) & ((1 << self.score_bits) - 1)
+            scores.append(s - (1 << self.score_bits) if s >> (self.score_bits - 1) else s)
+        return cls, scores
+
+    # --- scoreboard
+    def score(self, first: int = 0) -> dict:
+        mismatches, first_bad = 0, None
+        for k, payload in enumerate(self.results):
+            n = first + k
+            cls, scores = self.decode(payload)
+            exp_cls, exp_scores = int(self.gold.classes[n]), self.gold.scores[n].tolist()
+            if cls != exp_cls or scores != exp_scores:
+                mismatches += 1
+                if first_bad is None:
+                    first_bad = {"image": n, "expected_class": exp_cls, "actual_class": cls,
+                                 "expected_scores": exp_scores, "actual_scores": scores,
+                                 "golden_activations": [a[n].tolist() for a in self.gold.activations]}
+                    self.log.error("image %d: expected class %d scores %s, got class %d scores %s; golden "
+                                   "activations per layer: %s", n, exp_cls, exp_scores, cls, scores,
+                                   ["".join(map(str, a[n])) for a in self.gold.activations])
+        return {"mismatches": mismatches, "first_mismatch": first_bad}
+
+
+def _write(cfg, result):
+    with open(cfg["results"], "w") as f:
+        json.dump(result, f, indent=2)
+
+
+@cocotb.test()
+async def stream(dut):
+    """All images back to back (with the configured gaps and backpressure); every result
+    compared with the golden model; latency and initiation interval measured."""
+    cfg = _config()
+    tb = TB(dut, cfg)
+    await tb.start()
+    n = len(tb.bits)
+    t0 = time.perf_counter()
+    cycle0 = tb.now()
+    mon = cocotb.start_soon(tb.monitor(n, cfg.get("stall", 0.0)))
+    await tb.drive(0, n, cfg.get("gap", 0.0))
+    await mon
+    wall = time.perf_counter() - t0
+    result = tb.score()
+    labels = cfg.get("labels")
+    classes = [tb.decode(p)[0] for p in tb.results]
+    result.update({
+        "images": n, "cycles": tb.now() - cycle0, "wall_s": wall,
+        "latency": tb.t_out[0] - tb.t_in[0] if tb.t_out else None,
+        "accuracy": float(np.mean(np.array(classes) == np.load(labels))) if labels else None,
+        "golden_accuracy": float(np.mean(tb.gold.classes == np.load(labels))) if labels else None,
+    })
+    window = min(24, n - 1)
+    if window >= 1:
+        result["ii"] = (tb.t_out[-1] - tb.t_out[-1 - window]) / window
+    _write(cfg, result)
+    assert result["mismatches"] == 0, f"{result['mismatches']} mismatches; first: {result['first_mismatch']}"
+    if not cfg.get("gap") and not cfg.get("stall"):
+        model = tb.info["timing"]
+        assert result["latency"] == model["latency"], (result["latency"], model["latency"])
+        if n > 30:
+            num, den = model["initiation_interval_fraction"]
+            assert result["ii"] * den * window == num * window, (result["ii"], num / den)
+
+
+@cocotb.test()
+async def reset_mid_stream(dut):
+    """Reset while images are in flight (a result waiting, the pipeline busy), then feed again
+    from an image boundary: the results after the reset are exactly the golden ones."""
+    cfg = _config()
+    tb = TB(dut, cfg)
+    await tb.start()
+    n = len(tb.bits)
+    resume = n // 2
+    tb.o_ready.value = 0                                      # let results pile up
+    driver = cocotb.start_soon(tb.drive(0, resume, 0.0))
+    for _ in range(int(tb.info["timing"]["latency"]) + 3 * int(tb.info["timing"]["cycles_per_image"])):
+        await RisingEdge(dut.clk)
+    driver.cancel()
+    tb.i_valid.value = 0
+    await FallingEdge(dut.clk)
+    await tb.reset(1)
+    tb.results.clear(), tb.t_in.clear(), tb.t_out.clear()
+    mon = cocotb.start_soon(tb.monitor(n - resume, cfg.get("stall", 0.0)))
+    await tb.drive(resume, n, 0.0)
+    await mon
+    result = tb.score(first=resume)
+    result["images"] = n - resume
+    _write(cfg, result)
+    assert result["mismatches"] == 0, f"{result['mismatches']} mismatches after reset; first: {result['first_mismatch']}"
