@@ -40,6 +40,7 @@ $(STAMP): pyproject.toml
 demo: $(DEMO_NET)/manifest.json build/rtl/rtl.json
 	$(BIN)/bnn eval $(DEMO_NET) $(DATA_OPT)
 	$(BIN)/bnn summary $(DEMO_NET)
+	$(BIN)/bnn sim build/rtl $(DEMO_NET) --sim verilator $(DATA_OPT)
 	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/; RTL: build/rtl/"
 
 $(DEMO_RUN)/best.pt: | setup
@@ -68,8 +69,15 @@ rtl: build/rtl/rtl.json
 build/rtl/rtl.json: $(NET)/manifest.json
 	$(BIN)/bnn rtl $(NET) -o build/rtl --target-cycles $(TARGET_CYCLES) --check $(RTL_ARGS)
 
-sim synth:
-	@echo "make $@: this stage does not exist yet (see the open issues: sim #5, synth #6)" >&2
+# Co-simulation of build/rtl with cocotb: SIM=verilator|icarus|ghdl; WAVES=1 for a waveform.
+SIM ?= verilator
+SIM_IMAGES ?= $(if $(filter verilator,$(SIM)),10000,1000)
+WAVES ?=
+sim: build/rtl/rtl.json
+	$(BIN)/bnn sim build/rtl $(NET) --sim $(SIM) --images $(SIM_IMAGES) $(DATA_OPT) $(if $(WAVES),--waves,)
+
+synth:
+	@echo "make $@: this stage does not exist yet (see the open issue: synth #6)" >&2
 	@exit 1
 
 clean:

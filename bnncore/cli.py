@@ -228,6 +228,30 @@ def cmd_rtl(args):
             print("ghdl: VHDL analysed and elaborated")
 
 
+def cmd_sim(args):
+    from .data import load_dataset
+    from .export import load
+    from .sim.runner import simulate
+    net = load(args.net)
+    dataset = args.dataset or net_dataset(Path(args.net))
+    ds = load_dataset(dataset, args.data_dir)
+    images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
+    n = min(args.images or len(labels), len(labels))
+    bits = net.input.bits(images[:n])
+    out = Path(args.out or Path("build") / "sim" / args.sim)
+    log.info("simulating %d %s %s images on %s in %s", n, dataset, args.split, args.sim, out)
+    r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
+                 gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves)
+    topo = "-".join(map(str, net.topology))
+    print("| simulator | network | images | mismatches | cycles/image | wall s | images/s | accuracy (RTL) | accuracy (golden) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {args.sim} | {topo} | {r['images']} | {r['mismatches']} | {r['cycles'] / r['images']:.1f} | "
+          f"{r['run_s']:.1f} | {r['images'] / r['run_s']:,.0f} | {100 * r['accuracy']:.2f}% | "
+          f"{100 * r['golden_accuracy']:.2f}% |")
+    print(f"(build {r['build_s']:.1f} s; latency {r['latency']} cycles; steady-state interval {r.get('ii')} cycles; "
+          f"results in {out / 'results.json'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
@@ -291,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
     p.set_defaults(func=cmd_rtl)
 
+    p = sub.add_parser("sim", help="co-simulate the generated RTL with cocotb against the golden model")
+    p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
+    p.add_argument("net", type=Path, help="the export directory whose ROM files the RTL reads")
+    p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator")
+    p.add_argument("--images", type=int, default=0, help="first N images of the split (default: all)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the network's")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--gap", type=float, default=0.0, help="probability of an idle input cycle")
+    p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure per cycle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
+    p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")
+    p.set_defaults(func=cmd_sim)
+
     p = sub.add_parser("summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
     p.add_argument("target", type=Path, help="an export directory or a checkpoint")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -314,7 +353,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         args.func(args)
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # includes SimulationError, ToolError
         if os.environ.get("BNN_DEBUG"):
             raise
         print(f"bnn {args.command}: error: {e}", file=sys.stderr)

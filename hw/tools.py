@@ -52,7 +52,7 @@ def find_verilator() -> str:
 def lint_verilog(rtl_dir) -> str:
     """Run ``verilator --lint-only -Wall`` on the generated Verilog with the documented
     waivers; return its output, raise ToolError on any warning or error."""
-    rtl_dir = Path(rtl_dir)
+    rtl_dir = Path(rtl_dir).resolve()
     vlt = rtl_dir / "bnn_lint.vlt"
     files = ["bnn_top.v", "bnn_core.v", "bnn_rom.v"]
     r = subprocess.run([find_verilator(), "--lint-only", "-Wall", "--top-module", "bnn_top", str(vlt),
@@ -72,8 +72,8 @@ def lint_config() -> str:
 
 def check_vhdl(rtl_dir, work=None) -> str:
     """Analyse (VHDL-2008) and elaborate bnn_top with GHDL in ``work`` (default: rtl_dir/ghdl)."""
-    rtl_dir = Path(rtl_dir)
-    work = Path(work) if work else rtl_dir / "ghdl"
+    rtl_dir = Path(rtl_dir).resolve()
+    work = Path(work).resolve() if work else rtl_dir / "ghdl"
     work.mkdir(parents=True, exist_ok=True)
     ghdl = find_tool("ghdl")
     files = [str(rtl_dir / f) for f in ("bnn_core.vhd", "bnn_rom.vhd", "bnn_top.vhd")]

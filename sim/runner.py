@@ -91,29 +91,29 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
                   waves=waves, log_file=build_dir / "build.log")
     if lang == "vhdl":
-        runner.build(vhdl_sources=sources, **kwargs)
+        runner.build(sources=sources, **kwargs)
     else:
         # Icarus (-P) and Verilator (-G) take a string parameter as a quoted literal
-        runner.build(verilog_sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
+        runner.build(sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
     build_s = time.perf_counter() - t0
     env = {"BNN_SIM_CONFIG": str(build_dir / "bench.json")}
     t0 = time.perf_counter()
+    failed = False
     try:
-        runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top", hdl_toplevel_lang=lang,
-                    build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
+        runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
+                    hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
                     parameters=params if sim == "ghdl" else None, test_args=test_args, plusargs=plusargs,
                     results_xml=str(build_dir / "results.xml"), log_file=build_dir / "sim.log")
-    except SystemExit as e:   # cocotb's runner exits on a failing simulator
-        raise SimulationError(f"{sim} failed: {e}; see {build_dir / 'sim.log'}") from None
+    except SystemExit:   # cocotb's runner exits when a test fails
+        failed = True
     run_s = time.perf_counter() - t0
     results = build_dir / "results.json"
     if not results.exists():
         raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
     out = json.loads(results.read_text())
     out.update({"simulator": sim, "build_s": build_s, "run_s": run_s})
-    from cocotb_tools.runner import get_results
-    tests, fails = get_results(build_dir / "results.xml")
-    if fails:
-        raise SimulationError(f"{sim}: bench test {test} failed: {out.get('mismatches')} mismatches, first: "
-                              f"{out.get('first_mismatch')}; see {build_dir / 'sim.log'}")
+    if failed or out.get("mismatches") or out.get("failures"):
+        why = "; ".join(out.get("failures") or []) or (f"{out.get('mismatches')} mismatches, first: "
+                                                        f"{out.get('first_mismatch')}")
+        raise SimulationError(f"{sim}: bench test {test} failed: {why}; see {build_dir / 'sim.log'}")
     return out
