@@ -60,9 +60,10 @@ test: setup
 train: setup
 	$(BIN)/bnn train --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
 
-# The accelerator of NET (default: the demo network), folded for TARGET_CYCLES per image.
+# The accelerator of NET (default: the demo network), folded for TARGET_CYCLES per image
+# (256: simulation time is per cycle, so a faster accelerator also simulates faster).
 NET ?= $(DEMO_NET)
-TARGET_CYCLES ?= 1024
+TARGET_CYCLES ?= 256
 RTL_ARGS ?=
 rtl: build/rtl/rtl.json
 

@@ -63,7 +63,7 @@ class TB:
 
     # --- clock and reset
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, PERIOD_NS, unit="ns").start())
+        cocotb.start_soon(Clock(self.dut.clk, PERIOD_NS, unit="ns", impl="gpi").start())
         self.i_valid.value = 0
         self.o_ready.value = 0
         await self.reset()

@@ -95,5 +95,5 @@ def test_mismatch_is_reported(designs, tmp_path):
     root, net, plan, bits = designs["padded"]
     other = random_net(CONFIGS["padded"][0], np.random.default_rng(98))
     write_rom_files(other, plan, tmp_path / "wrong")
-    with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches, first: \{'image': \d+"):
+    with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches; first: \{'image': \d+"):
         simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=tmp_path / "b", rom_dir=tmp_path / "wrong")
