@@ -92,7 +92,11 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
                       "--output-split", "20000", "--output-split-cfuncs", "500", "-CFLAGS", "-O1"]
     if sim == "ghdl":
         # GHDL: command options before the top unit (test_args), run options after it (plusargs)
-        build_args, test_args, plusargs = ["--std=08"], ["--std=08"], ["--ieee-asserts=disable-at-0"] + os.environ.get("BNN_GHDL_RUN_ARGS", "").split()
+        # --max-stack-alloc=0: the ROM loader's memory variable of a real network's weights is
+        # larger than GHDL's default 128 KB stack-allocation limit.
+        build_args, test_args = ["--std=08"], ["--std=08"]
+        plusargs = (["--ieee-asserts=disable-at-0", "--max-stack-alloc=0"]
+                    + os.environ.get("BNN_GHDL_RUN_ARGS", "").split())
     if os.path.exists(build_dir / "results.json"):
         os.unlink(build_dir / "results.json")
     t0 = time.perf_counter()

@@ -97,3 +97,18 @@ def test_mismatch_is_reported(designs, tmp_path):
     write_rom_files(other, plan, tmp_path / "wrong")
     with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches; first: \{'image': \d+"):
         simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=tmp_path / "b", rom_dir=tmp_path / "wrong")
+
+
+def test_ghdl_large_rom(tmp_path):
+    """A real-sized weight ROM (784 x 256 bits) elaborates and runs in GHDL (its default
+    stack-allocation limit of 128 KB is lifted by the runner)."""
+    need("ghdl")
+    from bnncore.hw.plan import auto_fold
+    sizes = (784, 256, 10)
+    rng = np.random.default_rng(3)
+    net = random_net(sizes, rng, 0.0)
+    export(net, tmp_path / "net")
+    generate(net, auto_fold(sizes, 256), tmp_path / "rtl")
+    bits = rng.integers(0, 2, (2, 784)).astype(np.uint8)
+    r = simulate(tmp_path / "rtl", tmp_path / "net", bits, sim="ghdl", build_dir=tmp_path / "b")
+    assert r["mismatches"] == 0 and r["images"] == 2
