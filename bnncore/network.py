@@ -59,8 +59,18 @@ def _as_ints(a, n: int, where: str, what: str) -> np.ndarray:
     return out
 
 
+class _Sizes:
+    @property
+    def n_in(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weights.shape[0]
+
+
 @dataclass(frozen=True, eq=False)
-class FoldedLayer:
+class FoldedLayer(_Sizes):
     """A hidden layer: neuron j fires when popcount(xnor(x, weights[j])) >= thresholds[j].
 
     Attributes
@@ -83,14 +93,6 @@ class FoldedLayer:
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "thresholds", t)
 
-    @property
-    def n_in(self) -> int:
-        return self.weights.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weights.shape[0]
-
     def __eq__(self, other):
         return (isinstance(other, FoldedLayer) and np.array_equal(self.weights, other.weights)
                 and np.array_equal(self.thresholds, other.thresholds))
@@ -101,7 +103,7 @@ class FoldedLayer:
 
 
 @dataclass(frozen=True, eq=False)
-class OutputHead:
+class OutputHead(_Sizes):
     """The output layer: score_c = 2 * popcount(xnor(x, weights[c])) - n_in + bias[c].
 
     The predicted class is the lowest index with the highest score.
@@ -120,14 +122,6 @@ class OutputHead:
                                f"found {b[bad[0]]} at class {bad[0]}")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "bias", b)
-
-    @property
-    def n_in(self) -> int:
-        return self.weights.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weights.shape[0]
 
     def __eq__(self, other):
         return (isinstance(other, OutputHead) and np.array_equal(self.weights, other.weights)

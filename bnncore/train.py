@@ -13,7 +13,6 @@ weights, and a run resumed after an interruption equals one that was never inter
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .data import InputBinarization, load_dataset
+from .fileio import atomic_write_text
 from .model import ModelConfig, build_model, parse_topology, topology_str
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "CheckpointError", "input_tensor"]
@@ -154,17 +154,6 @@ def _atomic_save(obj, path: Path):
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_write_text(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -357,8 +346,8 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, pro
 def _write_metrics(out: Path, metrics: list, best: dict, cfg: TrainConfig):
     cols = list(metrics[-1].keys())
     lines = [",".join(cols)] + [",".join(f"{r.get(c, '')}" for c in cols) for r in metrics]
-    _atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
-    _atomic_write_text(out / "metrics.json", json.dumps(
+    atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(
         {"config": asdict(cfg), "epochs": metrics, "best": best, "versions": _versions()}, indent=2))
     plot_curves(metrics, out / "curve.png", title=f"{cfg.dataset} {cfg.topology} "
                 f"({'binary' if cfg.binary else 'float'}, {cfg.input} input)")

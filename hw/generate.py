@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from bnncore import __version__
+from bnncore.fileio import atomic_write_text
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
@@ -75,20 +76,9 @@ def write_rom_files(net: FoldedNetwork, plan: Plan, out_dir, prefix: str = "bnn_
     paths = {}
     for name, (width, words) in rom_images(net, plan).items():
         path = out / f"{prefix}{name}.mem"
-        _atomic_write(path, _mem_text(width, words))
+        atomic_write_text(path, _mem_text(width, words))
         paths[name] = path
     return paths
-
-
-def _atomic_write(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- Verilog --------------------------------------------------------------------------------
