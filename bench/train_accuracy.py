@@ -57,8 +57,8 @@ def main():
         rows.append((name, m["config"]["topology"], m["config"]["input"], best["epoch"], len(m["epochs"]),
                      best["test_acc"], target, ref, secs))
     print()
-    print(f"| run | topology | input | best epoch | epochs | test acc | target | reference | s/epoch |")
-    print(f"|---|---|---|---|---|---|---|---|---|")
+    print("| run | topology | input | best epoch | epochs | test acc | target | reference | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, topo, inp, be, ep, acc, target, ref, secs in rows:
         flag = "" if acc >= target else " (below)"
         print(f"| {name} | {topo} | {inp} | {be} | {ep} | {100 * acc:.2f}%{flag} | >= {100 * target:.1f}% | {ref} | {secs:.1f} |")

@@ -8,9 +8,10 @@ first (warm-up) and the ratio binary / float (goal: <= 1.3).
 """
 
 import argparse
+import json
 import platform
 import tempfile
-import time
+from pathlib import Path
 
 import torch
 
@@ -32,9 +33,8 @@ def main():
         cfg = TrainConfig(topology=args.topology, batch_size=args.batch_size, epochs=args.epochs,
                           binary=binary, schedule="const")
         with tempfile.TemporaryDirectory() as tmp:
-            r = train(cfg, tmp, data_dir=args.data_dir, progress=False)
-            import json, pathlib
-            rows = json.loads((pathlib.Path(tmp) / "metrics.json").read_text())["epochs"]
+            train(cfg, tmp, data_dir=args.data_dir, progress=False)
+            rows = json.loads((Path(tmp) / "metrics.json").read_text())["epochs"]
         timed = rows[1:] if len(rows) > 1 else rows
         results[binary] = (sum(r["seconds"] for r in timed) / len(timed), rows[-1]["test_acc"])
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, "

@@ -80,7 +80,6 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    import numpy as np
     from .data import load_dataset
     target = Path(args.target)
     if target.is_dir():  # an export directory: the golden model

@@ -17,7 +17,7 @@ class is ``argmax_c (2 * popcount_c - n + bias_c)`` with ties going to the lowes
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

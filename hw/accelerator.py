@@ -14,7 +14,7 @@ Streams (``amaranth.lib.stream``, valid/ready):
   low bits, then the scores, class 0 first.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 

@@ -19,7 +19,7 @@ t + 3  write PE results into the consumer's buffer (slot nf); on the last slot t
 ====== ==========================================================================
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 

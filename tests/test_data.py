@@ -1,7 +1,5 @@
 import gzip
-import hashlib
 import http.server
-import os
 import shutil
 import struct
 import threading

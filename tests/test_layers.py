@@ -1,6 +1,5 @@
-import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from bnncore.layers import BinaryActivation, BinaryLinear, RoundSTE, SignSTE, WeightSignSTE, sign
 

@@ -70,7 +70,7 @@ def run_icarus(rtl_dir, bits: np.ndarray, work, *, overrides: dict | None = None
                     str(work / "tb.v"), *srcs], check=True, capture_output=True, text=True)
     subprocess.run(["vvp", "-n", str(work / "sim.vvp")], check=True, capture_output=True, text=True, cwd=rtl_dir)
     classes, scores = [], []
-    cb, sb, n = out["class_bits"], out["score_bits"], len(info["topology"]) and info["topology"][-1]
+    cb, sb, n = out["class_bits"], out["score_bits"], info["topology"][-1]
     for line in (work / "out.txt").read_text().split():
         v = int(line, 2)
         classes.append(v & ((1 << cb) - 1))
