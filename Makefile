@@ -15,6 +15,7 @@ DEMO_TOPOLOGY ?= 784-256-256-10
 DEMO_EPOCHS   ?= 3
 DEMO_RUN      := build/demo/train
 DEMO_NET      := build/demo/net
+DEMO_DEVICE   ?= ecp5-25f
 
 # `make train` options
 DATASET  ?= mnist
@@ -24,7 +25,7 @@ TRAIN_ARGS ?=
 
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test train rtl sim synth clean distclean
+.PHONY: setup demo test train rtl sim synth sweep experiment clean distclean
 
 setup: $(STAMP)
 	@bash scripts/setup-system.sh
@@ -33,7 +34,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim,synth]'
 	@touch $@
 
 # The main job, as file targets: each step reruns only when its input changed.
@@ -41,7 +42,9 @@ demo: $(DEMO_NET)/manifest.json build/rtl/rtl.json
 	$(BIN)/bnn eval $(DEMO_NET) $(DATA_OPT)
 	$(BIN)/bnn summary $(DEMO_NET)
 	$(BIN)/bnn sim build/rtl $(DEMO_NET) --sim verilator $(DATA_OPT)
-	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/; RTL: build/rtl/"
+	$(BIN)/bnn synth build/rtl --device $(DEMO_DEVICE) -o build/synth/$(DEMO_DEVICE)
+	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/; RTL: build/rtl/;" \
+		"bitstream and report: build/synth/$(DEMO_DEVICE)/"
 
 $(DEMO_RUN)/best.pt: | setup
 	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist
@@ -77,9 +80,23 @@ WAVES ?=
 sim: build/rtl/rtl.json
 	$(BIN)/bnn sim build/rtl $(NET) --sim $(SIM) --images $(SIM_IMAGES) $(DATA_OPT) $(if $(WAVES),--waves,)
 
-synth:
-	@echo "make $@: this stage does not exist yet (see the open issue: synth #6)" >&2
-	@exit 1
+# Synthesis, place and route and bitstream of build/rtl for DEVICE (up5k, hx8k, ecp5-25f,
+# ecp5-85f); the report goes to build/synth/$(DEVICE)/report.json.
+DEVICE ?= ecp5-25f
+SYNTH_ARGS ?=
+synth: build/rtl/rtl.json
+	$(BIN)/bnn synth build/rtl --device $(DEVICE) -o build/synth/$(DEVICE) $(SYNTH_ARGS)
+
+# Folding sweep of NET on DEVICE: table and LUTs-vs-throughput plot in build/sweep/$(DEVICE)/.
+TARGETS ?= 64,128,256,512,1024
+sweep: $(NET)/manifest.json | setup
+	$(BIN)/bnn sweep $(NET) --device $(DEVICE) --targets $(TARGETS)
+
+# A seed report's experiment (EXPERIMENT=all for every one); MODE=quick|full|tiny.
+EXPERIMENT ?= all
+MODE ?= quick
+experiment: setup
+	$(BIN)/bnn experiment $(EXPERIMENT) --mode $(MODE) $(DATA_OPT)
 
 clean:
 	rm -rf build

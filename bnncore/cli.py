@@ -251,6 +251,56 @@ def cmd_sim(args):
           f"results in {out / 'results.json'})")
 
 
+def _print_synth(r: dict):
+    res, pct = r["resources"], r["utilization_pct"]
+    dev = r["device"]
+    print("| device | network | LUTs | FFs | carries | block RAMs | DSPs | Fmax MHz | II cycles | images/s | latency us |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {dev['name']} | {'-'.join(map(str, r['topology']))} | {res['luts']:,} ({pct['luts']}%) | "
+          f"{res['ffs']:,} ({pct['ffs']}%) | {res['carries']:,} | {res['brams']} ({pct['brams']}%) | {res['dsps']} | "
+          f"{r['fmax_mhz']:.1f} | {r['initiation_interval']:g} | {r['images_per_second']:,} | {r['latency_us']} |")
+    print(f"(target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; "
+          f"block-RAM bandwidth bound {r['bandwidth_bound_cycles']:g} cycles/image, "
+          f"efficiency {100 * r['bandwidth_efficiency']:.0f}%)")
+
+
+def cmd_experiment(args):
+    from .experiments import EXPERIMENTS, run_experiment
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    for name in names:
+        r = run_experiment(name, mode=args.mode, out_root=args.out, data_dir=args.data_dir, jobs=args.jobs)
+        out = Path(args.out) / name
+        print((out / "results.md").read_text())
+        print(f"({len(r['runs'])} runs; table {out / 'results.md'}, data {out / 'results.json'}, plots {out}/*.png)")
+
+
+def cmd_synth(args):
+    from .hw.synth import synthesize
+    out = Path(args.out or Path("build") / "synth" / args.device)
+    r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms,
+                   bitstream=not args.no_bitstream, log=log.info)
+    _print_synth(r)
+    if r["files"]["bitstream"]:
+        print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
+
+
+def cmd_sweep(args):
+    from .hw.sweep import sweep
+    targets = [int(t) for t in args.targets.split(",")]
+    out = Path(args.out or Path("build") / "sweep" / args.device)
+    rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks)
+    print("| target cycles | folding (PE,SIMD per layer) | II | LUTs | FFs | BRAMs | Fmax MHz | images/s | Pareto |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r.get("error"):
+            print(f"| {r['target_cycles']} | {r['folding']} | | | | | | {r['error']} | |")
+        else:
+            print(f"| {r['target_cycles']} | {r['folding']} | {r['initiation_interval']:g} | {r['luts']:,} | "
+                  f"{r['ffs']:,} | {r['brams']} | {r['fmax_mhz']:.1f} | {r['images_per_second']:,} | "
+                  f"{'yes' if r['pareto'] else ''} |")
+    print(f"table {out / 'sweep.csv'}, {out / 'sweep.json'}; plot {out / 'sweep.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
@@ -328,6 +378,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
     p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")
     p.set_defaults(func=cmd_sim)
+
+    from .experiments import EXPERIMENTS
+    p = sub.add_parser("experiment", help="re-run one of the seed reports' experiments: table, JSON and plots",
+                       description="Experiments: " + "; ".join(f"{e.name}: {e.summary}" for e in EXPERIMENTS.values())
+                       + ". Runs execute in parallel and resume after an interruption.")
+    p.add_argument("name", choices=(*EXPERIMENTS, "all"))
+    p.add_argument("--mode", choices=("quick", "full", "tiny"), default="quick",
+                   help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
+                   "tiny: 1 epoch on 1,000 images (CI)")
+    p.add_argument("--jobs", type=int, help="runs in parallel (default: the number of cores)")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
+    p.set_defaults(func=cmd_experiment)
+
+    from .hw.synth import DEVICES
+    p = sub.add_parser("synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
+                       "resources, Fmax, throughput, bitstream")
+    p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
+    p.add_argument("--device", choices=tuple(DEVICES), default="up5k", help="default: up5k")
+    p.add_argument("--freq", type=float, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
+                   "missing it is reported, not an error")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
+    p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
+    p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("sweep", help="synthesise a network at several foldings in parallel: table and "
+                       "LUTs-vs-throughput plot with the Pareto front")
+    p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
+    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="default: ecp5-25f")
+    p.add_argument("--targets", default="64,128,256,512,1024",
+                   help="cycles per image to fold for, comma-separated (default: 64,128,256,512,1024)")
+    p.add_argument("--jobs", type=int, help="parallel runs (default: the number of cores)")
+    p.add_argument("--freq", type=float, help="clock target in MHz (default: per family)")
+    p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
     p.add_argument("target", type=Path, help="an export directory or a checkpoint")

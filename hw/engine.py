@@ -19,8 +19,8 @@ t + 3  write PE results into the consumer's buffer (slot nf); on the last slot t
 ====== ==========================================================================
 """
 
-from amaranth import Array, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import LayerFold
@@ -118,6 +118,13 @@ class LayerEngine(wiring.Component):
     def fold(self) -> LayerFold:
         return self._fold
 
+    @property
+    def memory_buffer(self) -> bool:
+        """True when the producer writes whole SIMD-bit words, one per synapse fold (always
+        for the first layer): the buffer is then a memory, block RAM on an FPGA, instead of
+        registers. Otherwise (PE-bit writes, SIMD-bit reads) it is a register array."""
+        return self._in_width == self._fold.simd and self._in_slots == self._fold.sf
+
     def elaborate(self, platform):
         m = Module()
         f, B = self._fold, self._banks
@@ -125,7 +132,6 @@ class LayerEngine(wiring.Component):
         L = max(self._in_width * self._in_slots, SF * SIMD)
 
         # --- input buffer: `banks` images, written by the producer, read one word per cycle
-        bufs = Array(Signal(L, name=f"bank{b}") for b in range(B))
         full = Signal(B)
         used = Signal(range(B + 1))
         wptr = Signal(range(B))
@@ -133,13 +139,26 @@ class LayerEngine(wiring.Component):
         release = Signal(name="release_bank")
         m.d.comb += self.wr.space.eq(used < B)
         m.d.sync += used.eq(used + self.wr.claim - release)
+        x = Signal(SIMD)   # stage 1: the input word issued the cycle before, beside the ROM data
+        if self.memory_buffer:
+            # writes are whole read words: a memory (block RAM) of SIMD-bit words, bank-major,
+            # each bank padded to a power of two of slots; its synchronous read port gives
+            # the word one cycle after the issue, as the ROMs do
+            sbits = max(1, (SF - 1).bit_length())
+            m.submodules.buffer = mem = memory.Memory(shape=unsigned(SIMD), depth=B << sbits, init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(Cat(self.wr.slot[:sbits], wptr)), wp.data.eq(self.wr.data), wp.en.eq(self.wr.we),
+                         x.eq(rp.data)]
+        else:
+            bufs = Array(Signal(L, name=f"bank{b}") for b in range(B))
+            with m.If(self.wr.we):
+                for b in range(B):
+                    with m.If(wptr == b):
+                        with m.Switch(self.wr.slot):
+                            for s in range(self._in_slots):
+                                with m.Case(s):
+                                    m.d.sync += bufs[b].word_select(s, self._in_width).eq(self.wr.data)
         with m.If(self.wr.we):
-            for b in range(B):
-                with m.If(wptr == b):
-                    with m.Switch(self.wr.slot):
-                        for s in range(self._in_slots):
-                            with m.Case(s):
-                                m.d.sync += bufs[b].word_select(s, self._in_width).eq(self.wr.data)
             with m.If(self.wr.last):
                 m.d.sync += wptr.eq(Mux(wptr == B - 1, 0, wptr + 1))
         next_r = Mux(rptr == B - 1, 0, rptr + 1)
@@ -172,11 +191,13 @@ class LayerEngine(wiring.Component):
                 m.d.sync += sf.eq(sf + 1)
 
         # --- stage 1: input word aligned with the ROM data
-        x = Signal(SIMD)
         s1_v, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_nf = Signal.like(nf)
-        m.d.sync += [x.eq(bufs[rptr].word_select(sf, SIMD)), s1_v.eq(busy),
-                     s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
+        if self.memory_buffer:
+            m.d.comb += rp.addr.eq(Cat(sf[:sbits], rptr))
+        else:
+            m.d.sync += x.eq(bufs[rptr].word_select(sf, SIMD))
+        m.d.sync += [s1_v.eq(busy), s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
 
         # --- stage 2: XNOR + popcount per PE, registered with the thresholds
         pc = [Signal(range(SIMD + 1), name=f"pc{p}") for p in range(PE)]

@@ -282,6 +282,8 @@ def _core_vhdl(verilog_path: Path, work: Path) -> str:
     text = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)\$([0-9]+)\b", r"\1_d\2", text)
     text = _move_initial_values(text)
     text = _fix_sign_extension(text)
+    # a memory index made of a concatenation: `a & b` is ambiguous (signed or unsigned) to GHDL
+    text = re.sub(r"To_Integer\(Resize\((\w+(?: & \w+)+), (\d+)\)\)", r"To_Integer(Resize(unsigned'(\1), \2))", text)
     text = re.sub(r"--\s*(Declared at|Temporary created at) [^\n]*", "", text)
     text = re.sub(r"\(from [^\n]*\)|\(\S+\.v:\d+\)", "", text)
     if "$" in text:

@@ -58,11 +58,13 @@ def _check_tools(sim: str):
 
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
-             waves: bool = False) -> dict:
+             waves: bool = False, sources=None) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
     ``rom_dir``: where the ROM files of ``net_dir``'s network are (default: ``rtl_dir``).
     ``test``: 'stream' or 'reset_mid_stream'. ``waves``: write an FST/VCD in the build dir.
+    ``sources``: Verilog files to simulate instead of the RTL, for a gate-level netlist of
+    ``bnn_top`` (ROM contents built in) with the device's cell models; Icarus or Verilator.
     Raises SimulationError when the bench fails (mismatches included), with its findings.
     """
     from cocotb_tools.runner import get_runner
@@ -82,8 +84,13 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         np.save(build_dir / "labels.npy", np.asarray(labels))
         cfg["labels"] = str(build_dir / "labels.npy")
     (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
-    params = _rom_parameters(rtl_dir, Path(rom_dir).resolve() if rom_dir else None)
-    sources = [rtl_dir / f for f in info["files"][lang]]
+    if sources is None:
+        params = _rom_parameters(rtl_dir, Path(rom_dir).resolve() if rom_dir else None)
+        sources = [rtl_dir / f for f in info["files"][lang]]
+    elif lang == "vhdl":
+        raise ValueError("a gate-level netlist is Verilog: simulate it with icarus or verilator")
+    else:
+        params, sources = {}, [Path(s).resolve() for s in sources]
     runner = get_runner(sim)
     build_args, test_args, plusargs = [], [], []
     if sim == "verilator":

@@ -1,0 +1,376 @@
+"""The seeds' experiments, one command each: ``bnn experiment NAME [--mode quick|full|tiny]``.
+
+Each experiment is a list of independent training runs (seeded, so repeatable) and a report
+that puts our numbers beside the seed report's. Runs execute in parallel worker processes,
+one fresh process per run (so its peak memory is its own), and a finished run is never
+redone: its ``result.json`` is the record, and an interrupted run resumes from its last
+epoch's checkpoint. Every binary run is also folded and the folded (integer) network
+evaluated on the test set by the golden model, beside the torch accuracy.
+
+Modes: ``quick`` (default) trains few epochs so that each experiment takes minutes on two
+cores; ``full`` uses the seeds' epoch counts where feasible; ``tiny`` (CI) trains one epoch
+on 1,000 images to prove the command end to end.
+
+Outputs in ``build/experiments/NAME/``: ``results.md`` (the table), ``results.json``, PNG
+plots, and ``runs/<mode>/<run>/`` (each run's checkpoints, metrics and curve).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .fileio import atomic_write_text
+
+__all__ = ["EXPERIMENTS", "run_experiment", "Run"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("quick", "full", "tiny")
+SEED001_NET = "784-500-1024-1024-10"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: ``key`` names it (its directory), ``group`` is what it is a sample of."""
+    key: str
+    group: str
+    config: dict
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    source: str                  # where in the seeds the experiment comes from
+    summary: str
+    epochs: dict                 # mode -> epochs
+    plan: object                 # (epochs, seeds) -> list of Run
+    report: object               # (experiment, results, mode, out_dir) -> markdown
+    seeds: dict = field(default_factory=lambda: {"quick": 1, "full": 3, "tiny": 1})
+    sequential: bool = False     # timing experiments: one run at a time, all cores to it
+
+
+def _runs(groups: dict, seeds: int, epochs: int, **common) -> list:
+    return [Run(f"{g}-s{s}", g, {**common, **cfg, "epochs": epochs, "seed": s})
+            for g, cfg in groups.items() for s in range(seeds)]
+
+
+# --- the experiments ------------------------------------------------------------------------
+
+def _plan_input(epochs, seeds):
+    return _runs({"none": {"input": "none"}, "threshold": {"input": "threshold"},
+                  "probability": {"input": "probability"}}, seeds, epochs, topology=SEED001_NET)
+
+
+def _plan_binary_float(epochs, seeds):
+    return _runs({"binary": {"binary": True}, "float": {"binary": False}}, seeds, epochs, topology=SEED001_NET)
+
+
+def _plan_batchnorm(epochs, seeds):
+    return _runs({"with BatchNorm": {"batchnorm": True}, "without BatchNorm": {"batchnorm": False}},
+                 seeds, epochs, topology=SEED001_NET)
+
+
+LR_SGD = (0.1, 0.5, 1.0, 1.5, 5.0)
+LR_ADAM = (0.001, 0.01)
+
+
+def _plan_lr(epochs, seeds):
+    groups = {f"SGD lr={lr:g}": {"optimizer": "sgd", "lr": lr, "schedule": "const"} for lr in LR_SGD}
+    groups.update({f"Adam lr={lr:g}": {"optimizer": "adam", "lr": lr} for lr in LR_ADAM})
+    return _runs(groups, seeds, epochs, topology=SEED001_NET)
+
+
+BATCH_SIZES = (10, 50, 100, 150, 200, 500, 1000)
+
+
+def _plan_batch(epochs, seeds):
+    return _runs({f"batch {b}": {"batch_size": b} for b in BATCH_SIZES}, seeds, epochs, topology=SEED001_NET)
+
+
+def _plan_fashion(epochs, seeds):
+    groups = {}
+    for topo in ("784-128-10", "784-1024-10"):
+        groups[f"{topo} non-binary"] = {"topology": topo, "binary": False, "input": "none"}
+        groups[f"{topo} binary deterministic"] = {"topology": topo}
+        groups[f"{topo} binary stochastic"] = {"topology": topo, "stochastic": True}
+    return _runs(groups, seeds, epochs, dataset="fashion-mnist")
+
+
+# --- results --------------------------------------------------------------------------------
+
+def _stat(values, fmt: str = ".2f") -> str:
+    """Mean, and with several values their standard deviation and count."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "n/a"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} ± {statistics.stdev(values):{fmt}} (n={len(values)})"
+
+
+def _by_group(results: list) -> dict:
+    groups = {}
+    for r in results:
+        groups.setdefault(r["group"], []).append(r)
+    return groups
+
+
+def _pct(results, key):
+    return _stat([100 * r[key] if r.get(key) is not None else None for r in results])
+
+
+def _plot_curves(groups: dict, path: Path, title: str, key: str = "test_acc", ylabel: str = "test accuracy (%)"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, runs in groups.items():
+        n = min(len(r["epochs"]) for r in runs)
+        mean = [statistics.fmean(100 * r["epochs"][e][key] for r in runs) for e in range(n)]
+        ax.plot(range(1, n + 1), mean, marker=".", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path):
+    import matplotlib.pyplot as plt
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _accuracy_table(groups: dict, seed_numbers: dict, seed_label: str) -> list:
+    lines = [f"| run | {seed_label} | ours: test accuracy % (torch) | ours: folded (integer) % | "
+             "best epoch | s/epoch |", "|---|---|---|---|---|---|"]
+    for name, runs in groups.items():
+        lines.append(f"| {name} | {seed_numbers.get(name, '—')} | {_pct(runs, 'test_acc')} | "
+                     f"{_pct(runs, 'folded_acc')} | {_stat([r['best_epoch'] for r in runs], '.1f')} | "
+                     f"{_stat([r['seconds_per_epoch'] for r in runs])} |")
+    return lines
+
+
+def _report_input(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: input binarization")
+    seed = {"none": "91.99", "threshold": "89.24", "probability": "91.98"}
+    return _accuracy_table(groups, seed, "seed 001 (avg of 4 runs)") + ["", "![curves](curves.png)"]
+
+
+def _report_binary_float(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: binary vs float linear layers")
+    seed = {"binary": "87.6 (88.29, 87.32, 87.19)", "float": "97.2 (97.43, 96.98, 97.20)"}
+    return _accuracy_table(groups, seed, "seed 001 (50 epochs, 3 runs)") + ["", "![curves](curves.png)"]
+
+
+def _report_batchnorm(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: with and without BatchNorm")
+    seed = {"with BatchNorm": "clearly better at every epoch (figure 3.3)",
+            "without BatchNorm": "stuck at 79–82% (figure 3.3)"}
+    return _accuracy_table(groups, seed, "seed 001") + ["", "![curves](curves.png)"]
+
+
+def _report_lr(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: learning rates")
+    seed = {"SGD lr=1.5": "chosen (with 1.0 the best, figure 4.1)", "SGD lr=5": "overshoots from epoch 17",
+            "SGD lr=0.1": "below 1: too slow", "SGD lr=0.5": "below 1: too slow", "SGD lr=1": "among the best"}
+    return _accuracy_table(groups, seed, "seed 001 (20 epochs, plain SGD)") + ["", "![curves](curves.png)"]
+
+
+SEED_BATCH_SECONDS = dict(zip(BATCH_SIZES, (30.68, 11.33, 8.76, 7.95, 7.63, 6.66, 6.39)))
+
+
+def _report_batch(exp, results, mode, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: batch sizes")
+    sizes = [b for b in BATCH_SIZES if f"batch {b}" in groups]
+    ours = [statistics.fmean(r["seconds_per_epoch"] for r in groups[f"batch {b}"]) for b in sizes]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(sizes, ours, "o-", label="bnncore (this machine, CPU)")
+    ax.plot(sizes, [SEED_BATCH_SECONDS[b] for b in sizes], "s--", label="seed 001")
+    ax.set_xscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("seconds per epoch")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, out / "seconds.png")
+    lines = ["| batch size | seed 001: s/epoch | ours: s/epoch | ours: test accuracy % | ours: folded % |",
+             "|---|---|---|---|---|"]
+    for b in sizes:
+        runs = groups[f"batch {b}"]
+        lines.append(f"| {b} | {SEED_BATCH_SECONDS[b]} | {_stat([r['seconds_per_epoch'] for r in runs])} | "
+                     f"{_pct(runs, 'test_acc')} | {_pct(runs, 'folded_acc')} |")
+    return lines + ["", "![seconds per epoch](seconds.png) ![curves](curves.png)"]
+
+
+SEED_FASHION = {
+    "784-128-10 non-binary": ("83.80", "82.50", "7084", "7", "1016.32"),
+    "784-128-10 binary deterministic": ("68.70", "67.90", "5073", "5", "869.63"),
+    "784-128-10 binary stochastic": ("69.20", "68.30", "—", "—", "—"),
+    "784-1024-10 non-binary": ("90.60", "87.20", "28496", "28.5", "1867.32"),
+    "784-1024-10 binary deterministic": ("87.10", "85.10", "16293", "16.3", "1364.09"),
+    "784-1024-10 binary stochastic": ("84.00", "82.60", "—", "—", "923.57"),
+}
+
+
+def _report_fashion(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", "Fashion-MNIST: architectures and binarization")
+    lines = ["| network | train % (seed / ours) | test % (seed / ours) | ours: folded % | total s (seed / ours) | "
+             "s/epoch (seed / ours) | peak memory MB (seed / ours) |", "|---|---|---|---|---|---|---|"]
+    for name, runs in groups.items():
+        s = SEED_FASHION.get(name, ("—",) * 5)
+        lines.append(f"| {name} | {s[0]} / {_pct(runs, 'train_acc')} | {s[1]} / {_pct(runs, 'test_acc')} | "
+                     f"{_pct(runs, 'folded_acc')} | {s[2]} / {_stat([r['total_seconds'] for r in runs])} | "
+                     f"{s[3]} / {_stat([r['seconds_per_epoch'] for r in runs])} | "
+                     f"{s[4]} / {_stat([r['peak_mem_mb'] for r in runs], '.0f')} |")
+    return lines + ["", "![curves](curves.png)"]
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("input-binarization", "seed 001, section 5.1.3 (table 5.7)",
+               "non-binarized (float) vs threshold vs probability input", {"quick": 3, "full": 50, "tiny": 1},
+               _plan_input, _report_input, seeds={"quick": 2, "full": 4, "tiny": 1}),
+    Experiment("binary-vs-float", "seed 001, section 3.4 (figure 3.4)", "binary vs float linear layers, 3 runs each",
+               {"quick": 3, "full": 50, "tiny": 1}, _plan_binary_float, _report_binary_float,
+               seeds={"quick": 3, "full": 3, "tiny": 1}),
+    Experiment("batchnorm", "seed 001, section 3.3 (figure 3.3)", "with and without BatchNorm, accuracy per epoch",
+               {"quick": 5, "full": 50, "tiny": 1}, _plan_batchnorm, _report_batchnorm),
+    Experiment("learning-rate", "seed 001, section 4.1 (figure 4.1)",
+               "accuracy per epoch for plain SGD learning rates and Adam", {"quick": 3, "full": 20, "tiny": 1},
+               _plan_lr, _report_lr),
+    Experiment("batch-size", "seed 001, sections 4.2-4.3 (figures 4.2, 4.3)",
+               "accuracy and seconds per epoch for batch sizes 10 to 1000", {"quick": 2, "full": 20, "tiny": 1},
+               _plan_batch, _report_batch, sequential=True),
+    Experiment("fashion", "seed 002, section IV (tables A-D)",
+               "784-128-10 and 784-1024-10 on Fashion-MNIST: binary vs non-binary, deterministic vs stochastic",
+               {"quick": 5, "full": 200, "tiny": 1}, _plan_fashion, _report_fashion),
+)}
+
+
+# --- execution ------------------------------------------------------------------------------
+
+def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dict:
+    """Train one run in this (fresh) process, fold it if binary; return its result."""
+    import resource
+
+    import torch
+    from .data import load_dataset
+    from .train import TrainConfig, load_checkpoint, train
+    out = Path(run_dir)
+    cfg = TrainConfig(**run["config"], **({"limit": 1000} if tiny else {}))
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    metrics = train(cfg, out, data_dir=data_dir, resume=True, progress=False)
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    best = metrics["best"]
+    result = {"key": run["key"], "group": run["group"], "config": asdict(cfg), "epochs": epochs,
+              "best_epoch": best["epoch"], "test_acc": best["test_acc"], "val_acc": best["val_acc"],
+              "train_acc": best["train_acc"], "last_test_acc": epochs[-1]["test_acc"],
+              "seconds_per_epoch": statistics.fmean(e["seconds"] for e in epochs),
+              "total_seconds": sum(e["seconds"] for e in epochs),
+              "wall_seconds": time.perf_counter() - t0,
+              "folded_acc": None, "fold_mismatches": None}
+    if cfg.binary and cfg.input != "none":
+        from .fold import fold_with_report, verify
+        model, cfg_b, _ = load_checkpoint(out / "best.pt")
+        net, _ = fold_with_report(model, cfg_b.binarization())
+        ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+        check = verify(net, model, ds.test_images, ds.test_labels)
+        result["folded_acc"] = check["folded_accuracy"]
+        result["fold_mismatches"] = check["class_mismatches"]
+    result["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiments", data_dir=None,
+                   jobs: int | None = None, progress: bool | None = None) -> dict:
+    """Run (or resume) experiment ``name``; write its table, JSON and plots; return the summary."""
+    from tqdm import tqdm
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    exp = EXPERIMENTS[name]
+    out = Path(out_root) / name
+    runs = exp.plan(exp.epochs[mode], exp.seeds[mode])
+    cores = os.cpu_count() or 1
+    jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))
+    threads = max(1, cores // jobs)
+    results, todo = {}, []
+    for run in runs:
+        run_dir = out / "runs" / mode / run.key.replace(" ", "_").replace("=", "")
+        done = run_dir / "result.json"
+        if done.exists():
+            r = json.loads(done.read_text())
+            if {k: r["config"][k] for k in run.config} == run.config:
+                results[run.key] = r
+                continue
+        todo.append((run, run_dir))
+    if results:
+        log.info("%s: %d of %d runs already done, skipped", name, len(results), len(runs))
+    if progress is None:
+        progress = os.isatty(2)
+    t0 = time.perf_counter()
+    if todo:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = {pool.submit(_execute, asdict(run), str(d), data_dir, threads, mode == "tiny"): run
+                       for run, d in todo}
+            bar = tqdm(total=len(futures), desc=f"{name} ({mode}, {jobs} in parallel)", unit="run",
+                       disable=not progress)
+            for f in as_completed(futures):
+                run = futures[f]
+                r = f.result()
+                results[run.key] = r
+                bar.update()
+                log.info("%s: %s done: test %.2f%%%s, %.1f s/epoch", name, run.key, 100 * r["test_acc"],
+                         f", folded {100 * r['folded_acc']:.2f}%" if r["folded_acc"] is not None else "",
+                         r["seconds_per_epoch"])
+            bar.close()
+    ordered = [results[r.key] for r in runs]
+    bad = [r["key"] for r in ordered if r.get("fold_mismatches")]
+    if bad:
+        raise RuntimeError(f"{name}: folded network disagrees with torch for runs {bad}")
+    lines = exp.report(exp, ordered, mode, out)
+    import platform
+    machine = f"{platform.processor() or platform.machine()}, {cores} cores, torch {_torch_version()}"
+    header = [f"# {name} ({mode} mode)", "", f"From {exp.source}: {exp.summary}.", "",
+              f"Epochs per run: {exp.epochs[mode]}; runs per configuration: {exp.seeds[mode]}; "
+              f"{'one run at a time' if exp.sequential else f'{jobs} runs in parallel'}, "
+              f"{threads} torch thread(s) each; machine: {machine}.", "",
+              f"Command: `bnn experiment {name} --mode {mode}`", ""]
+    atomic_write_text(out / "results.md", "\n".join(header + lines) + "\n")
+    summary = {"experiment": name, "mode": mode, "source": exp.source, "machine": machine,
+               "epochs": exp.epochs[mode], "jobs": jobs, "threads": threads,
+               "wall_seconds": time.perf_counter() - t0, "runs": ordered}
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _torch_version() -> str:
+    import torch
+    return str(torch.__version__)

