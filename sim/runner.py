@@ -58,13 +58,14 @@ def _check_tools(sim: str):
 
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
-             waves: bool = False, sources=None) -> dict:
+             waves: bool = False, sources=None, defines: dict | None = None) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
     ``rom_dir``: where the ROM files of ``net_dir``'s network are (default: ``rtl_dir``).
     ``test``: 'stream' or 'reset_mid_stream'. ``waves``: write an FST/VCD in the build dir.
     ``sources``: Verilog files to simulate instead of the RTL, for a gate-level netlist of
     ``bnn_top`` (ROM contents built in) with the device's cell models; Icarus or Verilator.
+    ``defines``: Verilog macros for the build (the cell models' options).
     Raises SimulationError when the bench fails (mismatches included), with its findings.
     """
     from cocotb_tools.runner import get_runner
@@ -109,7 +110,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         os.unlink(build_dir / "results.json")
     t0 = time.perf_counter()
     kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                  waves=waves, log_file=build_dir / "build.log")
+                  waves=waves, log_file=build_dir / "build.log", defines=dict(defines or {}))
     if lang == "vhdl":
         runner.build(sources=sources, **kwargs)
     else:
