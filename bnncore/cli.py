@@ -286,7 +286,11 @@ def cmd_synth(args):
 
 def cmd_sweep(args):
     from .hw.sweep import sweep
-    targets = [int(t) for t in args.targets.split(",")]
+    try:
+        targets = [int(t) for t in args.targets.split(",")]
+    except ValueError:
+        raise ValueError(f"--targets {args.targets!r} does not parse: expected cycles per image, "
+                         "comma-separated, like '64,128,256'") from None
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks)
     print("| target cycles | folding (PE,SIMD per layer) | II | LUTs | FFs | BRAMs | Fmax MHz | images/s | Pareto |")

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .fileio import atomic_write_text
+from .fileio import atomic_savefig, atomic_write_text
 
 __all__ = ["EXPERIMENTS", "run_experiment", "Run"]
 
@@ -144,15 +144,7 @@ def _plot_curves(groups: dict, path: Path, title: str, key: str = "test_acc", yl
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path: Path):
-    import matplotlib.pyplot as plt
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_savefig(fig, path)
 
 
 def _accuracy_table(groups: dict, seed_numbers: dict, seed_label: str) -> list:
@@ -165,34 +157,31 @@ def _accuracy_table(groups: dict, seed_numbers: dict, seed_label: str) -> list:
     return lines
 
 
-def _report_input(exp, results, mode, out):
-    groups = _by_group(results)
-    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: input binarization")
-    seed = {"none": "91.99", "threshold": "89.24", "probability": "91.98"}
-    return _accuracy_table(groups, seed, "seed 001 (avg of 4 runs)") + ["", "![curves](curves.png)"]
+def _curves_report(title: str, seed: dict, seed_label: str):
+    """A report: test accuracy per epoch of every configuration, and the accuracy table with
+    the seed's numbers (``seed``: configuration -> what the seed reports) beside ours."""
+    def report(exp, results, mode, out):
+        groups = _by_group(results)
+        _plot_curves(groups, out / "curves.png", title)
+        return _accuracy_table(groups, seed, seed_label) + ["", "![curves](curves.png)"]
+    return report
 
 
-def _report_binary_float(exp, results, mode, out):
-    groups = _by_group(results)
-    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: binary vs float linear layers")
-    seed = {"binary": "87.6 (88.29, 87.32, 87.19)", "float": "97.2 (97.43, 96.98, 97.20)"}
-    return _accuracy_table(groups, seed, "seed 001 (50 epochs, 3 runs)") + ["", "![curves](curves.png)"]
-
-
-def _report_batchnorm(exp, results, mode, out):
-    groups = _by_group(results)
-    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: with and without BatchNorm")
-    seed = {"with BatchNorm": "clearly better at every epoch (figure 3.3)",
-            "without BatchNorm": "stuck at 79–82% (figure 3.3)"}
-    return _accuracy_table(groups, seed, "seed 001") + ["", "![curves](curves.png)"]
-
-
-def _report_lr(exp, results, mode, out):
-    groups = _by_group(results)
-    _plot_curves(groups, out / "curves.png", f"{SEED001_NET} on MNIST: learning rates")
-    seed = {"SGD lr=1.5": "chosen (with 1.0 the best, figure 4.1)", "SGD lr=5": "overshoots from epoch 17",
-            "SGD lr=0.1": "below 1: too slow", "SGD lr=0.5": "below 1: too slow", "SGD lr=1": "among the best"}
-    return _accuracy_table(groups, seed, "seed 001 (20 epochs, plain SGD)") + ["", "![curves](curves.png)"]
+_report_input = _curves_report(
+    f"{SEED001_NET} on MNIST: input binarization", {"none": "91.99", "threshold": "89.24", "probability": "91.98"},
+    "seed 001 (avg of 4 runs)")
+_report_binary_float = _curves_report(
+    f"{SEED001_NET} on MNIST: binary vs float linear layers",
+    {"binary": "87.6 (88.29, 87.32, 87.19)", "float": "97.2 (97.43, 96.98, 97.20)"}, "seed 001 (50 epochs, 3 runs)")
+_report_batchnorm = _curves_report(
+    f"{SEED001_NET} on MNIST: with and without BatchNorm",
+    {"with BatchNorm": "clearly better at every epoch (figure 3.3)", "without BatchNorm": "stuck at 79–82% (figure 3.3)"},
+    "seed 001")
+_report_lr = _curves_report(
+    f"{SEED001_NET} on MNIST: learning rates",
+    {"SGD lr=1.5": "chosen (with 1.0 the best, figure 4.1)", "SGD lr=5": "overshoots from epoch 17",
+     "SGD lr=0.1": "below 1: too slow", "SGD lr=0.5": "below 1: too slow", "SGD lr=1": "among the best"},
+    "seed 001 (20 epochs, plain SGD)")
 
 
 SEED_BATCH_SECONDS = dict(zip(BATCH_SIZES, (30.68, 11.33, 8.76, 7.95, 7.63, 6.66, 6.39)))
@@ -215,7 +204,7 @@ def _report_batch(exp, results, mode, out):
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    _save(fig, out / "seconds.png")
+    atomic_savefig(fig, out / "seconds.png")
     lines = ["| batch size | seed 001: s/epoch | ours: s/epoch | ours: test accuracy % | ours: folded % |",
              "|---|---|---|---|---|"]
     for b in sizes:
@@ -360,7 +349,7 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
     machine = f"{platform.processor() or platform.machine()}, {cores} cores, torch {_torch_version()}"
     header = [f"# {name} ({mode} mode)", "", f"From {exp.source}: {exp.summary}.", "",
               f"Epochs per run: {exp.epochs[mode]}; runs per configuration: {exp.seeds[mode]}; "
-              f"{'one run at a time' if exp.sequential else f'{jobs} runs in parallel'}, "
+              f"{'one run at a time' if jobs == 1 else f'{jobs} runs in parallel'}, "
               f"{threads} torch thread(s) each; machine: {machine}.", "",
               f"Command: `bnn experiment {name} --mode {mode}`", ""]
     atomic_write_text(out / "results.md", "\n".join(header + lines) + "\n")

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "atomic_savefig"]
 
 
 def atomic_write_text(path, text: str):
@@ -18,5 +18,20 @@ def atomic_write_text(path, text: str):
             f.write(text)
         os.replace(tmp, path)
     finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_savefig(fig, path, dpi: int = 110):
+    """Save a matplotlib figure as PNG to ``path`` atomically, then close it."""
+    import matplotlib.pyplot as plt
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
         if os.path.exists(tmp):
             os.unlink(tmp)

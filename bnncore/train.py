@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .data import InputBinarization, load_dataset
-from .fileio import atomic_write_text
+from .fileio import atomic_savefig, atomic_write_text
 from .model import ModelConfig, build_model, parse_topology, topology_str
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "CheckpointError", "input_tensor"]
@@ -367,12 +367,4 @@ def plot_curves(metrics: list, path: Path, title: str = ""):
     ax2.set_xlabel("epoch"), ax2.set_ylabel("training loss"), ax2.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_savefig(fig, path, dpi=100)

@@ -15,7 +15,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bnncore.fileio import atomic_write_text
+from bnncore.fileio import atomic_savefig, atomic_write_text
 
 __all__ = ["sweep", "pareto", "plot_sweep"]
 
@@ -76,10 +76,7 @@ def plot_sweep(rows: list, path, title: str):
     ax.set_title(title, fontsize=10)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_savefig(fig, path, dpi=120)
 
 
 def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seed: int = 1,

