@@ -204,9 +204,11 @@ def cmd_rtl(args):
     from .hw.plan import auto_fold, make_plan, timing
     net = load(args.net)
     if args.fold:
-        plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth)
+        plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth,
+                         pipelined=not args.shallow)
     else:
-        plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth)
+        plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth,
+                         pipelined=not args.shallow)
     t0 = time.perf_counter()
     out = generate(net, plan, args.out, vhdl=not args.no_vhdl)
     seconds = time.perf_counter() - t0
@@ -216,7 +218,8 @@ def cmd_rtl(args):
         print(f"{l.index:<6} {l.n_in:>5} {l.n_out:>5} {l.pe:>4} {l.simd:>5} {l.nf:>5} {l.sf:>4} {l.cycles:>7} "
               f"{l.memory_bits['weights']:>12,}")
     print(f"cycles per image (slowest layer) {t.bottleneck}, initiation interval {float(t.ii):g}, "
-          f"latency {t.latency} cycles")
+          f"latency {t.latency} cycles ({'pipelined' if plan.pipelined else 'shallow'} engines, "
+          f"{plan.depth} stages)")
     print(f"generated {out} in {seconds:.1f} s")
     if args.check:
         from .hw.tools import check_vhdl, lint_verilog
@@ -364,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cycles per image the automatic folding aims for (default: 1024)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
+    p.add_argument("--shallow", action="store_true",
+                   help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
+                        "(fewer flip-flops, a lower clock; default: 6-stage pipelined engines)")
     p.add_argument("--no-vhdl", action="store_true", help="Verilog only")
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
     p.set_defaults(func=cmd_rtl)

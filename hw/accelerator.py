@@ -86,7 +86,8 @@ class AcceleratorCore(wiring.Component):
             in_width, in_slots = (plan.in_width, plan.in_beats) if k == 0 else (folds[k - 1].pe, folds[k - 1].nf)
             eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=plan.banks,
                               value_bits=_value_bits(plan, f),
-                              score_bits=plan.score_bits if f.kind == "output" else None)
+                              score_bits=plan.score_bits if f.kind == "output" else None,
+                              pipelined=plan.pipelined)
             m.submodules[f"layer{k}"] = eng
             engines.append(eng)
             m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),

@@ -5,7 +5,7 @@ producer) and reads its weights and thresholds through ROM ports, so that the sa
 in Amaranth's simulator with memories passed in and in the generated RTL with ROMs
 initialised from files.
 
-Pipeline, one (nf, sf) word per cycle while an image is processed:
+Pipeline, one (nf, sf) word per cycle while an image is processed (shallow):
 
 ====== ==========================================================================
 cycle  what happens
@@ -17,13 +17,27 @@ t + 2  accumulate per PE; at sf = SF - 1 compare with the threshold (hidden) or 
 t + 3  write PE results into the consumer's buffer (slot nf); on the last slot the
        consumer's bank becomes complete, visible at t + 4
 ====== ==========================================================================
+
+Pipelined (the default of a ``Plan``), for clocks of 100 MHz and more on an ECP5:
+
+====== ==========================================================================
+cycle  what happens
+====== ==========================================================================
+t      issue: weight ROM address out; input word sf read
+t + 1  ROM and input word out of block RAM, into fabric registers
+t + 2  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
+       address out (the word's nf)
+t + 3  sum of the chunks per PE, registered with the threshold ROM data
+t + 4  accumulate, compare or score, registered (as t + 2 above)
+t + 5  write into the consumer, the bank complete at t + 6
+====== ==========================================================================
 """
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import LayerFold
+from .plan import POPCOUNT_CHUNK, LayerFold
 from .popcount import popcount
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -70,6 +84,9 @@ class LayerEngine(wiring.Component):
         Width of a threshold (hidden) or bias (output) in the threshold ROM.
     score_bits : int
         Output layer only: signed width of a score.
+    pipelined : bool
+        Register the ROM and buffer outputs and split the popcount in two stages (see the
+        module docstring and ``plan.pipeline_depth``).
 
     Attributes
     ----------
@@ -84,7 +101,7 @@ class LayerEngine(wiring.Component):
     """
 
     def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = 2,
-                 value_bits: int | None = None, score_bits: int | None = None):
+                 value_bits: int | None = None, score_bits: int | None = None, pipelined: bool = False):
         if not isinstance(fold, LayerFold):
             raise TypeError(f"fold must be a LayerFold, not {fold!r}")
         for name, v in (("in_width", in_width), ("in_slots", in_slots)):
@@ -103,6 +120,7 @@ class LayerEngine(wiring.Component):
             raise ValueError("an output engine needs score_bits")
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
         self._value_bits, self._score_bits = value_bits, score_bits
+        self._pipelined = bool(pipelined)
         out = (buffer_port(fold.pe, fold.nf) if fold.kind == "hidden"
                else result_port(fold.pe, score_bits, fold.nf))
         super().__init__({
@@ -178,7 +196,7 @@ class LayerEngine(wiring.Component):
         ready_image = Mux(busy, full.bit_select(next_r, 1), full.bit_select(rptr, 1))
         go = (~busy | last_issue) & ready_image & self.out.space
         m.d.comb += [release.eq(last_issue), self.out.claim.eq(go),
-                     self.w_addr.eq(waddr), self.t_addr.eq(nf)]
+                     self.w_addr.eq(waddr)]
         with m.If(go):
             m.d.sync += [busy.eq(1), nf.eq(0), sf.eq(0), waddr.eq(0)]
         with m.Elif(last_issue):
@@ -198,17 +216,44 @@ class LayerEngine(wiring.Component):
         else:
             m.d.sync += x.eq(bufs[rptr].word_select(sf, SIMD))
         m.d.sync += [s1_v.eq(busy), s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
+        ctrl = (s1_v, s1_first, s1_last, s1_nf)
+
+        def delayed(signals, stage):
+            """Register the control signals of a word one stage further down the pipeline."""
+            out = tuple(Signal.like(v, name=f"{stage}_{n}") for v, n in zip(signals, ("v", "first", "last", "nf")))
+            m.d.sync += [o.eq(v) for o, v in zip(out, signals)]
+            return out
 
         # --- stage 2: XNOR + popcount per PE, registered with the thresholds
         pc = [Signal(range(SIMD + 1), name=f"pc{p}") for p in range(PE)]
         thr = Signal(PE * self._value_bits)
-        s2_v, s2_first, s2_last = Signal(), Signal(), Signal()
-        s2_nf = Signal.like(nf)
-        for p in range(PE):
-            agree = ~(self.w_data.word_select(p, SIMD) ^ x)
-            m.d.sync += pc[p].eq(popcount(agree))
-        m.d.sync += [thr.eq(self.t_data), s2_v.eq(s1_v), s2_first.eq(s1_first),
-                     s2_last.eq(s1_last), s2_nf.eq(s1_nf)]
+        if not self._pipelined:
+            m.d.comb += self.t_addr.eq(nf)
+            for p in range(PE):
+                agree = ~(self.w_data.word_select(p, SIMD) ^ x)
+                m.d.sync += pc[p].eq(popcount(agree))
+        else:
+            # 1b: ROM and buffer outputs into fabric registers (block-RAM clock-to-out is long)
+            w_q, x_q = Signal.like(self.w_data), Signal.like(x)
+            m.d.sync += [w_q.eq(self.w_data), x_q.eq(x)]
+            ctrl = delayed(ctrl, "s1b")
+            # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, two
+            # cycles after the issue, so that its data meets the sums of 2b
+            m.d.comb += self.t_addr.eq(ctrl[3])
+            chunks = [[] for _ in range(PE)]
+            for p in range(PE):
+                agree = ~(w_q.word_select(p, SIMD) ^ x_q)
+                for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
+                    part = agree[lo:lo + POPCOUNT_CHUNK]
+                    chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}")
+                    m.d.sync += chunk.eq(popcount(part))
+                    chunks[p].append(chunk)
+            ctrl = delayed(ctrl, "s2a")
+            # 2b: sum of the chunks
+            for p in range(PE):
+                m.d.sync += pc[p].eq(sum(chunks[p][1:], chunks[p][0]))
+        s2_v, s2_first, s2_last, s2_nf = delayed(ctrl, "s2")
+        m.d.sync += thr.eq(self.t_data)
 
         # --- stage 3: accumulate; at the last synapse fold, threshold or score
         acc = [Signal(f.acc_bits + 1, name=f"acc{p}") for p in range(PE)]

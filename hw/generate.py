@@ -31,7 +31,7 @@ from bnncore.fileio import atomic_write_text
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
-from .plan import PIPELINE_DEPTH, Plan, check_network, threshold_words, timing, weight_words
+from .plan import Plan, check_network, threshold_words, timing, weight_words
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe"]
 
@@ -476,7 +476,7 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         },
         "folding": plan.describe(),
         "banks": plan.banks, "out_depth": plan.out_depth, "bias_bits": plan.bias_bits,
-        "pipeline_depth": PIPELINE_DEPTH,
+        "pipelined": plan.pipelined, "pipeline_depth": plan.depth,
         "timing": {"cycles_per_layer": list(t.cycles), "cycles_per_image": t.bottleneck,
                    "initiation_interval": float(t.ii), "initiation_interval_fraction": [t.ii.numerator, t.ii.denominator],
                    "latency": t.latency},

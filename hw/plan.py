@@ -26,11 +26,18 @@ import numpy as np
 from bnncore.network import FoldedNetwork
 
 __all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
-           "threshold_words", "PIPELINE_DEPTH"]
+           "threshold_words", "pipeline_depth", "POPCOUNT_CHUNK"]
 
-#: Cycles from an engine's last issue of an image until its consumer sees the image complete:
-#: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into the next buffer (1).
-PIPELINE_DEPTH = 4
+#: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
+POPCOUNT_CHUNK = 16
+
+
+def pipeline_depth(pipelined: bool) -> int:
+    """Cycles from an engine's last issue of an image until its consumer sees the image
+    complete. Shallow: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into
+    the next buffer (1). Pipelined adds a register behind the ROM and input-buffer outputs
+    and splits the popcount in two (chunks of POPCOUNT_CHUNK bits, then their sum): 6."""
+    return 6 if pipelined else 4
 
 
 def _positive_int(value, what):
@@ -112,11 +119,15 @@ class Plan:
         Depth of the output FIFO (results waiting for the output stream).
     bias_bits : int
         Width of the output biases (signed).
+    pipelined : bool
+        Register the block-RAM outputs and split the popcount (two more cycles of latency and
+        about PE * SIMD more flip-flops per layer, for a higher clock); see ``pipeline_depth``.
     """
     layers: tuple
     banks: int = 2
     out_depth: int = 2
     bias_bits: int = 16
+    pipelined: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -130,6 +141,13 @@ class Plan:
         _positive_int(self.out_depth, "out_depth")
         if not isinstance(self.bias_bits, int) or not 2 <= self.bias_bits <= 32:
             raise TypeError(f"bias_bits must be an integer in [2, 32], not {self.bias_bits!r}")
+        if not isinstance(self.pipelined, bool):
+            raise TypeError(f"pipelined must be a bool, not {self.pipelined!r}")
+
+    @property
+    def depth(self) -> int:
+        """Engine pipeline depth in cycles (see ``pipeline_depth``)."""
+        return pipeline_depth(self.pipelined)
 
     @property
     def in_width(self) -> int:
@@ -160,7 +178,8 @@ class Plan:
                 for l in self.layers]
 
 
-def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16) -> Plan:
+def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16,
+              pipelined: bool = True) -> Plan:
     """Plan from a topology and a list of (PE, SIMD) per layer (hidden layers, then output)."""
     sizes = tuple(topology)
     if len(folds) != len(sizes) - 1:
@@ -168,7 +187,7 @@ def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits:
                          f"{'-'.join(map(str, sizes))}, got {len(folds)}")
     layers = tuple(LayerFold(a, b, pe, simd, "output" if k == len(sizes) - 2 else "hidden", k)
                    for k, ((a, b), (pe, simd)) in enumerate(zip(zip(sizes[:-1], sizes[1:]), folds)))
-    return Plan(layers, banks, out_depth, bias_bits)
+    return Plan(layers, banks, out_depth, bias_bits, pipelined)
 
 
 def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, **kw) -> Plan:
@@ -268,14 +287,14 @@ def timing(plan: Plan) -> Timing:
     Stages: the input stage (one beat per cycle), one engine per layer, the arg-max and the
     output FIFO. An engine starts an image (its first issue is the cycle after) when its input
     image is complete and a bank of its consumer is free; it issues one (NF, SF) word per cycle
-    and its consumer sees the image complete PIPELINE_DEPTH cycles after its last issue. A
+    and its consumer sees the image complete ``plan.depth`` cycles after its last issue. A
     consumer frees its bank at its last issue, visible the cycle after.
 
     Throughput: each stage alone takes C cycles per image; a producer p and its consumer c with
     B banks form a loop of B images that takes C_p + D + 1 + C_c cycles (fill, then drain).
     The initiation interval is the largest cycle mean: max(C_k, (C_p + D + 1 + C_c) / B, ...).
     """
-    D = PIPELINE_DEPTH
+    D = plan.depth
     B = plan.banks
     cyc = tuple(l.cycles for l in plan.layers)
     # (cycles per image, delay from the last issue to the consumer seeing the image complete);

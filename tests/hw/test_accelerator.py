@@ -29,7 +29,7 @@ def cases(draw):
     sizes[-1] = draw(st.integers(2, 12))  # classes
     folds = [(draw(st.integers(1, o)), draw(st.integers(1, i))) for i, o in zip(sizes[:-1], sizes[1:])]
     seed = draw(st.integers(0, 2**31))
-    return sizes, folds, seed, draw(st.sampled_from([2, 3]))
+    return sizes, folds, seed, draw(st.sampled_from([2, 3])), draw(st.booleans())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,10 +37,10 @@ def cases(draw):
 def test_accelerator_equals_golden(case, gaps):
     """Random topologies, PE/SIMD (non-dividing too), thresholds at the extremes, with random
     input gaps and output backpressure: classes and scores equal the golden model's."""
-    sizes, folds, seed, banks = case
+    sizes, folds, seed, banks, pipelined = case
     rng = np.random.default_rng(seed)
     net = random_net(sizes, rng)
-    plan = make_plan(sizes, folds, banks=banks)
+    plan = make_plan(sizes, folds, banks=banks, pipelined=pipelined)
     bits = rng.integers(0, 2, (12, sizes[0])).astype(np.uint8)
     gold = infer(net, bits, return_layers=True)
     r = run(plan, net, bits, gap=gaps[0], stall=gaps[1], seed=seed, junk_padding=True)
@@ -48,6 +48,20 @@ def test_accelerator_equals_golden(case, gaps):
     assert r["scores"].tolist() == gold.scores.tolist()
 
 
+@pytest.mark.parametrize("folds", [[(3, 40), (2, 7)], [(2, 33), (1, 4)], [(7, 50), (3, 7)]])
+def test_popcount_chunks_equal_golden(folds):
+    """Pipelined engines add popcounts of 16-bit chunks: SIMD of several chunks, whole and
+    partial, give the golden model's scores."""
+    sizes = (50, 7, 3)
+    rng = np.random.default_rng(len(folds[0]) + folds[0][1])
+    net = random_net(sizes, rng)
+    bits = rng.integers(0, 2, (10, sizes[0])).astype(np.uint8)
+    gold = infer(net, bits, return_layers=True)
+    r = run(make_plan(sizes, folds), net, bits, gap=0.3, stall=0.3, seed=1)
+    assert r["scores"].tolist() == gold.scores.tolist() and r["classes"].tolist() == gold.classes.tolist()
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("sizes, folds, banks", [
     ((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], 2),
     ((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], 3),
@@ -56,10 +70,10 @@ def test_accelerator_equals_golden(case, gaps):
     ((8, 4, 2), [(4, 8), (2, 4)], 2),                       # fully parallel: 1 cycle per layer
     ((30, 9, 4), [(1, 7), (4, 9)], 2),                      # one slow layer
 ])
-def test_timing_matches_model(sizes, folds, banks):
+def test_timing_matches_model(sizes, folds, banks, pipelined):
     rng = np.random.default_rng(0)
     net = random_net(sizes, rng)
-    plan = make_plan(sizes, folds, banks=banks)
+    plan = make_plan(sizes, folds, banks=banks, pipelined=pipelined)
     n = 40
     r = run(plan, net, rng.integers(0, 2, (n, sizes[0])).astype(np.uint8))
     model = timing(plan)

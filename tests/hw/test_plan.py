@@ -72,9 +72,16 @@ def test_threshold_words_padding():
 
 
 def test_timing_model_formulas():
-    plan = make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)])
+    plan = make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], pipelined=False)
     t = timing(plan)
-    assert t.cycles == (12, 9, 6) and t.bottleneck == 12
+    assert plan.depth == 4 and t.cycles == (12, 9, 6) and t.bottleneck == 12
     assert t.latency == 4 + (12 + 4) + (9 + 4) + (6 + 4)
     assert t.ii == 13                      # (C0 + D + C1 + 1) / 2 = (12 + 4 + 9 + 1) / 2
-    assert timing(make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], banks=3)).ii == 12
+    assert timing(make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], banks=3, pipelined=False)).ii == 12
+    deep = make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)])   # pipelined: the default
+    t = timing(deep)
+    assert deep.depth == 6
+    assert t.latency == 4 + (12 + 6) + (9 + 6) + (6 + 6)
+    assert t.ii == 14                      # (12 + 6 + 9 + 1) / 2
+    with pytest.raises(TypeError, match="pipelined must be a bool"):
+        make_plan((5, 3, 2), [(1, 1), (1, 1)], pipelined=1)
