@@ -207,8 +207,12 @@ def cmd_rtl(args):
         plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth,
                          pipelined=not args.shallow)
     else:
+        rom_blocks = None
+        if args.device:
+            from .hw.synth import DEVICES
+            rom_blocks = DEVICES[args.device].rom_blocks
         plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth,
-                         pipelined=not args.shallow)
+                         pipelined=not args.shallow, rom_blocks=rom_blocks)
     t0 = time.perf_counter()
     out = generate(net, plan, args.out, vhdl=not args.no_vhdl)
     seconds = time.perf_counter() - t0
@@ -309,6 +313,7 @@ def cmd_sweep(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .hw.synth import DEVICES
     parser = argparse.ArgumentParser(
         prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
         "turn them into verified FPGA accelerators with open tools.")
@@ -365,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: chosen for --target-cycles)")
     p.add_argument("--target-cycles", type=int, default=1024,
                    help="cycles per image the automatic folding aims for (default: 1024)")
+    p.add_argument("--device", choices=tuple(DEVICES),
+                   help="automatic folding: take the fewest block RAMs of this device first, then the "
+                        "least logic (default: the least logic)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
@@ -402,7 +410,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
     p.set_defaults(func=cmd_experiment)
 
-    from .hw.synth import DEVICES
     p = sub.add_parser("synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
                        "resources, Fmax, throughput, bitstream")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")

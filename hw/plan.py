@@ -190,26 +190,41 @@ def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits:
     return Plan(layers, banks, out_depth, bias_bits, pipelined)
 
 
-def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, **kw) -> Plan:
+def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, **kw) -> Plan:
     """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
     cycles per image, so that the layers are balanced, as FINN's folding step does.
 
     Among equally cheap foldings the one with fewer cycles wins, then the wider SIMD.
+
+    ``rom_blocks(depth, width) -> int``, when given (``Device.rom_blocks`` of hw/synth.py),
+    counts the block RAMs a ROM of that shape takes on the device; each layer then takes the
+    fewest block RAMs first (weights and thresholds), then the fewest PE * SIMD. A ROM whose
+    words are wider than a block RAM's port, or deeper than its depth, wastes the rest of the
+    block: on small devices that, not the logic, is what decides whether a network fits.
     """
     target = _positive_int(target_cycles, "target_cycles")
     sizes = tuple(topology)
+    n_layers = len(sizes) - 1
     folds = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         best = None
         for simd in range(1, min(n_in, max_simd) + 1):
             sf = math.ceil(n_in / simd)
             if sf > target:
                 continue
-            pe = math.ceil(n_out / (target // sf))
-            pe = min(pe, n_out)
-            key = (pe * simd, math.ceil(n_out / pe) * sf, -simd)
-            if best is None or key < best[0]:
-                best = (key, (pe, simd))
+            lo = min(math.ceil(n_out / (target // sf)), n_out)
+            # without a block-RAM model the smallest PE is the cheapest; with one, a larger PE
+            # can fill the blocks' width better: try the smallest PE of each neuron-fold count
+            pes = sorted({math.ceil(n_out / nf) for nf in range(1, math.ceil(n_out / lo) + 1)}) if rom_blocks else [lo]
+            for pe in pes:
+                nf = math.ceil(n_out / pe)
+                key = (pe * simd, nf * sf, -simd)
+                if rom_blocks:
+                    f = LayerFold(n_in, n_out, pe, simd, "output" if k == n_layers - 1 else "hidden", k)
+                    value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
+                    key = (rom_blocks(f.weight_depth, f.weight_width) + rom_blocks(f.nf, pe * value_bits),) + key
+                if best is None or key < best[0]:
+                    best = (key, (pe, simd))
         if best is None:
             raise ValueError(f"no folding of a {n_in}-input layer reaches {target} cycles per image "
                              f"with SIMD <= {max_simd}; raise target_cycles or max_simd")

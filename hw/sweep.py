@@ -2,8 +2,9 @@
 route, in parallel; a table (JSON, CSV) and a plot of LUTs against images per second with the
 Pareto front marked.
 
-Each point is ``auto_fold(topology, target)`` for one target of cycles per image: the
-analytical model picks the folding, the tools measure its cost and clock.
+Each point is ``auto_fold(topology, target, rom_blocks=device.rom_blocks)`` for one target of
+cycles per image: the analytical model picks the folding (fewest block RAMs of the device,
+then the least logic), the tools measure its cost and clock.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, ba
     from bnncore.export import load
     from .generate import generate
     from .plan import auto_fold
-    from .synth import SynthError, synthesize
+    from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
-    plan = auto_fold(net.topology, target, banks=banks)
+    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=DEVICES[device].rom_blocks)
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
     row = {"target_cycles": target, "folding": folding}
     try:

@@ -54,6 +54,7 @@ class Device:
     bram_bits: int           # bits per block RAM
     bram_read_width: int     # widest read port of one block RAM, bits per cycle
     dsps: int
+    bram_shapes: tuple = ()  # (depth, width) configurations of one block RAM's read port
     spram: int = 0           # iCE40 UltraPlus single-port RAMs (256 kbit each; not initialisable)
     icetime: str = ""        # icetime -d option
 
@@ -61,16 +62,28 @@ class Device:
     def bram_total_bits(self) -> int:
         return self.brams * self.bram_bits
 
+    def rom_blocks(self, depth: int, width: int) -> int:
+        """Block RAMs a ROM of ``depth`` words of ``width`` bits takes, in the best of the
+        block's configurations (an estimate of what Yosys' memory mapping does; it may
+        choose logic for small ROMs)."""
+        return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in self.bram_shapes)
+
+
+#: SB_RAM40_4K read port shapes; DP16KD (a ROM uses one read port, up to 36 bits wide).
+ICE40_BRAM = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+ECP5_BRAM = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 DEVICES = {d.name: d for d in (
     Device("up5k", "ice40", "iCE40UP5K-SG48", ("--up5k", "--package", "sg48"),
-           luts=5280, ffs=5280, brams=30, bram_bits=4096, bram_read_width=16, dsps=8, spram=4, icetime="up5k"),
+           luts=5280, ffs=5280, brams=30, bram_bits=4096, bram_read_width=16, dsps=8, bram_shapes=ICE40_BRAM,
+           spram=4, icetime="up5k"),
     Device("hx8k", "ice40", "iCE40HX8K-CT256", ("--hx8k", "--package", "ct256"),
-           luts=7680, ffs=7680, brams=32, bram_bits=4096, bram_read_width=16, dsps=0, icetime="hx8k"),
+           luts=7680, ffs=7680, brams=32, bram_bits=4096, bram_read_width=16, dsps=0, bram_shapes=ICE40_BRAM,
+           icetime="hx8k"),
     Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
-           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28),
+           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM),
     Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
-           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156),
+           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM),
 )}
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).

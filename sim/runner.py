@@ -95,7 +95,16 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         # Small C++ functions: g++ is superlinear in function size, and a large network's
         # flat netlist otherwise gives eval functions that take many minutes to compile.
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                      "--output-split", "20000", "--output-split-cfuncs", "500", "-CFLAGS", "-O1"]
+                      "--output-split", "20000", "--output-split-cfuncs", "500",
+                      "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O1")]
+        if not waves and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
+            # cocotb's runner builds with --public-flat-rw: every signal of the design visible
+            # to VPI, which keeps Verilator from optimising any of them away. The bench only
+            # touches the top level's ports, so only those are made public.
+            vlt = build_dir / "bnn_public.vlt"
+            vlt.write_text('`verilator_config\npublic_flat_rw -module "bnn_top" -var "*"\n')
+            build_args.append("--no-public-flat-rw")
+            sources = list(sources) + [vlt]
     if sim == "ghdl":
         # GHDL: command options before the top unit (test_args), run options after it (plusargs)
         # --max-stack-alloc=0: the ROM loader's memory variable of a real network's weights is
