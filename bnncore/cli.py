@@ -207,12 +207,13 @@ def cmd_rtl(args):
         plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth,
                          pipelined=not args.shallow)
     else:
-        rom_blocks = None
+        blocks = {}
         if args.device:
             from .hw.synth import DEVICES
-            rom_blocks = DEVICES[args.device].rom_blocks
+            dev = DEVICES[args.device]
+            blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks}
         plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth,
-                         pipelined=not args.shallow, rom_blocks=rom_blocks)
+                         pipelined=not args.shallow, **blocks)
     t0 = time.perf_counter()
     out = generate(net, plan, args.out, vhdl=not args.no_vhdl)
     seconds = time.perf_counter() - t0

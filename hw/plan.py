@@ -190,7 +190,8 @@ def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits:
     return Plan(layers, banks, out_depth, bias_bits, pipelined)
 
 
-def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, **kw) -> Plan:
+def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, buffer_blocks=None,
+              **kw) -> Plan:
     """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
     cycles per image, so that the layers are balanced, as FINN's folding step does.
 
@@ -198,7 +199,8 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
 
     ``rom_blocks(depth, width) -> int``, when given (``Device.rom_blocks`` of hw/synth.py),
     counts the block RAMs a ROM of that shape takes on the device; each layer then takes the
-    fewest block RAMs first (weights and thresholds), then the fewest PE * SIMD. A ROM whose
+    fewest block RAMs first (weights and thresholds, and for the first layer its input buffer
+    as ``buffer_blocks(depth, width)`` counts it), then the fewest PE * SIMD. A ROM whose
     words are wider than a block RAM's port, or deeper than its depth, wastes the rest of the
     block: on small devices that, not the logic, is what decides whether a network fits.
     """
@@ -222,7 +224,10 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
                 if rom_blocks:
                     f = LayerFold(n_in, n_out, pe, simd, "output" if k == n_layers - 1 else "hidden", k)
                     value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
-                    key = (rom_blocks(f.weight_depth, f.weight_width) + rom_blocks(f.nf, pe * value_bits),) + key
+                    blocks = rom_blocks(f.weight_depth, f.weight_width) + rom_blocks(f.nf, pe * value_bits)
+                    if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD bits
+                        blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), simd)
+                    key = (blocks,) + key
                 if best is None or key < best[0]:
                     best = (key, (pe, simd))
         if best is None:

@@ -31,7 +31,8 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, ba
     from .plan import auto_fold
     from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
-    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=DEVICES[device].rom_blocks)
+    dev = DEVICES[device]
+    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks)
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
     row = {"target_cycles": target, "folding": folding}
     try:

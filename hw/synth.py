@@ -68,6 +68,11 @@ class Device:
         choose logic for small ROMs)."""
         return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in self.bram_shapes)
 
+    def buffer_blocks(self, depth: int, width: int) -> int:
+        """Block RAMs of a shallow read-write memory (the first layer's input buffer): none on
+        ECP5, whose distributed RAM Yosys uses for it; as a ROM on iCE40, which has none."""
+        return 0 if self.family == "ecp5" else self.rom_blocks(depth, width)
+
 
 #: SB_RAM40_4K read port shapes; DP16KD (a ROM uses one read port, up to 36 bits wide).
 ICE40_BRAM = ((256, 16), (512, 8), (1024, 4), (2048, 2))

@@ -61,6 +61,14 @@ def test_auto_fold_block_ram_aware():
     assert (blocks(plain), blocks(aware)) == (33, 27)
     assert max(l.cycles for l in aware.layers) <= 800
     assert timing(aware).ii <= timing(plain).ii
+    # the first layer's input buffer (2 banks x SF words of SIMD bits) takes block RAM on iCE40
+    # and none on ECP5; counted, it narrows the first layer's SIMD
+    def buffer(plan):
+        l = plan.layers[0]
+        return up5k.buffer_blocks(2 << max(1, (l.sf - 1).bit_length()), l.simd)
+    both = auto_fold((784, 100, 100, 10), 1600, rom_blocks=up5k.rom_blocks, buffer_blocks=up5k.buffer_blocks)
+    assert (buffer(auto_fold((784, 100, 100, 10), 1600)), buffer(both)) == (4, 1)
+    assert DEVICES["ecp5-85f"].buffer_blocks(32, 49) == 0
 
 
 def test_rom_blocks_shapes():
