@@ -400,7 +400,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     bound = weight_bits / (device.brams * device.bram_read_width)
     report = {
         "generator": f"bnncore {__version__}",
-        "device": asdict(device) | {"pnr_args": list(device.pnr_args)},
+        "device": asdict(device) | {"pnr_args": list(device.pnr_args),
+                                   "bram_shapes": [list(s) for s in device.bram_shapes]},
         "topology": rtl["topology"],
         "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
         "cells": cells,
