@@ -38,7 +38,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import POPCOUNT_CHUNK, LayerFold
-from .popcount import popcount
+from .popcount import popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
@@ -249,9 +249,9 @@ class LayerEngine(wiring.Component):
                     m.d.sync += chunk.eq(popcount(part))
                     chunks[p].append(chunk)
             ctrl = delayed(ctrl, "s2a")
-            # 2b: sum of the chunks
+            # 2b: sum of the chunks (a balanced tree: SIMD 256 is 16 chunks, 4 adders deep)
             for p in range(PE):
-                m.d.sync += pc[p].eq(sum(chunks[p][1:], chunks[p][0]))
+                m.d.sync += pc[p].eq(tree_sum(chunks[p]))
         s2_v, s2_first, s2_last, s2_nf = delayed(ctrl, "s2")
         m.d.sync += thr.eq(self.t_data)
 

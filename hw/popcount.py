@@ -4,20 +4,25 @@ from amaranth import Const, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Popcount", "popcount"]
+__all__ = ["Popcount", "popcount", "tree_sum"]
 
 
-def popcount(bits):
-    """A balanced adder tree summing the bits of an Amaranth value (combinational)."""
-    terms = [bits[i] for i in range(len(bits))]
-    if not terms:
-        return Const(0, 1)
+def tree_sum(terms):
+    """Sum of Amaranth values as a balanced adder tree (combinational); ``terms`` non-empty."""
+    terms = list(terms)
     while len(terms) > 1:
         pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
         if len(terms) % 2:
             pairs.append(terms[-1])
         terms = pairs
     return terms[0]
+
+
+def popcount(bits):
+    """A balanced adder tree summing the bits of an Amaranth value (combinational)."""
+    if not len(bits):
+        return Const(0, 1)
+    return tree_sum(bits[i] for i in range(len(bits)))
 
 
 class Popcount(wiring.Component):
