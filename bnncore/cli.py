@@ -285,7 +285,7 @@ def cmd_experiment(args):
 def cmd_synth(args):
     from .hw.synth import synthesize
     out = Path(args.out or Path("build") / "synth" / args.device)
-    r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms,
+    r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=float, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
                    "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr router (default: router1; router2 is faster on large congested designs)")
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")

