@@ -23,13 +23,15 @@ Pipelined (the default of a ``Plan``), for clocks of 100 MHz and more on an ECP5
 ====== ==========================================================================
 cycle  what happens
 ====== ==========================================================================
-t      issue: weight ROM address out; input word sf read
-t + 1  ROM and input word out of block RAM, into fabric registers
-t + 2  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
+t      issue: weight ROM address into a register; input word sf read
+t + 1  weight address out to the ROM; input word out, into one register per group of
+       REP_GROUP PEs
+t + 2  ROM data out; both into fabric registers, the input word one copy per PE
+t + 3  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
        address out (the word's nf)
-t + 3  sum of the chunks per PE, registered with the threshold ROM data
-t + 4  accumulate, compare or score, registered (as t + 2 above)
-t + 5  write into the consumer, the bank complete at t + 6
+t + 4  sum of the chunks per PE, registered with the threshold ROM data
+t + 5  accumulate, compare or score, registered (as t + 2 above)
+t + 6  write into the consumer, the bank complete at t + 7
 ====== ==========================================================================
 """
 
@@ -37,7 +39,7 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, LayerFold
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold
 from .popcount import popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -195,8 +197,15 @@ class LayerEngine(wiring.Component):
         last_issue = busy & (nf == NF - 1) & (sf == SF - 1)
         ready_image = Mux(busy, full.bit_select(next_r, 1), full.bit_select(rptr, 1))
         go = (~busy | last_issue) & ready_image & self.out.space
-        m.d.comb += [release.eq(last_issue), self.out.claim.eq(go),
-                     self.w_addr.eq(waddr)]
+        m.d.comb += [release.eq(last_issue), self.out.claim.eq(go)]
+        if self._pipelined:
+            # the weight address through a register: a full cycle for its fan-out to the
+            # block RAMs of a wide ROM, which spread over the device
+            wa_q = Signal.like(waddr, name="w_addr_q")
+            m.d.sync += wa_q.eq(waddr)
+            m.d.comb += self.w_addr.eq(wa_q)
+        else:
+            m.d.comb += self.w_addr.eq(waddr)
         with m.If(go):
             m.d.sync += [busy.eq(1), nf.eq(0), sf.eq(0), waddr.eq(0)]
         with m.Elif(last_issue):
@@ -233,16 +242,27 @@ class LayerEngine(wiring.Component):
                 agree = ~(self.w_data.word_select(p, SIMD) ^ x)
                 m.d.sync += pc[p].eq(popcount(agree))
         else:
-            # 1b: ROM and buffer outputs into fabric registers (block-RAM clock-to-out is long)
-            w_q, x_q = Signal.like(self.w_data), Signal.like(x)
-            m.d.sync += [w_q.eq(self.w_data), x_q.eq(x)]
+            # 1b: the input word into one register per group of REP_GROUP PEs; the weight
+            # ROM's data (address registered above) arrives now
+            keep = {"keep": 1}   # Amaranth would merge identical registers too
+            groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=keep) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
+            m.d.sync += [g.eq(x) for g in groups]
             ctrl = delayed(ctrl, "s1b")
-            # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, two
-            # cycles after the issue, so that its data meets the sums of 2b
+            # 1c: the ROM data into fabric registers (block-RAM clock-to-out is long) and the
+            # input word into one register per PE: the XNORs of a PE sit next to its block
+            # RAMs, spread over the device, and a single register broadcasting SIMD bits to all
+            # of them made the longest route (9.7 ns on an ECP5-85F). The copies are marked
+            # keep in synthesis (hw/synth.py), else Yosys merges them back into one.
+            w_q = Signal.like(self.w_data, name="w_q")
+            x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=keep) for p in range(PE)]
+            m.d.sync += [w_q.eq(self.w_data)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
+            ctrl = delayed(ctrl, "s1c")
+            # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, so that
+            # its data meets the sums of 2b
             m.d.comb += self.t_addr.eq(ctrl[3])
             chunks = [[] for _ in range(PE)]
             for p in range(PE):
-                agree = ~(w_q.word_select(p, SIMD) ^ x_q)
+                agree = ~(w_q.word_select(p, SIMD) ^ x_p[p])
                 for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
                     part = agree[lo:lo + POPCOUNT_CHUNK]
                     chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}")
@@ -254,6 +274,13 @@ class LayerEngine(wiring.Component):
                 m.d.sync += pc[p].eq(tree_sum(chunks[p]))
         s2_v, s2_first, s2_last, s2_nf = delayed(ctrl, "s2")
         m.d.sync += thr.eq(self.t_data)
+        # the controls of the accumulators: one copy per PE when pipelined (see x_rep_p)
+        if self._pipelined:
+            pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=keep) for p in range(PE)]
+            pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=keep) for p in range(PE)]
+            m.d.sync += [c.eq(ctrl[0]) for c in pe_v] + [c.eq(ctrl[1]) for c in pe_first]
+        else:
+            pe_v, pe_first = [s2_v] * PE, [s2_first] * PE
 
         # --- stage 3: accumulate; at the last synapse fold, threshold or score
         acc = [Signal(f.acc_bits + 1, name=f"acc{p}") for p in range(PE)]
@@ -263,9 +290,9 @@ class LayerEngine(wiring.Component):
             s3_data = Signal(PE)
         else:
             s3_data = Signal(data.ArrayLayout(signed(self._score_bits), PE))
-        with m.If(s2_v):
-            for p in range(PE):
-                total = Mux(s2_first, 0, acc[p]) + pc[p]
+        for p in range(PE):
+            with m.If(pe_v[p]):
+                total = Mux(pe_first[p], 0, acc[p]) + pc[p]
                 m.d.sync += acc[p].eq(total)
                 value = thr.word_select(p, self._value_bits)
                 if f.kind == "hidden":

@@ -133,14 +133,18 @@ def _clean_verilog(text: str) -> str:
 
 #: Yosys script turning the core's RTLIL into plain Verilog: processes to netlists, one flat
 #: module, simplified by `opt` (which also makes Icarus' VHDL translation ~8x faster); Yosys
-#: names internal wires _N_, which _clean_verilog makes legal VHDL names too.
+#: names internal wires _N_, which _clean_verilog makes legal VHDL names too. The flip-flops
+#: of the copies of broadcast registers (``*_rep_*``, hw/engine.py) are left out of `opt`, whose
+#: opt_merge would merge them back into one (Amaranth's bundled Yosys has no `setattr` to mark
+#: them keep, as the synthesis script does with tools.KEEP_COPIES).
 _YOSYS_SCRIPT = """\
 read_rtlil <<rtlil
 {rtlil}
 rtlil
 proc
 flatten
-opt
+select -set copies w:*_rep_* %ci1:+$dff[Q] w:*_rep_* %d
+opt @copies %n
 opt_clean -purge
 write_verilog -noattr -nodec
 """

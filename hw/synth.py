@@ -32,7 +32,7 @@ from pathlib import Path
 from bnncore import __version__
 from bnncore.fileio import atomic_write_text
 
-from .tools import INSTALL, ToolError, find_tool, which
+from .tools import INSTALL, KEEP_COPIES, ToolError, find_tool, which
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
            "find_yosys", "cell_models", "cell_model_defines"]
@@ -230,7 +230,8 @@ endmodule
 
 
 def _pins(device: Device, rtl: dict) -> tuple:
-    """(file name, text) of a placeholder constraints file: the ports, no locations."""
+    """(file name, text) of a placeholder constraints file: the ports, no locations but the
+    ECP5 clock's."""
     cbits = rtl["ports"]["output"]["class_bits"]
     ports = ["clk", "rst", *[f"in_data[{i}]" for i in range(IO_BITS)], "in_valid", "in_ready",
              *[f"out_class[{i}]" for i in range(cbits)], "out_valid", "out_ready"]
@@ -240,8 +241,12 @@ def _pins(device: Device, rtl: dict) -> tuple:
         lines += [f"# set_io {p} <pin>" for p in ports]
         return "bnn_fpga.pcf", "\n".join(lines) + "\n"
     lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
-             "# ports (--lpf-allow-unconstrained). For a board, uncomment and set the sites:"]
-    lines += [f'# LOCATE COMP "{p}" SITE "<site>";' for p in ports]
+             "# ports (--lpf-allow-unconstrained), except the clock: it goes to G2, a primary clock",
+             "# input of the CABGA381 package (the 25 MHz oscillator's pin on ULX3S boards), so that",
+             "# it reaches the global clock network directly (nextpnr's router2 cannot route a clock",
+             "# from an arbitrary pin). For a board, set the sites:",
+             'LOCATE COMP "clk" SITE "G2";']
+    lines += [f'# LOCATE COMP "{p}" SITE "<site>";' for p in ports[1:]]
     return "bnn_fpga.lpf", "\n".join(lines) + "\n"
 
 
@@ -256,6 +261,10 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None =
         f"read_verilog -defer {files}",
         chparams,
         f"hierarchy -top {top}",
+        "# the copies of broadcast registers (*_rep_*, see hw/engine.py) stay copies: keep",
+        "# their flip-flops from being merged back into one",
+        "proc",
+        KEEP_COPIES,
         f"synth_{device.family} -top {top}",
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",

@@ -10,7 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS"]
+__all__ = ["ToolError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS",
+           "KEEP_COPIES"]
+
+#: Yosys command (after `proc`) that marks the flip-flops of the copies of broadcast registers
+#: (``*_rep_*``, hw/engine.py) keep: `opt_merge` would merge identical registers back into one
+#: (a keep attribute on the wires does not stop it). Used when the core's Verilog is written
+#: (hw/generate.py) and again in synthesis (hw/synth.py).
+KEEP_COPIES = "setattr -set keep 1 w:*_rep_* %ci1:+$dff[Q] w:*_rep_* %d"
 
 INSTALL = {
     "iverilog": "apt-get install iverilog (Debian 12: Icarus Verilog 11), or `make setup`",

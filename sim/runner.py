@@ -97,6 +97,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                       "--output-split", "20000", "--output-split-cfuncs", "500",
                       "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2")]
+        build_args += os.environ.get("BNN_VERILATOR_ARGS", "").split()
         if not waves and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
             # cocotb's runner builds with --public-flat-rw: every signal of the design visible
             # to VPI, which keeps Verilator from optimising any of them away. The bench only
