@@ -39,7 +39,7 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold
+from .plan import POPCOUNT_CHUNK, READ_GROUP, REP_GROUP, LayerFold
 from .popcount import popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -167,8 +167,9 @@ class LayerEngine(wiring.Component):
             sbits = max(1, (SF - 1).bit_length())
             m.submodules.buffer = mem = memory.Memory(shape=unsigned(SIMD), depth=B << sbits, init=[])
             wp, rp = mem.write_port(), mem.read_port()
-            m.d.comb += [wp.addr.eq(Cat(self.wr.slot[:sbits], wptr)), wp.data.eq(self.wr.data), wp.en.eq(self.wr.we),
-                         x.eq(rp.data)]
+            m.d.comb += [wp.addr.eq(Cat(self.wr.slot[:sbits], wptr)), wp.data.eq(self.wr.data), wp.en.eq(self.wr.we)]
+            if not self._pipelined:
+                m.d.comb += x.eq(rp.data)
         else:
             bufs = Array(Signal(L, name=f"bank{b}") for b in range(B))
             with m.If(self.wr.we):
@@ -201,9 +202,11 @@ class LayerEngine(wiring.Component):
         if self._pipelined:
             # the weight address through a register: a full cycle for its fan-out to the
             # block RAMs of a wide ROM, which spread over the device
-            wa_q = Signal.like(waddr, name="w_addr_q")
-            m.d.sync += wa_q.eq(waddr)
-            m.d.comb += self.w_addr.eq(wa_q)
+            # (two registers: the input word takes two cycles to read, see stage 1)
+            wa_q1 = Signal.like(waddr, name="w_addr_q1")
+            wa_q2 = Signal.like(waddr, name="w_addr_q2")
+            m.d.sync += [wa_q1.eq(waddr), wa_q2.eq(wa_q1)]
+            m.d.comb += self.w_addr.eq(wa_q2)
         else:
             m.d.comb += self.w_addr.eq(waddr)
         with m.If(go):
@@ -222,10 +225,37 @@ class LayerEngine(wiring.Component):
         s1_nf = Signal.like(nf)
         if self.memory_buffer:
             m.d.comb += rp.addr.eq(Cat(sf[:sbits], rptr))
-        else:
+        elif not self._pipelined:
             m.d.sync += x.eq(bufs[rptr].word_select(sf, SIMD))
         m.d.sync += [s1_v.eq(busy), s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
         ctrl = (s1_v, s1_first, s1_last, s1_nf)
+        if self._pipelined:
+            # the input word in two cycles: a register array's read is a (banks x SF)-to-1
+            # multiplexer of SIMD bits, whose selects fan out over the whole buffer (13.8 ns on
+            # an ECP5-85F in one cycle): first one of each READ_GROUP words of each bank, then
+            # one of those; a memory's word just takes a register
+            x_word = Signal(SIMD, name="x_word")
+            if self.memory_buffer:
+                m.d.sync += x_word.eq(rp.data)
+            else:
+                G = READ_GROUP
+                n_groups = (SF + G - 1) // G
+                sel = Signal(range(G), name="x_sel_lo")
+                m.d.comb += sel.eq(sf[:max(1, (G - 1).bit_length())] if SF > 1 else 0)
+                parts = []
+                for b in range(B):
+                    words = [bufs[b].word_select(i, SIMD) for i in range(SF)]
+                    for h in range(n_groups):
+                        group = words[h * G:(h + 1) * G]
+                        group += [group[-1]] * (G - len(group))
+                        part = Signal(SIMD, name=f"x_part_b{b}_g{h}")
+                        m.d.sync += part.eq(Array(group)[sel])
+                        parts.append(part)
+                hi = Signal(range(max(2, n_groups)), name="x_sel_hi")
+                bank = Signal.like(rptr, name="x_sel_bank")
+                m.d.sync += [hi.eq(sf >> max(1, (G - 1).bit_length()) if SF > 1 else 0), bank.eq(rptr)]
+                m.d.sync += x_word.eq(Array(parts)[bank * n_groups + hi])
+            m.d.comb += x.eq(x_word)
 
         def delayed(signals, stage):
             """Register the control signals of a word one stage further down the pipeline."""
@@ -242,8 +272,9 @@ class LayerEngine(wiring.Component):
                 agree = ~(self.w_data.word_select(p, SIMD) ^ x)
                 m.d.sync += pc[p].eq(popcount(agree))
         else:
+            ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
-            # ROM's data (address registered above) arrives now
+            # ROM's data (address registered twice above) arrives now
             keep = {"keep": 1}   # Amaranth would merge identical registers too
             groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=keep) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
             m.d.sync += [g.eq(x) for g in groups]

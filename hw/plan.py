@@ -26,21 +26,24 @@ import numpy as np
 from bnncore.network import FoldedNetwork
 
 __all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
-           "threshold_words", "pipeline_depth", "POPCOUNT_CHUNK", "REP_GROUP"]
+           "threshold_words", "pipeline_depth", "POPCOUNT_CHUNK", "REP_GROUP", "READ_GROUP"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
+#: Words of a register-array input buffer per first-stage multiplexer of a pipelined engine.
+READ_GROUP = 4
 
 
 def pipeline_depth(pipelined: bool) -> int:
     """Cycles from an engine's last issue of an image until its consumer sees the image
     complete. Shallow: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into
-    the next buffer (1). Pipelined registers the weight address, the ROM output and the input
-    word (through a two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE) and
-    splits the popcount in two (chunks of POPCOUNT_CHUNK bits, then their sum): 7."""
-    return 7 if pipelined else 4
+    the next buffer (1). Pipelined reads the input word in two cycles (one of READ_GROUP words,
+    then one of those), registers the weight address (twice, to match), the ROM output and the
+    input word (through a two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE)
+    and splits the popcount in two (chunks of POPCOUNT_CHUNK bits, then their sum): 8."""
+    return 8 if pipelined else 4
 
 
 def _positive_int(value, what):

@@ -61,6 +61,24 @@ def test_popcount_chunks_equal_golden(folds):
     assert r["scores"].tolist() == gold.scores.tolist() and r["classes"].tolist() == gold.classes.tolist()
 
 
+@pytest.mark.parametrize("banks", [2, 3])
+def test_register_buffer_read_in_groups_equals_golden(banks):
+    """Pipelined engines read a register-array buffer in two cycles, one of 4 words, then one
+    of those: 15 synapse folds (4 groups, the last partial) over 2 or 3 banks, with gaps and
+    backpressure, give the golden model's results and the model's timing."""
+    sizes, folds = (20, 30, 3), [(3, 5), (1, 2)]
+    rng = np.random.default_rng(banks)
+    net = random_net(sizes, rng)
+    plan = make_plan(sizes, folds, banks=banks)
+    assert plan.layers[1].sf == 15
+    bits = rng.integers(0, 2, (16, sizes[0])).astype(np.uint8)
+    gold = infer(net, bits, return_layers=True)
+    r = run(plan, net, bits, gap=0.3, stall=0.3, seed=banks)
+    assert r["scores"].tolist() == gold.scores.tolist() and r["classes"].tolist() == gold.classes.tolist()
+    r = run(plan, net, bits)
+    assert r["t_out"][0] - r["t_in"][0] == timing(plan).latency
+
+
 @pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize("sizes, folds, banks", [
     ((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], 2),
