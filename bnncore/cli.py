@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
-                        "(fewer flip-flops, a lower clock; default: 7-stage pipelined engines)")
+                        "(fewer flip-flops, a lower clock; default: 8-stage pipelined engines)")
     p.add_argument("--no-vhdl", action="store_true", help="Verilog only")
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
     p.set_defaults(func=cmd_rtl)
