@@ -186,7 +186,7 @@ def test_synthesize(small_design, device):
     assert r["utilization"], "nextpnr's utilisation report was not read"
     assert r["fmax_mhz"] > 10
     ii = float(timing(plan).ii)
-    assert r["initiation_interval"] == ii == 40
+    assert r["initiation_interval"] == ii
     assert r["images_per_second"] == pytest.approx(r["fmax_mhz"] * 1e6 / ii, rel=1e-4)
     bitstream = out / r["files"]["bitstream"]
     assert bitstream.stat().st_size > 10_000
