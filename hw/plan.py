@@ -201,7 +201,9 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
     """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
     cycles per image, so that the layers are balanced, as FINN's folding step does.
 
-    Among equally cheap foldings the one with fewer cycles wins, then the wider SIMD.
+    Among equally cheap foldings the one with fewer cycles wins, then the wider SIMD. The
+    output layer gets PE 1 whenever the target allows it (the arg-max's chain of comparisons
+    grows with its PE).
 
     ``rom_blocks(depth, width) -> int``, when given (``Device.rom_blocks`` of hw/synth.py),
     counts the block RAMs a ROM of that shape takes on the device; each layer then takes the
@@ -213,6 +215,10 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
     target = _positive_int(target_cycles, "target_cycles")
     sizes = tuple(topology)
     n_layers = len(sizes) - 1
+    # the output layer with PE 1 where the target allows: the arg-max compares the PE scores of
+    # a cycle in a chain, the critical path of the design from PE 2 or 3 on (28 ns on an ECP5
+    # with PE 5)
+    output_pe1 = math.ceil(sizes[-2] / min(sizes[-2], max_simd)) * sizes[-1] <= target
     folds = []
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         best = None
@@ -224,6 +230,8 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
             # without a block-RAM model the smallest PE is the cheapest; with one, a larger PE
             # can fill the blocks' width better: try the smallest PE of each neuron-fold count
             pes = sorted({math.ceil(n_out / nf) for nf in range(1, math.ceil(n_out / lo) + 1)}) if rom_blocks else [lo]
+            if k == n_layers - 1 and output_pe1:
+                pes = [pe for pe in pes if pe == 1]
             for pe in pes:
                 nf = math.ceil(n_out / pe)
                 key = (pe * simd, nf * sf, -simd)
