@@ -418,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=float, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
                    "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    p.add_argument("--router", choices=("router1", "router2"), default="router1",
-                   help="nextpnr router (default: router1; router2 is faster on large congested designs)")
+    p.add_argument("--router", choices=("router1", "router2"),
+                   help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
+                        "router1 on iCE40)")
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")

@@ -23,15 +23,16 @@ Pipelined (the default of a ``Plan``), for clocks of 100 MHz and more on an ECP5
 ====== ==========================================================================
 cycle  what happens
 ====== ==========================================================================
-t      issue: weight ROM address into a register; input word sf read
-t + 1  weight address out to the ROM; input word out, into one register per group of
-       REP_GROUP PEs
-t + 2  ROM data out; both into fabric registers, the input word one copy per PE
-t + 3  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
+t      issue: weight ROM address into the first of two registers; input word sf read
+       (a memory's read port, or one of each READ_GROUP words of each register bank)
+t + 1  input word out (a register; a register array's second multiplexer level)
+t + 2  input word into one register per group of REP_GROUP PEs; weight address out
+t + 3  ROM data out, into fabric registers; the input word into one register per PE
+t + 4  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
        address out (the word's nf)
-t + 4  sum of the chunks per PE, registered with the threshold ROM data
-t + 5  accumulate, compare or score, registered (as t + 2 above)
-t + 6  write into the consumer, the bank complete at t + 7
+t + 5  sum of the chunks per PE, registered with the threshold ROM data
+t + 6  accumulate, compare or score, registered (as t + 2 above)
+t + 7  write into the consumer, the bank complete at t + 8
 ====== ==========================================================================
 """
 
@@ -43,6 +44,9 @@ from .plan import POPCOUNT_CHUNK, READ_GROUP, REP_GROUP, LayerFold
 from .popcount import popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
+
+#: Attributes of the copies of broadcast registers: Amaranth would merge identical registers.
+KEEP = {"keep": 1}
 
 
 def buffer_port(width: int, slots: int) -> wiring.Signature:
@@ -87,8 +91,9 @@ class LayerEngine(wiring.Component):
     score_bits : int
         Output layer only: signed width of a score.
     pipelined : bool
-        Register the ROM and buffer outputs and split the popcount in two stages (see the
-        module docstring and ``plan.pipeline_depth``).
+        The 8-stage engine of the module docstring (``plan.pipeline_depth``): registered
+        ROM outputs, copies of the broadcast registers, a two-cycle buffer read and a
+        two-stage popcount.
 
     Attributes
     ----------
@@ -240,8 +245,9 @@ class LayerEngine(wiring.Component):
             else:
                 G = READ_GROUP
                 n_groups = (SF + G - 1) // G
+                gbits = (G - 1).bit_length()
                 sel = Signal(range(G), name="x_sel_lo")
-                m.d.comb += sel.eq(sf[:max(1, (G - 1).bit_length())] if SF > 1 else 0)
+                m.d.comb += sel.eq(sf[:gbits])
                 parts = []
                 for b in range(B):
                     words = [bufs[b].word_select(i, SIMD) for i in range(SF)]
@@ -253,7 +259,7 @@ class LayerEngine(wiring.Component):
                         parts.append(part)
                 hi = Signal(range(max(2, n_groups)), name="x_sel_hi")
                 bank = Signal.like(rptr, name="x_sel_bank")
-                m.d.sync += [hi.eq(sf >> max(1, (G - 1).bit_length()) if SF > 1 else 0), bank.eq(rptr)]
+                m.d.sync += [hi.eq(sf >> gbits), bank.eq(rptr)]
                 m.d.sync += x_word.eq(Array(parts)[bank * n_groups + hi])
             m.d.comb += x.eq(x_word)
 
@@ -275,8 +281,7 @@ class LayerEngine(wiring.Component):
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
             # ROM's data (address registered twice above) arrives now
-            keep = {"keep": 1}   # Amaranth would merge identical registers too
-            groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=keep) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
+            groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=KEEP) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
             m.d.sync += [g.eq(x) for g in groups]
             ctrl = delayed(ctrl, "s1b")
             # 1c: the ROM data into fabric registers (block-RAM clock-to-out is long) and the
@@ -285,7 +290,7 @@ class LayerEngine(wiring.Component):
             # of them made the longest route (9.7 ns on an ECP5-85F). The copies are marked
             # keep in synthesis (hw/synth.py), else Yosys merges them back into one.
             w_q = Signal.like(self.w_data, name="w_q")
-            x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=keep) for p in range(PE)]
+            x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP) for p in range(PE)]
             m.d.sync += [w_q.eq(self.w_data)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
             ctrl = delayed(ctrl, "s1c")
             # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, so that
@@ -307,8 +312,8 @@ class LayerEngine(wiring.Component):
         m.d.sync += thr.eq(self.t_data)
         # the controls of the accumulators: one copy per PE when pipelined (see x_rep_p)
         if self._pipelined:
-            pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=keep) for p in range(PE)]
-            pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=keep) for p in range(PE)]
+            pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=KEEP) for p in range(PE)]
+            pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=KEEP) for p in range(PE)]
             m.d.sync += [c.eq(ctrl[0]) for c in pe_v] + [c.eq(ctrl[1]) for c in pe_first]
         else:
             pe_v, pe_first = [s2_v] * PE, [s2_first] * PE

@@ -32,6 +32,7 @@ from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
 from .plan import Plan, check_network, threshold_words, timing, weight_words
+from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe"]
 
@@ -136,14 +137,14 @@ def _clean_verilog(text: str) -> str:
 #: names internal wires _N_, which _clean_verilog makes legal VHDL names too. The flip-flops
 #: of the copies of broadcast registers (``*_rep_*``, hw/engine.py) are left out of `opt`, whose
 #: opt_merge would merge them back into one (Amaranth's bundled Yosys has no `setattr` to mark
-#: them keep, as the synthesis script does with tools.KEEP_COPIES).
+#: them keep, as the synthesis script does: tools.COPIES).
 _YOSYS_SCRIPT = """\
 read_rtlil <<rtlil
 {rtlil}
 rtlil
 proc
 flatten
-select -set copies w:*_rep_* %ci1:+$dff[Q] w:*_rep_* %d
+select -set copies {copies}
 opt @copies %n
 opt_clean -purge
 write_verilog -noattr -nodec
@@ -156,7 +157,7 @@ def _core_verilog(plan: Plan) -> str:
     from amaranth._toolchain.yosys import find_yosys
     text = rtlil.convert(AcceleratorCore(plan=plan), name="bnn_core", emit_src=False)
     yosys = find_yosys(lambda ver: ver >= (0, 40))
-    verilog = yosys.run(["-q", "-"], _YOSYS_SCRIPT.format(rtlil=text), ignore_warnings=True)
+    verilog = yosys.run(["-q", "-"], _YOSYS_SCRIPT.format(rtlil=text, copies=COPIES), ignore_warnings=True)
     header = (f"// bnncore {__version__}: accelerator core generated with Amaranth; ROM read ports are ports.\n"
               "`default_nettype none\n")
     return header + _clean_verilog(verilog) + "`default_nettype wire\n"

@@ -126,8 +126,8 @@ class Plan:
     bias_bits : int
         Width of the output biases (signed).
     pipelined : bool
-        Register the block-RAM outputs and split the popcount (two more cycles of latency and
-        about PE * SIMD more flip-flops per layer, for a higher clock); see ``pipeline_depth``.
+        8-stage engines for a higher clock (four more cycles of latency per layer and about
+        2 * PE * SIMD more flip-flops); see ``pipeline_depth``.
     """
     layers: tuple
     banks: int = 2

@@ -274,7 +274,7 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None =
     return "\n".join(lines) + "\n"
 
 
-def _commands(device: Device, tools: dict, freq: float, seed: int, router: str = "router1") -> list:
+def _commands(device: Device, tools: dict, freq: float, seed: int, router: str) -> list:
     pins_file = "bnn_fpga.pcf" if device.family == "ice40" else "bnn_fpga.lpf"
     common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
               "--router", router, "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
@@ -354,14 +354,16 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
-               bitstream: bool = True, router: str = "router1", log=print) -> dict:
+               bitstream: bool = True, router: str | None = None, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
-    ``router``: nextpnr's router, 'router1' or 'router2' (faster on congested large designs).
+    ``router``: nextpnr's router, 'router1' or 'router2' (default: router2 on ECP5, where
+    router1 did not converge on large or congested designs; router1 on iCE40).
     ``rom_dir``: the ROM files to build in (default: those in ``rtl_dir``).
     """
     device = _device(device)
+    router = router or ("router2" if device.family == "ecp5" else "router1")
     if router not in ("router1", "router2"):
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 __all__ = ["ToolError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS",
-           "KEEP_COPIES"]
+           "COPIES", "KEEP_COPIES"]
 
-#: Yosys command (after `proc`) that marks the flip-flops of the copies of broadcast registers
-#: (``*_rep_*``, hw/engine.py) keep: `opt_merge` would merge identical registers back into one
-#: (a keep attribute on the wires does not stop it). Used when the core's Verilog is written
-#: (hw/generate.py) and again in synthesis (hw/synth.py).
-KEEP_COPIES = "setattr -set keep 1 w:*_rep_* %ci1:+$dff[Q] w:*_rep_* %d"
+#: Yosys selection (after `proc`) of the flip-flops of the copies of broadcast registers
+#: (``*_rep_*``, hw/engine.py): `opt_merge` would merge identical registers back into one, and
+#: a keep attribute on the wires does not stop it. The generator leaves them out of `opt`
+#: (hw/generate.py: Amaranth's bundled Yosys has no `setattr`); synthesis marks them keep.
+COPIES = "w:*_rep_* %ci1:+$dff[Q] w:*_rep_* %d"
+KEEP_COPIES = f"setattr -set keep 1 {COPIES}"
 
 INSTALL = {
     "iverilog": "apt-get install iverilog (Debian 12: Icarus Verilog 11), or `make setup`",
