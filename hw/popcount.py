@@ -1,4 +1,4 @@
-"""Popcount: the number of 1 bits of a vector, as a balanced adder tree."""
+"""Popcount: the number of 1 bits of a vector."""
 
 from amaranth import Const, Module, unsigned
 from amaranth.lib import wiring
@@ -19,10 +19,19 @@ def tree_sum(terms):
 
 
 def popcount(bits):
-    """A balanced adder tree summing the bits of an Amaranth value (combinational)."""
+    """The number of 1 bits of an Amaranth value (combinational), as a chain of additions.
+
+    The form is for the simulators: Verilator turns a chain of one-bit additions into a single
+    ``$countones`` (one machine popcount), but each pair of a balanced tree into a call of its
+    own. Synthesis does not see the difference: Yosys's ``alumacc`` merges either into one
+    ``$macc`` cell, and maps both to the same cells.
+    """
     if not len(bits):
         return Const(0, 1)
-    return tree_sum(bits[i] for i in range(len(bits)))
+    total = bits[0]
+    for i in range(1, len(bits)):
+        total = total + bits[i]
+    return total
 
 
 class Popcount(wiring.Component):
