@@ -164,7 +164,7 @@ class LayerEngine(wiring.Component):
         release = Signal(name="release_bank")
         m.d.comb += self.wr.space.eq(used < B)
         m.d.sync += used.eq(used + self.wr.claim - release)
-        x = Signal(SIMD)   # stage 1: the input word issued the cycle before, beside the ROM data
+        x = Signal(SIMD, reset_less=True)   # stage 1: the input word issued the cycle before, beside the ROM data
         if self.memory_buffer:
             # writes are whole read words: a memory (block RAM) of SIMD-bit words, bank-major,
             # each bank padded to a power of two of slots; its synchronous read port gives
@@ -176,7 +176,7 @@ class LayerEngine(wiring.Component):
             if not self._pipelined:
                 m.d.comb += x.eq(rp.data)
         else:
-            bufs = Array(Signal(L, name=f"bank{b}") for b in range(B))
+            bufs = Array(Signal(L, name=f"bank{b}", reset_less=True) for b in range(B))
             with m.If(self.wr.we):
                 for b in range(B):
                     with m.If(wptr == b):
@@ -196,13 +196,20 @@ class LayerEngine(wiring.Component):
             m.d.sync += rptr.eq(next_r)
 
         # --- issue: one (nf, sf) word per cycle
+        # The counters advance while busy and wrap to 0 after an image's last word, so they
+        # are at 0 when the next image starts; `last` (the current word is the image's last)
+        # is a register computed a cycle ahead. The start condition `go` then depends on a
+        # handful of registers only, and drives no counter (it was an ECP5-85F's critical
+        # path: the counters' comparison, then `go`'s fan-out to their synchronous resets).
+        total = f.weight_depth
         busy = Signal()
+        last = Signal(init=int(total == 1), name="last_word")
         nf = Signal(range(max(2, NF)))
         sf = Signal(range(max(2, SF)))
-        waddr = Signal(range(max(2, f.weight_depth)))
-        last_issue = busy & (nf == NF - 1) & (sf == SF - 1)
+        waddr = Signal(range(max(2, total)))
+        last_issue = busy & last
         ready_image = Mux(busy, full.bit_select(next_r, 1), full.bit_select(rptr, 1))
-        go = (~busy | last_issue) & ready_image & self.out.space
+        go = (~busy | last) & ready_image & self.out.space
         m.d.comb += [release.eq(last_issue), self.out.claim.eq(go)]
         if self._pipelined:
             # the weight address through a register: a full cycle for its fan-out to the
@@ -214,20 +221,19 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.w_addr.eq(wa_q2)
         else:
             m.d.comb += self.w_addr.eq(waddr)
-        with m.If(go):
-            m.d.sync += [busy.eq(1), nf.eq(0), sf.eq(0), waddr.eq(0)]
-        with m.Elif(last_issue):
-            m.d.sync += busy.eq(0)
-        with m.Elif(busy):
-            m.d.sync += waddr.eq(waddr + 1)
+        m.d.sync += busy.eq(go | (busy & ~last))
+        with m.If(busy):
+            m.d.sync += [waddr.eq(Mux(last, 0, waddr + 1)),
+                         last.eq(1 if total == 1 else ~last & (waddr == total - 2))]
             with m.If(sf == SF - 1):
-                m.d.sync += [sf.eq(0), nf.eq(nf + 1)]
+                m.d.sync += [sf.eq(0), nf.eq(Mux(nf == NF - 1, 0, nf + 1))]
             with m.Else():
                 m.d.sync += sf.eq(sf + 1)
 
         # --- stage 1: input word aligned with the ROM data
-        s1_v, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_nf = Signal.like(nf)
+        s1_v = Signal()
+        s1_first, s1_last = Signal(reset_less=True), Signal(reset_less=True)
+        s1_nf = Signal.like(nf, reset_less=True)
         if self.memory_buffer:
             m.d.comb += rp.addr.eq(Cat(sf[:sbits], rptr))
         elif not self._pipelined:
@@ -239,7 +245,7 @@ class LayerEngine(wiring.Component):
             # multiplexer of SIMD bits, whose selects fan out over the whole buffer (13.8 ns on
             # an ECP5-85F in one cycle): first one of each READ_GROUP words of each bank, then
             # one of those; a memory's word just takes a register
-            x_word = Signal(SIMD, name="x_word")
+            x_word = Signal(SIMD, name="x_word", reset_less=True)
             if self.memory_buffer:
                 m.d.sync += x_word.eq(rp.data)
             else:
@@ -254,24 +260,25 @@ class LayerEngine(wiring.Component):
                     for h in range(n_groups):
                         group = words[h * G:(h + 1) * G]
                         group += [group[-1]] * (G - len(group))
-                        part = Signal(SIMD, name=f"x_part_b{b}_g{h}")
+                        part = Signal(SIMD, name=f"x_part_b{b}_g{h}", reset_less=True)
                         m.d.sync += part.eq(Array(group)[sel])
                         parts.append(part)
-                hi = Signal(range(max(2, n_groups)), name="x_sel_hi")
-                bank = Signal.like(rptr, name="x_sel_bank")
+                hi = Signal(range(max(2, n_groups)), name="x_sel_hi", reset_less=True)
+                bank = Signal.like(rptr, name="x_sel_bank", reset_less=True)
                 m.d.sync += [hi.eq(sf >> gbits), bank.eq(rptr)]
                 m.d.sync += x_word.eq(Array(parts)[bank * n_groups + hi])
             m.d.comb += x.eq(x_word)
 
         def delayed(signals, stage):
             """Register the control signals of a word one stage further down the pipeline."""
-            out = tuple(Signal.like(v, name=f"{stage}_{n}") for v, n in zip(signals, ("v", "first", "last", "nf")))
+            out = tuple(Signal.like(v, name=f"{stage}_{n}", reset_less=n != "v")
+                        for v, n in zip(signals, ("v", "first", "last", "nf")))
             m.d.sync += [o.eq(v) for o, v in zip(out, signals)]
             return out
 
         # --- stage 2: XNOR + popcount per PE, registered with the thresholds
-        pc = [Signal(range(SIMD + 1), name=f"pc{p}") for p in range(PE)]
-        thr = Signal(PE * self._value_bits)
+        pc = [Signal(range(SIMD + 1), name=f"pc{p}", reset_less=True) for p in range(PE)]
+        thr = Signal(PE * self._value_bits, reset_less=True)
         if not self._pipelined:
             m.d.comb += self.t_addr.eq(nf)
             for p in range(PE):
@@ -281,7 +288,7 @@ class LayerEngine(wiring.Component):
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
             # ROM's data (address registered twice above) arrives now
-            groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=KEEP) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
+            groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=KEEP, reset_less=True) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
             m.d.sync += [g.eq(x) for g in groups]
             ctrl = delayed(ctrl, "s1b")
             # 1c: the ROM data into fabric registers (block-RAM clock-to-out is long) and the
@@ -289,8 +296,8 @@ class LayerEngine(wiring.Component):
             # RAMs, spread over the device, and a single register broadcasting SIMD bits to all
             # of them made the longest route (9.7 ns on an ECP5-85F). The copies are marked
             # keep in synthesis (hw/synth.py), else Yosys merges them back into one.
-            w_q = Signal.like(self.w_data, name="w_q")
-            x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP) for p in range(PE)]
+            w_q = Signal.like(self.w_data, name="w_q", reset_less=True)
+            x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
             m.d.sync += [w_q.eq(self.w_data)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
             ctrl = delayed(ctrl, "s1c")
             # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, so that
@@ -301,7 +308,7 @@ class LayerEngine(wiring.Component):
                 agree = ~(w_q.word_select(p, SIMD) ^ x_p[p])
                 for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
                     part = agree[lo:lo + POPCOUNT_CHUNK]
-                    chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}")
+                    chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}", reset_less=True)
                     m.d.sync += chunk.eq(popcount(part))
                     chunks[p].append(chunk)
             ctrl = delayed(ctrl, "s2a")
@@ -313,19 +320,20 @@ class LayerEngine(wiring.Component):
         # the controls of the accumulators: one copy per PE when pipelined (see x_rep_p)
         if self._pipelined:
             pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=KEEP) for p in range(PE)]
-            pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=KEEP) for p in range(PE)]
+            pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
             m.d.sync += [c.eq(ctrl[0]) for c in pe_v] + [c.eq(ctrl[1]) for c in pe_first]
         else:
             pe_v, pe_first = [s2_v] * PE, [s2_first] * PE
 
         # --- stage 3: accumulate; at the last synapse fold, threshold or score
-        acc = [Signal(f.acc_bits + 1, name=f"acc{p}") for p in range(PE)]
-        s3_v, s3_last = Signal(), Signal()
-        s3_slot = Signal.like(nf)
+        acc = [Signal(f.acc_bits + 1, name=f"acc{p}", reset_less=True) for p in range(PE)]
+        s3_v = Signal()
+        s3_last = Signal(reset_less=True)
+        s3_slot = Signal.like(nf, reset_less=True)
         if f.kind == "hidden":
-            s3_data = Signal(PE)
+            s3_data = Signal(PE, reset_less=True)
         else:
-            s3_data = Signal(data.ArrayLayout(signed(self._score_bits), PE))
+            s3_data = Signal(data.ArrayLayout(signed(self._score_bits), PE), reset_less=True)
         for p in range(PE):
             with m.If(pe_v[p]):
                 total = Mux(pe_first[p], 0, acc[p]) + pc[p]
