@@ -14,7 +14,7 @@ Streams (``amaranth.lib.stream``, valid/ready):
   low bits, then the scores, class 0 first.
 """
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -107,6 +107,7 @@ class AcceleratorCore(wiring.Component):
             first.claim.eq(accept & ~in_image),
             first.we.eq(accept),
             first.slot.eq(beat),
+            first.slot_en.eq(Cat(accept & (beat == b) for b in range(beats))),
             first.data.eq(Mux(beat == beats - 1, self.i_stream.payload & last_mask, self.i_stream.payload)),
             first.last.eq(accept & (beat == beats - 1)),
         ]

@@ -50,11 +50,13 @@ def run_engine(fold, weights, values, images, in_width, value_bits, score_bits=N
             write = img < len(images) and (slot > 0 or ctx.get(eng.wr.space))
             ctx.set(eng.wr.claim, write and slot == 0)
             ctx.set(eng.wr.we, write)
+            ctx.set(eng.wr.slot_en, 0)
             if write:
                 bits = np.zeros(slots * in_width, np.uint8)
                 bits[:fold.n_in] = images[img]
                 chunk = bits[slot * in_width:(slot + 1) * in_width]
                 ctx.set(eng.wr.slot, slot)
+                ctx.set(eng.wr.slot_en, 1 << slot)
                 ctx.set(eng.wr.data, int(sum(int(b) << j for j, b in enumerate(chunk))))
                 ctx.set(eng.wr.last, slot == slots - 1)
             ctx.set(eng.out.space, bool(rng.random() < space_p))
