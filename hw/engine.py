@@ -24,7 +24,7 @@ Pipelined (the default of a ``Plan``), for clocks of 100 MHz and more on an ECP5
 cycle  what happens
 ====== ==========================================================================
 t      issue: weight ROM address into the first of two registers; input word sf read
-       (a memory's read port, or one of each READ_GROUP words of each register bank)
+       (a memory's read port, or one of each read_group() words of each register bank)
 t + 1  input word out (a register; a register array's second multiplexer level)
 t + 2  input word into one register per group of REP_GROUP PEs; weight address out
 t + 3  ROM data out, into fabric registers; the input word into one register per PE
@@ -40,7 +40,7 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, READ_GROUP, REP_GROUP, LayerFold
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, read_group
 from .popcount import popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -246,16 +246,16 @@ class LayerEngine(wiring.Component):
         if self._pipelined:
             # the input word in two cycles: a register array's read is a (banks x SF)-to-1
             # multiplexer of SIMD bits, whose selects fan out over the whole buffer (13.8 ns on
-            # an ECP5-85F in one cycle): first one of each READ_GROUP words of each bank, then
-            # one of those; a memory's word just takes a register
+            # an ECP5-85F in one cycle): first one of each G words of each bank, then one of
+            # those, with the index registered; a memory's word just takes a register
             x_word = Signal(SIMD, name="x_word", reset_less=True)
             if self.memory_buffer:
                 m.d.sync += x_word.eq(rp.data)
             else:
-                G = READ_GROUP
+                G = read_group(SF, B)
                 n_groups = (SF + G - 1) // G
                 gbits = (G - 1).bit_length()
-                sel = Signal(range(G), name="x_sel_lo")
+                sel = Signal(range(max(2, G)), name="x_sel_lo")
                 m.d.comb += sel.eq(sf[:gbits])
                 parts = []
                 for b in range(B):
@@ -264,12 +264,10 @@ class LayerEngine(wiring.Component):
                         group = words[h * G:(h + 1) * G]
                         group += [group[-1]] * (G - len(group))
                         part = Signal(SIMD, name=f"x_part_b{b}_g{h}", reset_less=True)
-                        m.d.sync += part.eq(Array(group)[sel])
+                        m.d.sync += part.eq(Array(group)[sel] if G > 1 else group[0])
                         parts.append(part)
-                hi = Signal(range(max(2, n_groups)), name="x_sel_hi", reset_less=True)
-                bank = Signal.like(rptr, name="x_sel_bank", reset_less=True)
-                m.d.sync += [hi.eq(sf >> gbits), bank.eq(rptr)]
-                m.d.sync += x_word.eq(Array(parts)[bank * n_groups + hi])
+                hi = Signal(range(max(2, len(parts))), name="x_sel_hi", reset_less=True)
+                m.d.sync += [hi.eq(rptr * n_groups + (sf >> gbits)), x_word.eq(Array(parts)[hi])]
             m.d.comb += x.eq(x_word)
 
         def delayed(signals, stage):

@@ -26,24 +26,38 @@ import numpy as np
 from bnncore.network import FoldedNetwork
 
 __all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
-           "threshold_words", "pipeline_depth", "POPCOUNT_CHUNK", "REP_GROUP", "READ_GROUP"]
+           "threshold_words", "pipeline_depth", "read_group", "POPCOUNT_CHUNK", "REP_GROUP"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
-#: Words of a register-array input buffer per first-stage multiplexer of a pipelined engine.
-READ_GROUP = 4
 
 
 def pipeline_depth(pipelined: bool) -> int:
     """Cycles from an engine's last issue of an image until its consumer sees the image
     complete. Shallow: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into
-    the next buffer (1). Pipelined reads the input word in two cycles (one of READ_GROUP words,
-    then one of those), registers the weight address (twice, to match), the ROM output and the
+    the next buffer (1). Pipelined reads the input word in two cycles (one of ``read_group``
+    words, then one of those), registers the weight address (twice, to match), the ROM output and the
     input word (through a two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE)
     and splits the popcount in two (chunks of POPCOUNT_CHUNK bits, then their sum): 8."""
     return 8 if pipelined else 4
+
+
+def read_group(sf: int, banks: int) -> int:
+    """Words per first-stage multiplexer of a pipelined engine's two-cycle read of a
+    register-array buffer: the power of two G that balances the two stages, G-to-1 within a
+    bank, then (banks * ceil(SF / G))-to-1 (the larger G on a tie: fewer registers between
+    them). A fixed G of 4 left the output layer of a 784-1024-1024-1024-10 network (2 banks of
+    32 words) a 16-to-1 second stage, the critical path on an ECP5-85F at 88.8 MHz."""
+    best, g = (None, 1), 1
+    while True:
+        cost = max(g, banks * -(-sf // g))
+        if best[0] is None or cost <= best[0]:
+            best = (cost, g)
+        if g >= sf:
+            return best[1]
+        g *= 2
 
 
 def _positive_int(value, what):

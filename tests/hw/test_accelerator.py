@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.golden import infer
 from bnncore.hw.accelerator import AcceleratorCore, SimAccelerator
-from bnncore.hw.plan import make_plan, timing
+from bnncore.hw.plan import make_plan, read_group, timing
 from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
 
 from .amaranth_bench import run
@@ -63,14 +63,14 @@ def test_popcount_chunks_equal_golden(folds):
 
 @pytest.mark.parametrize("banks", [2, 3])
 def test_register_buffer_read_in_groups_equals_golden(banks):
-    """Pipelined engines read a register-array buffer in two cycles, one of 4 words, then one
-    of those: 15 synapse folds (4 groups, the last partial) over 2 or 3 banks, with gaps and
-    backpressure, give the golden model's results and the model's timing."""
+    """Pipelined engines read a register-array buffer in two cycles, one of G words, then one
+    of those: 15 synapse folds (G = 8: 2 groups, the last partial) over 2 or 3 banks, with gaps
+    and backpressure, give the golden model's results and the model's timing."""
     sizes, folds = (20, 30, 3), [(3, 5), (1, 2)]
     rng = np.random.default_rng(banks)
     net = random_net(sizes, rng)
     plan = make_plan(sizes, folds, banks=banks)
-    assert plan.layers[1].sf == 15
+    assert plan.layers[1].sf == 15 and read_group(15, banks) == 8
     bits = rng.integers(0, 2, (16, sizes[0])).astype(np.uint8)
     gold = infer(net, bits, return_layers=True)
     r = run(plan, net, bits, gap=0.3, stall=0.3, seed=banks)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import LayerFold, auto_fold, make_plan, threshold_words, timing, weight_words
+from bnncore.hw.plan import LayerFold, auto_fold, make_plan, read_group, threshold_words, timing, weight_words
 
 
 def test_fold_counts():
@@ -121,3 +121,15 @@ def test_timing_model_formulas():
     assert t.ii == 15                      # (12 + 8 + 9 + 1) / 2
     with pytest.raises(TypeError, match="pipelined must be a bool"):
         make_plan((5, 3, 2), [(1, 1), (1, 1)], pipelined=1)
+
+
+@pytest.mark.parametrize("sf, banks, group", [
+    (32, 2, 8),     # 8-to-1 then 8-to-1 (a fixed 4 gave 4-to-1 then 16-to-1)
+    (16, 2, 8),     # 8-to-1 then 4-to-1: ties go to the larger group
+    (15, 3, 8),     # 8 then 3 x 2 = 6
+    (5, 2, 4),      # 4 then 2 x 2 = 4
+    (2, 2, 2),
+    (1, 2, 1),      # one word per bank: no first-stage multiplexer
+])
+def test_read_group_balances_the_two_stages(sf, banks, group):
+    assert read_group(sf, banks) == group
