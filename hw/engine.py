@@ -225,13 +225,17 @@ class LayerEngine(wiring.Component):
         else:
             m.d.comb += self.w_addr.eq(waddr)
         m.d.sync += busy.eq(go | (busy & ~last))
+        sf_next = Signal.like(sf, name="sf_next")   # for registers that must equal sf
+        m.d.comb += sf_next.eq(sf)
+        m.d.sync += sf.eq(sf_next)
         with m.If(busy):
             m.d.sync += [waddr.eq(Mux(last, 0, waddr + 1)),
                          last.eq(1 if total == 1 else ~last & (waddr == total - 2))]
             with m.If(sf == SF - 1):
-                m.d.sync += [sf.eq(0), nf.eq(Mux(nf == NF - 1, 0, nf + 1))]
+                m.d.comb += sf_next.eq(0)
+                m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
             with m.Else():
-                m.d.sync += sf.eq(sf + 1)
+                m.d.comb += sf_next.eq(sf + 1)
 
         # --- stage 1: input word aligned with the ROM data
         s1_v = Signal()
@@ -247,7 +251,9 @@ class LayerEngine(wiring.Component):
             # the input word in two cycles: a register array's read is a (banks x SF)-to-1
             # multiplexer of SIMD bits, whose selects fan out over the whole buffer (13.8 ns on
             # an ECP5-85F in one cycle): first one of each G words of each bank, then one of
-            # those, with the index registered; a memory's word just takes a register
+            # those, with the index registered; a memory's word just takes a register. The
+            # first stage's select is `sf`'s low bits, in one register copy per group (the
+            # counter itself, fanned out to every group, was a 12.1 ns path on the 85F)
             x_word = Signal(SIMD, name="x_word", reset_less=True)
             if self.memory_buffer:
                 m.d.sync += x_word.eq(rp.data)
@@ -255,12 +261,12 @@ class LayerEngine(wiring.Component):
                 G = read_group(SF, B)
                 n_groups = (SF + G - 1) // G
                 gbits = (G - 1).bit_length()
-                sel = Signal(range(max(2, G)), name="x_sel_lo")
-                m.d.comb += sel.eq(sf[:gbits])
                 parts = []
                 for b in range(B):
                     words = [bufs[b].word_select(i, SIMD) for i in range(SF)]
                     for h in range(n_groups):
+                        sel = Signal(range(max(2, G)), name=f"x_sel_rep_b{b}_g{h}", attrs=KEEP)
+                        m.d.sync += sel.eq(sf_next[:gbits])
                         group = words[h * G:(h + 1) * G]
                         group += [group[-1]] * (G - len(group))
                         part = Signal(SIMD, name=f"x_part_b{b}_g{h}", reset_less=True)
