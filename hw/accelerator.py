@@ -49,6 +49,8 @@ class AcceleratorCore(wiring.Component):
     ----------
     plan : Plan
         Topology and folding.
+    popcount_form : str
+        ``"chain"`` (default) or ``"tree"``: see ``popcount.popcount``.
 
     Attributes
     ----------
@@ -62,10 +64,10 @@ class AcceleratorCore(wiring.Component):
         ROM data, one cycle after the address.
     """
 
-    def __init__(self, *, plan: Plan):
+    def __init__(self, *, plan: Plan, popcount_form: str = "chain"):
         if not isinstance(plan, Plan):
             raise TypeError(f"plan must be a Plan, not {plan!r}")
-        self._plan = plan
+        self._plan, self._popcount_form = plan, popcount_form
         members = {"i_stream": In(stream.Signature(plan.in_width)),
                    "o_stream": Out(stream.Signature(payload_layout(plan)))}
         for name, depth, width in rom_ports(plan):
@@ -87,7 +89,7 @@ class AcceleratorCore(wiring.Component):
             eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=plan.banks,
                               value_bits=_value_bits(plan, f),
                               score_bits=plan.score_bits if f.kind == "output" else None,
-                              pipelined=plan.pipelined)
+                              pipelined=plan.pipelined, popcount_form=self._popcount_form)
             m.submodules[f"layer{k}"] = eng
             engines.append(eng)
             m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),

@@ -41,7 +41,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, read_group
-from .popcount import popcount, tree_sum
+from .popcount import POPCOUNT_FORMS, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
@@ -97,6 +97,9 @@ class LayerEngine(wiring.Component):
         The 8-stage engine of the module docstring (``plan.pipeline_depth``): registered
         ROM outputs, copies of the broadcast registers, a two-cycle buffer read and a
         two-stage popcount.
+    popcount_form : str
+        ``"chain"`` or ``"tree"``: the form of the popcounts' adders, for the simulator that runs
+        the RTL (``popcount.popcount``); synthesis gives the same cells.
 
     Attributes
     ----------
@@ -111,7 +114,8 @@ class LayerEngine(wiring.Component):
     """
 
     def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = 2,
-                 value_bits: int | None = None, score_bits: int | None = None, pipelined: bool = False):
+                 value_bits: int | None = None, score_bits: int | None = None, pipelined: bool = False,
+                 popcount_form: str = "chain"):
         if not isinstance(fold, LayerFold):
             raise TypeError(f"fold must be a LayerFold, not {fold!r}")
         for name, v in (("in_width", in_width), ("in_slots", in_slots)):
@@ -131,6 +135,9 @@ class LayerEngine(wiring.Component):
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
         self._value_bits, self._score_bits = value_bits, score_bits
         self._pipelined = bool(pipelined)
+        if popcount_form not in POPCOUNT_FORMS:
+            raise ValueError(f"popcount_form must be one of {', '.join(POPCOUNT_FORMS)}, not {popcount_form!r}")
+        self._popcount_form = popcount_form
         out = (buffer_port(fold.pe, fold.nf) if fold.kind == "hidden"
                else result_port(fold.pe, score_bits, fold.nf))
         super().__init__({
@@ -290,7 +297,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.t_addr.eq(nf)
             for p in range(PE):
                 agree = ~(self.w_data.word_select(p, SIMD) ^ x)
-                m.d.sync += pc[p].eq(popcount(agree))
+                m.d.sync += pc[p].eq(popcount(agree, self._popcount_form))
         else:
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
@@ -316,7 +323,7 @@ class LayerEngine(wiring.Component):
                 for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
                     part = agree[lo:lo + POPCOUNT_CHUNK]
                     chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}", reset_less=True)
-                    m.d.sync += chunk.eq(popcount(part))
+                    m.d.sync += chunk.eq(popcount(part, self._popcount_form))
                     chunks[p].append(chunk)
             ctrl = delayed(ctrl, "s2a")
             # 2b: sum of the chunks (a balanced tree: SIMD 256 is 16 chunks, 4 adders deep)

@@ -4,9 +4,10 @@ from amaranth.sim import Simulator
 from bnncore.hw.popcount import Popcount
 
 
+@pytest.mark.parametrize("form", ["chain", "tree"])
 @pytest.mark.parametrize("width", [1, 2, 3, 7, 8])
-def test_popcount_exhaustive(width):
-    dut = Popcount(width=width)
+def test_popcount_exhaustive(width, form):
+    dut = Popcount(width=width, form=form)
 
     async def bench(ctx):
         for v in range(1 << width):
@@ -18,9 +19,10 @@ def test_popcount_exhaustive(width):
     sim.run()
 
 
-def test_popcount_wide_random():
+@pytest.mark.parametrize("form", ["chain", "tree"])
+def test_popcount_wide_random(form):
     import random
-    dut = Popcount(width=100)
+    dut = Popcount(width=100, form=form)
     rnd = random.Random(0)
 
     async def bench(ctx):
@@ -40,3 +42,8 @@ def test_popcount_wide_random():
 def test_popcount_width_validation(width):
     with pytest.raises(TypeError, match=rf"^width must be a positive integer, not {width!r}$"):
         Popcount(width=width)
+
+
+def test_popcount_form_validation():
+    with pytest.raises(ValueError, match="chain, tree"):
+        Popcount(width=4, form="wallace")
