@@ -41,7 +41,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, read_group
-from .popcount import POPCOUNT_FORMS, popcount, tree_sum
+from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
@@ -135,9 +135,7 @@ class LayerEngine(wiring.Component):
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
         self._value_bits, self._score_bits = value_bits, score_bits
         self._pipelined = bool(pipelined)
-        if popcount_form not in POPCOUNT_FORMS:
-            raise ValueError(f"popcount_form must be one of {', '.join(POPCOUNT_FORMS)}, not {popcount_form!r}")
-        self._popcount_form = popcount_form
+        self._popcount_form = check_popcount_form(popcount_form, "popcount_form")
         out = (buffer_port(fold.pe, fold.nf) if fold.kind == "hidden"
                else result_port(fold.pe, score_bits, fold.nf))
         super().__init__({
@@ -272,12 +270,14 @@ class LayerEngine(wiring.Component):
                 for b in range(B):
                     words = [bufs[b].word_select(i, SIMD) for i in range(SF)]
                     for h in range(n_groups):
-                        sel = Signal(range(max(2, G)), name=f"x_sel_rep_b{b}_g{h}", attrs=KEEP)
-                        m.d.sync += sel.eq(sf_next[:gbits])
-                        group = words[h * G:(h + 1) * G]
-                        group += [group[-1]] * (G - len(group))
                         part = Signal(SIMD, name=f"x_part_b{b}_g{h}", reset_less=True)
-                        m.d.sync += part.eq(Array(group)[sel] if G > 1 else group[0])
+                        if G == 1:
+                            m.d.sync += part.eq(words[h])
+                        else:
+                            sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}", attrs=KEEP)
+                            group = words[h * G:(h + 1) * G]
+                            group += [group[-1]] * (G - len(group))
+                            m.d.sync += [sel.eq(sf_next[:gbits]), part.eq(Array(group)[sel])]
                         parts.append(part)
                 hi = Signal(range(max(2, len(parts))), name="x_sel_hi", reset_less=True)
                 m.d.sync += [hi.eq(rptr * n_groups + (sf >> gbits)), x_word.eq(Array(parts)[hi])]

@@ -50,14 +50,8 @@ def read_group(sf: int, banks: int) -> int:
     bank, then (banks * ceil(SF / G))-to-1 (the larger G on a tie: fewer registers between
     them). A fixed G of 4 left the output layer of a 784-1024-1024-1024-10 network (2 banks of
     32 words) a 16-to-1 second stage, the critical path on an ECP5-85F at 88.8 MHz."""
-    best, g = (None, 1), 1
-    while True:
-        cost = max(g, banks * -(-sf // g))
-        if best[0] is None or cost <= best[0]:
-            best = (cost, g)
-        if g >= sf:
-            return best[1]
-        g *= 2
+    groups = [1 << i for i in range((sf - 1).bit_length() + 1)]   # 1, 2, ... up to >= sf
+    return min(groups, key=lambda g: (max(g, banks * -(-sf // g)), -g))
 
 
 def _positive_int(value, what):

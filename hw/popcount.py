@@ -4,7 +4,7 @@ from amaranth import Const, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Popcount", "popcount", "tree_sum", "POPCOUNT_FORMS"]
+__all__ = ["Popcount", "popcount", "tree_sum", "POPCOUNT_FORMS", "check_popcount_form"]
 
 
 def tree_sum(terms):
@@ -22,6 +22,13 @@ def tree_sum(terms):
 POPCOUNT_FORMS = ("chain", "tree")
 
 
+def check_popcount_form(form, name: str = "popcount form") -> str:
+    """``form`` if it is one of ``POPCOUNT_FORMS``, else a ValueError naming ``name``."""
+    if form not in POPCOUNT_FORMS:
+        raise ValueError(f"{name} must be one of {', '.join(POPCOUNT_FORMS)}, not {form!r}")
+    return form
+
+
 def popcount(bits, form: str = "chain"):
     """The number of 1 bits of an Amaranth value (combinational).
 
@@ -35,8 +42,7 @@ def popcount(bits, form: str = "chain"):
       once per step of the cascade of changes along it: GHDL runs the tree 5.7 times faster
       (and Icarus 1.7 times).
     """
-    if form not in POPCOUNT_FORMS:
-        raise ValueError(f"popcount form must be one of {', '.join(POPCOUNT_FORMS)}, not {form!r}")
+    check_popcount_form(form)
     if not len(bits):
         return Const(0, 1)
     if form == "tree":
@@ -68,9 +74,7 @@ class Popcount(wiring.Component):
     def __init__(self, *, width: int, form: str = "chain"):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise TypeError(f"width must be a positive integer, not {width!r}")
-        if form not in POPCOUNT_FORMS:
-            raise ValueError(f"form must be one of {', '.join(POPCOUNT_FORMS)}, not {form!r}")
-        self._width, self._form = width, form
+        self._width, self._form = width, check_popcount_form(form, "form")
         super().__init__({"i": In(width), "o": Out(unsigned(width.bit_length()))})
 
     @property
