@@ -19,9 +19,9 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .engine import LayerEngine
-from .plan import Plan, threshold_words, weight_words
+from .plan import Plan, address_bits, rom_slices, threshold_words, weight_words
 
-__all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports"]
+__all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom"]
 
 
 def payload_layout(plan: Plan) -> data.StructLayout:
@@ -34,11 +34,12 @@ def _value_bits(plan: Plan, fold) -> int:
 
 
 def rom_ports(plan: Plan) -> list:
-    """(name, depth, width) of every ROM: weights w<k> and thresholds/biases t<k>."""
+    """(name, depth, width, slices) of every ROM: weights w<k> and thresholds/biases t<k>.
+    A ROM of ``slices`` column slices (``plan.rom_slices``) has one address per slice."""
     roms = []
     for f in plan.layers:
-        roms.append((f"w{f.index}", f.weight_depth, f.weight_width))
-        roms.append((f"t{f.index}", f.nf, f.pe * _value_bits(plan, f)))
+        roms.append((f"w{f.index}", f.weight_depth, f.weight_width, f.weight_slices))
+        roms.append((f"t{f.index}", f.nf, f.pe * _value_bits(plan, f), 1))
     return roms
 
 
@@ -59,7 +60,8 @@ class AcceleratorCore(wiring.Component):
     o_stream : Out(stream.Signature(payload_layout(plan)))
         Class index and scores, one per image, in input order.
     w<k>_addr, t<k>_addr : Out
-        ROM addresses of layer k (weights, thresholds/biases).
+        ROM addresses of layer k (weights, thresholds/biases); ``w<k>_addr`` has one address
+        per column slice of the weight ROM (``rom_ports``), slice 0 in the low bits.
     w<k>_data, t<k>_data : In
         ROM data, one cycle after the address.
     """
@@ -70,8 +72,8 @@ class AcceleratorCore(wiring.Component):
         self._plan, self._popcount_form = plan, popcount_form
         members = {"i_stream": In(stream.Signature(plan.in_width)),
                    "o_stream": Out(stream.Signature(payload_layout(plan)))}
-        for name, depth, width in rom_ports(plan):
-            members[f"{name}_addr"] = Out(range(max(2, depth)))
+        for name, depth, width, slices in rom_ports(plan):
+            members[f"{name}_addr"] = Out(unsigned(address_bits(depth) * slices))
             members[f"{name}_data"] = In(width)
         super().__init__(members)
 
@@ -188,11 +190,23 @@ class SimAccelerator(wiring.Component):
         wiring.connect(m, core.o_stream, wiring.flipped(self.o_stream))
         for f, stage in zip(plan.layers, net.stages):
             values = stage.thresholds if f.kind == "hidden" else stage.bias
-            contents = {f"w{f.index}": (weight_words(stage.weights, f), f.weight_width),
-                        f"t{f.index}": (threshold_words(values, f, _value_bits(plan, f)), f.pe * _value_bits(plan, f))}
-            for name, (words, width) in contents.items():
-                mem = memory.Memory(shape=unsigned(width), depth=max(1, len(words)), init=words)
-                m.submodules[f"rom_{name}"] = mem
-                rd = mem.read_port()
-                m.d.comb += [rd.addr.eq(getattr(core, f"{name}_addr")), getattr(core, f"{name}_data").eq(rd.data)]
+            contents = {f"w{f.index}": weight_words(stage.weights, f),
+                        f"t{f.index}": threshold_words(values, f, _value_bits(plan, f))}
+            for name, depth, width, slices in rom_ports(plan)[2 * f.index:2 * f.index + 2]:
+                add_rom(m, name, contents[name], depth, width, slices,
+                        getattr(core, f"{name}_addr"), getattr(core, f"{name}_data"))
         return m
+
+
+def add_rom(m: Module, name: str, words: list, depth: int, width: int, slices: int, addr, data):
+    """Add to ``m`` the ROM ``name`` holding ``words``, read as the RTL's ``bnn_rom`` reads it:
+    one memory per column slice, each through its own address (a part of ``addr``)."""
+    parts = rom_slices(width) if slices > 1 else [(0, width)]
+    assert len(parts) == slices, (name, width, slices)
+    abits = address_bits(depth)
+    for s, (lo, w) in enumerate(parts):
+        init = [(word >> lo) & ((1 << w) - 1) for word in words]
+        mem = memory.Memory(shape=unsigned(w), depth=max(1, len(init)), init=init)
+        m.submodules[f"rom_{name}" + (f"_s{s}" if slices > 1 else "")] = mem
+        rd = mem.read_port()
+        m.d.comb += [rd.addr.eq(addr[s * abits:(s + 1) * abits]), data[lo:lo + w].eq(rd.data)]

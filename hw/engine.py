@@ -23,11 +23,14 @@ Pipelined (the default of a ``Plan``), for clocks of 100 MHz and more on an ECP5
 ====== ==========================================================================
 cycle  what happens
 ====== ==========================================================================
-t      issue: weight ROM address into the first of two registers; input word sf read
+t      issue: weight ROM address into one register per ROM slice (out at t + 1); input
+       word sf read
        (a memory's read port, or one of each read_group() words of each register bank)
 t + 1  input word out (a register; a register array's second multiplexer level)
-t + 2  input word into one register per group of REP_GROUP PEs; weight address out
-t + 3  ROM data out, into fabric registers; the input word into one register per PE
+t + 2  input word into one register per group of REP_GROUP PEs; ROM data out, into
+       fabric registers next to the block RAMs
+t + 3  the weight word into registers next to the PEs; the input word into one register
+       per PE
 t + 4  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold ROM
        address out (the word's nf)
 t + 5  sum of the chunks per PE, registered with the threshold ROM data
@@ -40,13 +43,14 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, read_group
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group
 from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
 #: Attributes of the copies of broadcast registers: Amaranth would merge identical registers.
 KEEP = {"keep": 1}
+
 
 
 def buffer_port(width: int, slots: int) -> wiring.Signature:
@@ -108,7 +112,10 @@ class LayerEngine(wiring.Component):
     out : Out(buffer_port(PE, NF)) or Out(result_port(...))
         This engine's results: PE bits (hidden) or PE scores (output) per write.
     w_addr, w_data : Out, In
-        Weight ROM read port (data one cycle after the address), PE * SIMD bits per word.
+        Weight ROM read port (data one cycle after the address), PE * SIMD bits per word. The
+        word is read in ``fold.weight_slices`` column slices (``plan.rom_slices``), each with
+        its own address: ``w_addr`` is their concatenation, slice 0 in the low bits (all equal;
+        a pipelined engine drives each from its own register, next to its block RAMs).
     t_addr, t_data : Out, In
         Threshold/bias ROM read port, PE * value_bits per word.
     """
@@ -141,7 +148,7 @@ class LayerEngine(wiring.Component):
         super().__init__({
             "wr": In(buffer_port(in_width, in_slots)),
             "out": Out(out),
-            "w_addr": Out(range(max(2, fold.weight_depth))),
+            "w_addr": Out(unsigned(address_bits(fold.weight_depth) * fold.weight_slices)),
             "w_data": In(fold.weight_width),
             "t_addr": Out(range(max(2, fold.nf))),
             "t_data": In(fold.pe * value_bits),
@@ -220,15 +227,14 @@ class LayerEngine(wiring.Component):
         go = (~busy | last) & ready_image & self.out.space
         m.d.comb += [release.eq(last_issue), self.out.claim.eq(go)]
         if self._pipelined:
-            # the weight address through a register: a full cycle for its fan-out to the
-            # block RAMs of a wide ROM, which spread over the device
-            # (two registers: the input word takes two cycles to read, see stage 1)
-            wa_q1 = Signal.like(waddr, name="w_addr_q1")
-            wa_q2 = Signal.like(waddr, name="w_addr_q2")
-            m.d.sync += [wa_q1.eq(waddr), wa_q2.eq(wa_q1)]
-            m.d.comb += self.w_addr.eq(wa_q2)
+            # the weight address through a register, one copy per column slice of the ROM
+            # (ROM_SLICE_BITS wide): a full cycle for its fan-out to the slice's block RAMs,
+            # not to all of a wide ROM's, which spread over the device
+            wa_q = [Signal.like(waddr, name=f"w_addr_rep_s{s}", attrs=KEEP) for s in range(f.weight_slices)]
+            m.d.sync += [q.eq(waddr) for q in wa_q]
+            m.d.comb += self.w_addr.eq(Cat(*wa_q))
         else:
-            m.d.comb += self.w_addr.eq(waddr)
+            m.d.comb += self.w_addr.eq(Cat(*[waddr] * f.weight_slices))
         m.d.sync += busy.eq(go | (busy & ~last))
         sf_next = Signal.like(sf, name="sf_next")   # for registers that must equal sf
         m.d.comb += sf_next.eq(sf)
@@ -301,25 +307,29 @@ class LayerEngine(wiring.Component):
         else:
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
-            # ROM's data (address registered twice above) arrives now
+            # ROM's data (address registered once above) into fabric registers next to the
+            # block RAMs (block-RAM clock-to-out is long)
             groups = [Signal.like(x, name=f"x_rep_g{g}", attrs=KEEP, reset_less=True) for g in range((PE + REP_GROUP - 1) // REP_GROUP)]
-            m.d.sync += [g.eq(x) for g in groups]
-            ctrl = delayed(ctrl, "s1b")
-            # 1c: the ROM data into fabric registers (block-RAM clock-to-out is long) and the
-            # input word into one register per PE: the XNORs of a PE sit next to its block
-            # RAMs, spread over the device, and a single register broadcasting SIMD bits to all
-            # of them made the longest route (9.7 ns on an ECP5-85F). The copies are marked
-            # keep in synthesis (hw/synth.py), else Yosys merges them back into one.
             w_q = Signal.like(self.w_data, name="w_q", reset_less=True)
+            m.d.sync += [g.eq(x) for g in groups] + [w_q.eq(self.w_data)]
+            ctrl = delayed(ctrl, "s1b")
+            # 1c: the weight word into a second register, next to the PEs' popcounts (the
+            # route from the block RAMs' registers to the popcounts was an ECP5-85F's critical
+            # path, 6.6 ns of a 12.5 ns path), and the input word into one register per PE: the
+            # XNORs of a PE sit next to its block RAMs, spread over the device, and a single
+            # register broadcasting SIMD bits to all of them made the longest route (9.7 ns on
+            # an ECP5-85F). The copies are marked keep in synthesis (hw/synth.py), else Yosys
+            # merges them back into one.
+            w_q2 = Signal.like(self.w_data, name="w_q2", reset_less=True)
             x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
-            m.d.sync += [w_q.eq(self.w_data)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
+            m.d.sync += [w_q2.eq(w_q)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
             ctrl = delayed(ctrl, "s1c")
             # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, so that
             # its data meets the sums of 2b
             m.d.comb += self.t_addr.eq(ctrl[3])
             chunks = [[] for _ in range(PE)]
             for p in range(PE):
-                agree = ~(w_q.word_select(p, SIMD) ^ x_p[p])
+                agree = ~(w_q2.word_select(p, SIMD) ^ x_p[p])
                 for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
                     part = agree[lo:lo + POPCOUNT_CHUNK]
                     chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}", reset_less=True)

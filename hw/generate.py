@@ -32,7 +32,7 @@ from bnncore.fileio import atomic_write_text
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
-from .plan import Plan, check_network, threshold_words, timing, weight_words
+from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_words, timing, weight_words
 from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe"]
@@ -166,27 +166,39 @@ def _core_verilog(plan: Plan, popcount_form: str = "chain") -> str:
 
 
 def _port_widths(plan: Plan) -> dict:
-    widths = {}
-    for name, depth, width in rom_ports(plan):
-        widths[name] = (max(1, (max(2, depth) - 1).bit_length()), width, depth)
-    return widths
+    """{ROM name: (address bits, width, depth, slice bits)} (slice bits = width: one slice)."""
+    return {name: (address_bits(depth), width, depth, ROM_SLICE_BITS if slices > 1 else width)
+            for name, depth, width, slices in rom_ports(plan)}
 
 
 ROM_V = """\
 // Synchronous ROM initialised from a text file ($readmemb: one binary word per line).
+// The word is read in column slices of SLICE_BITS bits (the last one narrower), slice s at
+// the address addr[s*ABITS +: ABITS]: the core drives each slice's address from its own
+// register, placed next to the slice's block RAMs. Each slice is a memory of its own, loaded
+// from the whole file; synthesis keeps only the bits the slice reads, so slicing adds no
+// block RAM when SLICE_BITS is a multiple of the block RAM's width.
 module bnn_rom #(
     parameter WIDTH = 8,
     parameter DEPTH = 2,
     parameter ABITS = 1,
+    parameter SLICE_BITS = WIDTH,
     parameter INIT_FILE = "rom.mem"
 ) (
-    input  wire             clk,
-    input  wire [ABITS-1:0] addr,
-    output reg  [WIDTH-1:0] data
+    input  wire                                                     clk,
+    input  wire [(WIDTH + SLICE_BITS - 1) / SLICE_BITS * ABITS - 1:0] addr,
+    output wire [WIDTH-1:0]                                         data
 );
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-    initial $readmemb(INIT_FILE, mem);
-    always @(posedge clk) data <= mem[addr];
+    genvar s;
+    generate for (s = 0; s * SLICE_BITS < WIDTH; s = s + 1) begin : slice
+        localparam LO = s * SLICE_BITS;
+        localparam W = LO + SLICE_BITS > WIDTH ? WIDTH - LO : SLICE_BITS;
+        reg [WIDTH-1:0] mem [0:DEPTH-1];
+        reg [W-1:0] q;
+        initial $readmemb(INIT_FILE, mem);
+        always @(posedge clk) q <= mem[addr[s * ABITS +: ABITS]][LO +: W];
+        assign data[LO +: W] = q;
+    end endgenerate
 endmodule
 """
 
@@ -214,9 +226,11 @@ def _top_verilog(plan: Plan, prefix: str) -> str:
              ".i_stream__valid(i_stream__valid)", ".i_stream__ready(i_stream__ready)",
              ".o_stream__payload(o_stream__payload)", ".o_stream__valid(o_stream__valid)",
              ".o_stream__ready(o_stream__ready)"]
-    for n, (abits, width, depth) in widths.items():
-        lines += [f"    wire [{abits - 1}:0] {n}_addr;", f"    wire [{width - 1}:0] {n}_data;",
-                  f"    bnn_rom #(.WIDTH({width}), .DEPTH({depth}), .ABITS({abits}), .INIT_FILE({n.upper()}_FILE))",
+    for n, (abits, width, depth, sbits) in widths.items():
+        slices = -(-width // sbits)
+        lines += [f"    wire [{abits * slices - 1}:0] {n}_addr;", f"    wire [{width - 1}:0] {n}_data;",
+                  f"    bnn_rom #(.WIDTH({width}), .DEPTH({depth}), .ABITS({abits}), .SLICE_BITS({sbits}), "
+                  f".INIT_FILE({n.upper()}_FILE))",
                   f"        rom_{n} (.clk(clk), .addr({n}_addr), .data({n}_data));"]
         conns += [f".{n}_addr({n}_addr)", f".{n}_data({n}_data)"]
     lines.append("    bnn_core core (\n        " + ",\n        ".join(conns) + "\n    );")
@@ -233,16 +247,19 @@ use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
 use std.textio.all;
 
+-- The word is read in column slices of SLICE_BITS bits (the last one narrower), slice s at
+-- the address addr((s + 1) * ABITS - 1 downto s * ABITS), as bnn_rom.v.
 entity bnn_rom is
   generic (
-    WIDTH     : positive := 8;
-    DEPTH     : positive := 2;
-    ABITS     : positive := 1;
-    INIT_FILE : string   := "rom.mem"
+    WIDTH      : positive := 8;
+    DEPTH      : positive := 2;
+    ABITS      : positive := 1;
+    SLICE_BITS : positive := 8;
+    INIT_FILE  : string   := "rom.mem"
   );
   port (
     clk  : in  std_logic;
-    addr : in  unsigned(ABITS - 1 downto 0);
+    addr : in  unsigned((WIDTH + SLICE_BITS - 1) / SLICE_BITS * ABITS - 1 downto 0);
     data : out unsigned(WIDTH - 1 downto 0)
   );
 end entity;
@@ -265,14 +282,21 @@ architecture rtl of bnn_rom is
 
   constant MEM : mem_t := load(INIT_FILE);
 begin
-  process (clk) is
+  slices : for s in 0 to (WIDTH + SLICE_BITS - 1) / SLICE_BITS - 1 generate
+    constant LO : natural := s * SLICE_BITS;
+    constant HI : natural := minimum(LO + SLICE_BITS, WIDTH) - 1;
   begin
-    if rising_edge(clk) then
-      if to_integer(addr) < DEPTH then
-        data <= unsigned(to_stdlogicvector(MEM(to_integer(addr))));
+    process (clk) is
+      variable a : natural;
+    begin
+      if rising_edge(clk) then
+        a := to_integer(addr((s + 1) * ABITS - 1 downto s * ABITS));
+        if a < DEPTH then
+          data(HI downto LO) <= unsigned(to_stdlogicvector(MEM(a)(HI downto LO)));
+        end if;
       end if;
-    end if;
-  end process;
+    end process;
+  end generate;
 end architecture;
 """
 
@@ -387,9 +411,9 @@ def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:
         "    o_stream_ready   : in  std_logic",
         "  );", "end entity;", "", "architecture rtl of bnn_top is",
     ]
-    for n, (abits, width, depth) in widths.items():
+    for n, (abits, width, depth, sbits) in widths.items():
         lines += [f"  signal {n}_addr : {vec(f'{n}_addr')};",
-                  f"  signal {n}_addr_u : unsigned({abits - 1} downto 0);",
+                  f"  signal {n}_addr_u : unsigned({abits * -(-width // sbits) - 1} downto 0);",
                   f"  signal {n}_data : unsigned({width - 1} downto 0);"]
     lines += [f"  signal i_payload : {vec('i_stream_payload')};",
               f"  signal o_payload : {vec('o_stream_payload')};",
@@ -402,13 +426,14 @@ def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:
     maps = ["clk => clk", "rst => rst", "i_stream_payload => i_payload", "i_stream_valid => i_stream_valid",
             "i_stream_ready => i_ready", "o_stream_payload => o_payload", "o_stream_valid => o_valid",
             "o_stream_ready => o_stream_ready"]
-    for n, (abits, width, depth) in widths.items():
+    for n, (abits, width, depth, sbits) in widths.items():
         if core_ports[f"{n}_addr"] is None:
             lines.append(f"  {n}_addr_u <= (0 => {n}_addr);")
         else:
-            lines.append(f"  {n}_addr_u <= resize({n}_addr, {abits});")
+            lines.append(f"  {n}_addr_u <= resize({n}_addr, {abits * -(-width // sbits)});")
         lines += [f"  rom_{n} : entity work.bnn_rom",
-                  f"    generic map (WIDTH => {width}, DEPTH => {depth}, ABITS => {abits}, INIT_FILE => {n.upper()}_FILE)",
+                  f"    generic map (WIDTH => {width}, DEPTH => {depth}, ABITS => {abits}, SLICE_BITS => {sbits}, "
+                  f"INIT_FILE => {n.upper()}_FILE)",
                   f"    port map (clk => clk, addr => {n}_addr_u, data => {n}_data);"]
         data_map = f"{n}_data(0)" if core_ports[f"{n}_data"] is None else f"{n}_data"
         maps += [f"{n}_addr => {n}_addr", f"{n}_data => {data_map}"]
@@ -467,8 +492,8 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
     """The content of rtl.json: what a bench or a synthesis flow needs to know."""
     t = timing(plan)
     lay = payload_layout(plan)
-    roms = {n: {"depth": d, "width": w, "bits": d * w, "file": f"{prefix}{n}.mem", "parameter": f"{n.upper()}_FILE"}
-            for n, d, w in rom_ports(plan)}
+    roms = {n: {"depth": d, "width": w, "bits": d * w, "file": f"{prefix}{n}.mem", "parameter": f"{n.upper()}_FILE",
+                "slices": k} for n, d, w, k in rom_ports(plan)}
     return {
         "generator": f"bnncore {__version__}",
         "top": "bnn_top",

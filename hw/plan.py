@@ -26,21 +26,29 @@ import numpy as np
 from bnncore.network import FoldedNetwork
 
 __all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
-           "threshold_words", "pipeline_depth", "read_group", "POPCOUNT_CHUNK", "REP_GROUP"]
+           "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
+           "ROM_SLICE_BITS"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
+#: Bits per column slice of a weight ROM, each read through its own copy of the address
+#: register. A multiple of every block-RAM port width of iCE40 (16, 8, 4, 2) and ECP5 (36, 18,
+#: 9, 4, 2, 1), so slicing never adds a block RAM; a 144-bit slice is 4 ECP5 block RAMs wide, so
+#: an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path at 83.6 MHz:
+#: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
+ROM_SLICE_BITS = 144
 
 
 def pipeline_depth(pipelined: bool) -> int:
     """Cycles from an engine's last issue of an image until its consumer sees the image
     complete. Shallow: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into
     the next buffer (1). Pipelined reads the input word in two cycles (one of ``read_group``
-    words, then one of those), registers the weight address (twice, to match), the ROM output and the
-    input word (through a two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE)
-    and splits the popcount in two (chunks of POPCOUNT_CHUNK bits, then their sum): 8."""
+    words, then one of those), registers the weight address (one copy per ROM slice), the ROM
+    output twice (next to the block RAMs, then next to the PEs), the input word (through a
+    two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE) and splits the popcount
+    in two (chunks of POPCOUNT_CHUNK bits, then their sum): 8."""
     return 8 if pipelined else 4
 
 
@@ -52,6 +60,17 @@ def read_group(sf: int, banks: int) -> int:
     32 words) a 16-to-1 second stage, the critical path on an ECP5-85F at 88.8 MHz."""
     groups = [1 << i for i in range((sf - 1).bit_length() + 1)]   # 1, 2, ... up to >= sf
     return min(groups, key=lambda g: (max(g, banks * -(-sf // g)), -g))
+
+
+def address_bits(depth: int) -> int:
+    """Address bits of a memory of ``depth`` words (at least 1, as Amaranth's ``range(2)``)."""
+    return max(1, (max(2, depth) - 1).bit_length())
+
+
+def rom_slices(width: int) -> list:
+    """Column slices ``(lo, width)`` of a ROM word of ``width`` bits, ``ROM_SLICE_BITS`` each
+    (the last one narrower); slice ``s`` reads bits ``lo .. lo + width - 1`` of the word."""
+    return [(lo, min(ROM_SLICE_BITS, width - lo)) for lo in range(0, width, ROM_SLICE_BITS)]
 
 
 def _positive_int(value, what):
@@ -113,6 +132,11 @@ class LayerFold:
     @property
     def weight_width(self) -> int:
         return self.pe * self.simd
+
+    @property
+    def weight_slices(self) -> int:
+        """Column slices of the weight ROM, each with its own address (``rom_slices``)."""
+        return len(rom_slices(self.weight_width))
 
     @property
     def memory_bits(self) -> dict:

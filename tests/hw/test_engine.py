@@ -2,11 +2,11 @@ import math
 
 import numpy as np
 import pytest
-from amaranth import ClockDomain, Elaboratable, Module, unsigned
-from amaranth.lib import memory
+from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from bnncore.hw.accelerator import add_rom
 from bnncore.hw.engine import LayerEngine
 from bnncore.hw.plan import LayerFold, threshold_words, weight_words
 
@@ -24,10 +24,9 @@ class Harness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = e = self.engine
-        for name, words, width in (("w", self.w, self.widths[0]), ("t", self.t, self.widths[1])):
-            m.submodules[name] = mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
-            rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(getattr(e, f"{name}_addr")), getattr(e, f"{name}_data").eq(rd.data)]
+        f = e.fold
+        add_rom(m, "w", self.w, f.weight_depth, f.weight_width, f.weight_slices, e.w_addr, e.w_data)
+        add_rom(m, "t", self.t, f.nf, self.widths[1], 1, e.t_addr, e.t_data)
         return m
 
 

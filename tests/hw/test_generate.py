@@ -22,7 +22,9 @@ def need(tool):
 
 
 SIZES = (37, 11, 6, 5)
-FOLDS = [(4, 8), (3, 4), (2, 3)]        # none divides its layer: padding everywhere
+# none divides its layer: padding everywhere; layer 0's 180-bit weight words are read in two
+# column slices (144 + 36 bits), each through its own address
+FOLDS = [(6, 30), (3, 4), (2, 3)]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,11 @@ def test_files_and_rtl_json(rtl):
     t = timing(plan)
     assert info["topology"] == list(SIZES)
     assert info["timing"]["latency"] == t.latency and info["timing"]["cycles_per_layer"] == list(t.cycles)
-    assert info["ports"]["input"] == {**info["ports"]["input"], "width": 8, "beats_per_image": 5}
-    assert info["memories"]["w0"] == {"depth": 15, "width": 32, "bits": 480, "file": "bnn_w0.mem", "parameter": "W0_FILE"}
+    assert info["ports"]["input"] == {**info["ports"]["input"], "width": 30, "beats_per_image": 2}
+    assert info["memories"]["w0"] == {"depth": 4, "width": 180, "bits": 720, "file": "bnn_w0.mem",
+                                      "parameter": "W0_FILE", "slices": 2}
+    assert info["memories"]["w1"]["slices"] == 1
+    assert ".SLICE_BITS(144)" in (out / "bnn_top.v").read_text()
     # the weights are read from the files, not baked into the RTL
     top = (out / "bnn_top.v").read_text()
     assert 'parameter W0_FILE = "bnn_w0.mem"' in top and "$readmemb" in (out / "bnn_rom.v").read_text()

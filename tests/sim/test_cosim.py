@@ -35,6 +35,8 @@ CONFIGS = {
     "serial": ((20, 9, 4), [(1, 1), (1, 3)], 2, 0.0),
     "parallel": ((12, 8, 6, 3), [(8, 12), (6, 8), (3, 6)], 3, 0.4),
     "extremes": ((9, 7, 2), [(7, 2), (2, 7)], 2, 0.5),
+    # 300-bit weight words: three column slices (144, 144, 12 bits), each with its own address
+    "sliced": ((100, 24, 5), [(6, 50), (5, 12)], 2, 0.3),
 }
 
 
@@ -57,8 +59,8 @@ def designs(tmp_path_factory):
 def test_random_networks(designs, config, sim, tmp_path):
     """Back to back (timing checked against the model), then with gaps and backpressure."""
     need(sim)
-    if sim == "verilator" and config not in ("padded", "parallel"):
-        pytest.skip("Verilator: two configurations suffice (each build takes ~20 s)")
+    if sim == "verilator" and config not in ("padded", "parallel", "sliced"):
+        pytest.skip("Verilator: three configurations suffice (each build takes ~20 s)")
     root, net, plan, bits = designs[config]
     r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b")
     assert r["mismatches"] == 0 and r["images"] == len(bits)
