@@ -39,7 +39,8 @@ def rom_ports(plan: Plan) -> list:
     roms = []
     for f in plan.layers:
         roms.append((f"w{f.index}", f.weight_depth, f.weight_width, f.weight_slices))
-        roms.append((f"t{f.index}", f.nf, f.pe * _value_bits(plan, f), 1))
+        t_width = f.pe * _value_bits(plan, f)
+        roms.append((f"t{f.index}", f.nf, t_width, len(rom_slices(t_width))))
     return roms
 
 

@@ -43,7 +43,7 @@ from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group, rom_slices
 from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -117,7 +117,8 @@ class LayerEngine(wiring.Component):
         its own address: ``w_addr`` is their concatenation, slice 0 in the low bits (all equal;
         a pipelined engine drives each from its own register, next to its block RAMs).
     t_addr, t_data : Out, In
-        Threshold/bias ROM read port, PE * value_bits per word.
+        Threshold/bias ROM read port, PE * value_bits per word, in ``t_slices`` column slices
+        with one address each, as the weight ROM.
     """
 
     def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = 2,
@@ -150,13 +151,18 @@ class LayerEngine(wiring.Component):
             "out": Out(out),
             "w_addr": Out(unsigned(address_bits(fold.weight_depth) * fold.weight_slices)),
             "w_data": In(fold.weight_width),
-            "t_addr": Out(range(max(2, fold.nf))),
+            "t_addr": Out(unsigned(address_bits(fold.nf) * self.t_slices)),
             "t_data": In(fold.pe * value_bits),
         })
 
     @property
     def fold(self) -> LayerFold:
         return self._fold
+
+    @property
+    def t_slices(self) -> int:
+        """Column slices of the threshold/bias ROM (``plan.rom_slices``)."""
+        return len(rom_slices(self._fold.pe * self._value_bits))
 
     @property
     def memory_buffer(self) -> bool:
@@ -300,7 +306,7 @@ class LayerEngine(wiring.Component):
         pc = [Signal(range(SIMD + 1), name=f"pc{p}", reset_less=True) for p in range(PE)]
         thr = Signal(PE * self._value_bits, reset_less=True)
         if not self._pipelined:
-            m.d.comb += self.t_addr.eq(nf)
+            m.d.comb += self.t_addr.eq(Cat(*[nf] * self.t_slices))
             for p in range(PE):
                 agree = ~(self.w_data.word_select(p, SIMD) ^ x)
                 m.d.sync += pc[p].eq(popcount(agree, self._popcount_form))
@@ -323,10 +329,16 @@ class LayerEngine(wiring.Component):
             w_q2 = Signal.like(self.w_data, name="w_q2", reset_less=True)
             x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
             m.d.sync += [w_q2.eq(w_q)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
+            # the threshold ROM's address (the word's nf), one register per column slice: a
+            # shallow ROM is logic, and one address register fanned out to all of its LUTs
+            # made a 12.5 ns route on an ECP5-85F
+            t_addr = [Signal.like(ctrl[3], name=f"t_addr_rep_s{s}", attrs=KEEP, reset_less=True)
+                      for s in range(self.t_slices)]
+            m.d.sync += [q.eq(ctrl[3]) for q in t_addr]
             ctrl = delayed(ctrl, "s1c")
             # 2a: popcounts of POPCOUNT_CHUNK-bit chunks; the threshold ROM is read now, so that
             # its data meets the sums of 2b
-            m.d.comb += self.t_addr.eq(ctrl[3])
+            m.d.comb += self.t_addr.eq(Cat(*t_addr))
             chunks = [[] for _ in range(PE)]
             for p in range(PE):
                 agree = ~(w_q2.word_select(p, SIMD) ^ x_p[p])

@@ -5,6 +5,7 @@ so the random networks run on Verilator for a few cases and on the event-driven 
 for all of them.
 """
 
+import json
 import os
 import shutil
 
@@ -35,8 +36,9 @@ CONFIGS = {
     "serial": ((20, 9, 4), [(1, 1), (1, 3)], 2, 0.0),
     "parallel": ((12, 8, 6, 3), [(8, 12), (6, 8), (3, 6)], 3, 0.4),
     "extremes": ((9, 7, 2), [(7, 2), (2, 7)], 2, 0.5),
-    # 300-bit weight words: three column slices (144, 144, 12 bits), each with its own address
-    "sliced": ((100, 24, 5), [(6, 50), (5, 12)], 2, 0.3),
+    # ROMs in column slices, each with its own address: 1,200-bit weight words (9 slices),
+    # 168-bit threshold words (2)
+    "sliced": ((100, 48, 5), [(24, 50), (5, 16)], 2, 0.3),
 }
 
 
@@ -62,6 +64,9 @@ def test_random_networks(designs, config, sim, tmp_path):
     if sim == "verilator" and config not in ("padded", "parallel", "sliced"):
         pytest.skip("Verilator: three configurations suffice (each build takes ~20 s)")
     root, net, plan, bits = designs[config]
+    if config == "sliced":
+        roms = json.loads((root / "rtl" / "rtl.json").read_text())["memories"]
+        assert (roms["w0"]["slices"], roms["t0"]["slices"], roms["w1"]["slices"]) == (9, 2, 1)
     r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b")
     assert r["mismatches"] == 0 and r["images"] == len(bits)
     r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b", gap=0.3, stall=0.4, seed=5)
