@@ -50,6 +50,8 @@ __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
 #: Attributes of the copies of broadcast registers: Amaranth would merge identical registers.
 KEEP = {"keep": 1}
+#: Bits of the input word per copy of the first read stage's select (pipelined engines).
+SEL_COLUMNS = 8
 
 
 
@@ -286,10 +288,16 @@ class LayerEngine(wiring.Component):
                         if G == 1:
                             m.d.sync += part.eq(words[h])
                         else:
-                            sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}", attrs=KEEP)
                             group = words[h * G:(h + 1) * G]
                             group += [group[-1]] * (G - len(group))
-                            m.d.sync += [sel.eq(sf_next[:gbits]), part.eq(Array(group)[sel])]
+                            # one select register per SEL_COLUMNS bits of the word: a select
+                            # decoded once per group and routed to all SIMD bits' multiplexers,
+                            # spread over the device, was a 7.6 ns route on the 85F
+                            for c, lo in enumerate(range(0, SIMD, SEL_COLUMNS)):
+                                n = min(SEL_COLUMNS, SIMD - lo)
+                                sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}_c{c}", attrs=KEEP)
+                                m.d.sync += [sel.eq(sf_next[:gbits]),
+                                             part[lo:lo + n].eq(Array([w[lo:lo + n] for w in group])[sel])]
                         parts.append(part)
                 hi = Signal(range(max(2, len(parts))), name="x_sel_hi", reset_less=True)
                 m.d.sync += [hi.eq(rptr * n_groups + (sf >> gbits)), x_word.eq(Array(parts)[hi])]
