@@ -159,7 +159,7 @@ class Plan:
         Width of the output biases (signed).
     pipelined : bool
         8-stage engines for a higher clock (four more cycles of latency per layer and about
-        2 * PE * SIMD more flip-flops); see ``pipeline_depth``.
+        3 * PE * SIMD more flip-flops); see ``pipeline_depth``.
     """
     layers: tuple
     banks: int = 2
