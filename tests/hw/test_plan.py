@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import LayerFold, auto_fold, make_plan, read_group, threshold_words, timing, weight_words
+from bnncore.hw.plan import (ROM_SLICE_BITS, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices,
+                              threshold_words, timing, weight_words)
 
 
 def test_fold_counts():
@@ -133,3 +134,15 @@ def test_timing_model_formulas():
 ])
 def test_read_group_balances_the_two_stages(sf, banks, group):
     assert read_group(sf, banks) == group
+
+
+@pytest.mark.parametrize("width", [1, 143, 144, 145, 300, 1764, 2304, 2432])
+def test_rom_slices_cover_the_word_and_add_no_block_ram(width):
+    slices = rom_slices(width)
+    assert [lo for lo, _ in slices] == list(range(0, width, ROM_SLICE_BITS))
+    assert sum(w for _, w in slices) == width and all(0 < w <= ROM_SLICE_BITS for _, w in slices)
+    # a slice boundary falls on a block-RAM port boundary of every iCE40 and ECP5 mode, so the
+    # slices need exactly the block RAMs of the whole word
+    for port in (36, 18, 16, 9, 8, 4, 2, 1):
+        assert sum(-(-w // port) for _, w in slices) == -(-width // port)
+    assert address_bits(1) == 1 and address_bits(2) == 1 and address_bits(464) == 9 and address_bits(513) == 10
