@@ -193,21 +193,20 @@ class SimAccelerator(wiring.Component):
             values = stage.thresholds if f.kind == "hidden" else stage.bias
             contents = {f"w{f.index}": weight_words(stage.weights, f),
                         f"t{f.index}": threshold_words(values, f, _value_bits(plan, f))}
-            for name, depth, width, slices in rom_ports(plan)[2 * f.index:2 * f.index + 2]:
-                add_rom(m, name, contents[name], depth, width, slices,
-                        getattr(core, f"{name}_addr"), getattr(core, f"{name}_data"))
+            for name, depth, width, _ in rom_ports(plan)[2 * f.index:2 * f.index + 2]:
+                add_rom(m, name, contents[name], depth, width, getattr(core, f"{name}_addr"),
+                        getattr(core, f"{name}_data"))
         return m
 
 
-def add_rom(m: Module, name: str, words: list, depth: int, width: int, slices: int, addr, data):
+def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, data):
     """Add to ``m`` the ROM ``name`` holding ``words``, read as the RTL's ``bnn_rom`` reads it:
-    one memory per column slice, each through its own address (a part of ``addr``)."""
-    parts = rom_slices(width) if slices > 1 else [(0, width)]
-    assert len(parts) == slices, (name, width, slices)
+    one memory per column slice (``rom_slices``), each through its own address (a part of
+    ``addr``)."""
     abits = address_bits(depth)
-    for s, (lo, w) in enumerate(parts):
+    for s, (lo, w) in enumerate(rom_slices(width)):
         init = [(word >> lo) & ((1 << w) - 1) for word in words]
         mem = memory.Memory(shape=unsigned(w), depth=max(1, len(init)), init=init)
-        m.submodules[f"rom_{name}" + (f"_s{s}" if slices > 1 else "")] = mem
+        m.submodules[f"rom_{name}_s{s}"] = mem
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(addr[s * abits:(s + 1) * abits]), data[lo:lo + w].eq(rd.data)]

@@ -166,8 +166,8 @@ def _core_verilog(plan: Plan, popcount_form: str = "chain") -> str:
 
 
 def _port_widths(plan: Plan) -> dict:
-    """{ROM name: (address bits, width, depth, slice bits)} (slice bits = width: one slice)."""
-    return {name: (address_bits(depth), width, depth, ROM_SLICE_BITS if slices > 1 else width)
+    """{ROM name: (address bits per slice, width, depth, bits per slice, slices)}."""
+    return {name: (address_bits(depth), width, depth, min(ROM_SLICE_BITS, width), slices)
             for name, depth, width, slices in rom_ports(plan)}
 
 
@@ -226,8 +226,7 @@ def _top_verilog(plan: Plan, prefix: str) -> str:
              ".i_stream__valid(i_stream__valid)", ".i_stream__ready(i_stream__ready)",
              ".o_stream__payload(o_stream__payload)", ".o_stream__valid(o_stream__valid)",
              ".o_stream__ready(o_stream__ready)"]
-    for n, (abits, width, depth, sbits) in widths.items():
-        slices = -(-width // sbits)
+    for n, (abits, width, depth, sbits, slices) in widths.items():
         lines += [f"    wire [{abits * slices - 1}:0] {n}_addr;", f"    wire [{width - 1}:0] {n}_data;",
                   f"    bnn_rom #(.WIDTH({width}), .DEPTH({depth}), .ABITS({abits}), .SLICE_BITS({sbits}), "
                   f".INIT_FILE({n.upper()}_FILE))",
@@ -317,6 +316,8 @@ def _core_vhdl(verilog_path: Path, work: Path) -> str:
     text = re.sub(r"To_Integer\(Resize\((\w+(?: & \w+)+), (\d+)\)\)", r"To_Integer(Resize(unsigned'(\1), \2))", text)
     text = re.sub(r"--\s*(Declared at|Temporary created at) [^\n]*", "", text)
     text = re.sub(r"\(from [^\n]*\)|\(\S+\.v:\d+\)", "", text)
+    # and the temporary directory's path: the same core gives the same VHDL
+    text = re.sub(r" at \S+\.v:\d+", "", text)
     if "$" in text:
         bad = re.search(r"\S*\$\S*", text).group(0)
         raise GenerateError(f"iverilog's VHDL still has an illegal identifier: {bad}")
@@ -411,9 +412,9 @@ def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:
         "    o_stream_ready   : in  std_logic",
         "  );", "end entity;", "", "architecture rtl of bnn_top is",
     ]
-    for n, (abits, width, depth, sbits) in widths.items():
+    for n, (abits, width, depth, sbits, slices) in widths.items():
         lines += [f"  signal {n}_addr : {vec(f'{n}_addr')};",
-                  f"  signal {n}_addr_u : unsigned({abits * -(-width // sbits) - 1} downto 0);",
+                  f"  signal {n}_addr_u : unsigned({abits * slices - 1} downto 0);",
                   f"  signal {n}_data : unsigned({width - 1} downto 0);"]
     lines += [f"  signal i_payload : {vec('i_stream_payload')};",
               f"  signal o_payload : {vec('o_stream_payload')};",
@@ -426,11 +427,11 @@ def _top_vhdl(plan: Plan, prefix: str, core_ports: dict) -> str:
     maps = ["clk => clk", "rst => rst", "i_stream_payload => i_payload", "i_stream_valid => i_stream_valid",
             "i_stream_ready => i_ready", "o_stream_payload => o_payload", "o_stream_valid => o_valid",
             "o_stream_ready => o_stream_ready"]
-    for n, (abits, width, depth, sbits) in widths.items():
+    for n, (abits, width, depth, sbits, slices) in widths.items():
         if core_ports[f"{n}_addr"] is None:
             lines.append(f"  {n}_addr_u <= (0 => {n}_addr);")
         else:
-            lines.append(f"  {n}_addr_u <= resize({n}_addr, {abits * -(-width // sbits)});")
+            lines.append(f"  {n}_addr_u <= resize({n}_addr, {abits * slices});")
         lines += [f"  rom_{n} : entity work.bnn_rom",
                   f"    generic map (WIDTH => {width}, DEPTH => {depth}, ABITS => {abits}, SLICE_BITS => {sbits}, "
                   f"INIT_FILE => {n.upper()}_FILE)",

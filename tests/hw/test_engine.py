@@ -25,8 +25,8 @@ class Harness(Elaboratable):
         m = Module()
         m.submodules.engine = e = self.engine
         f = e.fold
-        add_rom(m, "w", self.w, f.weight_depth, f.weight_width, f.weight_slices, e.w_addr, e.w_data)
-        add_rom(m, "t", self.t, f.nf, self.widths[1], e.t_slices, e.t_addr, e.t_data)
+        add_rom(m, "w", self.w, f.weight_depth, f.weight_width, e.w_addr, e.w_data)
+        add_rom(m, "t", self.t, f.nf, self.widths[1], e.t_addr, e.t_data)
         return m
 
 

@@ -98,3 +98,12 @@ def test_generate_rejects_mismatched_network(tmp_path):
     net = random_net((5, 3, 2), np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"^plan topology \[5, 4, 2\] does not match the network's \[5, 3, 2\]$"):
         generate(net, make_plan((5, 4, 2), [(1, 1), (1, 1)]), tmp_path)
+
+
+def test_generation_is_reproducible(rtl, tmp_path):
+    """The same network and plan give the same files, wherever they are generated (Icarus' VHDL
+    names its source's path in comments: the generator's temporary directory)."""
+    net, plan, out = rtl
+    again = generate(net, plan, tmp_path / "again")
+    for name in sorted(p.name for p in out.iterdir()):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
