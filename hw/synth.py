@@ -203,9 +203,16 @@ module bnn_fpga #(
     reg  full;
     wire core_ready;
     wire [{p_out["width"] - 1}:0] result;
-    assign in_ready = !full;
+    // the reset pin through two flip-flops: it may change at any time (a button, another
+    // clock's logic), and the design's synchronous resets then see a clocked signal, whose
+    // paths nextpnr times with the rest
+    reg  [1:0] rst_sync = 2'b11;
+    wire rst_q = rst_sync[1];
+    always @(posedge clk)
+        rst_sync <= {{rst_sync[0], rst}};
+    assign in_ready = !full && !rst_q;
     always @(posedge clk) begin
-        if (rst) begin
+        if (rst_q) begin
             count <= 0;
             full <= 1'b0;
         end else begin
@@ -220,7 +227,7 @@ module bnn_fpga #(
         end
     end
     bnn_top #({overrides}) top (
-        .clk(clk), .rst(rst),
+        .clk(clk), .rst(rst_q),
         .i_stream__payload(beat[{width - 1}:0]), .i_stream__valid(full), .i_stream__ready(core_ready),
         .o_stream__payload(result), .o_stream__valid(out_valid), .o_stream__ready(out_ready)
     );
