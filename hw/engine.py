@@ -39,7 +39,7 @@ t + 7  write into the consumer, the bank complete at t + 8
 ====== ==========================================================================
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -238,8 +238,7 @@ class LayerEngine(wiring.Component):
             # the weight address through a register, one copy per column slice of the ROM
             # (ROM_SLICE_BITS wide): a full cycle for its fan-out to the slice's block RAMs,
             # not to all of a wide ROM's, which spread over the device
-            wa_q = [Signal.like(waddr, name=f"w_addr_rep_s{s}", attrs=KEEP, reset_less=True)
-                    for s in range(f.weight_slices)]
+            wa_q = [Signal.like(waddr, name=f"w_addr_rep_s{s}", attrs=KEEP) for s in range(f.weight_slices)]
             m.d.sync += [q.eq(waddr) for q in wa_q]
             m.d.comb += self.w_addr.eq(Cat(*wa_q))
         else:
@@ -296,7 +295,7 @@ class LayerEngine(wiring.Component):
                             # spread over the device, was a 7.6 ns route on the 85F
                             for c, lo in enumerate(range(0, SIMD, SEL_COLUMNS)):
                                 n = min(SEL_COLUMNS, SIMD - lo)
-                                sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}_c{c}", attrs=KEEP, reset_less=True)
+                                sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}_c{c}", attrs=KEEP)
                                 m.d.sync += [sel.eq(sf_next[:gbits]),
                                              part[lo:lo + n].eq(Array([w[lo:lo + n] for w in group])[sel])]
                         parts.append(part)
@@ -364,40 +363,30 @@ class LayerEngine(wiring.Component):
         m.d.sync += thr.eq(self.t_data)
         # the controls of the accumulators: one copy per PE when pipelined (see x_rep_p)
         if self._pipelined:
-            pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
+            pe_v = [Signal(name=f"s2_v_rep_p{p}", attrs=KEEP) for p in range(PE)]
             pe_first = [Signal(name=f"s2_first_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
             m.d.sync += [c.eq(ctrl[0]) for c in pe_v] + [c.eq(ctrl[1]) for c in pe_first]
         else:
             pe_v, pe_first = [s2_v] * PE, [s2_first] * PE
 
         # --- stage 3: accumulate; at the last synapse fold, threshold or score
+        acc = [Signal(f.acc_bits + 1, name=f"acc{p}", reset_less=True) for p in range(PE)]
         s3_v = Signal()
         s3_last = Signal(reset_less=True)
         s3_slot = Signal.like(nf, reset_less=True)
         if f.kind == "hidden":
-            # A hidden PE counts down from its threshold: rem = T - 1 - (popcounts so far), so
-            # that "total >= T" is rem < 0, the sign bit of the one adder, instead of an adder
-            # and then a comparator (on an ECP5-85F the two carry chains and the route between
-            # them were an 11.7 ns path). The first word loads T + ~pc = T - 1 - pc, the others
-            # rem + ~pc + 1 = rem - pc: the carry-in is ~first.
             s3_data = Signal(PE, reset_less=True)
-            width = max(self._value_bits, f.acc_bits) + 1   # T - 1 - total, both ends signed
-            for p in range(PE):
-                rem = Signal(signed(width), name=f"rem{p}", reset_less=True)
-                not_pc = ~Cat(pc[p], Const(0, width - len(pc[p])))
-                base = Mux(pe_first[p], thr.word_select(p, self._value_bits), rem)
-                step = Signal(signed(width), name=f"rem{p}_next")
-                m.d.comb += step.eq(base + not_pc + ~pe_first[p])
-                with m.If(pe_v[p]):
-                    m.d.sync += [rem.eq(step), s3_data[p].eq(step[-1])]
         else:
             s3_data = Signal(data.ArrayLayout(signed(self._score_bits), PE), reset_less=True)
-            for p in range(PE):
-                acc = Signal(f.acc_bits + 1, name=f"acc{p}", reset_less=True)
-                with m.If(pe_v[p]):
-                    total = Mux(pe_first[p], 0, acc) + pc[p]
-                    value = thr.word_select(p, self._value_bits)
-                    m.d.sync += [acc.eq(total), s3_data[p].eq(2 * total - f.n_in + value.as_signed())]
+        for p in range(PE):
+            with m.If(pe_v[p]):
+                total = Mux(pe_first[p], 0, acc[p]) + pc[p]
+                m.d.sync += acc[p].eq(total)
+                value = thr.word_select(p, self._value_bits)
+                if f.kind == "hidden":
+                    m.d.sync += s3_data[p].eq(total >= value)
+                else:
+                    m.d.sync += s3_data[p].eq(2 * total - f.n_in + value.as_signed())
         m.d.sync += [s3_v.eq(s2_v & s2_last), s3_slot.eq(s2_nf), s3_last.eq(s2_nf == NF - 1)]
         if f.kind == "hidden":
             s3_slot_en = Signal(NF, name="s3_slot_en")

@@ -203,16 +203,9 @@ module bnn_fpga #(
     reg  full;
     wire core_ready;
     wire [{p_out["width"] - 1}:0] result;
-    // the reset pin through two flip-flops: it may change at any time (a button, another
-    // clock's logic), and the design's synchronous resets then see a clocked signal, whose
-    // paths nextpnr times with the rest
-    reg  [1:0] rst_sync = 2'b11;
-    wire rst_q = rst_sync[1];
-    always @(posedge clk)
-        rst_sync <= {{rst_sync[0], rst}};
-    assign in_ready = !full && !rst_q;
+    assign in_ready = !full;
     always @(posedge clk) begin
-        if (rst_q) begin
+        if (rst) begin
             count <= 0;
             full <= 1'b0;
         end else begin
@@ -227,7 +220,7 @@ module bnn_fpga #(
         end
     end
     bnn_top #({overrides}) top (
-        .clk(clk), .rst(rst_q),
+        .clk(clk), .rst(rst),
         .i_stream__payload(beat[{width - 1}:0]), .i_stream__valid(full), .i_stream__ready(core_ready),
         .o_stream__payload(result), .o_stream__valid(out_valid), .o_stream__ready(out_ready)
     );
