@@ -435,7 +435,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     report = {
         "generator": f"bnncore {__version__}",
         "device": asdict(device) | {"pnr_args": list(device.pnr_args),
-                                   "bram_shapes": [list(s) for s in device.bram_shapes]},
+                                   "bram_shapes": [list(s) for s in device.bram_shapes],
+                                   "speed_grades": list(device.speed_grades)},
         "topology": rtl["topology"],
         "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
         "cells": cells,
