@@ -82,6 +82,7 @@ sim: build/rtl/rtl.json
 
 # Synthesis, place and route and bitstream of build/rtl for DEVICE (up5k, hx8k, ecp5-25f,
 # ecp5-85f); the report goes to build/synth/$(DEVICE)/report.json.
+# SYNTH_ARGS: more `bnn synth` options, like SYNTH_ARGS="--speed 8 --seed 2".
 DEVICE ?= ecp5-25f
 SYNTH_ARGS ?=
 synth: build/rtl/rtl.json
