@@ -314,6 +314,13 @@ def cmd_sweep(args):
     print(f"table {out / 'sweep.csv'}, {out / 'sweep.json'}; plot {out / 'sweep.png'}")
 
 
+def _add_speed_option(p):
+    from .hw.synth import ECP5_SPEED_GRADES
+    p.add_argument("--speed", type=int, choices=ECP5_SPEED_GRADES,
+                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
+                        "follows it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .hw.synth import DEVICES
     parser = argparse.ArgumentParser(
@@ -376,9 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
-    p.add_argument("--speed", type=int, choices=(6, 7, 8),
-                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
-                        "follows it)")
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
@@ -425,9 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--router", choices=("router1", "router2"),
                    help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
                         "router1 on iCE40)")
-    p.add_argument("--speed", type=int, choices=(6, 7, 8),
-                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
-                        "follows it)")
+    _add_speed_option(p)
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
@@ -442,9 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="parallel runs (default: the number of cores)")
     p.add_argument("--freq", type=float, help="clock target in MHz (default: per family)")
     p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
-    p.add_argument("--speed", type=int, choices=(6, 7, 8),
-                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
-                        "follows it)")
+    _add_speed_option(p)
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
 

@@ -67,7 +67,7 @@ class Device:
             return self
         if not self.speed_grades:
             raise SynthError(f"{self.part}: nextpnr has one timing model for it; --speed applies to ECP5 "
-                             f"parts (grades 6, 7, 8)")
+                             f"parts (grades {', '.join(map(str, ECP5_SPEED_GRADES))})")
         if speed not in self.speed_grades:
             raise SynthError(f"{self.part}: speed grade {speed} does not exist; expected one of "
                              f"{', '.join(map(str, self.speed_grades))}")
@@ -93,6 +93,8 @@ class Device:
 #: SB_RAM40_4K read port shapes; DP16KD (a ROM uses one read port, up to 36 bits wide).
 ICE40_BRAM = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 ECP5_BRAM = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: ECP5 speed grades nextpnr models; the parts here are named at the first, the slowest.
+ECP5_SPEED_GRADES = (6, 7, 8)
 
 DEVICES = {d.name: d for d in (
     Device("up5k", "ice40", "iCE40UP5K-SG48", ("--up5k", "--package", "sg48"),
@@ -103,10 +105,10 @@ DEVICES = {d.name: d for d in (
            icetime="hx8k"),
     Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
            luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM,
-           speed=6, speed_grades=(6, 7, 8)),
+           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES),
     Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
            luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM,
-           speed=6, speed_grades=(6, 7, 8)),
+           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES),
 )}
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
