@@ -270,6 +270,10 @@ def _print_synth(r: dict):
     print(f"(target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; "
           f"block-RAM bandwidth bound {r['bandwidth_bound_cycles']:g} cycles/image, "
           f"efficiency {100 * r['bandwidth_efficiency']:.0f}%)")
+    moved = r.get("bram_output_registers")
+    if moved and moved["ffs"]:
+        print(f"({moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers; "
+              "FFs counts those left)")
 
 
 def cmd_experiment(args):
@@ -286,7 +290,8 @@ def cmd_synth(args):
     from .hw.synth import synthesize
     out = Path(args.out or Path("build") / "synth" / args.device)
     r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
-                   bitstream=not args.no_bitstream, speed=args.speed, log=log.info)
+                   bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
+                   log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -386,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
-                        "(fewer flip-flops, a lower clock; default: 8-stage pipelined engines)")
+                        "(fewer flip-flops, a lower clock; default: 9-stage pipelined engines)")
     p.add_argument("--no-vhdl", action="store_true", help="Verilog only")
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
     p.set_defaults(func=cmd_rtl)
@@ -432,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_option(p)
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
+    p.add_argument("--no-bram-outreg", action="store_true",
+                   help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "
+                        "flip-flops become the block RAMs' output registers, which shortens the paths from "
+                        "the block RAMs)")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
     p.set_defaults(func=cmd_synth)
 

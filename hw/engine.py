@@ -35,7 +35,8 @@ t + 4  XNOR, popcount of each POPCOUNT_CHUNK-bit chunk, registered; threshold RO
        address out (the word's nf)
 t + 5  sum of the chunks per PE, registered with the threshold ROM data
 t + 6  accumulate, compare or score, registered (as t + 2 above)
-t + 7  write into the consumer, the bank complete at t + 8
+t + 7  the results registered again, on their way from the PEs to the consumer's buffer
+t + 8  write into the consumer, the bank complete at t + 9
 ====== ==========================================================================
 """
 
@@ -100,9 +101,9 @@ class LayerEngine(wiring.Component):
     score_bits : int
         Output layer only: signed width of a score.
     pipelined : bool
-        The 8-stage engine of the module docstring (``plan.pipeline_depth``): registered
-        ROM outputs, copies of the broadcast registers, a two-cycle buffer read and a
-        two-stage popcount.
+        The 9-stage engine of the module docstring (``plan.pipeline_depth``): registered
+        ROM outputs, copies of the broadcast registers, a two-cycle buffer read, a
+        two-stage popcount and the results registered twice.
     popcount_form : str
         ``"chain"`` or ``"tree"``: the form of the popcounts' adders, for the simulator that runs
         the RTL (``popcount.popcount``); synthesis gives the same cells.
@@ -391,9 +392,25 @@ class LayerEngine(wiring.Component):
         if f.kind == "hidden":
             s3_slot_en = Signal(NF, name="s3_slot_en")
             m.d.sync += s3_slot_en.eq(Cat((s2_v & s2_last & (s2_nf == s)) for s in range(NF)))
+
+        if self._pipelined:
+            # the results again, so that the route from the PEs to the consumer's buffer (the
+            # ECP5-85F's critical path once the ROMs' outputs were registered inside the block
+            # RAMs: compare, then 3.6 ns of routing) is a register-to-register path of its own
+            s4_v = Signal()
+            s4_last = Signal(reset_less=True)
+            s4_slot = Signal.like(s3_slot, reset_less=True)
+            s4_data = Signal.like(s3_data, reset_less=True)
+            m.d.sync += [s4_v.eq(s3_v), s4_last.eq(s3_last), s4_slot.eq(s3_slot), s4_data.eq(s3_data)]
+            if f.kind == "hidden":
+                s4_slot_en = Signal(NF, name="s4_slot_en")
+                m.d.sync += s4_slot_en.eq(s3_slot_en)
+                s3_slot_en = s4_slot_en
+            s3_v, s3_last, s3_slot, s3_data = s4_v, s4_last, s4_slot, s4_data
+        if f.kind == "hidden":
             m.d.comb += self.out.slot_en.eq(s3_slot_en)
 
-        # --- stage 4: write into the consumer
+        # --- last stage: write into the consumer
         m.d.comb += [self.out.we.eq(s3_v), self.out.slot.eq(s3_slot), self.out.data.eq(s3_data),
                      self.out.last.eq(s3_v & s3_last)]
         return m

@@ -47,9 +47,10 @@ def pipeline_depth(pipelined: bool) -> int:
     the next buffer (1). Pipelined reads the input word in two cycles (one of ``read_group``
     words, then one of those), registers the weight address (one copy per ROM slice), the ROM
     output twice (next to the block RAMs, then next to the PEs), the input word (through a
-    two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE) and splits the popcount
-    in two (chunks of POPCOUNT_CHUNK bits, then their sum): 8."""
-    return 8 if pipelined else 4
+    two-level fan-out tree: one copy per REP_GROUP PEs, then one per PE), splits the popcount
+    in two (chunks of POPCOUNT_CHUNK bits, then their sum) and registers the results twice
+    (next to the PEs, then on the way to the consumer's buffer): 9."""
+    return 9 if pipelined else 4
 
 
 def read_group(sf: int, banks: int) -> int:
@@ -158,7 +159,7 @@ class Plan:
     bias_bits : int
         Width of the output biases (signed).
     pipelined : bool
-        8-stage engines for a higher clock (four more cycles of latency per layer and about
+        9-stage engines for a higher clock (five more cycles of latency per layer and about
         3 * PE * SIMD more flip-flops); see ``pipeline_depth``.
     """
     layers: tuple

@@ -117,9 +117,9 @@ def test_timing_model_formulas():
     assert timing(make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)], banks=3, pipelined=False)).ii == 12
     deep = make_plan((13, 7, 5, 3), [(3, 4), (2, 3), (2, 2)])   # pipelined: the default
     t = timing(deep)
-    assert deep.depth == 8
-    assert t.latency == 4 + (12 + 8) + (9 + 8) + (6 + 8)
-    assert t.ii == 15                      # (12 + 8 + 9 + 1) / 2
+    assert deep.depth == 9
+    assert t.latency == 4 + (12 + 9) + (9 + 9) + (6 + 9)
+    assert t.ii == 15.5                    # (12 + 9 + 9 + 1) / 2
     with pytest.raises(TypeError, match="pipelined must be a bool"):
         make_plan((5, 3, 2), [(1, 1), (1, 1)], pipelined=1)
 
