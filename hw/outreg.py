@@ -44,7 +44,7 @@ def _top(netlist: dict, path: str) -> dict:
     modules = netlist.get("modules")
     if not isinstance(modules, dict):
         raise NetlistError(f"{path}: no 'modules'; expected a netlist written by Yosys' write_json")
-    tops = [m for m in modules.values() if int(str(m.get("attributes", {}).get("top", "0")), 2)]
+    tops = [m for m in modules.values() if str(m.get("attributes", {}).get("top", "0")).strip("0 ") not in ("", "x")]
     if len(tops) != 1:
         raise NetlistError(f"{path}: {len(tops)} modules marked top; expected 1 (run after synth_ecp5)")
     return tops[0]

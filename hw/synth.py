@@ -607,8 +607,8 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True)
         if bram_outreg:
             design = json.loads((out / first).read_text())
             moved = absorb_output_registers(design, str(out / first))
-            (out / first).write_text(json.dumps(design))
-            (out / "outreg.json").write_text(json.dumps(moved, indent=2) + "\n")
+            atomic_write_text(out / first, json.dumps(design))
+            atomic_write_text(out / "outreg.json", json.dumps(moved, indent=2) + "\n")
         _run([*find_yosys(), "-q", "-p", f"read_json {first}; write_verilog -noattr {final}"], out,
              "writing the netlist", "write_verilog.out")
     return out / final

@@ -177,29 +177,25 @@ def test_fpga_top_byte_stream_equals_golden(tmp_path):
 
 # --- the tools, for real -------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def small_design(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    rng = np.random.default_rng(11)
-    sizes = (64, 32, 10)
+def _design(root, seed, sizes, folding):
+    """A random network's RTL in ``root``; with 200 random input images."""
+    rng = np.random.default_rng(seed)
     net = random_net(sizes, rng)
     export(net, root / "net")
-    plan = make_plan(sizes, [(4, 16), (1, 8)])
+    plan = make_plan(sizes, folding)
     generate(net, plan, root / "rtl", vhdl=False)
     return root, net, plan, rng.integers(0, 2, (200, sizes[0])).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def small_design(tmp_path_factory):
+    return _design(tmp_path_factory.mktemp("synth"), 11, (64, 32, 10), [(4, 16), (1, 8)])
 
 
 @pytest.fixture(scope="module")
 def bram_design(tmp_path_factory):
     """Deep enough ROMs for block RAMs (the first layer's weights: 256 words of 32 bits)."""
-    root = tmp_path_factory.mktemp("synth-bram")
-    rng = np.random.default_rng(12)
-    sizes = (128, 64, 10)
-    net = random_net(sizes, rng)
-    export(net, root / "net")
-    plan = make_plan(sizes, [(2, 16), (1, 8)])
-    generate(net, plan, root / "rtl", vhdl=False)
-    return root, net, plan, rng.integers(0, 2, (200, sizes[0])).astype(np.uint8)
+    return _design(tmp_path_factory.mktemp("synth-bram"), 12, (128, 64, 10), [(2, 16), (1, 8)])
 
 
 @pytest.mark.slow
