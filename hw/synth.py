@@ -184,7 +184,8 @@ def cell_models(device: Device, out_dir=None) -> Path:
     text = text[:m.start()] + m.group(0)[len("(* blackbox *)"):m.start(1) - m.start()] + body + text[m.start(1):]
     out = Path(out_dir) / "ecp5_cells_sim.v"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"// Yosys' ECP5 cell models ({path}) with bnncore's DP16KD model; written by hw/synth.py\n" + text)
+    atomic_write_text(out, f"// Yosys' ECP5 cell models ({path}) with bnncore's DP16KD model; written by hw/synth.py\n"
+                      + text)
     return out
 
 
