@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bnncore.fileio import atomic_write_text
 
-__all__ = ["absorb_output_registers", "NetlistError", "main"]
+__all__ = ["absorb_output_registers", "absorb_file", "NetlistError", "main"]
 
 
 class NetlistError(ValueError):
@@ -81,8 +81,10 @@ def absorb_output_registers(netlist: dict, path: str = "netlist") -> dict:
             continue
         # pseudo-dual-port (a 36-bit port A): every output is read on port B's clock
         pdp = int(_param(ram, "DATA_WIDTH_A", "0"), 2) == 36
-        halves = {}
-        why = ""
+        if pdp and conn.get("CEA", ["0"]) != ["0"]:
+            raise NetlistError(f"{path}: {name}: a pseudo-dual-port block RAM with port A enabled "
+                               f"(CEA={conn['CEA']}); expected a ROM (CEA 0)")
+        moves, halves, why = [], set(), ""
         for port, bits in conn.items():
             if not port.startswith("DO") or not isinstance(bits[0], int):
                 continue
@@ -98,28 +100,41 @@ def absorb_output_registers(netlist: dict, path: str = "netlist") -> dict:
                     or conn.get(f"RST{half}", ["0"]) != ["0"] or not _is_plain_dff(ff, clock)):
                 why = f"{port} goes to {ff_name}.{pin}" + ("" if len(users) == 1 else f" and {len(users) - 1} more")
                 break
-            halves.setdefault(port[2], []).append((port, ff_name))
-        if why or not halves:
+            moves.append((port, ff_name))
+            halves.add(port[2])
+        if why or not moves:
             skipped[name] = why or "no output used"
             continue
-        for half, pins in halves.items():
-            for port, ff_name in pins:
-                conn[port] = cells.pop(ff_name)["connections"]["Q"]
-                removed += 1
+        for port, ff_name in moves:
+            conn[port] = cells.pop(ff_name)["connections"]["Q"]
+        removed += len(moves)
         # Both halves' output registers on, enabled, never reset: in the pseudo-dual-port mode
         # the 36-bit word comes out of both, on port B's clock; port A is given that clock too
         # (its writes stay off: CEA is 0), so either reading of the mode is the same.
-        for half in ("A", "B") if pdp else halves:
+        for half in ("A", "B") if pdp else sorted(halves):
             ram["parameters"][f"REGMODE_{half}"] = "OUTREG"
             conn[f"OCE{half}"] = ["1"]
         if pdp:
-            if conn.get("CEA", ["0"]) != ["0"]:
-                raise NetlistError(f"{path}: {name}: a pseudo-dual-port block RAM with port A enabled "
-                                   f"(CEA={conn['CEA']}); expected a ROM (CEA 0)")
             conn["CLKA"] = conn["CLKB"]
             ram["parameters"]["CLKAMUX"] = "CLKA"
         done += 1
     return {"brams": done, "ffs": removed, "skipped": skipped}
+
+
+def absorb_file(path, out=None, summary=None) -> dict:
+    """``absorb_output_registers`` on the JSON netlist file ``path``, written back to ``out``
+    (default: ``path``), what was done also to ``summary`` if given; return what was done.
+    Nothing is written when the netlist is refused."""
+    path = Path(path)
+    try:
+        netlist = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise NetlistError(f"{path}: not JSON ({e}); expected a netlist written by Yosys' write_json") from None
+    result = absorb_output_registers(netlist, str(path))
+    atomic_write_text(out or path, json.dumps(netlist) + "\n")
+    if summary:
+        atomic_write_text(summary, json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def main(argv=None) -> int:
@@ -129,14 +144,10 @@ def main(argv=None) -> int:
     p.add_argument("--summary", type=Path, help="also write what was done as JSON")
     a = p.parse_args(argv)
     try:
-        netlist = json.loads(a.netlist.read_text())
-        result = absorb_output_registers(netlist, str(a.netlist))
-    except (OSError, json.JSONDecodeError, NetlistError) as e:
+        result = absorb_file(a.netlist, a.out, a.summary)
+    except (OSError, NetlistError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    atomic_write_text(a.out or a.netlist, json.dumps(netlist) + "\n")
-    if a.summary:
-        atomic_write_text(a.summary, json.dumps(result, indent=2) + "\n")
     print(f"{a.netlist}: {result['brams']} block RAMs given their output register, {result['ffs']} flip-flops "
           f"removed, {len(result['skipped'])} block RAMs left as they were")
     return 0

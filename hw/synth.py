@@ -370,7 +370,7 @@ def _pins(device: Device, rtl: dict) -> tuple:
 
 # --- scripts --------------------------------------------------------------------------------
 
-def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None = None) -> str:
+def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json") -> str:
     chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
     files = " ".join(rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
     lines = [
@@ -387,8 +387,7 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str | None =
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",
         "tee -q -o stat.json stat -json",
-        f"write_verilog -noattr {netlist_out}" if netlist_out and device.family == "ice40" else
-        f"write_json {netlist_out or 'bnn.json'}",
+        f"write_verilog -noattr {netlist_out}" if netlist_out.endswith(".v") else f"write_json {netlist_out}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -593,7 +592,7 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True)
     Verilog, ``bnn_top_netlist.v`` in ``out_dir``, ROM contents included, for simulation with
     the device's cell models (``cell_models``). On ECP5 the netlist is the one place and route
     gets: with ``bram_outreg``, the block RAMs' output registers in use (hw/outreg.py)."""
-    from .outreg import absorb_output_registers
+    from .outreg import absorb_file
     device = _device(device)
     rtl_dir = Path(rtl_dir).resolve()
     rtl = json.loads((rtl_dir / "rtl.json").read_text())
@@ -606,10 +605,7 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True)
     _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
     if device.family == "ecp5":
         if bram_outreg:
-            design = json.loads((out / first).read_text())
-            moved = absorb_output_registers(design, str(out / first))
-            atomic_write_text(out / first, json.dumps(design))
-            atomic_write_text(out / "outreg.json", json.dumps(moved, indent=2) + "\n")
+            absorb_file(out / first, summary=out / "outreg.json")
         _run([*find_yosys(), "-q", "-p", f"read_json {first}; write_verilog -noattr {final}"], out,
              "writing the netlist", "write_verilog.out")
     return out / final

@@ -111,8 +111,10 @@ def test_bad_netlists_say_what_was_expected(tmp_path):
         absorb_output_registers(n, "x.json")
     n = netlist()
     cells(n)["ram"]["connections"]["CEA"] = [CE]
+    before = copy.deepcopy(n)
     with pytest.raises(NetlistError, match="ram: a pseudo-dual-port block RAM with port A enabled"):
         absorb_output_registers(n, "x.json")
+    assert n == before      # refused before any flip-flop was moved
 
 
 def test_command_line_rewrites_in_place_and_reports_errors(tmp_path, capsys):
@@ -124,4 +126,5 @@ def test_command_line_rewrites_in_place_and_reports_errors(tmp_path, capsys):
     assert "1 block RAMs given their output register, 3 flip-flops removed" in capsys.readouterr().out
     path.write_text("{not json")
     assert main([str(path)]) == 1
-    assert "error: " in capsys.readouterr().err and path.read_text() == "{not json"
+    err = capsys.readouterr().err
+    assert "error: " in err and f"{path}: not JSON" in err and path.read_text() == "{not json"
