@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
@@ -48,6 +49,42 @@ _CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "proba
             "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
 
 
+def _count(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {v}")
+        return v
+    parse.__name__ = "integer"
+    return parse
+
+
+def _probability(text):
+    """An argparse type: a probability in [0, 1) (1 would stall the stream for ever)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (a probability per cycle; 1 never lets a beat "
+                                         f"through), not {text}")
+    return v
+
+
+def _megahertz(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a clock in MHz in (0, 1000], not {text}")
+    return v
+
+
 def _add_train_options(p: argparse.ArgumentParser):
     from .train import TrainConfig
     for f in fields(TrainConfig):
@@ -72,8 +109,12 @@ def cmd_train(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     out = Path(args.out) if args.out else Path("build") / "train" / _default_run_name(cfg)
     log.info("training %s %s into %s", cfg.dataset, cfg.topology, out)
-    result = train(cfg, out, data_dir=args.data_dir, resume=args.resume,
-                   progress=None if args.progress is None else args.progress)
+    try:
+        result = train(cfg, out, data_dir=args.data_dir, resume=args.resume, force=args.force,
+                       progress=None if args.progress is None else args.progress)
+    except KeyboardInterrupt:
+        done = "; continue with the same command and --resume" if (out / "checkpoint.pt").exists() else ""
+        raise Interrupted(f"interrupted; {out} holds the epochs finished so far{done}") from None
     best = result["best"]
     print(f"best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']}, "
           f"test accuracy {best['test_acc']:.4f}; model: {out / 'best.pt'}")
@@ -189,33 +230,57 @@ def cmd_data(args):
         print(data.find_dataset_dir(args.name, args.data_dir))
 
 
+class Interrupted(Exception):
+    """Ctrl-C: what was interrupted and what is left (exit status 130)."""
+
+
+_FOLD = re.compile(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*")
+
+
 def _parse_folds(text: str):
+    parts = text.split(";")
+    if parts and not parts[-1].strip():
+        parts.pop()
+    folds = []
+    for k, part in enumerate(parts):
+        m = _FOLD.fullmatch(part)
+        if not m:
+            raise ValueError(f"--fold {text!r}: layer {k}'s {part.strip()!r} is not PE,SIMD (two positive "
+                             "integers); expected PE,SIMD per layer separated by ';', like '16,49;16,64;10,64'")
+        folds.append((int(m.group(1)), int(m.group(2))))
+    return folds
+
+
+def _plan(make, **kw):
+    """A folding plan from ``make`` (make_plan or auto_fold); its parameter errors
+    (TypeError, as Amaranth components raise them) become the command's error messages."""
     try:
-        return [tuple(int(v) for v in part.split(",")) for part in text.replace(" ", "").split(";") if part]
-    except ValueError:
-        raise ValueError(f"--fold {text!r} does not parse: expected PE,SIMD per layer separated by ';', "
-                         "like '16,49;16,64;16,64;10,64'") from None
+        return make(**kw)
+    except TypeError as e:
+        raise ValueError(f"folding: {e}") from None
 
 
 def cmd_rtl(args):
     import time
     from .export import load
-    from .hw.generate import generate
-    from .hw.plan import auto_fold, make_plan, timing
+    from .hw.generate import check_buildable, generate
+    from .hw.plan import auto_fold, bias_bits_for, make_plan, timing
     net = load(args.net)
+    common = dict(banks=args.banks, out_depth=args.out_depth, pipelined=not args.shallow,
+                  bias_bits=bias_bits_for(net))
+    dev = None
+    if args.device:
+        from .hw.synth import DEVICES
+        dev = DEVICES[args.device]
     if args.fold:
-        plan = make_plan(net.topology, _parse_folds(args.fold), banks=args.banks, out_depth=args.out_depth,
-                         pipelined=not args.shallow)
+        plan = _plan(make_plan, topology=net.topology, folds=_parse_folds(args.fold), **common)
     else:
-        blocks = {}
-        if args.device:
-            from .hw.synth import DEVICES
-            dev = DEVICES[args.device]
-            blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks}
-        plan = auto_fold(net.topology, args.target_cycles, banks=args.banks, out_depth=args.out_depth,
-                         pipelined=not args.shallow, **blocks)
+        blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
+        plan = _plan(auto_fold, topology=net.topology, target_cycles=args.target_cycles, **common, **blocks)
+    for warning in check_buildable(plan, dev, force=args.force):
+        log.warning("bnn rtl: warning: %s", warning)
     t0 = time.perf_counter()
-    out = generate(net, plan, args.out, vhdl=not args.no_vhdl)
+    out = generate(net, plan, args.out, vhdl=not args.no_vhdl, source=args.net)
     seconds = time.perf_counter() - t0
     t = timing(plan)
     print(f"{'layer':<6} {'in':>5} {'out':>5} {'PE':>4} {'SIMD':>5} {'NF':>5} {'SF':>4} {'cycles':>7} {'weight bits':>12}")
@@ -248,7 +313,7 @@ def cmd_sim(args):
     out = Path(args.out or Path("build") / "sim" / args.sim)
     log.info("simulating %d %s %s images on %s in %s", n, dataset, args.split, args.sim, out)
     r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
-                 gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves)
+                 gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms)
     topo = "-".join(map(str, net.topology))
     print("| simulator | network | images | mismatches | cycles/image | wall s | images/s | accuracy (RTL) | accuracy (golden) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -302,8 +367,10 @@ def cmd_sweep(args):
     try:
         targets = [int(t) for t in args.targets.split(",")]
     except ValueError:
-        raise ValueError(f"--targets {args.targets!r} does not parse: expected cycles per image, "
-                         "comma-separated, like '64,128,256'") from None
+        targets = []
+    if not targets or min(targets) < 1:
+        raise ValueError(f"--targets {args.targets!r} does not parse: expected positive cycles per image, "
+                         "comma-separated, like '64,128,256'")
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
                  speed=args.speed)
@@ -342,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="run folder (default: build/train/<dataset>-<topology>-...)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in OUT (default: refuse)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=cmd_train)
@@ -382,30 +450,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="build/rtl", help="output directory (default: build/rtl)")
     p.add_argument("--fold", help="PE,SIMD per layer, ';'-separated, e.g. '16,49;16,64;16,64;10,64' "
                    "(default: chosen for --target-cycles)")
-    p.add_argument("--target-cycles", type=int, default=1024,
+    p.add_argument("--target-cycles", type=_count(1), default=1024,
                    help="cycles per image the automatic folding aims for (default: 1024)")
     p.add_argument("--device", choices=tuple(DEVICES),
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
-    p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
-    p.add_argument("--out-depth", type=int, default=2, help="output FIFO depth (default: 2)")
+    p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--out-depth", type=_count(1), default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
                         "(fewer flip-flops, a lower clock; default: 9-stage pipelined engines)")
     p.add_argument("--no-vhdl", action="store_true", help="Verilog only")
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
+    p.add_argument("--force", action="store_true",
+                   help="generate a design that will not fit --device, or whose size makes its generation "
+                        "likely to run out of this machine's memory (default: refuse, with the estimate)")
     p.set_defaults(func=cmd_rtl)
 
     p = sub.add_parser("sim", help="co-simulate the generated RTL with cocotb against the golden model")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
     p.add_argument("net", type=Path, help="the export directory whose ROM files the RTL reads")
     p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator")
-    p.add_argument("--images", type=int, default=0, help="first N images of the split (default: all)")
+    p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the network's")
     p.add_argument("--data-dir", help=data_dir_help)
-    p.add_argument("--gap", type=float, default=0.0, help="probability of an idle input cycle")
-    p.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure per cycle")
+    p.add_argument("--gap", type=_probability, default=0.0, help="probability of an idle input cycle, in [0, 1)")
+    p.add_argument("--stall", type=_probability, default=0.0,
+                   help="probability of output backpressure per cycle, in [0, 1)")
+    p.add_argument("--swap-roms", action="store_true",
+                   help="NET is not the network the RTL was generated from: simulate NET's weights in this RTL, "
+                        "written as ROM files for its folding and passed through the ROM file parameters "
+                        "(same topology and folding; default: refuse a different network)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
     p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")
@@ -419,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("quick", "full", "tiny"), default="quick",
                    help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
                    "tiny: 1 epoch on 1,000 images (CI)")
-    p.add_argument("--jobs", type=int, help="runs in parallel (default: the number of cores)")
+    p.add_argument("--jobs", type=_count(1), help="runs in parallel (default: the number of cores)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
     p.set_defaults(func=cmd_experiment)
@@ -428,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "resources, Fmax, throughput, bitstream")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
     p.add_argument("--device", choices=tuple(DEVICES), default="up5k", help="default: up5k")
-    p.add_argument("--freq", type=float, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
+    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
                    "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=("router1", "router2"),
@@ -450,9 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="default: ecp5-25f")
     p.add_argument("--targets", default="64,128,256,512,1024",
                    help="cycles per image to fold for, comma-separated (default: 64,128,256,512,1024)")
-    p.add_argument("--jobs", type=int, help="parallel runs (default: the number of cores)")
-    p.add_argument("--freq", type=float, help="clock target in MHz (default: per family)")
-    p.add_argument("--banks", type=int, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--jobs", type=_count(1), help="parallel runs (default: the number of cores)")
+    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: per family)")
+    p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")
     _add_speed_option(p)
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
@@ -485,6 +561,9 @@ def main(argv=None) -> int:
             raise
         print(f"bnn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted) as e:
+        print(f"bnn {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return 130
     return 0
 
 

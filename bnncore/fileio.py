@@ -1,12 +1,107 @@
-"""Atomic file writes: a temporary file in the same directory, renamed into place."""
+"""Atomic writes and the output directories the flow replaces.
+
+A file is written to a temporary file in the same directory and renamed into place; an
+output directory (an export, an RTL directory) is written as a temporary sibling and swapped
+in. A directory is replaced only when it is empty or an earlier output of the same kind that
+holds nothing else: the flow never deletes what it did not write.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_savefig"]
+__all__ = ["atomic_write_text", "atomic_savefig", "OutputDirError", "check_replaceable", "replace_dir",
+           "temp_sibling", "sha256_file", "plain_name"]
+
+
+class OutputDirError(ValueError):
+    """An output path that the flow refuses to write or replace."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def plain_name(name, where: str, *, subdirs: bool = False) -> str:
+    """``name`` if it is a plain relative file name (letters, digits, ``_ . + -``; with
+    ``subdirs``, '/'-separated such names), else raise ValueError naming ``where``. What a
+    file written by the flow may be called: nothing absolute, no ``..``, nothing a shell or
+    a tool script would read as syntax."""
+    parts = name.split("/") if isinstance(name, str) and subdirs else [name]
+    if not isinstance(name, str) or not all(isinstance(p, str) and _PLAIN.fullmatch(p) and p not in (".", "..")
+                                            for p in parts):
+        raise ValueError(f"{where}: {name!r} is not a plain file name inside the directory "
+                         "(letters, digits, '_', '.', '+', '-'" + (", '/' between folders" if subdirs else "")
+                         + "; no absolute path, no '..')")
+    return name
+
+
+def check_replaceable(target, what: str, owned_files):
+    """Raise OutputDirError unless ``target`` may be replaced by a new ``what``.
+
+    ``owned_files(target)`` returns the set of relative file paths of an earlier ``what`` in
+    ``target``, or None when ``target`` is not one. A missing or empty directory may be
+    replaced; an earlier ``what`` only if it holds nothing but its own files.
+    """
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise OutputDirError(f"{target}: exists and is not a directory; refusing to replace it with {what} "
+                             "(choose another output directory)")
+    present = {p.relative_to(target).as_posix() for p in target.rglob("*") if not p.is_dir()}
+    if not present and not any(target.iterdir()):
+        return
+    owned = owned_files(target)
+    if owned is None:
+        raise OutputDirError(f"{target}: exists and is not {what}; refusing to replace it (choose another "
+                             "output directory, or remove it yourself)")
+    extra = sorted(present - set(owned))
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise OutputDirError(f"{target}: holds files that are not part of the earlier {what} it contains "
+                             f"({shown}); refusing to replace it (move them out, or choose another output "
+                             "directory)")
+
+
+def temp_sibling(target) -> Path:
+    """A new, empty directory beside ``target`` (same file system) with the usual permissions."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary directories
+    return tmp
+
+
+def replace_dir(new: Path, target: Path):
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside first, then removed
+    (call ``check_replaceable`` first). A reader sees the old directory or the new one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path, text: str):

@@ -18,6 +18,7 @@ Nothing here imports torch: ``hw/`` and ``sim/`` consume this.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -179,6 +180,18 @@ class FoldedNetwork:
     def __eq__(self, other):
         return (isinstance(other, FoldedNetwork) and self.layers == other.layers
                 and self.head == other.head and self.input == other.input)
+
+    def digest(self) -> str:
+        """sha256 of what the network computes: the input binarization, then per layer its
+        kind, shape, weight bits and thresholds (or biases). Equal networks, equal digests,
+        whatever files they were read from; names do not count."""
+        h = hashlib.sha256(f"bnncore-network/1 {self.input.scheme} {self.input.level}".encode())
+        for s in self.stages:
+            values = s.thresholds if isinstance(s, FoldedLayer) else s.bias
+            h.update(f";{type(s).__name__} {s.n_out}x{s.n_in};".encode())
+            h.update(np.packbits(s.weights, axis=None).tobytes())
+            h.update(values.astype("<i8").tobytes())
+        return h.hexdigest()
 
     def __repr__(self):
         return (f"FoldedNetwork({'-'.join(map(str, self.topology))}, input={self.input.scheme}"

