@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +62,7 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: corrupt gzip stream ({e})") from None
     return raw
 
@@ -91,7 +93,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, file has {len(raw)}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize   # Python integers: absurd dimensions do not wrap
     got = len(raw) - header
     if got != expected:
         what = "truncated" if got < expected else "has trailing bytes"
@@ -148,6 +150,10 @@ DATASETS = {
         "test_labels": ("15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310"),
     }),
 }
+
+
+#: Classes of every dataset here (MNIST digits, Fashion-MNIST articles).
+N_CLASSES = 10
 
 
 def _dataset_spec(name: str) -> _Spec:
@@ -227,6 +233,11 @@ def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Pat
         if a.shape != f.shape or a.dtype != np.uint8:
             raise DataError(f"{path}: expected uint8 array of shape {f.shape}, found {a.dtype} {a.shape}")
         arrays[role] = a
+    for role in ("train_labels", "test_labels"):
+        bad = np.flatnonzero(arrays[role] >= N_CLASSES)
+        if len(bad):
+            raise DataError(f"{_file_in(folder, spec.files[role])}: label {int(arrays[role][bad[0]])} at index "
+                            f"{int(bad[0])} is out of range: {name} has classes 0 to {N_CLASSES - 1}")
     n_train = len(arrays["train_labels"])
     if not 0 <= val_size < n_train:
         raise DataError(f"val_size must be in [0, {n_train}), not {val_size}")
@@ -256,8 +267,8 @@ def _check_download(path: Path, f: _File):
         return
     try:
         content_md5 = hashlib.md5(gzip.decompress(raw)).hexdigest()
-    except (OSError, EOFError):
-        content_md5 = "(not a gzip stream)"
+    except (OSError, EOFError, zlib.error):
+        content_md5 = "(not a valid gzip stream)"
     if content_md5 != f.md5:
         raise DataError(f"md5 {hashlib.md5(raw).hexdigest()} of the download, expected {f.md5_gz} "
                         f"(or decompressed content md5 {f.md5}, got {content_md5})")
@@ -278,7 +289,11 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
     for f in spec.files.values():
         target = folder / (f.name + ".gz")
         existing = _file_in(folder, f)
-        if existing is not None and hashlib.md5(_read_bytes(existing)).hexdigest() == f.md5:
+        try:
+            present = existing is not None and hashlib.md5(_read_bytes(existing)).hexdigest() == f.md5
+        except DataError:          # a corrupt copy: downloaded again
+            present = False
+        if present:
             log(f"{existing}: present, md5 ok")
             continue
         errors = []

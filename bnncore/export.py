@@ -267,7 +267,7 @@ def _parse_ints(path: Path, lines: list, layers: list) -> list:
             text = lines[start + j].strip(b" \t\r")
             where = f"{path}: line {start + j + 1} ({spec['name']}, neuron {j})"
             if not _INT.fullmatch(text):
-                raise ExportError(f"{where}: {text.decode('utf-8', 'backslashreplace')!r} is not a decimal integer "
+                raise ExportError(f"{where}: '{text.decode('utf-8', 'backslashreplace')}' is not a decimal integer "
                                   "(ASCII digits with an optional '-')")
             if len(text.lstrip(b"-")) > _INT_DIGITS:
                 raise ExportError(f"{where}: {text.decode()} is out of range (thresholds are in [0, n_in + 1], "

@@ -71,7 +71,8 @@ def check_replaceable(target, what: str, owned_files):
     extra = sorted(present - set(owned))
     if extra:
         shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        raise OutputDirError(f"{target}: holds files that are not part of the earlier {what} it contains "
+        kind = what.split(" ", 1)[1] if what.startswith(("a ", "an ")) else what
+        raise OutputDirError(f"{target}: holds files that are not part of the {kind} it contains "
                              f"({shown}); refusing to replace it (move them out, or choose another output "
                              "directory)")
 

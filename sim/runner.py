@@ -38,24 +38,33 @@ def _rom_parameters(info: dict, rom_dir: Path) -> dict:
 _MAKE_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 
 
-def _make_safe(path: Path) -> Path:
-    """``path``, or a symbolic link to it in the temporary directory when ``path`` has
-    characters make cannot handle (spaces, quotes, '$'): cocotb builds Verilator models with
-    make, and make splits file names at spaces."""
-    if _MAKE_SAFE.fullmatch(str(path)):
-        return path
-    link = Path(tempfile.gettempdir()) / f"bnncore-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
-    if not _MAKE_SAFE.fullmatch(str(link)):
-        raise SimulationError(f"{path}: the path has characters make cannot handle, and so has the temporary "
-                              f"directory {link.parent}; use a build directory without spaces or quotes")
-    if link.is_symlink() and Path(os.readlink(link)) != path:
-        link.unlink()
-    if not link.is_symlink():
-        try:
-            link.symlink_to(path, target_is_directory=True)
-        except FileExistsError:   # made by a parallel run
-            pass
-    return link
+def _safe(path: Path) -> bool:
+    return bool(_MAKE_SAFE.fullmatch(str(path)))
+
+
+def _verilator_dirs(build_dir: Path, sources: list, params: dict):
+    """Verilator models are built with make, which splits file names at spaces (and cocotb
+    resolves symbolic links): where a path has characters make cannot handle, build in a
+    directory of the temporary directory named after ``build_dir`` instead, with copies of
+    the sources and ROM files; return (directory to build in, sources, parameters)."""
+    if _safe(build_dir) and all(_safe(Path(f)) for f in [*sources, *params.values()]):
+        return build_dir, sources, params
+    work = Path(tempfile.gettempdir()) / f"bnncore-verilator-{hashlib.sha256(str(build_dir).encode()).hexdigest()[:16]}"
+    if not _safe(work):
+        raise SimulationError(f"{build_dir}: the path has characters make cannot handle (spaces, quotes, '$'), and "
+                              f"so has the temporary directory {work.parent}; set TMPDIR to a plain path")
+    src = work / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    copies = []
+    for k, f in enumerate(sources):
+        copies.append(src / f"{k}_{Path(f).name}")
+        shutil.copyfile(f, copies[-1])
+    roms = {}
+    for name, f in params.items():
+        roms[name] = str(src / Path(f).name)
+        shutil.copyfile(f, roms[name])
+    return work, copies, roms
 
 
 def _check_tools(sim: str):
@@ -140,9 +149,6 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     if bits.shape[1] != info["topology"][0]:
         raise SimulationError(f"bits have {bits.shape[1]} inputs per image, the RTL's network {info['topology'][0]}")
     lang = "vhdl" if sim == "ghdl" else "verilog"
-    if sim == "verilator":
-        build_dir = _make_safe(build_dir)
-        rtl_dir = _make_safe(rtl_dir)
     np.save(build_dir / "bits.npy", bits)
     cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
            "bits": str(build_dir / "bits.npy"), "results": str(build_dir / "results.json"),
@@ -152,8 +158,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         cfg["labels"] = str(build_dir / "labels.npy")
     (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
     if sources is None:
-        roms = Path(rom_dir).resolve() if rom_dir else rtl_dir
-        params = _rom_parameters(info, _make_safe(roms) if sim == "verilator" else roms)
+        params = _rom_parameters(info, Path(rom_dir).resolve() if rom_dir else rtl_dir)
         sources = [rtl_dir / f for f in info["files"][lang]]
         if not sources:
             raise SimulationError(f"{rtl_dir}: generated without VHDL (bnn rtl --no-vhdl); simulate it on "
@@ -162,6 +167,10 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         raise ValueError("a gate-level netlist is Verilog: simulate it with icarus or verilator")
     else:
         params, sources = {}, [Path(s).resolve() for s in sources]
+    user_dir = build_dir
+    if sim == "verilator":
+        build_dir, sources, params = _verilator_dirs(build_dir, list(sources), params)
+        build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(sim)
     build_args, test_args, plusargs = [], [], []
     if sim == "verilator":
@@ -186,8 +195,8 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         build_args, test_args = ["--std=08"], ["--std=08"]
         plusargs = (["--ieee-asserts=disable-at-0", "--max-stack-alloc=0"]
                     + os.environ.get("BNN_GHDL_RUN_ARGS", "").split())
-    if os.path.exists(build_dir / "results.json"):
-        os.unlink(build_dir / "results.json")
+    if os.path.exists(user_dir / "results.json"):
+        os.unlink(user_dir / "results.json")
     t0 = time.perf_counter()
     kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
                   waves=waves, log_file=build_dir / "build.log", defines=dict(defines or {}))
@@ -197,7 +206,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         # Icarus (-P) and Verilator (-G) take a string parameter as a quoted literal
         runner.build(sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
     build_s = time.perf_counter() - t0
-    env = {"BNN_SIM_CONFIG": str(build_dir / "bench.json")}
+    env = {"BNN_SIM_CONFIG": str(user_dir / "bench.json")}
     t0 = time.perf_counter()
     failed = False
     try:
@@ -208,6 +217,11 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     except SystemExit:   # cocotb's runner exits when a test fails
         failed = True
     run_s = time.perf_counter() - t0
+    if build_dir != user_dir:     # the logs and waveforms where the user asked for them
+        for f in build_dir.iterdir():
+            if f.is_file() and (f.suffix in (".log", ".xml", ".fst", ".vcd") or f.name.startswith("dump")):
+                shutil.copyfile(f, user_dir / f.name)
+        build_dir = user_dir
     results = build_dir / "results.json"
     if not results.exists():
         raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")

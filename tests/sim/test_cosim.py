@@ -119,3 +119,113 @@ def test_ghdl_large_rom(tmp_path):
     bits = rng.integers(0, 2, (2, 784)).astype(np.uint8)
     r = simulate(tmp_path / "rtl", tmp_path / "net", bits, sim="ghdl", build_dir=tmp_path / "b")
     assert r["mismatches"] == 0 and r["images"] == 2
+
+
+def test_other_network_refused_unless_swapped(designs, tmp_path):
+    """bnn sim RTL NET with a NET the RTL was not generated from: refused with the reason,
+    or, asked for with swap_roms, NET's ROM files written for the RTL's folding and run."""
+    need("icarus")
+    root, net, plan, bits = designs["padded"]
+    other = random_net(CONFIGS["padded"][0], np.random.default_rng(97))
+    export(other, tmp_path / "other")
+    with pytest.raises(SimulationError, match=rf"^{tmp_path}/other: not the network {root}/rtl was generated from"):
+        simulate(root / "rtl", tmp_path / "other", bits, sim="icarus", build_dir=tmp_path / "b")
+    r = simulate(root / "rtl", tmp_path / "other", bits, sim="icarus", build_dir=tmp_path / "b", swap_roms=True)
+    assert r["mismatches"] == 0 and r["images"] == len(bits)
+    smaller = random_net((37, 11, 5), np.random.default_rng(96))
+    export(smaller, tmp_path / "smaller")
+    with pytest.raises(SimulationError, match=r"topology 37-11-5 is not the RTL's 37-11-6-5"):
+        simulate(root / "rtl", tmp_path / "smaller", bits, sim="icarus", build_dir=tmp_path / "c", swap_roms=True)
+
+
+def test_watchdog_budget():
+    from bnncore.sim.tb import budget_cycles
+    info = {"timing": {"initiation_interval": 10.0, "latency": 50}, "ports": {"input": {"beats_per_image": 4}}}
+    assert budget_cycles(info, 100, 0.0, 0.0) == 4 * (50 + 1000) + 1000
+    assert budget_cycles(info, 100, 0.9, 0.0) == int(4 * (50 + 100 * 4 / (1 - 0.9))) + 1000   # the input binds
+    assert budget_cycles(info, 100, 0.0, 0.5) == 4 * (50 + 2000) + 1000
+
+
+def test_stalled_design_is_caught_by_the_watchdog(designs, tmp_path):
+    """A design that stops producing results (here: its result valid tied low, as a hung
+    engine looks from outside) fails with the image it stopped at instead of hanging."""
+    need("icarus")
+    from bnncore.fileio import sha256_file
+    root, net, plan, bits = designs["serial"]
+    hung = tmp_path / "rtl"
+    shutil.copytree(root / "rtl", hung)
+    top = (hung / "bnn_top.v").read_text().replace(".o_stream__valid(o_stream__valid)", ".o_stream__valid()")
+    (hung / "bnn_top.v").write_text(top.replace("endmodule", "    assign o_stream__valid = 1'b0;\nendmodule"))
+    info = json.loads((hung / "rtl.json").read_text())
+    info["sha256"]["bnn_top.v"] = sha256_file(hung / "bnn_top.v")
+    (hung / "rtl.json").write_text(json.dumps(info))
+    with pytest.raises(SimulationError, match=r"bench test stream failed: watchdog: no result for image 0 \(0 of 3 "
+                                              r"images done, \d accepted\) after \d+ cycles"):
+        simulate(hung, root / "net", bits[:3], sim="icarus", build_dir=tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_paths_with_spaces_quotes_and_dollars(tmp_path):
+    """Generated HDL holds no path, and every simulator runs from directories whose names
+    make or a shell would split."""
+    need("ghdl")
+    from bnncore.hw.tools import check_vhdl
+    odd = tmp_path / "my dir 'x' $HOME"
+    sizes = (20, 9, 4)
+    net = random_net(sizes, np.random.default_rng(4))
+    export(net, odd / "net")
+    rtl = generate(net, make_plan(sizes, [(1, 1), (1, 3)]), odd / "rtl")
+    for f in rtl.iterdir():
+        assert str(tmp_path) not in f.read_text() and "/tmp" not in f.read_text(), f.name
+    check_vhdl(rtl)
+    bits = np.random.default_rng(5).integers(0, 2, (6, sizes[0])).astype(np.uint8)
+    for sim in ("icarus", "ghdl", "verilator"):
+        r = simulate(rtl, odd / "net", bits, sim=sim, build_dir=odd / f"build {sim}")
+        assert r["mismatches"] == 0, sim
+
+
+def _random_design(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 4))
+    sizes = [int(rng.integers(5, 60))] + [int(rng.integers(2, 50)) for _ in range(n - 2)] + [int(rng.integers(2, 11))]
+    folds = []
+    for i, o in zip(sizes[:-1], sizes[1:]):
+        # SIMD 1 and other small words often: those gave Icarus' VHDL back end its crashes
+        simd = 1 if rng.random() < 0.3 else int(rng.integers(1, i + 1))
+        folds.append((int(rng.integers(1, o + 1)), simd))
+    return tuple(sizes), folds, int(rng.integers(2, 4)), bool(rng.random() < 0.8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12))
+def test_vhdl_random_foldings(seed, tmp_path):
+    """VHDL for random topologies and foldings: generated, elaborated by GHDL, and every
+    third one co-simulated on GHDL against the golden model."""
+    need("ghdl")
+    need("icarus")
+    from bnncore.hw.tools import check_vhdl
+    sizes, folds, banks, pipelined = _random_design(seed)
+    rng = np.random.default_rng(seed + 1000)
+    net = random_net(sizes, rng)
+    export(net, tmp_path / "net")
+    rtl = generate(net, make_plan(sizes, folds, banks=banks, pipelined=pipelined), tmp_path / "rtl")
+    check_vhdl(rtl)
+    if seed % 3 == 0:
+        bits = rng.integers(0, 2, (12, sizes[0])).astype(np.uint8)
+        r = simulate(rtl, tmp_path / "net", bits, sim="ghdl", build_dir=tmp_path / "b", gap=0.2, stall=0.2, seed=seed)
+        assert r["mismatches"] == 0 and r["images"] == len(bits)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hidden, folds", [(40, None), (40, [(7, 57), (3, 9)]), (32, [(5, 79), (4, 9)]),
+                                           (33, [(2, 16), (1, 1)]), (64, [(2, 16), (1, 1)])])
+def test_vhdl_of_designs_that_crashed_icarus(hidden, folds, tmp_path):
+    """784-H-10 designs whose VHDL translation crashed iverilog -tvhdl (1-bit $pmux functions)."""
+    need("ghdl")
+    need("icarus")
+    from bnncore.hw.plan import auto_fold
+    from bnncore.hw.tools import check_vhdl
+    sizes = (784, hidden, 10)
+    net = random_net(sizes, np.random.default_rng(hidden))
+    plan = make_plan(sizes, folds) if folds else auto_fold(sizes, 1024)
+    check_vhdl(generate(net, plan, tmp_path / "rtl"))
