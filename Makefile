@@ -49,7 +49,7 @@ demo: $(DEMO_NET)/manifest.json build/rtl/rtl.json
 $(DEMO_RUN)/best.pt: | setup
 	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist
 	$(BIN)/bnn train --dataset mnist --topology $(DEMO_TOPOLOGY) --epochs $(DEMO_EPOCHS) \
-		$(DATA_OPT) -o $(DEMO_RUN)
+		$(DATA_OPT) -o $(DEMO_RUN) --resume
 
 $(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt
 	$(BIN)/bnn fold $(DEMO_RUN)/best.pt -o $(DEMO_NET) $(DATA_OPT)
@@ -60,8 +60,9 @@ test: setup
 	$(if $(DATA_DIR),BNN_DATA_DIR=$(abspath $(DATA_DIR)),) $(BIN)/python -m pytest \
 		$(if $(SLOW),,-m "not slow") $(PYTEST_ARGS)
 
+# Reruns continue the run of the same options (--resume); TRAIN_ARGS=--force starts it anew.
 train: setup
-	$(BIN)/bnn train --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
+	$(BIN)/bnn train --resume --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
 
 # The accelerator of NET (default: the demo network), folded for TARGET_CYCLES per image
 # (256: simulation time is per cycle, so a faster accelerator also simulates faster).

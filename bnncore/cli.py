@@ -49,40 +49,27 @@ _CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "proba
             "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
 
 
-def _count(minimum: int):
-    """An argparse type: an integer of at least ``minimum``."""
+def _number(kind, ok, rule: str):
+    """An argparse type: ``kind(text)`` for which ``ok`` holds, else the ``rule`` it breaks."""
     def parse(text):
         try:
-            v = int(text)
+            v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {v}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text}")
         return v
-    parse.__name__ = "integer"
+    parse.__name__ = kind.__name__
     return parse
 
 
-def _probability(text):
-    """An argparse type: a probability in [0, 1) (1 would stall the stream for ever)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1) (a probability per cycle; 1 never lets a beat "
-                                         f"through), not {text}")
-    return v
+def _count(minimum: int):
+    return _number(int, lambda v: v >= minimum, f"at least {minimum}")
 
 
-def _megahertz(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < v <= 1000:
-        raise argparse.ArgumentTypeError(f"must be a clock in MHz in (0, 1000], not {text}")
-    return v
+#: A probability per cycle; 1 would never let a beat through (a stream stalled for ever).
+_probability = _number(float, lambda v: 0 <= v < 1, "in [0, 1) (a probability per cycle; 1 never lets a beat through)")
+_megahertz = _number(float, lambda v: 0 < v <= 1000, "a clock in MHz in (0, 1000]")
 
 
 def _add_train_options(p: argparse.ArgumentParser):

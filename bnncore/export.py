@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .data import InputBinarization
-from .fileio import OutputDirError, check_replaceable, replace_dir, sha256_file, temp_sibling
+from .fileio import OutputDirError, check_replaceable, read_json_object, replace_dir, sha256_file, temp_sibling
 from .network import FoldedLayer, FoldedNetwork, NetworkError, OutputHead
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
@@ -148,14 +148,9 @@ def thresholds_text(net: FoldedNetwork) -> str:
 
 def _read_manifest(d: Path) -> dict:
     path = d / "manifest.json"
-    if not path.is_file():
-        raise ExportError(f"{path}: missing; {d} is not a bnncore export directory")
-    try:
-        m = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ExportError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, found {m.get('format') if isinstance(m, dict) else m!r}")
+    m = read_json_object(path, ExportError, f"{d} is not a bnncore export directory")
+    if m.get("format") != FORMAT:
+        raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, found {m.get('format')!r}")
     version = m.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ExportError(f"{path}: field 'format_version' must be an integer, found {version!r}")

@@ -9,18 +9,33 @@ holds nothing else: the flow never deletes what it did not write.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_savefig", "OutputDirError", "check_replaceable", "replace_dir",
+__all__ = ["read_json_object", "atomic_write_text", "atomic_savefig", "OutputDirError", "check_replaceable", "replace_dir",
            "temp_sibling", "sha256_file", "plain_name"]
 
 
 class OutputDirError(ValueError):
     """An output path that the flow refuses to write or replace."""
+
+
+def read_json_object(path: Path, error, missing: str) -> dict:
+    """The JSON object in ``path``; ``error`` (an exception class) names the file when it is
+    missing (with the hint ``missing``), not UTF-8, not JSON or not an object."""
+    if not path.is_file():
+        raise error(f"{path}: missing; {missing}")
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise error(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def sha256_file(path) -> str:

@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 
 from bnncore import __version__
-from bnncore.fileio import OutputDirError, atomic_write_text, check_replaceable, plain_name, replace_dir, sha256_file, \
-    temp_sibling
+from bnncore.fileio import (OutputDirError, atomic_write_text, check_replaceable, plain_name, read_json_object,
+                            replace_dir, sha256_file, temp_sibling)
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
@@ -564,13 +564,8 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
     """
     d = Path(rtl_dir)
     path = d / "rtl.json"
-    if not path.is_file():
-        raise RtlError(f"{path}: missing; generate the RTL with `bnn rtl` first")
-    try:
-        info = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RtlError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or not str(info.get("generator", "")).startswith("bnncore"):
+    info = read_json_object(path, RtlError, "generate the RTL with `bnn rtl` first")
+    if not str(info.get("generator", "")).startswith("bnncore"):
         raise RtlError(f"{path}: field 'generator' must name bnncore; not an RTL directory of `bnn rtl`")
     try:
         files, memories = info["files"], info["memories"]

@@ -28,11 +28,12 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, ba
     """One sweep point (in a worker process): generate, synthesise, place and route."""
     from bnncore.export import load
     from .generate import generate
-    from .plan import auto_fold
+    from .plan import auto_fold, bias_bits_for
     from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
     dev = DEVICES[device]
-    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks)
+    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks,
+                     bias_bits=bias_bits_for(net))
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
     row = {"target_cycles": target, "folding": folding}
     try:

@@ -372,3 +372,27 @@ def test_synth_checks_the_shape_of_other_rom_files(tmp_path, capsys, rtl_dir):
     (other / "bnn_w1.mem").write_text("0" * 21 + "\n" + "1" * 21 + "\n")
     refused(capsys, tmp_path, ["synth", rtl_dir, "--roms", other, "-o", tmp_path / "synth"],
             rf"^bnn synth: error: {other}/bnn_w1\.mem: 2 lines, expected 1 \(one word per line of the ROM\)$")
+
+
+def test_ctrl_c_during_training(tmp_path, capsys, monkeypatch):
+    import bnncore.train as T
+
+    def interrupted(cfg, out, **kw):
+        out.mkdir(parents=True)
+        (out / "checkpoint.pt").write_bytes(b"epoch 1")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(T, "train", interrupted)
+    code, _, err = run(capsys, "train", "--epochs", "3", "-o", tmp_path / "run")
+    assert code == 130 and "Traceback" not in err
+    assert re.match(rf"^bnn train: interrupted; {tmp_path}/run holds the epochs finished so far; continue with "
+                    r"the same command and --resume$", err)
+
+
+def test_path_unset_or_make_missing(monkeypatch, tmp_path):
+    pytest.importorskip("cocotb_tools")
+    from bnncore.sim import runner
+    monkeypatch.delenv("PATH", raising=False)
+    monkeypatch.setattr(runner.shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(runner.SimulationError, match=r"^make not found: cocotb builds Verilator models with make; "
+                                                     r"install it: apt-get install make"):
+        runner._check_tools("verilator")

@@ -146,3 +146,30 @@ def test_rom_slices_cover_the_word_and_add_no_block_ram(width):
     for port in (36, 18, 16, 9, 8, 4, 2, 1):
         assert sum(-(-w // port) for _, w in slices) == -(-width // port)
     assert address_bits(1) == 1 and address_bits(2) == 1 and address_bits(464) == 9 and address_bits(513) == 10
+
+
+def test_padding_rule():
+    """docs/formats.md, "Padding in the hardware": on padded inputs (bit 0) every neuron's
+    padded positions add nothing, and padded neurons never fire, computed from the ROM words
+    the hardware reads."""
+    rng = np.random.default_rng(11)
+    for n_in, n_out, pe, simd in ((13, 7, 3, 4), (10, 5, 2, 3), (9, 4, 4, 9), (6, 3, 2, 5)):
+        w = rng.integers(0, 2, (n_out, n_in)).astype(np.uint8)
+        t = rng.integers(0, n_in + 2, n_out)
+        f = LayerFold(n_in, n_out, pe, simd)
+        words, thr = weight_words(w, f), threshold_words(t, f, f.value_bits)
+        for x in rng.integers(0, 2, (20, n_in)).astype(np.uint8):
+            padded = np.zeros(f.sf * f.simd, np.uint8)
+            padded[:n_in] = x
+            for nf in range(f.nf):
+                for p in range(f.pe):
+                    n = nf * f.pe + p
+                    wbits = [(words[nf * f.sf + i // f.simd] >> (p * f.simd + i % f.simd)) & 1
+                             for i in range(f.sf * f.simd)]
+                    pop = sum(int(a == b) for a, b in zip(padded, wbits))
+                    fires = pop >= (thr[nf] >> (p * f.value_bits)) & ((1 << f.value_bits) - 1)
+                    if n < n_out:
+                        assert pop == int((x == w[n]).sum())               # padding adds nothing
+                        assert fires == (pop >= t[n])
+                    else:
+                        assert not fires                                   # a padded neuron: always 0
