@@ -134,10 +134,14 @@ def cmd_eval(args):
 
 def net_dataset(directory: Path) -> str:
     """The dataset an export directory was folded from (its manifest's metadata)."""
-    m = json.loads((directory / "manifest.json").read_text())
-    name = m.get("metadata", {}).get("dataset")
-    if not name:
-        raise ValueError(f"{directory / 'manifest.json'}: no metadata.dataset; pass --dataset")
+    from .export import ExportError
+    from .fileio import read_json_object
+    m = read_json_object(directory / "manifest.json", ExportError, f"{directory} is not a bnncore export directory")
+    metadata = m.get("metadata")
+    name = metadata.get("dataset") if isinstance(metadata, dict) else None
+    if name not in ("mnist", "fashion-mnist"):
+        raise ValueError(f"{directory / 'manifest.json'}: field 'metadata.dataset' does not name a dataset "
+                         f"({name!r}); pass --dataset")
     return name
 
 

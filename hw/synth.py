@@ -466,6 +466,25 @@ def _check_resources(summary: dict, device: Device):
         raise SynthError(f"the design does not fit {device.part}: " + "; ".join(over))
 
 
+def _check_out_dir(out: Path):
+    """Synthesis writes its files into ``out`` step by step (a run takes minutes to an hour):
+    ``out`` must be missing, empty or an earlier synthesis output (its run.sh is ours), so
+    that no file of the user's is overwritten."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SynthError(f"{out}: exists and is not a directory; choose another output directory (-o)")
+    if not any(out.iterdir()):
+        return
+    try:
+        ours = "(bnncore" in (out / "run.sh").read_text().split("\n", 2)[1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        ours = False
+    if not ours:
+        raise SynthError(f"{out}: exists and is not an earlier `bnn synth` output (no run.sh of ours); refusing to "
+                         "write into it (choose another output directory, or remove it yourself)")
+
+
 def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
     """rtl.json, validated: plain file names only, every file as `bnn rtl` wrote it (ROM files
     from ``rom_dir`` of the right shape)."""
@@ -510,6 +529,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     yosys = find_yosys()
     tools = _pnr_tools(device)
     out = Path(out_dir).resolve()
+    _check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "bnn.json", "outreg.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
                   "yosys.log", "nextpnr.log"):

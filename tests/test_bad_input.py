@@ -396,3 +396,17 @@ def test_path_unset_or_make_missing(monkeypatch, tmp_path):
     with pytest.raises(runner.SimulationError, match=r"^make not found: cocotb builds Verilator models with make; "
                                                      r"install it: apt-get install make"):
         runner._check_tools("verilator")
+
+
+def test_synth_refuses_to_write_into_a_foreign_directory(tmp_path, capsys, rtl_dir):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.json").write_text("my own report")
+    refused(capsys, tmp_path, ["synth", rtl_dir, "-o", tmp_path / "mine"],
+            rf"^bnn synth: error: {tmp_path}/mine: exists and is not an earlier `bnn synth` output")
+
+
+def test_eval_with_a_manifest_without_dataset(tmp_path, capsys):
+    d = export(small_net(), tmp_path / "net", metadata={"dataset": ["x"]})
+    refused(capsys, tmp_path, ["eval", d],
+            rf"^bnn eval: error: {d}/manifest.json: field 'metadata.dataset' does not name a dataset \(\['x'\]\); "
+            "pass --dataset")
