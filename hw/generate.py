@@ -37,7 +37,7 @@ from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_w
 from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe", "load_rtl", "RtlError",
-           "check_rom_file", "check_buildable", "plan_of"]
+           "check_rom_file", "check_buildable", "plan_of", "swap_rom_files"]
 
 class GenerateError(RuntimeError):
     """A tool needed to generate the RTL is missing or failed."""
@@ -571,7 +571,7 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
         files, memories = info["files"], info["memories"]
         verilog, vhdl = list(files["verilog"]), list(files["vhdl"])
         names = verilog + vhdl + [files["verilator_waivers"]]
-        for k, name in enumerate(names):
+        for name in names:
             plain_name(name, f"{path}: field 'files'")
         if not isinstance(memories, dict) or not memories:
             raise RtlError(f"{path}: field 'memories' must be an object of ROMs")
@@ -673,6 +673,20 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         "memories": roms,
         "memory_bits_total": sum(r["bits"] for r in roms.values()),
     }
+
+
+def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
+    """Write ``net``'s ROM files for the design that ``info`` (its rtl.json) describes into
+    ``out_dir``, under the file names the design's parameters default to; return ``out_dir``.
+    The network must have the design's topology and biases that fit its width."""
+    if tuple(net.topology) != tuple(info["topology"]):
+        raise RtlError(f"topology {'-'.join(map(str, net.topology))} is not the RTL's "
+                       f"{'-'.join(map(str, info['topology']))}; its weights cannot be swapped in")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (width, words) in rom_images(net, plan_of(info)).items():
+        atomic_write_text(out / info["memories"][name]["file"], _mem_text(width, words))
+    return out
 
 
 def plan_of(info: dict) -> Plan:

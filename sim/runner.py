@@ -112,7 +112,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     from cocotb_tools.runner import get_runner
 
     from bnncore.export import load
-    from bnncore.hw.generate import RtlError, load_rtl, plan_of, write_rom_files
+    from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -129,19 +129,17 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         info = load_rtl(rtl_dir, rom_dir=rom_dir, verify=sources is None)
+        origin = info.get("network") if isinstance(info.get("network"), dict) else {}
         if swap_roms:
             if rom_dir is not None:
                 raise ValueError("swap_roms writes the ROM files itself: give rom_dir or swap_roms, not both")
-            plan = plan_of(info)
-            if tuple(net.topology) != tuple(info["topology"]):
-                raise RtlError(f"{net_dir}: topology {'-'.join(map(str, net.topology))} is not the RTL's "
-                               f"{'-'.join(map(str, info['topology']))}; its weights cannot be swapped in")
-            rom_dir = build_dir / "roms"
-            shutil.rmtree(rom_dir, ignore_errors=True)
-            write_rom_files(net, plan, rom_dir, info["memories"]["w0"]["file"][:-len("w0.mem")])
-        elif rom_dir is None and sources is None and info.get("network", {}).get("sha256") != net.digest():
+            try:
+                rom_dir = swap_rom_files(net, info, build_dir / "roms")
+            except RtlError as e:
+                raise RtlError(f"{net_dir}: {e}") from None
+        elif rom_dir is None and sources is None and origin.get("sha256") != net.digest():
             raise RtlError(f"{net_dir}: not the network {rtl_dir} was generated from (its digest differs from "
-                           f"rtl.json's field 'network.sha256'; generated from {info.get('network', {}).get('export')}); "
+                           f"rtl.json's field 'network.sha256'; generated from {origin.get('export')}); "
                            "simulate the network it was generated from, or pass --swap-roms to run this "
                            "network's weights in the same RTL")
     except ValueError as e:   # RtlError, and a plan that cannot hold the network
