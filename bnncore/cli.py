@@ -118,7 +118,7 @@ def cmd_eval(args):
         ds = load_dataset(dataset, args.data_dir)
         images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
         classes = infer(net, net.input.bits(images)).classes
-        acc, topology, model_kind = float((classes == labels).mean()), "-".join(map(str, net.topology)), "golden"
+        acc, topology, model_kind = float((classes == labels).mean()), net.spec, "golden"
     else:
         import torch
         from .train import evaluate, input_tensor, load_checkpoint
@@ -255,8 +255,9 @@ def cmd_rtl(args):
     import time
     from .export import load
     from .hw.generate import check_buildable, generate
-    from .hw.plan import auto_fold, bias_bits_for, make_plan, timing
+    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp, timing
     net = load(args.net)
+    require_mlp(net)
     common = dict(banks=args.banks, out_depth=args.out_depth, pipelined=not args.shallow,
                   bias_bits=bias_bits_for(net))
     dev = None
@@ -294,8 +295,10 @@ def cmd_rtl(args):
 def cmd_sim(args):
     from .data import load_dataset
     from .export import load
+    from .hw.plan import require_mlp
     from .sim.runner import simulate
     net = load(args.net)
+    require_mlp(net)
     dataset = args.dataset or net_dataset(Path(args.net))
     ds = load_dataset(dataset, args.data_dir)
     images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
@@ -305,7 +308,7 @@ def cmd_sim(args):
     log.info("simulating %d %s %s images on %s in %s", n, dataset, args.split, args.sim, out)
     r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
                  gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms)
-    topo = "-".join(map(str, net.topology))
+    topo = net.spec
     print("| simulator | network | images | mismatches | cycles/image | wall s | images/s | accuracy (RTL) | accuracy (golden) |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.sim} | {topo} | {r['images']} | {r['mismatches']} | {r['cycles'] / r['images']:.1f} | "

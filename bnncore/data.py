@@ -321,24 +321,27 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
 
 @dataclass(frozen=True)
 class InputBinarization:
-    """How uint8 pixels become the network's input.
+    """How uint8 pixels become the network's input, in training.
 
     Parameters
     ----------
-    scheme : 'threshold' | 'probability' | 'none'
+    scheme : 'threshold' | 'probability' | 'uint8' | 'none'
+        'uint8': the first layer sees the raw pixels 0..255 (its weights are still +-1).
     level : int
         For 'threshold': bit = pixel >= level (0..256).
     repeats : int
         For 'probability' in training: passes over the training set per epoch, each with
         freshly sampled bits (seed 001 overlapped up to 50 samples).
+
+    :meth:`network_input` is the part a folded network keeps (``network.InputScheme``).
     """
     scheme: str = "threshold"
     level: int = 128
     repeats: int = 1
 
     def __post_init__(self):
-        if self.scheme not in ("threshold", "probability", "none"):
-            raise ValueError(f"input scheme must be 'threshold', 'probability' or 'none', not {self.scheme!r}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"input scheme must be one of {', '.join(map(repr, SCHEMES))}, not {self.scheme!r}")
         if not isinstance(self.level, int) or not 0 <= self.level <= 256:
             raise ValueError(f"threshold level must be an integer in [0, 256], not {self.level!r}")
         if not isinstance(self.repeats, int) or self.repeats < 1:
@@ -346,11 +349,24 @@ class InputBinarization:
 
     @property
     def binary(self) -> bool:
+        """Can a network trained on this input be folded (bits or integer pixels, not floats)?"""
         return self.scheme != "none"
 
+    def network_input(self):
+        """The folded network's input scheme (without the training-only ``repeats``)."""
+        from .network import InputScheme
+        if self.scheme == "none":
+            raise ValueError("input scheme 'none' (float pixels) has no integer representation; "
+                             "train with --input threshold, probability or uint8")
+        return InputScheme(self.scheme, self.level)
+
     def bits(self, images: np.ndarray) -> np.ndarray:
-        """Deterministic inference bits (uint8 0/1) of uint8 images; what the hardware is fed."""
+        """Deterministic inference input (uint8: 0/1 bits, or the pixels for 'uint8') of uint8
+        images; what the hardware is fed."""
         if self.scheme == "none":
             raise ValueError("input scheme 'none' has no bit representation")
-        level = self.level if self.scheme == "threshold" else 128
-        return (np.asarray(images) >= level).astype(np.uint8)
+        return self.network_input().bits(images)
+
+
+#: Input schemes, in the order the command line lists them.
+SCHEMES = ("threshold", "probability", "uint8", "none")

@@ -3,21 +3,24 @@
 An export directory holds:
 
 ``weights.txt``
-    Seed 001's format: '0'/'1' characters, 1 meaning +1. One line per layer (hidden layers,
-    then the output layer), no separators inside a line. Inside a layer, the seed's order:
-    for each input (source neuron) i, for each neuron j of the layer, the bit of the edge
-    i -> j. The bits are the *folded* ones (rows of neurons with negative BatchNorm scale are
-    already flipped).
+    Seed 001's format: '0'/'1' characters, 1 meaning +1. One line per layer with weights
+    (dense, convolution, output; pools have none), no separators inside a line. Inside a
+    layer, the seed's order: for each input i, for each neuron j of the layer, the bit of the
+    edge i -> j. A convolution's inputs are its window positions (ky, kx, channel) and its
+    neurons the output channels. The bits are the *folded* ones (rows of neurons with
+    negative BatchNorm scale are already flipped).
 ``thresholds.txt``
-    One decimal integer per line, layer after layer: for each hidden neuron its threshold T
-    (fires when popcount(xnor(x, w)) >= T), then for each output class its integer bias
+    One decimal integer per line, layer after layer: for each hidden neuron (or channel) its
+    threshold T (fires when sum(x, w) >= T), then for each output class its integer bias
     (score = 2 * popcount - n + bias).
 ``rom/layer<k>.weights.mem``, ``rom/layer<k>.thresholds.mem``
-    The same bits for ``$readmemb``/``$readmemh``: one line per neuron, n_in binary digits
-    with input 0 as the rightmost (least significant) digit; thresholds (or output biases, as
-    32-bit two's complement) one hexadecimal word per line.
+    The same for ``$readmemb``/``$readmemh``, for the k-th layer with weights: one line per
+    neuron, n_in binary digits with input 0 as the rightmost (least significant) digit;
+    thresholds (or output biases, as 32-bit two's complement) one hexadecimal word per line.
 ``manifest.json``
-    Topology, input binarization, conventions, and the sha256 of every file above.
+    The topology string, the input scheme, each layer's kind and shapes (format_version 2;
+    version 1, which had dense networks only, is still read), conventions, and the sha256 of
+    every file above.
 
 Writes are atomic: everything goes to a temporary sibling directory that is renamed into
 place at the end, so a failed export leaves no half-written directory behind.
@@ -33,22 +36,26 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import InputBinarization
 from .fileio import OutputDirError, check_replaceable, read_json_object, replace_dir, sha256_file, temp_sibling
-from .network import FoldedLayer, FoldedNetwork, NetworkError, OutputHead
+from .network import (ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer,
+                      shape_str)
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
 
 FORMAT = "bnncore-folded-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 CONVENTIONS = {
     "bit": "1 means +1, 0 means -1",
     "sign": "sign(0) = +1",
     "popcount": "popcount(xnor(x, w)) = number of inputs where x and w agree; dot = 2 * popcount - n",
-    "hidden": "a hidden neuron outputs 1 exactly when popcount(xnor(x, w)) >= threshold",
+    "hidden": "a dense neuron or conv channel outputs 1 exactly when sum(x, w) >= threshold; sum = popcount(xnor(x, w)) "
+              "for 1-bit inputs, sum of (w ? x : 255 - x) for 8-bit inputs",
+    "conv": "stride 1; weights [out channel][ky][kx][in channel]; 'padding' positions of 'pad_value' around the input",
+    "pool": "size x size windows, stride size, trailing rows/columns dropped; modes[c] 'O': OR of the window, 'A': AND",
+    "feature maps": "(y, x, channel), channels innermost; a dense layer after a conv sees them flattened in that order",
     "output": "score_c = 2 * popcount(xnor(x, w_c)) - n + bias_c; the class is the lowest index with the highest score",
-    "weights.txt": "one line per layer; within a line, for each input i, for each neuron j: bit of edge i -> j",
+    "weights.txt": "one line per layer with weights; within a line, for each input i, for each neuron j: bit of edge i -> j",
     "thresholds.txt": "one integer per line: thresholds of each hidden layer's neurons, then the output biases",
     "rom weights": "one line per neuron, n_in binary digits, input 0 is the rightmost digit",
     "rom thresholds": "one hexadecimal word per neuron (output biases as 32-bit two's complement)",
@@ -59,11 +66,20 @@ class ExportError(ValueError):
     """An export directory is missing, inconsistent, corrupt or of an unknown format."""
 
 
+def _values(s) -> np.ndarray:
+    return s.bias if isinstance(s, OutputHead) else s.thresholds
+
+
 def weights_text(net: FoldedNetwork) -> str:
     """The content of weights.txt."""
-    lines = [(np.ascontiguousarray(s.weights.T) + ord("0")).astype(np.uint8).tobytes().decode("ascii")
-             for s in net.stages]
+    lines = [(np.ascontiguousarray(s.matrix.T) + ord("0")).astype(np.uint8).tobytes().decode("ascii")
+             for s in net.weight_layers]
     return "\n".join(lines) + "\n"
+
+
+def thresholds_text(net: FoldedNetwork) -> str:
+    """The content of thresholds.txt."""
+    return "\n".join(str(int(v)) for s in net.weight_layers for v in _values(s)) + "\n"
 
 
 def _rom_weight_lines(weights: np.ndarray) -> str:
@@ -77,14 +93,137 @@ def _rom_int_lines(values: np.ndarray) -> str:
 
 
 def rom_files(net: FoldedNetwork) -> dict:
-    """{relative path: content} of the $readmemb/$readmemh files."""
+    """{relative path: content} of the $readmemb/$readmemh files, one pair per layer with weights."""
     files = {}
-    for k, s in enumerate(net.stages):
-        files[f"rom/layer{k}.weights.mem"] = _rom_weight_lines(s.weights)
-        values = s.thresholds if isinstance(s, FoldedLayer) else s.bias
-        files[f"rom/layer{k}.thresholds.mem"] = _rom_int_lines(values)
+    for k, s in enumerate(net.weight_layers):
+        files[f"rom/layer{k}.weights.mem"] = _rom_weight_lines(s.matrix)
+        files[f"rom/layer{k}.thresholds.mem"] = _rom_int_lines(_values(s))
     return files
 
+
+def _expected_files(n_weight_layers: int) -> set:
+    return {"weights.txt", "thresholds.txt"} | {f"rom/layer{k}.{kind}.mem" for k in range(n_weight_layers)
+                                                for kind in ("weights", "thresholds")}
+
+
+# --- Layer kinds: one handler each, for the manifest entry and for rebuilding the layer -------
+
+def _pos(path, field, v, minimum=1):
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ExportError(f"{path}: field '{field}' must be an integer >= {minimum}, found {v!r}")
+    return v
+
+
+def _shape(path, field, v):
+    if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                                         for x in v):
+        raise ExportError(f"{path}: field '{field}' must be [channels, height, width] of positive integers, found {v!r}")
+    return tuple(v)
+
+
+def _in_bits(path, field, v):
+    if v not in (1, 8) or isinstance(v, bool):
+        raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
+    return v
+
+
+class _Dense:
+    layer = DenseLayer
+
+    @staticmethod
+    def entry(l):
+        return {"n_in": l.n_in, "n_out": l.n_out, "in_bits": l.in_bits}
+
+    @staticmethod
+    def check(path, f, e):
+        """(fan-in, neurons, in_bits) of the layer's weight matrix, from its manifest entry."""
+        return _pos(path, f + ".n_in", e.get("n_in")), _pos(path, f + ".n_out", e.get("n_out")), \
+            _in_bits(path, f + ".in_bits", e.get("in_bits", 1))
+
+    @staticmethod
+    def build(e, w, t):
+        return DenseLayer(w, t, name=e["name"], in_bits=e.get("in_bits", 1))
+
+
+class _Conv:
+    layer = ConvLayer
+
+    @staticmethod
+    def entry(l):
+        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "channels": l.channels,
+                "kernel": l.kernel, "padding": l.padding, "pad_value": l.pad_value, "in_bits": l.in_bits,
+                "n_in": l.fan_in, "n_out": l.channels}
+
+    @staticmethod
+    def check(path, f, e):
+        c = _shape(path, f + ".in_shape", e.get("in_shape"))[0]
+        ch, k = _pos(path, f + ".channels", e.get("channels")), _pos(path, f + ".kernel", e.get("kernel"))
+        _pos(path, f + ".padding", e.get("padding"), 0)
+        _pos(path, f + ".pad_value", e.get("pad_value"), 0)
+        for key, want in (("n_in", k * k * c), ("n_out", ch)):
+            if e.get(key) != want:
+                raise ExportError(f"{path}: field '{f}.{key}' must be {want} (kernel {k}x{k} over {c} channels, "
+                                  f"{ch} output channels), found {e.get(key)!r}")
+        return k * k * c, ch, _in_bits(path, f + ".in_bits", e.get("in_bits"))
+
+    @staticmethod
+    def build(e, w, t):
+        k, c = e["kernel"], e["in_shape"][0]
+        return ConvLayer(w.reshape(e["channels"], k, k, c), t, tuple(e["in_shape"]), e["padding"], e["pad_value"],
+                         name=e["name"], in_bits=e["in_bits"])
+
+
+class _Pool:
+    layer = PoolLayer
+
+    @staticmethod
+    def entry(l):
+        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "size": l.size,
+                "modes": "".join("A" if m else "O" for m in l.modes)}
+
+    @staticmethod
+    def check(path, f, e):
+        c = _shape(path, f + ".in_shape", e.get("in_shape"))[0]
+        _pos(path, f + ".size", e.get("size"), 2)
+        modes = e.get("modes")
+        if not isinstance(modes, str) or len(modes) != c or set(modes) - {"O", "A"}:
+            raise ExportError(f"{path}: field '{f}.modes' must be a string of {c} letters 'O' (OR) or 'A' (AND), "
+                              f"one per channel, found {modes!r}")
+        return None
+
+    @staticmethod
+    def build(e, w, t):
+        return PoolLayer(tuple(e["in_shape"]), np.array([m == "A" for m in e["modes"]], np.uint8), e["size"],
+                         name=e["name"])
+
+
+class _Output:
+    layer = OutputHead
+
+    @staticmethod
+    def entry(l):
+        return {"n_in": l.n_in, "n_out": l.n_out}
+
+    @staticmethod
+    def check(path, f, e):
+        return _pos(path, f + ".n_in", e.get("n_in")), _pos(path, f + ".n_out", e.get("n_out")), 1
+
+    @staticmethod
+    def build(e, w, t):
+        return OutputHead(w, t, name=e["name"])
+
+
+#: Manifest layer kinds (format_version 2); version 1's 'hidden' is a 1-bit dense layer.
+KINDS = {"dense": _Dense, "conv": _Conv, "pool": _Pool, "output": _Output}
+_BY_CLASS = {h.layer: name for name, h in KINDS.items()}
+
+
+def _layer_entry(s) -> dict:
+    kind = _BY_CLASS[type(s)]
+    return {"name": s.name, "kind": kind, **KINDS[kind].entry(s)}
+
+
+# --- Writing --------------------------------------------------------------------------------
 
 def _export_files(d: Path):
     """The files of an earlier export in ``d`` (its manifest and what the manifest lists), or
@@ -98,12 +237,25 @@ def _export_files(d: Path):
     return {"manifest.json"} | {f for f in m["files"] if isinstance(f, str)}
 
 
-def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None) -> Path:
+def _manifest_v1(net: FoldedNetwork) -> dict:
+    if not net.is_mlp:
+        raise ExportError(f"format_version 1 holds dense networks with 1-bit input only, not {net.spec}")
+    return {"topology": list(net.topology),
+            "layers": [{"name": s.name, "kind": "hidden" if isinstance(s, DenseLayer) else "output",
+                        "n_in": s.n_in, "n_out": s.n_out} for s in net.stages]}
+
+
+def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_version: int = FORMAT_VERSION) -> Path:
     """Write ``net`` into ``out_dir``; return the directory.
 
     ``out_dir`` may be missing, empty or an earlier export holding nothing but its own files,
     which it then replaces atomically; anything else is refused (ExportError, nothing written).
+    ``format_version=1`` writes the older format (dense networks only) for older readers.
     """
+    if format_version not in (1, 2):
+        raise ExportError(f"format_version must be 1 or 2, not {format_version!r}")
+    shape = _manifest_v1(net) if format_version == 1 else {
+        "topology": net.spec, "layers": [_layer_entry(s) for s in net.stages]}
     out = Path(out_dir)
     try:
         check_replaceable(out, "a bnncore export", _export_files)
@@ -120,11 +272,10 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None) -> Path
             path.write_text(text)
             files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "bnncore_version": __version__,
-            "topology": list(net.topology),
+            "format": FORMAT, "format_version": format_version, "bnncore_version": __version__,
+            "topology": shape["topology"],
             "input": {"scheme": net.input.scheme, "level": net.input.level},
-            "layers": [{"name": s.name, "kind": "hidden" if isinstance(s, FoldedLayer) else "output",
-                        "n_in": s.n_in, "n_out": s.n_out} for s in net.stages],
+            "layers": shape["layers"],
             "network_sha256": net.digest(),
             "conventions": CONVENTIONS,
             "files": files,
@@ -138,12 +289,6 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None) -> Path
     return out
 
 
-def thresholds_text(net: FoldedNetwork) -> str:
-    """The content of thresholds.txt."""
-    return "\n".join(str(int(v)) for s in net.stages
-                     for v in (s.thresholds if isinstance(s, FoldedLayer) else s.bias)) + "\n"
-
-
 # --- Loading --------------------------------------------------------------------------------
 
 def _read_manifest(d: Path) -> dict:
@@ -152,26 +297,26 @@ def _read_manifest(d: Path) -> dict:
     if m.get("format") != FORMAT:
         raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, found {m.get('format')!r}")
     version = m.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ExportError(f"{path}: field 'format_version' must be an integer, found {version!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ExportError(f"{path}: field 'format_version' must be a positive integer, found {version!r}")
     if version > FORMAT_VERSION:
         raise ExportError(f"{path}: format_version {version} is newer than this bnncore reads "
                           f"({FORMAT_VERSION}); upgrade bnncore (written by bnncore {m.get('bnncore_version')})")
     for key in ("topology", "input", "layers", "files"):
         if key not in m:
             raise ExportError(f"{path}: missing field {key!r}")
-    _check_layers(path, m)
+    m["_specs"] = _check_layers_v1(path, m) if version == 1 else _check_layers(path, m)
     if not isinstance(m["input"], dict):
         raise ExportError(f"{path}: field 'input' must be an object with 'scheme' and 'level', found {m['input']!r}")
     if not isinstance(m["files"], dict):
         raise ExportError(f"{path}: field 'files' must be an object {{file name: {{'sha256': ...}}}}, "
                           f"found {type(m['files']).__name__}")
-    expected = {"weights.txt", "thresholds.txt"} | {f"rom/layer{k}.{kind}.mem" for k in range(len(m["layers"]))
-                                                    for kind in ("weights", "thresholds")}
+    n_weights = sum(1 for spec in m["_specs"] if spec["matrix"] is not None)
+    expected = _expected_files(n_weights)
     for rel, entry in m["files"].items():
         if rel not in expected:
-            raise ExportError(f"{path}: field 'files' names {rel!r}, which is not a file of a "
-                              f"{len(m['layers'])}-layer export (expected {', '.join(sorted(expected))})")
+            raise ExportError(f"{path}: field 'files' names {rel!r}, which is not a file of an export with "
+                              f"{n_weights} layers with weights (expected {', '.join(sorted(expected))})")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise ExportError(f"{path}: field 'files.{rel}' must be an object with a 'sha256' string, found {entry!r}")
     missing = sorted(expected - set(m["files"]))
@@ -180,27 +325,55 @@ def _read_manifest(d: Path) -> dict:
     return m
 
 
-def _check_layers(path: Path, m: dict):
-    layers, topology = m["layers"], m["topology"]
-    if not isinstance(topology, list) or len(topology) < 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in topology):
-        raise ExportError(f"{path}: field 'topology' must be a list of at least 2 positive integers, found {topology!r}")
+def _layer_list(path: Path, m: dict) -> list:
+    layers = m["layers"]
     if not isinstance(layers, list) or not layers:
         raise ExportError(f"{path}: field 'layers' must list the hidden layers, then one output layer")
     for k, spec in enumerate(layers):
         if not isinstance(spec, dict):
             raise ExportError(f"{path}: field 'layers[{k}]' must be an object, found {spec!r}")
+        if not isinstance(spec.get("name"), str):
+            raise ExportError(f"{path}: field 'layers[{k}].name' must be a string, found {spec.get('name')!r}")
+    return layers
+
+
+def _check_layers(path: Path, m: dict) -> list:
+    """Version 2: each layer entry checked by its kind's handler; returns, per layer, its
+    entry, handler and weight matrix shape (or None)."""
+    if not isinstance(m["topology"], str):
+        raise ExportError(f"{path}: field 'topology' must be a topology string like '1x28x28-32c3-mp2-10', "
+                          f"found {m['topology']!r}")
+    layers, specs = _layer_list(path, m), []
+    for k, e in enumerate(layers):
+        kind = e.get("kind")
+        if kind not in KINDS:
+            raise ExportError(f"{path}: field 'layers[{k}].kind' must be one of {', '.join(KINDS)}, found {kind!r}")
+        if (kind == "output") != (k == len(layers) - 1):
+            raise ExportError(f"{path}: field 'layers' must list the hidden layers, then one output layer "
+                              f"(kind 'output'), found kind {kind!r} at layers[{k}]")
+        matrix = KINDS[kind].check(path, f"layers[{k}]", e)
+        specs.append({"entry": e, "kind": kind, "handler": KINDS[kind], "matrix": matrix, "name": e["name"]})
+    return specs
+
+
+def _check_layers_v1(path: Path, m: dict) -> list:
+    topology = m["topology"]
+    if not isinstance(topology, list) or len(topology) < 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in topology):
+        raise ExportError(f"{path}: field 'topology' must be a list of at least 2 positive integers, found {topology!r}")
+    layers = _layer_list(path, m)
+    for k, spec in enumerate(layers):
         for key in ("n_in", "n_out"):
             v = spec.get(key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ExportError(f"{path}: field 'layers[{k}].{key}' must be a positive integer, found {v!r}")
-        if not isinstance(spec.get("name"), str):
-            raise ExportError(f"{path}: field 'layers[{k}].name' must be a string, found {spec.get('name')!r}")
     if [l.get("kind") for l in layers] != ["hidden"] * (len(layers) - 1) + ["output"]:
         raise ExportError(f"{path}: field 'layers' must list the hidden layers (kind 'hidden'), then one "
                           "output layer (kind 'output')")
     if [layers[0]["n_in"]] + [l["n_out"] for l in layers] != list(topology):
         raise ExportError(f"{path}: field 'layers' does not match field 'topology' {topology}")
+    return [{"entry": e, "kind": e["kind"], "handler": _Output if e["kind"] == "output" else _Dense,
+             "matrix": (e["n_in"], e["n_out"], 1), "name": e["name"]} for e in layers]
 
 
 def _check_file(d: Path, rel: str, manifest: dict) -> Path:
@@ -215,13 +388,14 @@ def _check_file(d: Path, rel: str, manifest: dict) -> Path:
     return path
 
 
-def _parse_weights(path: Path, lines: list, layers: list) -> list:
-    """Weight matrices from one line of '0'/'1' characters per layer (``lines``: bytes)."""
-    if len(lines) != len(layers):
-        raise ExportError(f"{path}: {len(lines)} lines, expected {len(layers)} (one per layer)")
+def _parse_weights(path: Path, lines: list, specs: list) -> list:
+    """Weight matrices from one line of '0'/'1' characters per layer with weights (``lines``:
+    bytes; ``specs``: dicts with 'name' and 'matrix' (n_in, n_out, in_bits))."""
+    if len(lines) != len(specs):
+        raise ExportError(f"{path}: {len(lines)} lines, expected {len(specs)} (one per layer with weights)")
     out = []
-    for k, (line, spec) in enumerate(zip(lines, layers)):
-        n_in, n_out = spec["n_in"], spec["n_out"]
+    for k, (line, spec) in enumerate(zip(lines, specs)):
+        n_in, n_out = spec["matrix"][:2]
         line = line.rstrip(b"\r")
         if len(line) != n_in * n_out:
             raise ExportError(f"{path}: line {k + 1} ({spec['name']}) has {len(line)} characters, expected "
@@ -250,15 +424,17 @@ _INT = re.compile(rb"-?[0-9]+")
 _INT_DIGITS = 12
 
 
-def _parse_ints(path: Path, lines: list, layers: list) -> list:
+def _parse_ints(path: Path, lines: list, specs: list) -> list:
     """Thresholds and biases, one decimal integer per line (``lines``: bytes)."""
-    total = sum(s["n_out"] for s in layers)
+    total = sum(s["matrix"][1] for s in specs)
     if len(lines) != total:
         raise ExportError(f"{path}: {len(lines)} lines, expected {total} (one per neuron)")
     out, start = [], 0
-    for spec in layers:
+    for spec in specs:
+        n_in, n_out, in_bits = spec["matrix"]
+        top = n_in * (2**in_bits - 1) + 1
         values = []
-        for j in range(spec["n_out"]):
+        for j in range(n_out):
             text = lines[start + j].strip(b" \t\r")
             where = f"{path}: line {start + j + 1} ({spec['name']}, neuron {j})"
             if not _INT.fullmatch(text):
@@ -268,24 +444,28 @@ def _parse_ints(path: Path, lines: list, layers: list) -> list:
                 raise ExportError(f"{where}: {text.decode()} is out of range (thresholds are in [0, n_in + 1], "
                                   "biases below 2**31)")
             v = int(text)
-            if spec["kind"] == "hidden" and not 0 <= v <= spec["n_in"] + 1:
-                raise ExportError(f"{where}: threshold {v} out of range [0, {spec['n_in'] + 1}]")
+            if spec["kind"] != "output" and not 0 <= v <= top:
+                raise ExportError(f"{where}: threshold {v} out of range [0, {top}]")
             values.append(v)
         out.append(np.array(values, np.int64))
-        start += spec["n_out"]
+        start += n_out
     return out
 
 
 def load(directory) -> FoldedNetwork:
     """Load and validate an export directory (checksums, sizes, characters, ranges; the ROM
-    files must equal what ``weights.txt`` and ``thresholds.txt`` give)."""
+    files must equal what ``weights.txt`` and ``thresholds.txt`` give). Reads format versions
+    1 and 2."""
     d = Path(directory)
     m = _read_manifest(d)
-    layers = m["layers"]
+    specs = m["_specs"]
+    weighted = [s for s in specs if s["matrix"] is not None]
     paths = {rel: _check_file(d, rel, m) for rel in m["files"]}
-    weights = _parse_weights(paths["weights.txt"], _lines(paths["weights.txt"]), layers)
-    ints = _parse_ints(paths["thresholds.txt"], _lines(paths["thresholds.txt"]), layers)
-    net = _network(d / "manifest.json", m["input"], weights, ints, layers)
+    weights = _parse_weights(paths["weights.txt"], _lines(paths["weights.txt"]), weighted)
+    ints = _parse_ints(paths["thresholds.txt"], _lines(paths["thresholds.txt"]), weighted)
+    net = _network(d / "manifest.json", m["input"], weights, ints, specs)
+    if m["format_version"] >= 2:
+        _check_shapes(d / "manifest.json", m, net)
     for rel, text in rom_files(net).items():
         if paths[rel].read_bytes() != text.encode():
             raise ExportError(f"{paths[rel]}: does not hold the network of weights.txt and thresholds.txt "
@@ -297,43 +477,86 @@ def load(directory) -> FoldedNetwork:
     return net
 
 
-def _network(where, inp: dict, weights, ints, layers) -> FoldedNetwork:
+def _check_shapes(path: Path, m: dict, net: FoldedNetwork):
+    """The fields a version-2 manifest states redundantly (for readers) agree with the network."""
+    if m["topology"] != net.spec:
+        raise ExportError(f"{path}: field 'topology' {m['topology']!r} does not match its layers, which make "
+                          f"{net.spec!r}")
+    for k, (e, s) in enumerate(zip(m["layers"], net.stages)):
+        if "out_shape" in e and tuple(e["out_shape"]) != tuple(s.out_shape):
+            raise ExportError(f"{path}: field 'layers[{k}].out_shape' {e['out_shape']} does not match the layer's "
+                              f"input and kernel, which give {list(s.out_shape)}")
+
+
+def _network(where, inp: dict, weights, ints, specs) -> FoldedNetwork:
     try:
-        inp = InputBinarization(inp.get("scheme"), inp.get("level"))
-        hidden = tuple(FoldedLayer(w, t, name=spec["name"]) for w, t, spec in zip(weights, ints, layers[:-1]))
-        head = OutputHead(weights[-1], ints[-1], name=layers[-1]["name"])
-        return FoldedNetwork(hidden, head, inp)
+        scheme = InputScheme(inp.get("scheme"), inp.get("level"))
+        it = iter(zip(weights, ints))
+        stages = []
+        for spec in specs:
+            w, t = next(it) if spec["matrix"] is not None else (None, None)
+            stages.append(spec["handler"].build(spec["entry"], w, t))
+        return FoldedNetwork(tuple(stages[:-1]), stages[-1], scheme)
     except (NetworkError, ValueError, TypeError) as e:
         raise ExportError(f"{where}: {e}") from None
 
 
-def import_files(weights_path, thresholds_path, topology, input: InputBinarization, out_dir, *,
-                 dataset: str | None = None) -> Path:
+def _topology_specs(topology, in_bits: int, pad_value: int) -> list:
+    """Manifest-style layer entries for a topology string (pools OR, the given pad value)."""
+    from .topology import Conv, Dense, Pool, parse
+    t = parse(topology)
+    specs, k = [], 0
+    for i, l in enumerate(t.layers + (t.head,)):
+        last = i == len(t.layers)
+        bits = in_bits if i == 0 else 1
+        name = "output" if last else f"layer {i}"
+        if isinstance(l, Conv):
+            e = {"kind": "conv", "in_shape": list(l.in_shape), "channels": l.channels, "kernel": l.kernel,
+                 "padding": l.padding, "pad_value": 0 if bits == 8 else pad_value, "in_bits": bits}
+            matrix = (l.fan_in, l.channels, bits)
+        elif isinstance(l, Pool):
+            e = {"kind": "pool", "in_shape": list(l.in_shape), "size": l.size, "modes": "O" * l.in_shape[0]}
+            matrix = None
+        else:
+            e = {"kind": "output" if last else "dense", "in_bits": bits}
+            matrix = (l.n_in, l.n_out, bits)
+        e["name"] = name
+        handler = KINDS[e["kind"]]
+        specs.append({"entry": e, "kind": e["kind"], "handler": handler, "matrix": matrix, "name": name})
+    return specs
+
+
+def import_files(weights_path, thresholds_path, topology, input, out_dir, *,
+                 dataset: str | None = None, pad_value: int = 1) -> Path:
     """Build an export directory from seed-format files that have no manifest.
 
     ``weights_path``: '0'/'1' characters in the weights.txt order, layer after layer; line
     breaks and other white space are ignored (seed 001 wrote the layers back to back).
     ``thresholds_path``: white-space separated integers, as in thresholds.txt.
+    ``topology``: an MLP or CNN topology string; pools are taken as OR pools (pooling after
+    the sign), padding with ``pad_value`` (a bit; 8-bit inputs pad with pixel 0).
     """
-    from .model import parse_topology
-    sizes = parse_topology(topology)
+    from .network import _as_input
+    try:
+        scheme = _as_input(input)
+        specs = _topology_specs(topology, scheme.value_bits, pad_value)
+    except (ValueError, NetworkError) as e:
+        raise ExportError(str(e)) from None
     weights_path, thresholds_path = Path(weights_path), Path(thresholds_path)
     for path in (weights_path, thresholds_path):
         if not path.is_file():
             raise ExportError(f"{path}: no such file")
+    weighted = [s for s in specs if s["matrix"] is not None]
     text = b"".join(weights_path.read_bytes().split())
-    need = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    need = sum(s["matrix"][0] * s["matrix"][1] for s in weighted)
     if len(text) != need:
-        raise ExportError(f"{weights_path}: {len(text)} weight characters, expected {need} for topology "
-                          f"{'-'.join(map(str, sizes))}")
-    specs = [{"name": f"layer {k}" if k < len(sizes) - 2 else "output",
-              "kind": "hidden" if k < len(sizes) - 2 else "output", "n_in": a, "n_out": b}
-             for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+        raise ExportError(f"{weights_path}: {len(text)} weight characters, expected {need} for topology {topology}")
     lines, pos = [], 0
-    for s in specs:
-        lines.append(text[pos:pos + s["n_in"] * s["n_out"]])
-        pos += s["n_in"] * s["n_out"]
-    weights = _parse_weights(weights_path, lines, specs)
-    ints = _parse_ints(thresholds_path, thresholds_path.read_bytes().split(), specs)
-    net = _network(weights_path, {"scheme": input.scheme, "level": input.level}, weights, ints, specs)
+    for s in weighted:
+        n = s["matrix"][0] * s["matrix"][1]
+        lines.append(text[pos:pos + n])
+        pos += n
+    weights = _parse_weights(weights_path, lines, weighted)
+    ints = _parse_ints(thresholds_path, thresholds_path.read_bytes().split(), weighted)
+    net = _network(weights_path, {"scheme": scheme.scheme, "level": scheme.level}, weights, ints, specs)
     return export(net, out_dir, metadata={"dataset": dataset, "imported_from": [str(weights_path), str(thresholds_path)]})

@@ -6,17 +6,28 @@ of word i // 64; padding bits are 0 in both the inputs and the weights, so they 
 and::
 
     popcount(xnor(x, w)) = n - popcount(x XOR w)     (summed over the words)
+
+A convolution is the same XOR-popcount on the im2col rows of its window: for each output
+position, the window's bits in (ky, kx, channel) order, the order of the weights. An 8-bit
+input is eight bit planes: ``sum(x, w) = sum_b 2**b * popcount(xnor(plane_b(x), w))``.
+Integers only, no float anywhere.
+
+Each layer kind is one function in ``LAYERS``. Batches of images run on a thread pool:
+NumPy releases the GIL in its loops, so ``threads`` cores work at once.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from .network import FoldedNetwork
+from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
-__all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference"]
+__all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "LAYERS", "default_threads"]
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -41,17 +52,62 @@ def popcounts(x: np.ndarray, w_t: np.ndarray, n: int) -> np.ndarray:
     weights w_t (words, M): an (N, M) int32 array.
 
     One word at a time: XOR, popcount, accumulate, with contiguous rows of w_t (the
-    transposed layout makes NumPy's inner loop a contiguous, vectorised one).
+    transposed layout makes NumPy's inner loop a contiguous, vectorised one). The counts
+    accumulate in uint16 when they fit: less memory traffic than int32.
     """
     n_img, m = x.shape[0], w_t.shape[1]
-    acc = np.zeros((n_img, m), np.int32)
+    acc = np.zeros((n_img, m), np.uint16 if n < 2**16 else np.int32)
     tmp = np.empty((n_img, m), np.uint64)
     cnt = np.empty((n_img, m), np.uint8)
     for k in range(x.shape[1]):
         np.bitwise_xor(x[:, k, None], w_t[k], out=tmp)
         np.bitwise_count(tmp, out=cnt)
         np.add(acc, cnt, out=acc)
-    return n - acc
+    return n - acc.astype(np.int32)
+
+
+def _sums(rows: np.ndarray, w_t: np.ndarray, n: int, in_bits: int) -> np.ndarray:
+    """sum(x, w) of each row of input values (R, n) against packed weights: (R, M) int64."""
+    if in_bits == 1:
+        return popcounts(pack_bits(rows), w_t, n).astype(np.int64)
+    total = np.zeros((rows.shape[0], w_t.shape[1]), np.int64)
+    for b in range(in_bits):
+        total += popcounts(pack_bits((rows >> b) & 1), w_t, n).astype(np.int64) << b
+    return total
+
+
+def _dense(layer: DenseLayer, x: np.ndarray, w_t) -> np.ndarray:
+    x = x.reshape(len(x), -1)
+    return (_sums(x, w_t, layer.n_in, layer.in_bits) >= layer.thresholds).astype(np.uint8)
+
+
+def _conv(layer: ConvLayer, x: np.ndarray, w_t) -> np.ndarray:
+    c, h, w = layer.in_shape
+    x = x.reshape(len(x), h, w, c)
+    p, k = layer.padding, layer.kernel
+    if p:
+        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=layer.pad_value)
+    # (N, OH, OW, C, ky, kx) -> rows of (ky, kx, channel), the weights' order
+    win = sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    n, oh, ow = win.shape[:3]
+    rows = np.ascontiguousarray(win).reshape(n * oh * ow, layer.fan_in)
+    bits = _sums(rows, w_t, layer.fan_in, layer.in_bits) >= layer.thresholds
+    return bits.astype(np.uint8).reshape(n, oh, ow, layer.channels)
+
+
+def _pool(layer: PoolLayer, x: np.ndarray, _) -> np.ndarray:
+    c, h, w = layer.in_shape
+    s = layer.size
+    oh, ow = h // s, w // s
+    win = x.reshape(len(x), h, w, c)[:, :oh * s, :ow * s].reshape(len(x), oh, s, ow, s, c)
+    any_ = win.max(axis=(2, 4))
+    if not layer.modes.any():
+        return any_
+    return np.where(layer.modes.astype(bool), win.min(axis=(2, 4)), any_)
+
+
+#: One function per hidden layer kind: (layer, input values, packed weights) -> output bits.
+LAYERS = {DenseLayer: _dense, ConvLayer: _conv, PoolLayer: _pool}
 
 
 @dataclass(frozen=True)
@@ -62,7 +118,8 @@ class Inference:
     ----------
     classes : (N,) int64 predicted classes
     scores : (N, classes) int64 output scores, or None
-    activations : list of (N, n_out) uint8 activation bits per hidden layer, or None
+    activations : list of activation bits per hidden layer, or None: (N, n_out) for a dense
+        layer, (N, height, width, channels) for a convolution or pool
     """
     classes: np.ndarray
     scores: np.ndarray | None = None
@@ -73,37 +130,70 @@ def _packed_weights(net: FoldedNetwork):
     # Cached on the (frozen, read-only) network: packing is not part of inference.
     cache = net.__dict__.get("_golden_packed")
     if cache is None:
-        cache = [np.ascontiguousarray(pack_bits(s.weights).T) for s in net.stages]
+        cache = [np.ascontiguousarray(pack_bits(s.matrix).T) if s.has_weights else None for s in net.stages]
         object.__setattr__(net, "_golden_packed", cache)
     return cache
 
 
-def infer(net: FoldedNetwork, input_bits: np.ndarray, *, return_layers: bool = False,
-          batch_size: int = 64) -> Inference:
-    """Run ``net`` on input bits (N, n_in) of 0/1 (``net.input.bits(images)`` for images).
+def default_threads() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _run_batch(net, weights, x, return_layers):
+    acts = []
+    for layer, w_t in zip(net.layers, weights):
+        x = LAYERS[type(layer)](layer, x, w_t)
+        if return_layers:
+            acts.append(x)
+    head = net.head
+    x = x.reshape(len(x), -1)
+    s = 2 * popcounts(pack_bits(x), weights[-1], head.n_in).astype(np.int64) - head.n_in + head.bias
+    return np.argmax(s, axis=1), s, acts             # first maximum: lowest index wins ties
+
+
+def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False,
+          batch_size: int = 64, threads: int | None = None) -> Inference:
+    """Run ``net`` on inputs (N, n) of 0/1 bits, or of pixels for 'uint8' input
+    (``net.input.bits(images)`` for uint8 images), in (y, x, channel) order.
 
     Returns the predicted classes; with ``return_layers``, also every hidden layer's
-    activation bits and the output scores.
+    activation bits and the output scores. ``threads``: batches run at once (default: the
+    cores this process may use).
     """
-    input_bits = np.asarray(input_bits)
-    if input_bits.ndim != 2 or input_bits.shape[1] != net.topology[0]:
-        raise ValueError(f"input bits must have shape (N, {net.topology[0]}), got {input_bits.shape}")
+    inputs = np.asarray(inputs)
+    n = net.n_inputs
+    if inputs.ndim != 2 or inputs.shape[1] != n:
+        raise ValueError(f"input must have shape (N, {n}), got {inputs.shape}")
+    top = 2**net.input.value_bits - 1
+    if inputs.dtype == bool:
+        inputs = inputs.astype(np.uint8)
+    if inputs.size and (not np.issubdtype(inputs.dtype, np.integer) or inputs.min() < 0 or inputs.max() > top):
+        raise ValueError(f"input values must be integers in [0, {top}] ({net.input.scheme} input)")
+    inputs = inputs.astype(np.uint8, copy=False)
     weights = _packed_weights(net)
-    classes, scores, acts = [], [], [[] for _ in net.layers]
-    for start in range(0, len(input_bits), batch_size):
-        x = pack_bits(input_bits[start:start + batch_size])
-        for i, layer in enumerate(net.layers):
-            bits = (popcounts(x, weights[i], layer.n_in) >= layer.thresholds).astype(np.uint8)
-            if return_layers:
-                acts[i].append(bits)
-            x = pack_bits(bits)
-        head = net.head
-        s = 2 * popcounts(x, weights[-1], head.n_in).astype(np.int64) - head.n_in + head.bias
-        classes.append(np.argmax(s, axis=1))        # first maximum: lowest index wins ties
-        if return_layers:
-            scores.append(s)
-    classes = np.concatenate(classes) if classes else np.zeros(0, np.int64)
+    starts = range(0, len(inputs), batch_size)
+    work = lambda start: _run_batch(net, weights, inputs[start:start + batch_size], return_layers)
+    threads = default_threads() if threads is None else max(1, int(threads))
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
+            results = list(pool.map(work, starts))
+    else:
+        results = [work(s) for s in starts]
+    if not results:
+        empty = Inference(np.zeros(0, np.int64))
+        return empty if not return_layers else Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64),
+                                                         [np.zeros((0,) + _act_shape(l), np.uint8) for l in net.layers])
+    classes = np.concatenate([r[0] for r in results])
     if not return_layers:
         return Inference(classes)
-    return Inference(classes, np.concatenate(scores) if scores else None,
-                     [np.concatenate(a) for a in acts])
+    return Inference(classes, np.concatenate([r[1] for r in results]),
+                     [np.concatenate([r[2][i] for r in results]) for i in range(len(net.layers))])
+
+
+def _act_shape(layer) -> tuple:
+    s = layer.out_shape
+    return s if len(s) == 1 else (s[1], s[2], s[0])

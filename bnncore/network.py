@@ -6,12 +6,35 @@ x and w in {-1, +1}^n encoded as bits::
     popcount(xnor(x, w)) = number of positions where x and w agree
     dot(x, w)            = 2 * popcount(xnor(x, w)) - n
 
-Hidden neuron j of a layer fires (outputs bit 1, i.e. +1) exactly when
-``popcount(xnor(x, w_j)) >= thresholds[j]``, with thresholds in [0, n + 1]: 0 fires always,
-n + 1 never.
+A folded network is a sequence of typed layers, then an output head:
 
-Output head: ``score_c = 2 * popcount(xnor(x, w_c)) - n + bias_c`` (an integer) and the
-predicted class is the lowest index c with the highest score.
+``DenseLayer``
+    Neuron j fires (outputs bit 1, i.e. +1) exactly when ``sum(x, w_j) >= thresholds[j]``.
+    For 1-bit inputs the sum is ``popcount(xnor(x, w_j))``, in [0, n]; thresholds are in
+    [0, n + 1]: 0 fires always, n + 1 never.
+``ConvLayer``
+    The same rule for each output channel at each output position, over the window of
+    kernel x kernel positions and all input channels; stride 1, ``padding`` positions of the
+    constant ``pad_value`` around the input. Weights are laid out
+    ``[out channel][ky][kx][in channel]``: channels innermost, the order a sliding window
+    streams a feature map.
+``PoolLayer``
+    ``size`` x ``size`` max-pool of bits with stride ``size`` (a trailing row or column that
+    does not fill a window is dropped): per channel the OR of the window's bits, or the AND
+    where ``modes[c]`` is 1 (a max-pool before a BatchNorm of negative scale).
+``OutputHead``
+    ``score_c = 2 * popcount(xnor(x, w_c)) - n + bias_c`` (an integer); the predicted class
+    is the lowest index c with the highest score.
+
+Feature maps are (height, width, channels) with channels innermost, and flatten in that
+(y, x, channel) order: a dense layer after a convolution has its weight columns in that
+order, so the hardware never reorders a feature map.
+
+8-bit input (``InputScheme('uint8')``): the first layer sees raw pixels x in 0..255. Its
+"popcount" generalises bit for bit: ``xnor8(x, w) = x`` for a weight bit 1 and ``255 - x`` for
+a weight bit 0 (the XNOR of x's eight bits with w), so ``sum(x, w) = sum_i xnor8(x_i, w_i)``
+in [0, 255 n] is the weighted sum of the eight bit planes' popcounts, and equals
+``dot(x, w) + 255 * zeros(w)``. Thresholds are in [0, 255 n + 1].
 
 Nothing here imports torch: ``hw/`` and ``sim/`` consume this.
 """
@@ -19,40 +42,99 @@ Nothing here imports torch: ``hw/`` and ``sim/`` consume this.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import InputBinarization
-
-__all__ = ["FoldedLayer", "OutputHead", "FoldedNetwork", "NetworkError", "summary", "summary_table"]
+__all__ = ["InputScheme", "DenseLayer", "FoldedLayer", "ConvLayer", "PoolLayer", "OutputHead", "FoldedNetwork",
+           "NetworkError", "summary", "summary_table", "shape_str"]
 
 
 class NetworkError(ValueError):
     """A folded network is inconsistent: wrong shapes, non-bit weights, thresholds out of range."""
 
 
-def _as_bits(a, where: str, shape_hint: str) -> np.ndarray:
+def shape_str(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+# --- Input ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputScheme:
+    """How uint8 pixels become the first layer's input, at inference (and in hardware).
+
+    ``threshold``: bit = pixel >= level. ``probability``: trained on bits sampled with
+    P(1) = pixel/255; inference uses the most likely bit, pixel >= 128. ``uint8``: the
+    pixels themselves, 8 bits each.
+    """
+    scheme: str = "threshold"
+    level: int = 128
+
+    def __post_init__(self):
+        if self.scheme not in ("threshold", "probability", "uint8"):
+            raise NetworkError(f"input: scheme must be 'threshold', 'probability' or 'uint8' (a folded network "
+                               f"has no float input), not {self.scheme!r}")
+        if not isinstance(self.level, int) or isinstance(self.level, bool) or not 0 <= self.level <= 256:
+            raise NetworkError(f"input: threshold level must be an integer in [0, 256], not {self.level!r}")
+
+    @property
+    def binary(self) -> bool:
+        return self.scheme != "uint8"
+
+    @property
+    def value_bits(self) -> int:
+        """Bits per input value: 1, or 8 for raw pixels."""
+        return 1 if self.binary else 8
+
+    def bits(self, images: np.ndarray) -> np.ndarray:
+        """The network's input (uint8) for uint8 images: 0/1 bits, or the pixels for 'uint8'."""
+        images = np.asarray(images)
+        if not self.binary:
+            return images.astype(np.uint8)
+        level = self.level if self.scheme == "threshold" else 128
+        return (images >= level).astype(np.uint8)
+
+    encode = bits
+
+
+def _as_input(inp) -> InputScheme:
+    if isinstance(inp, InputScheme):
+        return inp
+    to_network = getattr(inp, "network_input", None)   # data.InputBinarization, less its training-only fields
+    if to_network is not None:
+        try:
+            return to_network()
+        except ValueError as e:
+            raise NetworkError(f"input: {e}") from None
+    raise NetworkError(f"input: expected an InputScheme, got {type(inp).__name__}")
+
+
+# --- Layers ---------------------------------------------------------------------------------
+
+def _as_bits(a, where: str, ndim: int, shape_hint: str) -> np.ndarray:
     a = np.asarray(a)
-    if a.ndim != 2 or 0 in a.shape:
-        raise NetworkError(f"{where}: weights must be a non-empty 2-D array {shape_hint}, got shape {a.shape}")
+    if a.ndim != ndim or 0 in a.shape:
+        raise NetworkError(f"{where}: weights must be a non-empty {ndim}-D array {shape_hint}, got shape {a.shape}")
     if a.dtype == bool:
         a = a.astype(np.uint8)
     if not np.issubdtype(a.dtype, np.integer):
         raise NetworkError(f"{where}: weights must be integer 0/1 bits, got dtype {a.dtype}")
     bad = np.argwhere((a != 0) & (a != 1))
     if len(bad):
-        r, c = bad[0]
-        raise NetworkError(f"{where}: weights must be 0 or 1, found {a[r, c]} at neuron {r}, input {c}")
+        at = bad[0]
+        pos = f"neuron {at[0]}, input {at[1]}" if ndim == 2 else f"index {tuple(int(i) for i in at)}"
+        raise NetworkError(f"{where}: weights must be 0 or 1, found {a[tuple(at)]} at {pos}")
     out = np.ascontiguousarray(a, dtype=np.uint8)
     out.setflags(write=False)
     return out
 
 
-def _as_ints(a, n: int, where: str, what: str) -> np.ndarray:
+def _as_ints(a, n: int, where: str, what: str, unit: str = "neuron") -> np.ndarray:
     a = np.asarray(a)
     if a.shape != (n,):
-        raise NetworkError(f"{where}: {what} must have shape ({n},), one per neuron, got {a.shape}")
+        raise NetworkError(f"{where}: {what} must have shape ({n},), one per {unit}, got {a.shape}")
     if not np.issubdtype(a.dtype, np.integer):
         raise NetworkError(f"{where}: {what} must be integers, got dtype {a.dtype}")
     out = np.ascontiguousarray(a, dtype=np.int64)
@@ -60,7 +142,69 @@ def _as_ints(a, n: int, where: str, what: str) -> np.ndarray:
     return out
 
 
-class _Sizes:
+def _check_thresholds(where: str, t: np.ndarray, top: int, n: int, unit: str):
+    bad = np.flatnonzero((t < 0) | (t > top + 1))
+    if len(bad):
+        raise NetworkError(f"{where}: thresholds must be in [0, {top + 1}] for {n} inputs, "
+                           f"found {t[bad[0]]} at {unit} {bad[0]}")
+
+
+def _check_in_bits(where: str, in_bits):
+    if in_bits not in (1, 8) or isinstance(in_bits, bool):
+        raise NetworkError(f"{where}: in_bits must be 1 or 8, not {in_bits!r}")
+
+
+def _positive(where: str, what: str, v, minimum: int = 1):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
+        raise NetworkError(f"{where}: {what} must be an integer >= {minimum}, not {v!r}")
+    return int(v)
+
+
+def _as_shape(where: str, shape) -> tuple:
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise NetworkError(f"{where}: in_shape must be (channels, height, width) of positive integers, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+class _Layer:
+    """What every layer has: ``kind``, ``name``, ``in_shape`` and ``out_shape``."""
+    kind = "?"
+    has_weights = True
+
+    @property
+    def n_out_values(self) -> int:
+        return math.prod(self.out_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class DenseLayer(_Layer):
+    """A fully connected hidden layer: neuron j fires when sum(x, weights[j]) >= thresholds[j].
+
+    Attributes
+    ----------
+    weights : uint8 array (n_out, n_in) of 0/1, read-only
+    thresholds : int64 array (n_out,) in [0, n_in * (2**in_bits - 1) + 1], read-only
+    in_bits : 1, or 8 for the first layer of a network with 'uint8' input
+    """
+    weights: np.ndarray
+    thresholds: np.ndarray
+    name: str = field(default="layer", compare=False)
+    in_bits: int = 1
+    kind = "dense"
+
+    def __post_init__(self):
+        _check_in_bits(self.name, self.in_bits)
+        w = _as_bits(self.weights, self.name, 2, "(neurons, inputs)")
+        t = _as_ints(self.thresholds, w.shape[0], self.name, "thresholds")
+        _check_thresholds(self.name, t, w.shape[1] * (2**self.in_bits - 1), w.shape[1], "neuron")
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "thresholds", t)
+
     @property
     def n_in(self) -> int:
         return self.weights.shape[1]
@@ -69,42 +213,176 @@ class _Sizes:
     def n_out(self) -> int:
         return self.weights.shape[0]
 
+    @property
+    def fan_in(self) -> int:
+        return self.n_in
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(neurons, fan-in) weight bits: the rows the XNOR-popcount sees."""
+        return self.weights
+
+    @property
+    def in_shape(self) -> tuple:
+        return (self.n_in,)
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.n_out,)
+
+    @property
+    def max_sum(self) -> int:
+        return self.n_in * (2**self.in_bits - 1)
+
+    def __eq__(self, other):
+        return (isinstance(other, DenseLayer) and self.in_bits == other.in_bits
+                and np.array_equal(self.weights, other.weights) and np.array_equal(self.thresholds, other.thresholds))
+
+    def __repr__(self):
+        return (f"DenseLayer({self.name}, {self.n_in} -> {self.n_out}{', 8-bit input' if self.in_bits == 8 else ''}, "
+                f"thresholds in [{self.thresholds.min()}, {self.thresholds.max()}])")
+
+
+#: The name of a dense hidden layer before networks had other layer kinds.
+FoldedLayer = DenseLayer
+
 
 @dataclass(frozen=True, eq=False)
-class FoldedLayer(_Sizes):
-    """A hidden layer: neuron j fires when popcount(xnor(x, weights[j])) >= thresholds[j].
+class ConvLayer(_Layer):
+    """A binary convolution, stride 1: output channel o fires at (y, x) when the sum over its
+    window of ``xnor(x[y + ky, x + kx, c], weights[o, ky, kx, c])`` reaches thresholds[o].
 
     Attributes
     ----------
-    weights : uint8 array (n_out, n_in) of 0/1, read-only
-    thresholds : int64 array (n_out,) in [0, n_in + 1], read-only
+    weights : uint8 array (out channels, kernel, kernel, in channels) of 0/1, read-only
+    thresholds : int64 array (out channels,) in [0, fan_in * (2**in_bits - 1) + 1]
+    in_shape : (channels, height, width) of the input feature map
+    padding : positions of ``pad_value`` added on each side
+    pad_value : the padded input value: a bit (0: -1, 1: +1) for 1-bit inputs, a pixel value
+        0..255 for 8-bit ones
     """
     weights: np.ndarray
     thresholds: np.ndarray
+    in_shape: tuple
+    padding: int = 0
+    pad_value: int = 1
     name: str = field(default="layer", compare=False)
+    in_bits: int = 1
+    kind = "conv"
 
     def __post_init__(self):
-        w = _as_bits(self.weights, self.name, "(neurons, inputs)")
-        t = _as_ints(self.thresholds, w.shape[0], self.name, "thresholds")
-        n = w.shape[1]
-        bad = np.flatnonzero((t < 0) | (t > n + 1))
-        if len(bad):
-            raise NetworkError(f"{self.name}: thresholds must be in [0, {n + 1}] for {n} inputs, "
-                               f"found {t[bad[0]]} at neuron {bad[0]}")
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", t)
+        _check_in_bits(self.name, self.in_bits)
+        w = _as_bits(self.weights, self.name, 4, "(out channels, kernel, kernel, in channels)")
+        if w.shape[1] != w.shape[2]:
+            raise NetworkError(f"{self.name}: kernels must be square, got {w.shape[1]}x{w.shape[2]}")
+        shape = _as_shape(self.name, self.in_shape)
+        if shape[0] != w.shape[3]:
+            raise NetworkError(f"{self.name}: weights have {w.shape[3]} input channels, the input "
+                               f"{shape_str(shape)} has {shape[0]}")
+        pad = self.padding
+        if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or pad < 0 or pad >= w.shape[1]:
+            raise NetworkError(f"{self.name}: padding must be an integer in [0, {w.shape[1] - 1}] for a "
+                               f"{w.shape[1]}x{w.shape[1]} kernel, not {pad!r}")
+        top = 2**self.in_bits - 1
+        if not isinstance(self.pad_value, (int, np.integer)) or isinstance(self.pad_value, bool) \
+                or not 0 <= self.pad_value <= top:
+            raise NetworkError(f"{self.name}: pad_value must be an integer in [0, {top}] for {self.in_bits}-bit "
+                               f"inputs, not {self.pad_value!r}")
+        k = w.shape[1]
+        if shape[1] + 2 * pad < k or shape[2] + 2 * pad < k:
+            raise NetworkError(f"{self.name}: a {k}x{k} kernel with padding {pad} does not fit the input "
+                               f"{shape_str(shape)}")
+        t = _as_ints(self.thresholds, w.shape[0], self.name, "thresholds", "channel")
+        n = k * k * shape[0]
+        _check_thresholds(self.name, t, n * top, n, "channel")
+        for attr, v in (("weights", w), ("thresholds", t), ("in_shape", shape), ("padding", int(pad)),
+                        ("pad_value", int(self.pad_value))):
+            object.__setattr__(self, attr, v)
+
+    @property
+    def kernel(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.channels
+
+    @property
+    def fan_in(self) -> int:
+        return self.kernel * self.kernel * self.in_shape[0]
+
+    n_in = fan_in
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.weights.reshape(self.channels, self.fan_in)
+
+    @property
+    def max_sum(self) -> int:
+        return self.fan_in * (2**self.in_bits - 1)
+
+    @property
+    def out_shape(self) -> tuple:
+        c, h, w = self.in_shape
+        k, p = self.kernel, self.padding
+        return (self.channels, h + 2 * p - k + 1, w + 2 * p - k + 1)
 
     def __eq__(self, other):
-        return (isinstance(other, FoldedLayer) and np.array_equal(self.weights, other.weights)
-                and np.array_equal(self.thresholds, other.thresholds))
+        return (isinstance(other, ConvLayer) and self.in_bits == other.in_bits and self.in_shape == other.in_shape
+                and self.padding == other.padding and self.pad_value == other.pad_value
+                and np.array_equal(self.weights, other.weights) and np.array_equal(self.thresholds, other.thresholds))
 
     def __repr__(self):
-        return (f"FoldedLayer({self.name}, {self.n_in} -> {self.n_out}, thresholds in "
-                f"[{self.thresholds.min()}, {self.thresholds.max()}])")
+        return (f"ConvLayer({self.name}, {shape_str(self.in_shape)} -> {shape_str(self.out_shape)}, "
+                f"{self.kernel}x{self.kernel}, padding {self.padding} of {self.pad_value})")
 
 
 @dataclass(frozen=True, eq=False)
-class OutputHead(_Sizes):
+class PoolLayer(_Layer):
+    """size x size max-pool of bits, stride size: per channel OR, or AND where modes[c] = 1."""
+    in_shape: tuple
+    modes: np.ndarray
+    size: int = 2
+    name: str = field(default="layer", compare=False)
+    kind = "pool"
+    has_weights = False
+
+    def __post_init__(self):
+        shape = _as_shape(self.name, self.in_shape)
+        size = _positive(self.name, "size", self.size, 2)
+        if shape[1] < size or shape[2] < size:
+            raise NetworkError(f"{self.name}: a {size}x{size} pool does not fit the input {shape_str(shape)}")
+        m = np.asarray(self.modes)
+        if m.dtype == bool:
+            m = m.astype(np.uint8)
+        if m.shape != (shape[0],) or not np.issubdtype(m.dtype, np.integer) or ((m != 0) & (m != 1)).any():
+            raise NetworkError(f"{self.name}: modes must be {shape[0]} values 0 (OR) or 1 (AND), one per channel, "
+                               f"got {m.dtype} array of shape {m.shape}")
+        m = np.ascontiguousarray(m, np.uint8)
+        m.setflags(write=False)
+        for attr, v in (("in_shape", shape), ("size", size), ("modes", m)):
+            object.__setattr__(self, attr, v)
+
+    @property
+    def out_shape(self) -> tuple:
+        c, h, w = self.in_shape
+        return (c, h // self.size, w // self.size)
+
+    def __eq__(self, other):
+        return (isinstance(other, PoolLayer) and self.in_shape == other.in_shape and self.size == other.size
+                and np.array_equal(self.modes, other.modes))
+
+    def __repr__(self):
+        return (f"PoolLayer({self.name}, {shape_str(self.in_shape)} -> {shape_str(self.out_shape)}, "
+                f"{int(self.modes.sum())} AND channels)")
+
+
+@dataclass(frozen=True, eq=False)
+class OutputHead(_Layer):
     """The output layer: score_c = 2 * popcount(xnor(x, weights[c])) - n_in + bias[c].
 
     The predicted class is the lowest index with the highest score.
@@ -112,10 +390,12 @@ class OutputHead(_Sizes):
     weights: np.ndarray
     bias: np.ndarray
     name: str = field(default="output", compare=False)
+    kind = "output"
+    in_bits = 1
 
     def __post_init__(self):
-        w = _as_bits(self.weights, self.name, "(classes, inputs)")
-        b = _as_ints(self.bias, w.shape[0], self.name, "bias")
+        w = _as_bits(self.weights, self.name, 2, "(classes, inputs)")
+        b = _as_ints(self.bias, w.shape[0], self.name, "bias", "class")
         limit = 2**31 - 1 - w.shape[1]
         bad = np.flatnonzero(np.abs(b) > limit)
         if len(bad):
@@ -123,6 +403,13 @@ class OutputHead(_Sizes):
                                f"found {b[bad[0]]} at class {bad[0]}")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "bias", b)
+
+    n_in = DenseLayer.n_in
+    n_out = DenseLayer.n_out
+    fan_in = DenseLayer.fan_in
+    matrix = DenseLayer.matrix
+    in_shape = DenseLayer.in_shape
+    out_shape = DenseLayer.out_shape
 
     def __eq__(self, other):
         return (isinstance(other, OutputHead) and np.array_equal(self.weights, other.weights)
@@ -132,92 +419,173 @@ class OutputHead(_Sizes):
         return f"OutputHead({self.n_in} -> {self.n_out} classes)"
 
 
+_HIDDEN = (DenseLayer, ConvLayer, PoolLayer)
+
+
 @dataclass(frozen=True, eq=False)
 class FoldedNetwork:
-    """Hidden layers, output head and the input binarization they expect.
+    """Hidden layers, output head and the input scheme they expect.
 
     Attributes
     ----------
-    layers : tuple of FoldedLayer (possibly empty: a single-layer network)
+    layers : tuple of DenseLayer, ConvLayer, PoolLayer (possibly empty: a single-layer network)
     head : OutputHead
-    input : InputBinarization (scheme 'threshold' or 'probability'; inference uses
-        ``input.bits(images)``)
+    input : InputScheme ('threshold', 'probability' or 'uint8'; inference uses
+        ``input.bits(images)``). A ``data.InputBinarization`` is accepted and reduced to its
+        InputScheme (training-only fields such as ``repeats`` are not part of the network).
     """
     layers: tuple
     head: OutputHead
-    input: InputBinarization = InputBinarization()
+    input: InputScheme = InputScheme()
 
     def __post_init__(self):
         layers = tuple(self.layers)
         for i, layer in enumerate(layers):
-            if not isinstance(layer, FoldedLayer):
-                raise NetworkError(f"layer {i}: expected a FoldedLayer, got {type(layer).__name__}")
+            if not isinstance(layer, _HIDDEN):
+                raise NetworkError(f"layer {i}: expected a DenseLayer, ConvLayer or PoolLayer, got {type(layer).__name__}")
         if not isinstance(self.head, OutputHead):
             raise NetworkError(f"head: expected an OutputHead, got {type(self.head).__name__}")
-        if not isinstance(self.input, InputBinarization) or not self.input.binary:
-            raise NetworkError(f"input: a folded network needs binary input ('threshold' or "
-                               f"'probability'), got {self.input!r}")
+        inp = _as_input(self.input)
         stages = list(layers) + [self.head]
+        names = [f"layer {i}" for i in range(len(layers))] + ["output head"]
+        if isinstance(stages[0], PoolLayer):
+            raise NetworkError("layer 0: a network cannot start with a pool; pools follow a convolution")
+        want = inp.value_bits
+        if stages[0].in_bits != want:
+            raise NetworkError(f"{names[0]}: has {stages[0].in_bits}-bit inputs, but the {inp.scheme!r} input gives "
+                               f"{want}-bit values" + ("" if want == 1 else " (an output head needs 1-bit inputs; "
+                                                       "add a hidden layer)"))
         for i in range(1, len(stages)):
-            if stages[i].n_in != stages[i - 1].n_out:
-                name = f"layer {i}" if i < len(layers) else "output head"
-                raise NetworkError(f"{name}: has {stages[i].n_in} inputs, expected {stages[i - 1].n_out} "
-                                   f"(the outputs of layer {i - 1})")
+            prev, s = stages[i - 1], stages[i]
+            if getattr(s, "in_bits", 1) != 1:
+                raise NetworkError(f"{names[i]}: only the first layer can have {s.in_bits}-bit inputs; "
+                                   "later layers see bits")
+            if isinstance(s, (ConvLayer, PoolLayer)):
+                if len(prev.out_shape) != 3 or prev.out_shape != s.in_shape:
+                    raise NetworkError(f"{names[i]}: expects input {shape_str(s.in_shape)}, but {names[i - 1]} "
+                                       f"gives {shape_str(prev.out_shape)}")
+            elif s.n_in != prev.n_out_values:
+                raise NetworkError(f"{names[i]}: has {s.n_in} inputs, expected {prev.n_out_values} "
+                                   f"(the outputs of layer {i - 1}{', flattened' if len(prev.out_shape) == 3 else ''})")
         # unnamed layers are named by position, for messages and reports
         layers = tuple(replace(l, name=f"layer {i}") if l.name == "layer" else l for i, l in enumerate(layers))
         object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "input", inp)
+
+    @property
+    def is_mlp(self) -> bool:
+        """Dense layers only, 1-bit input: what the MLP accelerator (hw/) implements."""
+        return all(isinstance(l, DenseLayer) for l in self.layers) and self.input.binary
+
+    @property
+    def in_shape(self) -> tuple:
+        """The input's shape: (n,) for a dense first layer, (channels, height, width) for a conv."""
+        return self.stages[0].in_shape
+
+    @property
+    def n_inputs(self) -> int:
+        """Input values per image, in (y, x, channel) order."""
+        return math.prod(self.in_shape)
 
     @property
     def topology(self) -> tuple:
-        return (self.layers[0].n_in if self.layers else self.head.n_in,) + \
-            tuple(l.n_out for l in self.layers) + (self.head.n_out,)
+        """Layer sizes (n_in, hidden..., classes) of a dense network; a NetworkError otherwise."""
+        if not all(isinstance(l, DenseLayer) for l in self.layers):
+            raise NetworkError(f"network {self.spec} is convolutional: it has no MLP topology (layer sizes)")
+        return (self.stages[0].n_in,) + tuple(l.n_out for l in self.layers) + (self.head.n_out,)
+
+    @property
+    def spec(self) -> str:
+        """The topology string: '784-256-10', or '1x28x28-32c3p1-mp2-10' with convolutions."""
+        if all(isinstance(l, DenseLayer) for l in self.layers):
+            return "-".join(map(str, self.topology))
+        parts = [shape_str(self.in_shape)]
+        for l in self.layers:
+            if isinstance(l, ConvLayer):
+                parts.append(f"{l.channels}c{l.kernel}" + (f"p{l.padding}" if l.padding else ""))
+            elif isinstance(l, PoolLayer):
+                parts.append(f"mp{l.size}")
+            else:
+                parts.append(str(l.n_out))
+        return "-".join(parts + [str(self.head.n_out)])
 
     @property
     def stages(self) -> tuple:
-        """The hidden layers, then the head: every layer that has weights."""
+        """The hidden layers, then the head."""
         return self.layers + (self.head,)
+
+    @property
+    def weight_layers(self) -> tuple:
+        """The layers that have weights (not pools), head last: one ROM each."""
+        return tuple(s for s in self.stages if s.has_weights)
 
     def __eq__(self, other):
         return (isinstance(other, FoldedNetwork) and self.layers == other.layers
                 and self.head == other.head and self.input == other.input)
 
     def digest(self) -> str:
-        """sha256 of what the network computes: the input binarization, then per layer its
-        kind, shape, weight bits and thresholds (or biases). Equal networks, equal digests,
-        whatever files they were read from; names do not count."""
+        """sha256 of what the network computes: the input scheme, then per layer its kind,
+        shape, weight bits and thresholds (or biases, or pool modes). Equal networks, equal
+        digests, whatever files they were read from; names do not count."""
         h = hashlib.sha256(f"bnncore-network/1 {self.input.scheme} {self.input.level}".encode())
         for s in self.stages:
-            values = s.thresholds if isinstance(s, FoldedLayer) else s.bias
-            h.update(f";{type(s).__name__} {s.n_out}x{s.n_in};".encode())
+            if isinstance(s, PoolLayer):
+                h.update(f";PoolLayer {s.size} {shape_str(s.in_shape)};".encode())
+                h.update(np.packbits(s.modes).tobytes())
+                continue
+            values = s.bias if isinstance(s, OutputHead) else s.thresholds
+            if isinstance(s, ConvLayer):
+                tag = f"ConvLayer {shape_str(s.weights.shape)} {shape_str(s.in_shape)} p{s.padding} {s.pad_value} {s.in_bits}"
+            else:  # the tags of dense networks, as they were before other layer kinds existed
+                tag = f"{'OutputHead' if isinstance(s, OutputHead) else 'FoldedLayer'} {s.n_out}x{s.n_in}" + \
+                    ("" if s.in_bits == 1 else f" {s.in_bits}")
+            h.update(f";{tag};".encode())
             h.update(np.packbits(s.weights, axis=None).tobytes())
             h.update(values.astype("<i8").tobytes())
         return h.hexdigest()
 
     def __repr__(self):
-        return (f"FoldedNetwork({'-'.join(map(str, self.topology))}, input={self.input.scheme}"
+        return (f"FoldedNetwork({self.spec}, input={self.input.scheme}"
                 f"{'@' + str(self.input.level) if self.input.scheme == 'threshold' else ''})")
 
+
+# --- Summary --------------------------------------------------------------------------------
 
 def _bits_for(n_values: int) -> int:
     """Unsigned bits needed to hold n_values distinct values 0..n_values-1."""
     return max(1, int(n_values - 1).bit_length())
 
 
+def _positions(s) -> int:
+    """Output positions at which a layer's weights are applied (1 for dense layers)."""
+    return s.out_shape[1] * s.out_shape[2] if isinstance(s, ConvLayer) else 1
+
+
 def summary(net: FoldedNetwork) -> dict:
-    """Per-layer sizes and the bit widths the hardware needs, with totals (Larq-style)."""
+    """Per-layer shapes, sizes, operations and the bit widths the hardware needs, with totals
+    (Larq-style)."""
     rows = []
     for s in net.stages:
-        hidden = isinstance(s, FoldedLayer)
+        row = {"name": s.name, "kind": s.kind, "in_shape": list(s.in_shape), "out_shape": list(s.out_shape),
+               "n_in": getattr(s, "fan_in", math.prod(s.in_shape)), "n_out": getattr(s, "n_out", s.in_shape[0])}
+        if not s.has_weights:
+            row.update(weight_bits=0, weight_kib=0.0, macs_per_image=0, folded_bits=0, float32_bits=0,
+                       and_channels=int(s.modes.sum()), value_min=0, value_max=0)
+            rows.append(row)
+            continue
+        hidden = not isinstance(s, OutputHead)
         values = s.thresholds if hidden else s.bias
-        row = {"name": s.name, "kind": "hidden" if hidden else "output", "n_in": s.n_in, "n_out": s.n_out,
-               "weight_bits": s.n_in * s.n_out, "weight_kib": s.n_in * s.n_out / 8 / 1024,
-               "macs_per_image": s.n_in * s.n_out,
-               "popcount_bits": _bits_for(s.n_in + 1),
-               "value_min": int(values.min()), "value_max": int(values.max())}
+        fan_in = s.fan_in
+        row.update({"in_bits": s.in_bits, "weight_bits": s.matrix.size, "weight_kib": s.matrix.size / 8 / 1024,
+                    # XNOR-popcount operations (one per weight bit and output position); an
+                    # 8-bit input counts as 8 bit-planes
+                    "macs_per_image": s.matrix.size * _positions(s) * s.in_bits,
+                    "popcount_bits": _bits_for(fan_in * (2**s.in_bits - 1) + 1),
+                    "value_min": int(values.min()), "value_max": int(values.max())})
         if hidden:
-            row["threshold_bits"] = _bits_for(s.n_in + 2)          # T in [0, n + 1]
+            row["threshold_bits"] = _bits_for(s.max_sum + 2)          # T in [0, max + 1]
         else:  # score = 2p - n + bias, signed
-            lo, hi = -s.n_in + int(values.min()), s.n_in + int(values.max())
+            lo, hi = -fan_in + int(values.min()), fan_in + int(values.max())
             row["score_bits"] = 1 + max(abs(lo), abs(hi)).bit_length()
         # folded parameters: weight bits + one threshold (or bias) word per neuron;
         # float32 original: 32-bit weights + BatchNorm's 4 floats (or the bias) per neuron
@@ -227,22 +595,30 @@ def summary(net: FoldedNetwork) -> dict:
     total = {k: sum(r[k] for r in rows) for k in ("weight_bits", "weight_kib", "macs_per_image",
                                                     "folded_bits", "float32_bits")}
     total["compression_vs_float32"] = total["float32_bits"] / total["folded_bits"]
-    return {"topology": list(net.topology), "input": net.input.scheme, "layers": rows, "total": total}
+    return {"topology": net.spec, "input": net.input.scheme, "layers": rows, "total": total}
 
 
 def summary_table(net: FoldedNetwork) -> str:
     s = summary(net)
-    head = f"{'layer':<10} {'in':>6} {'out':>6} {'weight bits':>12} {'KiB':>9} {'MACs/img':>11} " \
-           f"{'thr/bias range':>16} {'popcnt bits':>11} {'thr bits':>8}"
-    lines = [f"FoldedNetwork {'-'.join(map(str, s['topology']))}, {s['input']} input", head, "-" * len(head)]
+    head = f"{'layer':<10} {'kind':<6} {'in':>9} {'out':>9} {'weight bits':>12} {'KiB':>8} {'XNOR ops/img':>13} " \
+           f"{'thr/bias range':>18} {'sum bits':>8} {'thr bits':>8}"
+    lines = [f"FoldedNetwork {s['topology']}, {s['input']} input", head, "-" * len(head)]
     for r in s["layers"]:
+        if r["kind"] == "pool":
+            extra = f"{r['and_channels']} AND / {r['in_shape'][0] - r['and_channels']} OR channels"
+            lines.append(f"{r['name']:<10} {r['kind']:<6} {shape_str(r['in_shape']):>9} {shape_str(r['out_shape']):>9} "
+                         f"{'':>12} {'':>8} {'':>13} {extra:>18}")
+            continue
         rng = f"[{r['value_min']}, {r['value_max']}]"
         width = r.get("threshold_bits", r.get("score_bits"))
-        lines.append(f"{r['name']:<10} {r['n_in']:>6} {r['n_out']:>6} {r['weight_bits']:>12,} {r['weight_kib']:>9.1f} "
-                     f"{r['macs_per_image']:>11,} {rng:>16} {r['popcount_bits']:>11} {width:>8}")
+        kind = r["kind"] + ("/8b" if r.get("in_bits") == 8 else "")
+        lines.append(f"{r['name']:<10} {kind:<6} {shape_str(r['in_shape']):>9} {shape_str(r['out_shape']):>9} "
+                     f"{r['weight_bits']:>12,} {r['weight_kib']:>8.1f} {r['macs_per_image']:>13,} {rng:>18} "
+                     f"{r['popcount_bits']:>8} {width:>8}")
     t = s["total"]
     lines.append("-" * len(head))
-    lines.append(f"{'total':<10} {'':>6} {'':>6} {t['weight_bits']:>12,} {t['weight_kib']:>9.1f} {t['macs_per_image']:>11,}")
+    lines.append(f"{'total':<10} {'':<6} {'':>9} {'':>9} {t['weight_bits']:>12,} {t['weight_kib']:>8.1f} "
+                 f"{t['macs_per_image']:>13,}")
     lines.append(f"parameters: {t['folded_bits'] / 8 / 1024:.1f} KiB folded vs {t['float32_bits'] / 8 / 1024:.1f} KiB "
                  f"float32 (weights + BatchNorm): {t['compression_vs_float32']:.1f}x smaller")
     lines.append("(output layer: score bits instead of threshold bits; score = 2 * popcount - n + bias)")

@@ -25,7 +25,7 @@ import numpy as np
 
 from bnncore.network import FoldedNetwork
 
-__all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "bias_bits_for", "check_network", "Timing", "timing", "weight_words",
+__all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "bias_bits_for", "check_network", "require_mlp", "Timing", "timing", "weight_words",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
            "ROM_SLICE_BITS"]
 
@@ -330,8 +330,18 @@ def bias_bits_for(net: FoldedNetwork, minimum: int = 16) -> int:
     return max(minimum, need)
 
 
+def require_mlp(net: FoldedNetwork):
+    """Raise ValueError unless ``net`` is what this accelerator implements: dense layers with
+    1-bit input (convolutions, pools and 8-bit input are not built in hardware yet)."""
+    if not net.is_mlp:
+        what = "8-bit (uint8) input" if all(l.kind == "dense" for l in net.layers) else "convolution and pool layers"
+        raise ValueError(f"network {net.spec} has {what}; the accelerator generator builds dense networks with "
+                         "1-bit input only (threshold or probability)")
+
+
 def check_network(net: FoldedNetwork, plan: Plan):
     """Raise ValueError if ``plan`` does not fit ``net``."""
+    require_mlp(net)
     if tuple(l.n_in for l in plan.layers) + (plan.n_classes,) != tuple(net.topology):
         raise ValueError(f"plan topology {[l.n_in for l in plan.layers] + [plan.n_classes]} does not match "
                          f"the network's {list(net.topology)}")

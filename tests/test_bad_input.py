@@ -153,13 +153,13 @@ def _manifest(d, change):
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["files"].update({"../../etc/passwd": {"sha256": "0" * 64}}),
-     r"manifest.json: field 'files' names '\.\./\.\./etc/passwd', which is not a file of a 2-layer export"),
+     r"manifest.json: field 'files' names '\.\./\.\./etc/passwd', which is not a file of an export with 2 layers with weights"),
     (lambda m: m["files"].update({"/etc/passwd": {"sha256": "0" * 64}}),
      r"manifest.json: field 'files' names '/etc/passwd', which is not a file"),
     (lambda m: m.update(files=list(m["files"])), r"manifest.json: field 'files' must be an object"),
-    (lambda m: m["layers"][0].pop("n_in"), r"manifest.json: field 'layers\[0\]\.n_in' must be a positive integer, found None"),
-    (lambda m: m["layers"][1].update(n_out="3"), r"manifest.json: field 'layers\[1\]\.n_out' must be a positive integer, found '3'"),
-    (lambda m: m.update(topology="12-7-3"), r"manifest.json: field 'topology' must be a list"),
+    (lambda m: m["layers"][0].pop("n_in"), r"manifest.json: field 'layers\[0\]\.n_in' must be an integer >= 1, found None"),
+    (lambda m: m["layers"][1].update(n_out="3"), r"manifest.json: field 'layers\[1\]\.n_out' must be an integer >= 1, found '3'"),
+    (lambda m: m.update(topology=[12, 7, 3]), r"manifest.json: field 'topology' must be a topology string"),
     (lambda m: m["files"].pop("rom/layer1.weights.mem"), r"manifest.json: field 'files' has no entry for rom/layer1\.weights\.mem"),
     (lambda m: m.update(input=[1]), r"manifest.json: field 'input' must be an object"),
 ])

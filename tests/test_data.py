@@ -168,7 +168,7 @@ def test_threshold_bits():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"scheme": "random"}, r"input scheme must be 'threshold', 'probability' or 'none', not 'random'"),
+    ({"scheme": "random"}, r"input scheme must be one of 'threshold', 'probability', 'uint8', 'none', not 'random'"),
     ({"level": 300}, r"threshold level must be an integer in \[0, 256\], not 300"),
     ({"repeats": 0}, r"repeats must be a positive integer, not 0"),
 ])

@@ -54,8 +54,10 @@ def test_rom_files_encode_the_same_bits(tmp_path):
 def test_manifest_contents(tmp_path):
     d = export(make_net(), tmp_path / "n", metadata={"dataset": "mnist"})
     m = json.loads((d / "manifest.json").read_text())
-    assert m["format"] == "bnncore-folded-network" and m["format_version"] == 1
-    assert m["topology"] == [5, 4, 3, 2] and m["input"] == {"scheme": "threshold", "level": 128}
+    assert m["format"] == "bnncore-folded-network" and m["format_version"] == 2
+    assert m["topology"] == "5-4-3-2" and [l["kind"] for l in m["layers"]] == ["dense", "dense", "output"]
+    assert m["input"] == {"scheme": "threshold", "level": 128}
+    assert m["topology"] == "5-4-3-2" and m["input"] == {"scheme": "threshold", "level": 128}
     assert set(m["files"]) == {"weights.txt", "thresholds.txt"} | {f"rom/layer{k}.{x}.mem" for k in range(3)
                                                                    for x in ("weights", "thresholds")}
     assert m["metadata"]["dataset"] == "mnist" and "sign(0) = +1" in m["conventions"]["sign"]
@@ -76,7 +78,7 @@ def _rewrite(path, text, fix_checksum=True):
     (lambda d: _rewrite(d / "weights.txt", "0102" + (d / "weights.txt").read_text()[4:]),
      r"weights.txt: line 1 \(layer 0\), character 4: byte b'2' is not '0' or '1' \(input 0, neuron 3\)"),
     (lambda d: _rewrite(d / "weights.txt", "\n".join((d / "weights.txt").read_text().split("\n")[:2]) + "\n"),
-     r"weights.txt: 2 lines, expected 3 \(one per layer\)"),
+     r"weights.txt: 2 lines, expected 3 \(one per layer with weights\)"),
     (lambda d: _rewrite(d / "thresholds.txt", "9\n" + "\n".join((d / "thresholds.txt").read_text().split("\n")[1:])),
      r"thresholds.txt: line 1 \(layer 0, neuron 0\): threshold 9 out of range \[0, 6\]"),
     (lambda d: _rewrite(d / "thresholds.txt", "x\n" + "\n".join((d / "thresholds.txt").read_text().split("\n")[1:])),
@@ -86,15 +88,15 @@ def _rewrite(path, text, fix_checksum=True):
      r"weights.txt: sha256 [0-9a-f]{64} does not match manifest.json \([0-9a-f]{64}\); the file was changed after export"),
     (lambda d: _rewrite(d / "rom" / "layer1.weights.mem", "0", fix_checksum=False),
      r"rom/layer1.weights.mem: sha256 .* does not match manifest.json"),
-    (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), format_version=2))),
-     r"manifest.json: format_version 2 is newer than this bnncore reads \(1\); upgrade bnncore"),
+    (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), format_version=3))),
+     r"manifest.json: format_version 3 is newer than this bnncore reads \(2\); upgrade bnncore"),
     (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), format="onnx"))),
      r"manifest.json: field 'format' must be 'bnncore-folded-network', found 'onnx'"),
     (lambda d: (d / "manifest.json").write_text("{"), r"manifest.json: not valid JSON"),
     (lambda d: (d / "manifest.json").unlink(), r"manifest.json: missing; .* is not a bnncore export directory"),
     (lambda d: (d / "thresholds.txt").unlink(), r"thresholds.txt: missing or not a plain file \(listed in manifest.json\)"),
-    (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), topology=[5, 4, 3, 3]))),
-     r"manifest.json: field 'layers' does not match field 'topology' \[5, 4, 3, 3\]"),
+    (lambda d: (d / "manifest.json").write_text(json.dumps(dict(json.loads((d / "manifest.json").read_text()), topology="5-4-3-3"))),
+     r"manifest.json: field 'topology' '5-4-3-3' does not match its layers, which make '5-4-3-2'"),
 ])
 def test_load_rejects_malformed(tmp_path, mangle, message):
     d = export(make_net(), tmp_path / "n")

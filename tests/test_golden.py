@@ -77,5 +77,5 @@ def test_threshold_extremes():
 
 def test_input_shape_error():
     net = FoldedNetwork((), OutputHead(np.ones((2, 3), np.uint8), np.zeros(2, np.int64)))
-    with pytest.raises(ValueError, match=r"^input bits must have shape \(N, 3\), got \(2, 4\)$"):
+    with pytest.raises(ValueError, match=r"^input must have shape \(N, 3\), got \(2, 4\)$"):
         infer(net, np.zeros((2, 4)))

@@ -30,8 +30,8 @@ def test_topology_and_equality():
     (lambda: FoldedNetwork((FoldedLayer(np.zeros((4, 3), int), [0] * 4),), OutputHead(np.zeros((2, 5), int), [0, 0])),
      r"output head: has 5 inputs, expected 4 \(the outputs of layer 0\)"),
     (lambda: FoldedNetwork((), OutputHead(np.zeros((2, 5), int), [0, 0]), InputBinarization("none")),
-     r"input: a folded network needs binary input \('threshold' or 'probability'\), got"),
-    (lambda: FoldedNetwork(("x",), OutputHead(np.zeros((2, 5), int), [0, 0])), r"layer 0: expected a FoldedLayer, got str"),
+     r"input: input scheme 'none' \(float pixels\) has no integer representation; train with --input threshold, probability or uint8"),
+    (lambda: FoldedNetwork(("x",), OutputHead(np.zeros((2, 5), int), [0, 0])), r"layer 0: expected a DenseLayer, ConvLayer or PoolLayer, got str"),
 ])
 def test_validation_messages(make, message):
     with pytest.raises(NetworkError, match=rf"^{message}"):
