@@ -17,8 +17,10 @@ log = logging.getLogger("bnncore")
 
 _TRAIN_HELP = {
     "dataset": "dataset: mnist or fashion-mnist",
-    "topology": "layer sizes, input to classes, e.g. 784-1024-1024-1024-10",
-    "input": "input binarization: threshold, probability or none (float, not foldable)",
+    "topology": "layers, input to classes: sizes (784-1024-1024-10) or, for a CNN, CxHxW then convolutions "
+                "(32c3, 32c3p1: padding 1), max-pools (mp2) and sizes, e.g. 1x28x28-32c3-mp2-64c3-mp2-256-10",
+    "input": "input: threshold, probability (1-bit), uint8 (the first layer sees raw pixels) or none "
+             "(float, not foldable)",
     "level": "threshold level: a pixel bit is 1 when pixel >= LEVEL",
     "repeats": "probability input: freshly sampled passes over the training set per epoch",
     "binary": "binary weights and activations (--no-binary: float baseline of the same topology)",
@@ -41,10 +43,16 @@ _TRAIN_HELP = {
     "limit": "train on the first LIMIT images only (0: all)",
     "device": "cpu or cuda",
     "threads": "torch CPU threads (0: torch's default)",
+    "weight_scale": "binary weight scaling: none (BinaryNet), filter (XNOR-Net, mean |W| per output channel), "
+                    "layer (DoReFa, one per layer); all fold exactly",
+    "pool_order": "max-pool after the sign (after: a pool of bits, OR) or before BatchNorm (before: FINN's "
+                  "order; AND for channels of negative BatchNorm scale)",
+    "pad_value": "the constant binary convolutions pad with: 1 (+1, as Larq) or -1 (0 is not a binary value)",
 }
 
 
-_CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "probability", "none"),
+_CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "probability", "uint8", "none"),
+            "weight_scale": ("none", "filter", "layer"), "pool_order": ("after", "before"),
             "loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
             "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
 
@@ -191,7 +199,8 @@ def cmd_import(args):
         raise ValueError("importing seed-format files needs THRESHOLDS, --topology and -o/--out")
     from .data import InputBinarization
     out = import_files(args.weights, args.thresholds, args.topology,
-                       InputBinarization(args.input, args.level), args.out, dataset=args.dataset)
+                       InputBinarization(args.input, args.level), args.out, dataset=args.dataset,
+                       pad_value=int(args.pad_value > 0))
     print(f"imported into {out}: {load(out)}")
 
 
@@ -397,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_dir_help = "folder holding <dataset>/ (default: $BNN_DATA_DIR, the user cache, /usr/share/datasets)"
 
-    p = sub.add_parser("train", help="train a binary (or float baseline) MLP",
+    p = sub.add_parser("train", help="train a binary (or float baseline) MLP or CNN",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_train_options(p)
     p.add_argument("-o", "--out", help="run folder (default: build/train/<dataset>-<topology>-...)")
@@ -432,8 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "thresholds.txt into one")
     p.add_argument("weights", type=Path, help="an export directory, or a weights.txt")
     p.add_argument("thresholds", type=Path, nargs="?", help="thresholds.txt (with a weights.txt)")
-    p.add_argument("--topology", help="layer sizes, e.g. 784-500-1024-1024-10 (with a weights.txt)")
-    p.add_argument("--input", choices=("threshold", "probability"), default="threshold")
+    p.add_argument("--topology", help="layer sizes, e.g. 784-500-1024-1024-10, or a CNN topology such as "
+                   "1x28x28-32c3-mp2-10 (with a weights.txt; pools are OR pools)")
+    p.add_argument("--input", choices=("threshold", "probability", "uint8"), default="threshold")
+    p.add_argument("--pad-value", type=int, choices=(-1, 1), default=1,
+                   help="the constant binary convolutions pad with (with a CNN topology)")
     p.add_argument("--level", type=int, default=128)
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="recorded in the manifest")
     p.add_argument("-o", "--out", help="export directory to create")

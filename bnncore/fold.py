@@ -1,25 +1,30 @@
-"""Fold BatchNorm + sign into one integer threshold per neuron.
+"""Fold BatchNorm + sign into one integer threshold per neuron or channel.
 
-For a hidden neuron with n inputs, +-1 weights w, bias b (0 without one) and BatchNorm
-(gamma, beta, running mean mu, running variance var, eps) in eval mode::
+For a hidden neuron (or conv channel) with n inputs, +-1 weights w, optional weight scale
+alpha > 0, bias b (0 without one) and BatchNorm (gamma, beta, running mean mu, running
+variance var, eps) in eval mode::
 
-    y(dot) = gamma * (dot + b - mu) / sqrt(var + eps) + beta = a * dot + c
-    a = gamma / sqrt(var + eps),  c = beta + a * (b - mu)
+    y(dot) = gamma * (alpha * dot + b - mu) / sqrt(var + eps) + beta = a * dot + c
+    a = alpha * gamma / sqrt(var + eps),  c = beta + gamma * (b - mu) / sqrt(var + eps)
     out = +1  <=>  y >= 0                          (sign(0) = +1)
 
-With dot = 2p - n, p = popcount(xnor(x, w)), the rule is (in float64):
-
-- a > 0: fires <=> dot >= tau = -c / a <=> p >= T = ceil((n + tau) / 2)
-- a < 0: fires <=> dot <= tau. The weight row is flipped (w -> -w, so dot -> -dot and
-  p -> n - p): fires <=> p' >= T = ceil((n - tau) / 2)
-- a = 0: constant output sign(c): T = 0 (always fires) if c >= 0, else T = n + 1 (never)
-- T is clipped to [0, n + 1]: T <= 0 always fires, T > n never does.
+so the neuron fires for dot >= tau = -c / a when a > 0, for dot <= tau when a < 0 (its
+weight row is then flipped, w -> -w, which negates dot), and always or never when a = 0.
+With dot = 2p - n for 1-bit inputs (p = popcount(xnor(x, w))), or dot = sum - 255 * zeros(w)
+for 8-bit ones (see bnncore.network), that is ``sum >= T`` for one integer T, clipped to
+[0, max + 1]. A positive alpha only rescales a, so weight scaling folds exactly.
 
 The exact test of the rule is the torch model itself: every neuron's pre-activation is a
-monotone function of p, which takes only n + 1 values. So each threshold is also read off
-torch's own float32 BatchNorm evaluated at all n + 1 values (the "grid"). Where float32
-rounding puts a tie on the other side than the exact float64 arithmetic does, the grid wins
+monotone function of its integer sum (float32 rounding is monotone), so each threshold is
+found by bisection on torch's own float32 evaluation of the block (scale, bias, BatchNorm,
+in the order the forward pass applies them) over the integer range of the sum. The float64
+rule above is computed too; where float32 rounding puts a tie on the other side, torch wins
 (the folded network must equal the torch model bit for bit) and the report counts it.
+
+Max-pool: after the sign it is the OR of the window's bits. Before BatchNorm + sign
+(conv -> pool -> BN -> sign), a channel with a > 0 fires for the window's maximum exactly
+when one position fires (OR); with a < 0 the decision is decreasing, max turns into min and
+the pooled bit is the AND of the positions' bits; the folded pool records which, per channel.
 
 Output layer: score_c = dot_c + round(bias_c), exactly what the torch head computes before its
 positive temperature; see bnncore.model.
@@ -34,8 +39,8 @@ import numpy as np
 import torch
 
 from .data import InputBinarization
-from .model import BinaryMLP
-from .network import FoldedLayer, FoldedNetwork, OutputHead
+from .model import BinaryNet, _Block, _ConvBlock
+from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 
 __all__ = ["fold", "fold_with_report", "fold_rule", "FoldReport", "LayerReport", "FoldError", "verify"]
 
@@ -45,7 +50,7 @@ class FoldError(ValueError):
 
 
 def fold_rule(a: np.ndarray, c: np.ndarray, n: int):
-    """The float64 folding rule for y = a * dot + c: (thresholds, flip) per neuron."""
+    """The float64 folding rule for y = a * dot + c over 1-bit inputs: (thresholds, flip)."""
     a = np.asarray(a, np.float64)
     c = np.asarray(c, np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -55,29 +60,6 @@ def fold_rule(a: np.ndarray, c: np.ndarray, n: int):
     t = np.where(a > 0, t_pos, np.where(a < 0, t_neg, np.where(c >= 0, 0.0, n + 1.0)))
     t = np.clip(np.nan_to_num(t, nan=0.0, posinf=n + 1.0, neginf=0.0), 0, n + 1).astype(np.int64)
     return t, a < 0
-
-
-def _decisions(thresholds, flip, n):
-    """(n + 1, neurons) bool: does the neuron fire at popcount p of the *unflipped* weights?"""
-    p = np.arange(n + 1)[:, None]
-    p_eff = np.where(flip[None, :], n - p, p)
-    return p_eff >= thresholds[None, :]
-
-
-def _grid_fold(decide: np.ndarray, n: int, where: str):
-    """Thresholds and flips reproducing the decision table ``decide`` (n + 1, neurons)."""
-    d = decide.astype(np.int8)
-    steps = np.diff(d, axis=0)
-    rising, falling = (steps > 0).any(axis=0), (steps < 0).any(axis=0)
-    bad = np.flatnonzero(rising & falling)
-    if len(bad):
-        raise FoldError(f"{where}: neuron {bad[0]}'s output is not monotone in its popcount; "
-                        "this is not a sign(BatchNorm(linear)) neuron")
-    fires = decide.sum(axis=0)                     # number of p values where it fires
-    flip = falling
-    # rising or constant: fires for p >= n + 1 - fires; falling: fires for p <= fires - 1,
-    # i.e. for p' = n - p >= n + 1 - fires.
-    return (n + 1 - fires).astype(np.int64), flip
 
 
 @dataclass
@@ -94,12 +76,15 @@ class LayerReport:
     float32_ties: int = 0            # neurons where float32 torch and the float64 rule differ
     threshold_min: int = 0
     threshold_max: int = 0
+    kind: str = "dense"
+    and_channels: int = 0            # the pool that follows (pool before BatchNorm): AND channels
 
     def line(self) -> str:
         return (f"{self.name}: {self.n_in} -> {self.n_out}  thresholds [{self.threshold_min}, "
                 f"{self.threshold_max}]  scale +{self.positive_scale} -{self.negative_scale} "
                 f"0:{self.zero_scale}  always {self.always_fire}  never {self.never_fire}  "
-                f"float32 ties {self.float32_ties}")
+                f"float32 ties {self.float32_ties}"
+                + (f"  (pool: {self.and_channels} AND channels)" if self.and_channels else ""))
 
 
 @dataclass
@@ -113,105 +98,226 @@ class FoldReport:
         return "\n".join(lines)
 
 
+def _flat(t) -> np.ndarray:
+    return t.detach().cpu().double().reshape(-1).numpy()
+
+
+def _affine(block, channels: int):
+    """float64 (a, c) per channel: pre-activation = a * dot + c (see the module docstring)."""
+    layer = block.conv if isinstance(block, _ConvBlock) else block.linear
+    norm = block.norm
+    alpha = layer.alpha()
+    alpha = np.ones(channels) if alpha is None else np.broadcast_to(_flat(alpha), (channels,))
+    bias = _flat(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(channels)
+    if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+        gamma = _flat(norm.weight) if norm.affine else np.ones(channels)
+        beta = _flat(norm.bias) if norm.affine else np.zeros(channels)
+        g = gamma / np.sqrt(_flat(norm.running_var) + norm.eps)
+        return alpha * g, beta + g * (bias - _flat(norm.running_mean))
+    if isinstance(norm, torch.nn.Identity):
+        return alpha, bias
+    raise FoldError(f"cannot fold a {type(norm).__name__}; expected BatchNorm or none")
+
+
+def _probe(block, channels: int, shape: tuple):
+    """decide(sums) -> bool (channels,): torch's own float32 evaluation of the block's scale,
+    bias and norm at one integer sum per channel, broadcast over a tensor of the layer's
+    output shape (so every position the forward pass computes is probed; all must agree)."""
+    def decide(sums: np.ndarray, where: str) -> np.ndarray:
+        s = torch.tensor(sums, dtype=torch.float32)
+        if len(shape) == 3:
+            x = s.view(1, channels, 1, 1).expand(1, *shape).contiguous()
+            out = (block.post(x) >= 0).reshape(channels, -1)
+        else:
+            out = (block.post(s.view(1, channels).expand(8, channels).contiguous()) >= 0).T
+        first = out[:, :1]
+        if not bool((out == first).all()):
+            bad = int((out != first).any(dim=1).nonzero()[0])
+            raise FoldError(f"{where}: channel {bad}: torch's float32 evaluation of the same sum differs between "
+                            "output positions; no single threshold reproduces it")
+        return first[:, 0].numpy()
+    return decide
+
+
+def _search(decide, increasing: np.ndarray, n: int, in_bits: int, where: str) -> np.ndarray:
+    """Per channel, the smallest u in [0, V + 1] at which the channel fires, counting v = u
+    upwards (increasing channels) or v = V - u downwards (decreasing ones), over the values
+    v in [0, V] of its integer sum: v = popcount for 1-bit inputs (sum = 2v - n), v = sum + 255 n
+    for 8-bit ones. V + 1: never fires."""
+    V = n if in_bits == 1 else 2 * 255 * n
+    lo = np.zeros(len(increasing), np.int64)
+    hi = np.full(len(increasing), V + 1, np.int64)
+    while (lo < hi).any():
+        mid = np.minimum((lo + hi) // 2, V)
+        v = np.where(increasing, mid, V - mid)
+        sums = 2 * v - n if in_bits == 1 else v - 255 * n
+        ok = decide(sums, where)
+        open_ = lo < hi
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid + 1, lo)
+    return lo
+
+
+def _rule_u(a, c, n, in_bits):
+    """The float64 rule's u (see _search), for the report's count of float32 ties."""
+    V = n if in_bits == 1 else 2 * 255 * n
+    slope, offset = (2.0, -n) if in_bits == 1 else (1.0, -255.0 * n)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v_tau = (-c / a - offset) / slope
+        u = np.where(a > 0, np.ceil(v_tau), np.where(a < 0, np.ceil(V - v_tau), np.where(c >= 0, 0.0, V + 1.0)))
+    return np.clip(np.nan_to_num(u, nan=0.0, posinf=V + 1.0, neginf=0.0), 0, V + 1).astype(np.int64)
+
+
+def _to_yxc(w: np.ndarray, shape: tuple) -> np.ndarray:
+    """Weight columns of a dense layer after a conv: torch's (channel, y, x) flatten order ->
+    the folded network's (y, x, channel)."""
+    if len(shape) != 3:
+        return w
+    c, h, wd = shape
+    return np.ascontiguousarray(w.reshape(len(w), c, h, wd).transpose(0, 2, 3, 1).reshape(len(w), -1))
+
+
 @torch.no_grad()
-def _fold_hidden(block, index: int):
+def _fold_block(block, index: int, shape: tuple, in_bits: int):
+    """A hidden block -> (folded layers, LayerReport, output shape)."""
     name = f"layer {index}"
-    lin, norm = block.linear, block.norm
-    w = lin.weight.detach().cpu()
-    bits = (w >= 0).numpy().astype(np.uint8)         # sign(0) = +1 -> bit 1
-    n_out, n = bits.shape
-    bias = lin.bias.detach().cpu().double() if lin.bias is not None else torch.zeros(n_out, dtype=torch.float64)
-
-    # float64 rule
-    if isinstance(norm, torch.nn.BatchNorm1d):
-        gamma = norm.weight.detach().cpu().double() if norm.affine else torch.ones(n_out, dtype=torch.float64)
-        beta = norm.bias.detach().cpu().double() if norm.affine else torch.zeros(n_out, dtype=torch.float64)
-        a = gamma / torch.sqrt(norm.running_var.detach().cpu().double() + norm.eps)
-        c = beta + a * (bias - norm.running_mean.detach().cpu().double())
-    elif isinstance(norm, torch.nn.Identity):
-        a, c = torch.ones(n_out, dtype=torch.float64), bias
+    conv = isinstance(block, _ConvBlock)
+    layer = block.conv if conv else block.linear
+    w = layer.weight.detach().cpu()
+    if conv:
+        bits = (w >= 0).numpy().astype(np.uint8).transpose(0, 2, 3, 1)      # (out, ky, kx, in)
+        channels, k = bits.shape[0], bits.shape[1]
+        out_shape = (channels, shape[1] + 2 * layer.pad - k + 1, shape[2] + 2 * layer.pad - k + 1)
     else:
-        raise FoldError(f"{name}: cannot fold a {type(norm).__name__}; expected BatchNorm1d or none")
-    t64, flip64 = fold_rule(a.numpy(), c.numpy(), n)
-
-    # torch's own float32 evaluation at every popcount 0..n (dot = 2p - n), in eval mode
-    was_training = norm.training
-    norm.eval()
-    dots = torch.arange(-n, n + 1, 2, dtype=torch.float32)[:, None].expand(n + 1, n_out).contiguous()
-    z = dots + lin.bias.detach().cpu().float() if lin.bias is not None else dots
-    decide = (norm.cpu()(z) >= 0).numpy()
-    norm.train(was_training)
-    t, flip = _grid_fold(decide, n, name)
-
-    ties = (_decisions(t64, flip64, n) != decide).any(axis=0)
-    a_np = a.numpy()
-    report = LayerReport(name, n, n_out, int((a_np > 0).sum()), int((a_np < 0).sum()), int((a_np == 0).sum()),
-                         int((t == 0).sum()), int((t == n + 1).sum()), int(ties.sum()),
-                         int(t.min()), int(t.max()))
-    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return FoldedLayer(bits, t, name=name), report
+        bits = _to_yxc((w >= 0).numpy().astype(np.uint8), shape)              # sign(0) = +1 -> bit 1
+        channels = bits.shape[0]
+        out_shape = (channels,)
+    n = int(np.prod(bits.shape[1:]))
+    a, c = _affine(block, channels)
+    increasing = ~(a < 0)
+    was_training = block.training
+    block.eval()
+    try:
+        u = _search(_probe(block, channels, out_shape), increasing, n, in_bits, name)
+    finally:
+        block.train(was_training)
+    flip = ~increasing
+    rows = np.where(flip.reshape((-1,) + (1,) * (bits.ndim - 1)), 1 - bits, bits).astype(np.uint8)
+    top = n * (2**in_bits - 1)
+    if in_bits == 1:
+        t = u
+    else:  # fires when v' = sum' + 255 * ones(row') >= u, i.e. sum' >= u - 255 * ones
+        t = np.clip(u - 255 * rows.reshape(channels, -1).sum(axis=1).astype(np.int64), 0, top + 1)
+    ties = _rule_u(a, c, n, in_bits) != u
+    report = LayerReport(name, n, channels, int((a > 0).sum()), int((a < 0).sum()), int((a == 0).sum()),
+                         int((t == 0).sum()), int((t == top + 1).sum()), int(ties.sum()), int(t.min()), int(t.max()),
+                         kind="conv" if conv else "dense")
+    if not conv:
+        return [DenseLayer(rows, t, name=name, in_bits=in_bits)], report, out_shape
+    pad_value = int(layer.pad_value > 0) if in_bits == 1 else int(layer.pad_value)
+    if in_bits == 8 and layer.pad and layer.pad_value != 0:
+        raise FoldError(f"{name}: an 8-bit first layer pads with pixel 0, not {layer.pad_value}")
+    folded = [ConvLayer(rows, t, shape, layer.pad, pad_value, name=name, in_bits=in_bits)]
+    if block.pool:
+        modes = flip if block.pool_order == "before" else np.zeros(channels, bool)
+        folded.append(PoolLayer(out_shape, modes.astype(np.uint8), block.pool, name=f"layer {index + 1}"))
+        report.and_channels = int(modes.sum())
+        out_shape = folded[-1].out_shape
+    return folded, report, out_shape
 
 
 @torch.no_grad()
-def _fold_head(head):
+def _fold_head(head, shape):
     w = head.linear.weight.detach().cpu()
-    bits = (w >= 0).numpy().astype(np.uint8)
+    bits = _to_yxc((w >= 0).numpy().astype(np.uint8), shape)
     bias = torch.round(head.bias.detach().cpu()).numpy().astype(np.int64)
     scale = head.log_scale.detach().exp().item()
     if not (math.isfinite(scale) and scale > 0):
         raise FoldError(f"output head: temperature exp(log_scale) = {scale} is not a positive finite "
                         "number; its arg-max is not the integer arg-max")
+    if head.linear.scale != "none":
+        raise FoldError(f"output head: weight scale {head.linear.scale!r} per class changes the arg-max; "
+                        "the head is not scaled")
     return OutputHead(bits, bias, name="output")
 
 
-def fold_with_report(model: BinaryMLP, input: InputBinarization = InputBinarization()):
-    """Fold a binary MLP into a :class:`FoldedNetwork`; also return a :class:`FoldReport`."""
-    if not isinstance(model, BinaryMLP):
-        raise FoldError(f"only binary MLPs fold to thresholds, got {type(model).__name__} "
-                        "(a float baseline trained with --no-binary?)")
+def _scheme(input) -> InputScheme:
+    if isinstance(input, InputScheme):
+        return input
     if not input.binary:
         raise FoldError("a network trained on float input (--input none) has no bit input; "
-                        "train with --input threshold or probability")
-    layers, reports = [], []
-    for i, block in enumerate(model.blocks):
-        layer, rep = _fold_hidden(block, i)
-        layers.append(layer)
+                        "train with --input threshold, probability or uint8")
+    return input.network_input()
+
+
+def fold_with_report(model: BinaryNet, input=InputBinarization()):
+    """Fold a binary MLP or CNN into a :class:`FoldedNetwork`; also return a :class:`FoldReport`.
+
+    ``input``: the InputBinarization it was trained with (or the network's InputScheme)."""
+    if not isinstance(model, BinaryNet):
+        raise FoldError(f"only binary networks fold to thresholds, got {type(model).__name__} "
+                        "(a float baseline trained with --no-binary?)")
+    scheme = _scheme(input)
+    if model.cfg.raw_input != (scheme.scheme == "uint8"):
+        raise FoldError(f"the model was built for {'uint8' if model.cfg.raw_input else '1-bit'} input, "
+                        f"not {scheme.scheme!r}")
+    if getattr(model.cfg, "input_scaling", False):
+        raise FoldError("XNOR-Net's input scaling K depends on each input window's mean |x|: it is not an "
+                        "XNOR-popcount and does not fold to thresholds (train without it to fold)")
+    layers, reports, shape, index = [], [], model.in_shape, 0
+    for block in model.blocks:
+        in_bits = scheme.value_bits if index == 0 else 1
+        folded, rep, shape = _fold_block(block, index, shape, in_bits)
+        layers.extend(folded)
         reports.append(rep)
-    head = _fold_head(model.head)
-    net = FoldedNetwork(tuple(layers), head, input)
+        index += len(folded)
+    head = _fold_head(model.head, shape)
+    net = FoldedNetwork(tuple(layers), head, scheme)
     return net, FoldReport(reports, (int(head.bias.min()), int(head.bias.max())))
 
 
-def fold(model: BinaryMLP, input: InputBinarization = InputBinarization()) -> FoldedNetwork:
-    """Fold a binary MLP (in any mode; eval-mode statistics are used) into a FoldedNetwork."""
+def fold(model: BinaryNet, input=InputBinarization()) -> FoldedNetwork:
+    """Fold a binary network (in any mode; eval-mode statistics are used) into a FoldedNetwork."""
     return fold_with_report(model, input)[0]
 
 
+def _as_yxc(t: torch.Tensor) -> np.ndarray:
+    """A torch activation as the golden model's: (N, n), or (N, C, H, W) -> (N, H, W, C), as bits."""
+    bits = (t > 0).numpy().astype(np.uint8)
+    return bits.transpose(0, 2, 3, 1) if bits.ndim == 4 else bits
+
+
 @torch.no_grad()
-def verify(net: FoldedNetwork, model: BinaryMLP, images: np.ndarray, labels=None, batch_size: int = 1000) -> dict:
+def verify(net: FoldedNetwork, model: BinaryNet, images: np.ndarray, labels=None, batch_size: int = 1000) -> dict:
     """Compare the folded network (golden model) with the torch model in eval mode, exactly.
 
     Returns counts of images whose predicted class differs, of hidden activation bits that
-    differ, and both accuracies when labels are given.
+    differ (every layer's, conv feature maps and pools included), and both accuracies when
+    labels are given.
     """
     from .golden import infer
     bits = net.input.bits(images)
     gold = infer(net, bits, return_layers=True)
     was_training = model.training
     model.eval()
-    preds, hidden_bits = [], [[] for _ in net.layers]
-    for i in range(0, len(bits), batch_size):
-        x = torch.as_tensor(bits[i:i + batch_size]).float() * 2 - 1
-        logits, hidden = model(x, return_hidden=True)
-        preds.append(logits.argmax(1).numpy())
-        for j, h in enumerate(hidden):
-            hidden_bits[j].append((h > 0).numpy().astype(np.uint8))
-    model.train(was_training)
-    preds = np.concatenate(preds)
-    bit_diffs = [int((np.concatenate(h) != g).sum()) for h, g in zip(hidden_bits, gold.activations)]
+    preds, diffs = [], np.zeros(len(net.layers), np.int64)
+    try:
+        for i in range(0, len(bits), batch_size):
+            chunk = torch.as_tensor(bits[i:i + batch_size]).float()
+            x = chunk if net.input.value_bits == 8 else chunk * 2 - 1
+            logits, hidden = model(x, return_hidden=True)
+            preds.append(logits.argmax(1).numpy())
+            if len(hidden) != len(net.layers):
+                raise FoldError(f"the model has {len(hidden)} hidden activations, the folded network "
+                                f"{len(net.layers)} layers: not the network it was folded from")
+            for j, h in enumerate(hidden):
+                diffs[j] += int((_as_yxc(h) != gold.activations[j][i:i + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     result = {"images": int(len(bits)), "class_mismatches": int((preds != gold.classes).sum()),
-              "hidden_bit_mismatches": int(sum(bit_diffs)), "hidden_bit_mismatches_per_layer": bit_diffs,
-              "hidden_bits_compared": int(sum(h.size for h in gold.activations))}
+              "hidden_bit_mismatches": int(diffs.sum()), "hidden_bit_mismatches_per_layer": diffs.tolist(),
+              "hidden_bits_compared": int(sum(a.size for a in gold.activations))}
     if labels is not None:
         labels = np.asarray(labels)
         result["torch_accuracy"] = float((preds == labels).mean())

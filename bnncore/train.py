@@ -31,7 +31,8 @@ from torch.nn import functional as F
 from . import __version__
 from .data import InputBinarization, load_dataset
 from .fileio import atomic_savefig, atomic_write_text
-from .model import ModelConfig, build_model, parse_topology, topology_str
+from .model import ModelConfig, build_model
+from .topology import parse
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "CheckpointError", "input_tensor"]
 
@@ -49,7 +50,7 @@ class CheckpointError(ValueError):
 class TrainConfig:
     dataset: str = "mnist"              # mnist | fashion-mnist
     topology: str = "784-256-256-256-10"
-    input: str = "threshold"            # threshold | probability | none
+    input: str = "threshold"            # threshold | probability | uint8 | none
     level: int = 128                    # threshold level: bit = pixel >= level
     repeats: int = 1                    # probability input: samples of the training set per epoch
     binary: bool = True                 # False: float baseline of the same topology
@@ -72,9 +73,12 @@ class TrainConfig:
     limit: int = 0                      # use only the first `limit` training images (0: all)
     device: str = "cpu"                 # cpu | cuda
     threads: int = 0                    # torch threads (0: torch's default)
+    weight_scale: str = "none"          # none (BinaryNet) | filter (XNOR-Net) | layer (DoReFa)
+    pool_order: str = "after"           # after: conv-BN-sign-pool | before: conv-pool-BN-sign (FINN)
+    pad_value: int = 1                  # +1 or -1: what binary convolutions pad with
 
     def __post_init__(self):
-        self.topology = topology_str(parse_topology(self.topology))
+        self.topology = str(parse(self.topology))
         choices = {"loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
                    "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
         for name, allowed in choices.items():
@@ -99,9 +103,11 @@ class TrainConfig:
         return InputBinarization(self.input, self.level, self.repeats)
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(topology=parse_topology(self.topology), binary=self.binary,
+        return ModelConfig(topology=self.topology, binary=self.binary,
                            batchnorm=self.batchnorm, bias=self.bias, stochastic=self.stochastic,
-                           dropout_in=self.dropout_in, dropout=self.dropout)
+                           dropout_in=self.dropout_in, dropout=self.dropout, weight_scale=self.weight_scale,
+                           pool_order=self.pool_order, pad_value=self.pad_value,
+                           raw_input=self.binary and self.input == "uint8")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -115,7 +121,8 @@ class TrainConfig:
 # --- Inputs ---------------------------------------------------------------------------------
 
 def input_tensor(images, binarization: InputBinarization, *, generator=None, device="cpu") -> torch.Tensor:
-    """uint8 images (N, 784) -> network input: +-1 floats, or pixel/255 for scheme 'none'.
+    """uint8 images (N, pixels) -> network input: +-1 floats, the pixels 0..255 as floats for
+    scheme 'uint8', or pixel/255 for scheme 'none'.
 
     With a ``generator`` and scheme 'probability', bits are sampled (training); without one,
     the deterministic inference bits of :meth:`InputBinarization.bits` are used.
@@ -123,6 +130,8 @@ def input_tensor(images, binarization: InputBinarization, *, generator=None, dev
     images = torch.as_tensor(np.asarray(images)).to(device)
     if binarization.scheme == "none":
         return images.float() / 255.0
+    if binarization.scheme == "uint8":
+        return images.float()
     if binarization.scheme == "probability" and generator is not None:
         u = torch.rand(images.shape, generator=generator, device=device)
         bits = u * 255.0 < images.float()           # P(bit = 1) = pixel / 255
@@ -268,8 +277,8 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
         progress = os.isatty(2)
 
     ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
-    n_in = parse_topology(cfg.topology)[0]
-    n_classes = parse_topology(cfg.topology)[-1]
+    n_in = parse(cfg.topology).n_inputs
+    n_classes = parse(cfg.topology).classes
     if ds.train_images.shape[1] != n_in:
         raise ValueError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
                          f"have {ds.train_images.shape[1]} pixels")

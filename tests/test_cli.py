@@ -43,7 +43,7 @@ def test_train_eval_fold_summary(run_dir, mnist_dir, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--topology", "784-x-10"], r"bnn train: error: topology '784-x-10' does not parse"),
+    (["train", "--topology", "784-x-10"], r"bnn train: error: topology '784-x-10', layer 1 \('x'\) does not parse"),
     (["train", "--topology", "100-10", "--epochs", "1"], r"bnn train: error: topology 100-10 expects 100 inputs, but mnist images have 784 pixels"),
     (["eval", "nonexistent.pt"], r"bnn eval: error: nonexistent.pt: no such checkpoint file"),
     (["data", "where", "mnist", "--data-dir", "/nonexistent"], r"bnn data: error: dataset 'mnist' not found"),

@@ -125,7 +125,7 @@ def test_negative_scale_flips_row_and_zero_scale_is_constant():
 
 
 def test_fold_errors():
-    with pytest.raises(FoldError, match=r"^only binary MLPs fold to thresholds, got FloatMLP"):
+    with pytest.raises(FoldError, match=r"^only binary networks fold to thresholds, got FloatNet"):
         fold(FloatMLP(ModelConfig(topology=(4, 3, 2), binary=False)))
     with pytest.raises(FoldError, match=r"^a network trained on float input \(--input none\) has no bit input"):
         fold(BinaryMLP(ModelConfig(topology=(4, 3, 2))), InputBinarization("none"))

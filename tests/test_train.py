@@ -97,7 +97,7 @@ def test_topology_must_match_data(tmp_path, mnist_dir):
     ({"loss": "mse"}, r"loss must be one of nll, hinge, not 'mse'"),
     ({"epochs": 0}, r"epochs must be a positive integer, not 0"),
     ({"input": "gray"}, r"input scheme must be one of 'threshold', 'probability', 'uint8', 'none', not 'gray'"),
-    ({"topology": "784-x"}, r"topology '784-x' does not parse"),
+    ({"topology": "784-x"}, r"topology '784-x', layer 1 \('x'\) does not parse"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=rf"^{message}"):
