@@ -320,3 +320,21 @@ def test_summary_of_a_cnn():
     assert dense["n_in"] == 80 and s["topology"] == "2x9x9-5c3p1-mp2-7-3"
     table = summary_table(net)
     assert "conv" in table and "AND" in table and "5x4x4" in table
+
+
+def test_the_toy_convolution_of_docs_formats_md(tmp_path):
+    w0 = np.array([[[1, 0], [1, 1], [0, 0]], [[1, 0], [0, 1], [1, 1]], [[0, 0], [1, 0], [0, 1]]])
+    w1 = 1 - w0
+    w1[1, 1] = [1, 1]
+    net = FoldedNetwork((ConvLayer(np.stack([w0, w1]), [10, 7], (2, 3, 3)),),
+                        OutputHead(np.array([[1, 0], [0, 1]]), [0, 1]))
+    assert net.spec == "2x3x3-2c3-2"
+    assert ["".join(map(str, r)) for r in net.layers[0].matrix] == ["101100100111001001", "010011011100110110"]
+    d = export(net, tmp_path / "toy")
+    assert (d / "weights.txt").read_text() == "100110100101100101111010010110010110\n1001\n"
+    assert (d / "thresholds.txt").read_text() == "10\n7\n0\n1\n"
+    assert (d / "rom/layer0.weights.mem").read_text() == "100100111001001101\n011011001110110010\n"
+    assert (d / "rom/layer0.thresholds.mem").read_text() == "0000000a\n00000007\n"
+    x = np.array([[int(c) for c in "101101100111001001"]], np.uint8)
+    r = infer(net, x, return_layers=True)
+    assert r.activations[0].ravel().tolist() == [1, 0] and r.scores.tolist() == [[2, -1]] and r.classes.tolist() == [0]
