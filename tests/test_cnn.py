@@ -338,3 +338,20 @@ def test_the_toy_convolution_of_docs_formats_md(tmp_path):
     x = np.array([[int(c) for c in "101101100111001001"]], np.uint8)
     r = infer(net, x, return_layers=True)
     assert r.activations[0].ravel().tolist() == [1, 0] and r.scores.tolist() == [[2, -1]] and r.classes.tolist() == [0]
+
+
+def test_cli_trains_folds_and_summarises_a_cnn(tmp_path, capsys, mnist_dir):
+    from bnncore.cli import main
+    data = ["--data-dir", str(mnist_dir.parent)]
+    assert main(["train", "--topology", "1x28x28-6c3p1-mp2-10", "--input", "uint8", "--pool-order", "before",
+                 "--epochs", "1", "--limit", "2000", "--val-size", "500", "-o", str(tmp_path / "run"), *data]) == 0
+    assert main(["fold", str(tmp_path / "run" / "best.pt"), "-o", str(tmp_path / "net"), *data]) == 0
+    out = capsys.readouterr().out
+    assert "0 class mismatches, 0 of 58,800,000 hidden bits differ" in out
+    assert load(tmp_path / "net").spec == "1x28x28-6c3p1-mp2-10"
+    assert main(["summary", str(tmp_path / "net")]) == 0
+    assert "conv/8b" in capsys.readouterr().out
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl")]) == 2
+    err = capsys.readouterr().err
+    assert "has convolution and pool layers; the accelerator generator builds dense networks" in err
+    assert not (tmp_path / "rtl").exists()
