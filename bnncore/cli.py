@@ -13,10 +13,13 @@ from pathlib import Path
 
 from . import __version__
 
+#: data.NAMES, spelt out so that `bnn --help` does not import NumPy (tests check they agree).
+DATASET_NAMES = ("mnist", "fashion-mnist", "cifar-10")
+
 log = logging.getLogger("bnncore")
 
 _TRAIN_HELP = {
-    "dataset": "dataset: mnist or fashion-mnist",
+    "dataset": "dataset: mnist, fashion-mnist or cifar-10",
     "topology": "layers, input to classes: sizes (784-1024-1024-10) or, for a CNN, CxHxW then convolutions "
                 "(32c3, 32c3p1: padding 1), max-pools (mp2) and sizes, e.g. 1x28x28-32c3-mp2-64c3-mp2-256-10",
     "input": "input: threshold, probability (1-bit), uint8 (the first layer sees raw pixels) or none "
@@ -29,7 +32,9 @@ _TRAIN_HELP = {
     "stochastic": "stochastic binary activations while training (hard-sigmoid probability)",
     "dropout_in": "dropout probability on the input while training",
     "dropout": "dropout probability on hidden activations while training",
-    "shift": "augmentation: translate training images by up to +-SHIFT pixels, resampled each epoch",
+    "shift": "augmentation: translate training images by up to +-SHIFT pixels (a random crop of the image "
+             "padded by SHIFT), resampled each epoch",
+    "flip": "augmentation: mirror training images left-right with probability 1/2 (CIFAR-style data)",
     "loss": "nll (LogSoftmax + NLL) or hinge (squared hinge, as BinaryNet)",
     "optimizer": "adam or sgd",
     "lr": "learning rate of the first epoch",
@@ -51,7 +56,7 @@ _TRAIN_HELP = {
 }
 
 
-_CHOICES = {"dataset": ("mnist", "fashion-mnist"), "input": ("threshold", "probability", "uint8", "none"),
+_CHOICES = {"dataset": DATASET_NAMES, "input": ("threshold", "probability", "uint8", "none"),
             "weight_scale": ("none", "filter", "layer"), "pool_order": ("after", "before"),
             "loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
             "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
@@ -147,7 +152,7 @@ def net_dataset(directory: Path) -> str:
     m = read_json_object(directory / "manifest.json", ExportError, f"{directory} is not a bnncore export directory")
     metadata = m.get("metadata")
     name = metadata.get("dataset") if isinstance(metadata, dict) else None
-    if name not in ("mnist", "fashion-mnist"):
+    if name not in DATASET_NAMES:
         raise ValueError(f"{directory / 'manifest.json'}: field 'metadata.dataset' does not name a dataset "
                          f"({name!r}); pass --dataset")
     return name
@@ -420,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy of a checkpoint (torch) or an export directory (golden model)")
     p.add_argument("target", type=Path, help="a best.pt/checkpoint.pt from `bnn train`, or a directory from `bnn fold`")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="dataset (default: the one the network was trained on)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_eval)
@@ -447,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pad-value", type=int, choices=(-1, 1), default=1,
                    help="the constant binary convolutions pad with (with a CNN topology)")
     p.add_argument("--level", type=int, default=128)
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="recorded in the manifest")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="recorded in the manifest")
     p.add_argument("-o", "--out", help="export directory to create")
     p.set_defaults(func=cmd_import)
 
@@ -480,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator")
     p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the network's")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--gap", type=_probability, default=0.0, help="probability of an idle input cycle, in [0, 1)")
     p.add_argument("--stall", type=_probability, default=0.0,
@@ -548,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="find, verify or download datasets")
     p.add_argument("action", choices=("fetch", "verify", "where"),
                    help="fetch: download and check md5; verify: check md5 of a local copy; where: print its folder")
-    p.add_argument("name", choices=("mnist", "fashion-mnist"))
+    p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--dest", help="fetch: download into DEST/<name> (default: the user cache)")
     p.add_argument("--mirror", action="append", metavar="URL",

@@ -1,7 +1,9 @@
-"""Datasets: IDX reader, data-directory resolution, download, split and input binarization.
+"""Datasets: IDX and CIFAR-10 readers, data-directory resolution, download, split and input
+binarization.
 
-The datasets are the standard IDX files of MNIST and Fashion-MNIST. Where they live is
-resolved in this order (first hit wins):
+The datasets are the standard IDX files of MNIST and Fashion-MNIST, and CIFAR-10's
+python-pickle batches (read with an unpickler that accepts nothing but NumPy arrays). Where
+they live is resolved in this order (first hit wins):
 
 1. the ``data_dir`` argument (``--data-dir`` on the command line),
 2. the ``BNN_DATA_DIR`` environment variable,
@@ -10,7 +12,8 @@ resolved in this order (first hit wins):
 4. ``/usr/share/datasets`` (Debian's ``dataset-fashion-mnist`` installs there).
 
 Each location holds one folder per dataset (``<dir>/mnist``, ``<dir>/fashion-mnist``) with
-the four files, gzipped or not.
+the four files, gzipped or not, and ``<dir>/cifar-10`` with ``cifar-10-python.tar.gz`` or
+its extracted ``cifar-10-batches-py/``. Images are flat uint8 arrays in (y, x, channel) order.
 
 Input binarization turns a uint8 image into the +-1 vector the first binary layer sees. A
 pixel bit of 1 means +1. The schemes:
@@ -29,9 +32,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
+import pickle
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -152,15 +158,105 @@ DATASETS = {
 }
 
 
-#: Classes of every dataset here (MNIST digits, Fashion-MNIST articles).
+#: Classes of every dataset here (MNIST digits, Fashion-MNIST articles, CIFAR-10 objects).
 N_CLASSES = 10
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """CIFAR-10's batches are Python pickles; a pickle can run any code it names. Only the
+    names a NumPy array needs are allowed, so a tampered file is an error, not an exploit."""
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a CIFAR-10 batch")
+
+
+class Cifar10:
+    """CIFAR-10 as published: the python-pickle batches (``data_batch_1`` .. ``data_batch_5``,
+    ``test_batch``), extracted into ``<dir>/cifar-10/cifar-10-batches-py/`` or as the archive
+    ``<dir>/cifar-10/cifar-10-python.tar.gz``. Images are returned flat in (y, x, channel)
+    order, (N, 32 * 32 * 3), the order of every other stage."""
+    name = "cifar-10"
+    shape = (3, 32, 32)
+    archive = "cifar-10-python.tar.gz"
+    md5 = "c58f30108f718f92721af3b95e74349a"
+    mirrors = ("https://www.cs.toronto.edu/~kriz/",)
+    folder = "cifar-10-batches-py"
+    train = tuple(f"data_batch_{i}" for i in range(1, 6))
+    test = "test_batch"
+
+    @classmethod
+    def missing(cls, folder: Path) -> list:
+        if (folder / cls.archive).is_file():
+            return []
+        return [n for n in cls.train + (cls.test,) if not (folder / cls.folder / n).is_file()]
+
+    @classmethod
+    def _batches(cls, folder: Path) -> dict:
+        """{batch name: (path for messages, raw bytes)}."""
+        if (folder / cls.folder).is_dir() and not cls.missing_extracted(folder):
+            return {n: (folder / cls.folder / n, (folder / cls.folder / n).read_bytes()) for n in cls.train + (cls.test,)}
+        path = folder / cls.archive
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                out = {}
+                for n in cls.train + (cls.test,):
+                    member = tar.extractfile(f"{cls.folder}/{n}")
+                    if member is None:
+                        raise KeyError(n)
+                    out[n] = (Path(f"{path}:{cls.folder}/{n}"), member.read())
+                return out
+        except KeyError as e:
+            raise DataError(f"{path}: has no {cls.folder}/{e.args[0]}") from None
+        except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: not a readable tar.gz archive ({e})") from None
+
+    @classmethod
+    def missing_extracted(cls, folder: Path) -> list:
+        return [n for n in cls.train + (cls.test,) if not (folder / cls.folder / n).is_file()]
+
+    @staticmethod
+    def _batch(where: Path, raw: bytes):
+        try:
+            d = _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as e:
+            raise DataError(f"{where}: not a CIFAR-10 batch ({e})") from None
+        if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+            raise DataError(f"{where}: not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
+        data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise DataError(f"{where}: field b'data' must be uint8 (N, 3072), found {data.dtype} {data.shape}")
+        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{where}: field b'labels' must be {len(data)} integers, found {labels.dtype} {labels.shape}")
+        bad = np.flatnonzero((labels < 0) | (labels >= N_CLASSES))
+        if len(bad):
+            raise DataError(f"{where}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range: "
+                            f"CIFAR-10 has classes 0 to {N_CLASSES - 1}")
+        # stored as (N, channel, y, x) planes; every stage here reads (y, x, channel)
+        hwc = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1).reshape(len(data), -1)
+        return np.ascontiguousarray(hwc), labels.astype(np.uint8)
+
+    @classmethod
+    def load(cls, folder: Path) -> dict:
+        batches = cls._batches(folder)
+        train = [cls._batch(*batches[n]) for n in cls.train]
+        test = cls._batch(*batches[cls.test])
+        return {"train_images": np.concatenate([t[0] for t in train]), "train_labels": np.concatenate([t[1] for t in train]),
+                "test_images": test[0], "test_labels": test[1]}
+
+
+#: Every dataset name, the IDX ones and CIFAR-10.
+NAMES = tuple(DATASETS) + (Cifar10.name,)
 
 
 def _dataset_spec(name: str) -> _Spec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(f"unknown dataset {name!r}, expected one of {', '.join(DATASETS)}") from None
+        raise DataError(f"unknown dataset {name!r}, expected one of {', '.join(NAMES)}") from None
 
 
 def cache_dir() -> Path:
@@ -191,11 +287,16 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
 
     An explicitly given ``data_dir`` must hold the dataset: it is not silently skipped.
     """
-    spec = _dataset_spec(name)
+    if name == Cifar10.name:
+        missing_in = lambda folder: Cifar10.missing(folder) and [Cifar10.archive + " (or the extracted " + \
+                                                                 Cifar10.folder + "/)"]
+    else:
+        spec = _dataset_spec(name)
+        missing_in = lambda folder: [f.name for f in spec.files.values() if _file_in(folder, f) is None]
     tried = []
     for i, base in enumerate(search_dirs(data_dir)):
         folder = base / name
-        missing = [f.name for f in spec.files.values() if _file_in(folder, f) is None]
+        missing = missing_in(folder)
         if not missing:
             return folder
         tried.append(f"  {folder}: missing {', '.join(missing)}")
@@ -208,7 +309,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset split into train / validation / test, images as uint8 (N, 784)."""
+    """A dataset split into train / validation / test, images as uint8 (N, pixels), each image
+    flat in (y, x, channel) order; ``shape`` is (channels, height, width)."""
     name: str
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -216,6 +318,7 @@ class Dataset:
     val_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    shape: tuple = (1, 28, 28)
 
     def __repr__(self):
         return (f"Dataset({self.name!r}, train={len(self.train_labels)}, val={len(self.val_labels)}, "
@@ -224,8 +327,10 @@ class Dataset:
 
 def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Path | None = None) -> Dataset:
     """Load a dataset; the last ``val_size`` training images become the validation set."""
-    spec = _dataset_spec(name)
     folder = folder or find_dataset_dir(name, data_dir)
+    if name == Cifar10.name:
+        return _split(name, Cifar10.load(folder), val_size, Cifar10.shape)
+    spec = _dataset_spec(name)
     arrays = {}
     for role, f in spec.files.items():
         path = _file_in(folder, f)
@@ -238,19 +343,29 @@ def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Pat
         if len(bad):
             raise DataError(f"{_file_in(folder, spec.files[role])}: label {int(arrays[role][bad[0]])} at index "
                             f"{int(bad[0])} is out of range: {name} has classes 0 to {N_CLASSES - 1}")
+    return _split(name, arrays, val_size, (1, 28, 28))
+
+
+def _split(name, arrays, val_size, shape) -> Dataset:
     n_train = len(arrays["train_labels"])
     if not 0 <= val_size < n_train:
         raise DataError(f"val_size must be in [0, {n_train}), not {val_size}")
     cut = n_train - val_size
     ti, tl = arrays["train_images"].reshape(n_train, -1), arrays["train_labels"]
     return Dataset(name, ti[:cut], tl[:cut], ti[cut:], tl[cut:],
-                   arrays["test_images"].reshape(len(arrays["test_labels"]), -1), arrays["test_labels"])
+                   arrays["test_images"].reshape(len(arrays["test_labels"]), -1), arrays["test_labels"], shape)
 
 
 def verify(name: str, data_dir=None) -> dict:
     """Check the md5 of every file's decompressed content; return {file: 'ok' | reason}."""
-    spec = _dataset_spec(name)
     folder = find_dataset_dir(name, data_dir)
+    if name == Cifar10.name:
+        path = folder / Cifar10.archive
+        if not path.is_file():
+            return {str(folder / Cifar10.folder): "extracted batches: no archive to check (loads if well-formed)"}
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        return {str(path): "ok" if digest == Cifar10.md5 else f"md5 {digest}, expected {Cifar10.md5}"}
+    spec = _dataset_spec(name)
     result = {}
     for f in spec.files.values():
         path = _file_in(folder, f)
@@ -282,6 +397,8 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
     (or, for a re-compressed copy, the md5 of its content), and only then renamed into place: a corrupt or interrupted download leaves nothing behind.
     Files already present with the right content are kept.
     """
+    if name == Cifar10.name:
+        return _fetch_cifar10(Path(dest if dest is not None else cache_dir()) / name, mirrors, timeout, log)
     spec = _dataset_spec(name)
     folder = Path(dest if dest is not None else cache_dir()) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -315,6 +432,33 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
         else:
             raise DataError(f"could not download {f.name}.gz for {name}:\n" + "\n".join(errors))
     return folder
+
+
+def _fetch_cifar10(folder: Path, mirrors, timeout, log) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Cifar10.archive
+    if target.is_file() and hashlib.md5(target.read_bytes()).hexdigest() == Cifar10.md5:
+        log(f"{target}: present, md5 ok")
+        return folder
+    errors = []
+    for mirror in tuple(mirrors) if mirrors else Cifar10.mirrors:
+        url = mirror.rstrip("/") + "/" + Cifar10.archive
+        fd, tmp = tempfile.mkstemp(prefix=f".{Cifar10.archive}.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                shutil.copyfileobj(r, out)
+            digest = hashlib.md5(Path(tmp).read_bytes()).hexdigest()
+            if digest != Cifar10.md5:
+                raise DataError(f"md5 {digest} of the download, expected {Cifar10.md5}")
+            os.replace(tmp, target)
+            log(f"{target}: downloaded from {url}, md5 ok")
+            return folder
+        except (OSError, urllib.error.URLError, DataError) as e:
+            errors.append(f"  {url}: {e}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise DataError(f"could not download {Cifar10.archive}:\n" + "\n".join(errors))
 
 
 # --- Input binarization ---------------------------------------------------------------------

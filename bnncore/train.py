@@ -60,6 +60,7 @@ class TrainConfig:
     dropout_in: float = 0.0
     dropout: float = 0.0
     shift: int = 0                      # augmentation: random translation by up to +-shift pixels
+    flip: bool = False                  # augmentation: random horizontal flips (CIFAR-style data)
     loss: str = "nll"                   # nll (LogSoftmax + NLL, as the seeds) | hinge (squared, BinaryNet)
     optimizer: str = "adam"             # adam | sgd
     lr: float = 0.01
@@ -141,19 +142,31 @@ def input_tensor(images, binarization: InputBinarization, *, generator=None, dev
     return bits.float() * 2.0 - 1.0
 
 
-def random_shift(images: torch.Tensor, shift: int, generator) -> torch.Tensor:
-    """Translate each uint8 image (N, side*side) by its own random (dy, dx) in [-shift, shift],
-    filling with 0 (background)."""
+def random_shift(images: torch.Tensor, shift: int, generator, shape=None) -> torch.Tensor:
+    """Translate each uint8 image (N, pixels; flat (y, x, channel)) by its own random (dy, dx)
+    in [-shift, shift], filling with 0: a random crop of the image padded by ``shift``.
+    ``shape``: (channels, height, width); default: square single-channel images."""
     n, pixels = images.shape
-    side = int(round(pixels ** 0.5))
-    if side * side != pixels:
-        raise ValueError(f"shift augmentation needs square images, not {pixels} pixels")
-    padded = torch.nn.functional.pad(images.view(n, side, side), (shift, shift, shift, shift))
+    if shape is None:
+        side = int(round(pixels ** 0.5))
+        if side * side != pixels:
+            raise ValueError(f"shift augmentation needs square images or a shape, not {pixels} pixels")
+        shape = (1, side, side)
+    c, h, w = shape
+    padded = torch.nn.functional.pad(images.view(n, h, w, c), (0, 0, shift, shift, shift, shift))
     offs = torch.randint(0, 2 * shift + 1, (2, n), generator=generator, device=images.device)
-    ar = torch.arange(side, device=images.device)
-    rows = (offs[0][:, None] + ar)[:, :, None]
-    cols = (offs[1][:, None] + ar)[:, None, :]
+    rows = (offs[0][:, None] + torch.arange(h, device=images.device))[:, :, None]
+    cols = (offs[1][:, None] + torch.arange(w, device=images.device))[:, None, :]
     return padded[torch.arange(n, device=images.device)[:, None, None], rows, cols].reshape(n, pixels)
+
+
+def random_flip(images: torch.Tensor, generator, shape) -> torch.Tensor:
+    """Mirror each uint8 image (N, pixels; flat (y, x, channel)) left-right with probability 1/2."""
+    n = len(images)
+    c, h, w = shape
+    x = images.view(n, h, w, c)
+    flip = torch.rand(n, generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(2), x).reshape(n, -1)
 
 
 # --- Checkpoints ----------------------------------------------------------------------------
@@ -277,7 +290,11 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
         progress = os.isatty(2)
 
     ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
-    n_in = parse(cfg.topology).n_inputs
+    topo = parse(cfg.topology)
+    n_in = topo.n_inputs
+    if len(topo.in_shape) == 3 and tuple(topo.in_shape) != tuple(ds.shape):
+        raise ValueError(f"topology {cfg.topology} expects {'x'.join(map(str, topo.in_shape))} images, but "
+                         f"{cfg.dataset} images are {'x'.join(map(str, ds.shape))} (channels x height x width)")
     n_classes = parse(cfg.topology).classes
     if ds.train_images.shape[1] != n_in:
         raise ValueError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
@@ -292,7 +309,7 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
     train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
     train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)
     raw_train = torch.as_tensor(train_images).to(device)
-    fixed = binz.scheme != "probability" and not cfg.shift
+    fixed = binz.scheme != "probability" and not cfg.shift and not cfg.flip
     fixed_train = input_tensor(train_images, binz, device=device) if fixed else None
     val_x, test_x = (input_tensor(a, binz, device=device) for a in (ds.val_images, ds.test_images))
     val_y, test_y = (torch.as_tensor(a).long().to(device) for a in (ds.val_labels, ds.test_labels))
@@ -335,7 +352,9 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
             for i in range(0, n, cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
                 if fixed_train is None:
-                    raw = random_shift(raw_train[idx], cfg.shift, gen) if cfg.shift else raw_train[idx]
+                    raw = random_shift(raw_train[idx], cfg.shift, gen, ds.shape) if cfg.shift else raw_train[idx]
+                    if cfg.flip:
+                        raw = random_flip(raw, gen, ds.shape)
                     x = input_tensor(raw, binz, generator=gen if binz.scheme == "probability" else None,
                                      device=device)
                 else:

@@ -106,7 +106,7 @@ def test_explicit_data_dir_must_hold_dataset(tmp_path, monkeypatch):
 
 
 def test_unknown_dataset():
-    with pytest.raises(DataError, match=r"^unknown dataset 'cifar', expected one of mnist, fashion-mnist$"):
+    with pytest.raises(DataError, match=r"^unknown dataset 'cifar', expected one of mnist, fashion-mnist, cifar-10$"):
         data.find_dataset_dir("cifar")
 
 
@@ -175,3 +175,75 @@ def test_threshold_bits():
 def test_binarization_validation(kwargs, message):
     with pytest.raises(ValueError, match=rf"^{message}$"):
         InputBinarization(**kwargs)
+
+
+# --- CIFAR-10, on files generated in its format --------------------------------------------
+
+def _cifar_batch(n, seed):
+    import pickle
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3072)).astype(np.uint8)
+    labels = rng.integers(0, 10, n).tolist()
+    return data, labels, pickle.dumps({b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": []})
+
+
+def _make_cifar(folder, n=20, archive=False):
+    import io
+    import tarfile
+    batches = {name: _cifar_batch(n, i) for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"])}
+    if archive:
+        folder.mkdir(parents=True)
+        with tarfile.open(folder / "cifar-10-python.tar.gz", "w:gz") as tar:
+            for name, (_, _, raw) in batches.items():
+                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+    else:
+        (folder / "cifar-10-batches-py").mkdir(parents=True)
+        for name, (_, _, raw) in batches.items():
+            (folder / "cifar-10-batches-py" / name).write_bytes(raw)
+    return batches
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_cifar10_loader(tmp_path, archive):
+    from bnncore.data import load_dataset
+    batches = _make_cifar(tmp_path / "cifar-10", archive=archive)
+    ds = load_dataset("cifar-10", tmp_path, val_size=10)
+    assert ds.shape == (3, 32, 32) and ds.train_images.shape == (90, 3072) and ds.test_images.shape == (20, 3072)
+    data, labels, _ = batches["data_batch_1"]
+    # (channel, y, x) planes in the file; (y, x, channel) here: pixel (y=1, x=2), green
+    assert ds.train_images[0, (1 * 32 + 2) * 3 + 1] == data[0, 1024 + 1 * 32 + 2]
+    assert ds.train_labels[:20].tolist() == labels
+    assert ds.test_labels.tolist() == batches["test_batch"][1]
+
+
+def test_cifar10_refuses_pickles_that_run_code(tmp_path):
+    import pickle
+    from bnncore.data import DataError, load_dataset
+    _make_cifar(tmp_path / "cifar-10")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    (tmp_path / "cifar-10" / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps({b"data": Evil()}))
+    with pytest.raises(DataError, match=r"data_batch_3: not a CIFAR-10 batch \(refusing to load builtins.print"):
+        load_dataset("cifar-10", tmp_path)
+
+
+def test_cifar10_bad_labels_and_missing(tmp_path):
+    import pickle
+    from bnncore.data import DataError, load_dataset
+    with pytest.raises(DataError, match=r"(?s)dataset 'cifar-10' not found.*missing cifar-10-python.tar.gz"):
+        load_dataset("cifar-10", tmp_path)
+    _make_cifar(tmp_path / "cifar-10")
+    path = tmp_path / "cifar-10" / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 10]}))
+    with pytest.raises(DataError, match=r"test_batch: label 10 at index 1 is out of range"):
+        load_dataset("cifar-10", tmp_path)
+
+
+def test_cli_dataset_names_are_the_data_modules():
+    from bnncore.cli import DATASET_NAMES
+    from bnncore.data import NAMES
+    assert DATASET_NAMES == NAMES
