@@ -53,11 +53,17 @@ _TRAIN_HELP = {
     "pool_order": "max-pool after the sign (after: a pool of bits, OR) or before BatchNorm (before: FINN's "
                   "order; AND for channels of negative BatchNorm scale)",
     "pad_value": "the constant binary convolutions pad with: 1 (+1, as Larq) or -1 (0 is not a binary value)",
+    "binary_act": "ResNet topologies (3x32x32-resnet20-10): binary activations (default there: float, ReLU)",
+    "input_scaling": "ResNet with --binary-act: XNOR-Net's input scaling K (mean |x| per window; does not fold)",
+    "precision": "float networks: fw32bw32, fw16bw32 (16-bit forward pass, float32 weights and updates) or "
+                 "fw16bw16 (weights, activations and gradients 16-bit)",
+    "half": "the 16-bit type of --precision: float16 (IEEE binary16, as NumPy's) or bfloat16",
 }
 
 
 _CHOICES = {"dataset": DATASET_NAMES, "input": ("threshold", "probability", "uint8", "none"),
             "weight_scale": ("none", "filter", "layer"), "pool_order": ("after", "before"),
+            "precision": ("fw32bw32", "fw16bw32", "fw16bw16"), "half": ("float16", "bfloat16"),
             "loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
             "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
 

@@ -56,6 +56,8 @@ class Experiment:
     report: object               # (experiment, results, mode, out_dir) -> markdown
     seeds: dict = field(default_factory=lambda: {"quick": 1, "full": 3, "tiny": 1})
     sequential: bool = False     # timing experiments: one run at a time, all cores to it
+    datasets: tuple = ()         # the first one found is passed to plan(..., dataset=, mode=)
+    limits: dict = field(default_factory=dict)   # mode -> training images per run (0 or absent: all)
 
 
 def _runs(groups: dict, seeds: int, epochs: int, **common) -> list:
@@ -103,6 +105,52 @@ def _plan_fashion(epochs, seeds):
         groups[f"{topo} binary deterministic"] = {"topology": topo}
         groups[f"{topo} binary stochastic"] = {"topology": topo, "stochastic": True}
     return _runs(groups, seeds, epochs, dataset="fashion-mnist")
+
+
+# seed 003: a float CNN (12 3x3 filters, ReLU, 2x2 max-pool, dense + softmax), plain
+# mini-batch gradient descent, batch 128, lr 0.01, 10,000 training images
+SEED003_CNN = "1x28x28-12c3-mp2-10"
+SEED003_FLOAT = {"topology": SEED003_CNN, "binary": False, "batchnorm": False, "input": "none", "optimizer": "sgd",
+                 "lr": 0.01, "schedule": "const"}
+DEEP_CNN = "1x28x28-32c3p1-mp2-64c3p1-mp2-256-10"
+
+
+def _plan_cnn(epochs, seeds):
+    return _runs({
+        "float CNN (seed 003's)": {**SEED003_FLOAT, "batch_size": 128, "limit": 10000},
+        "binary CNN, same topology": {"topology": SEED003_CNN, "pool_order": "before", "batch_size": 128,
+                                      "limit": 10000},
+        "deeper binary CNN, full training set": {"topology": DEEP_CNN, "pool_order": "before", "shift": 2,
+                                                 "dropout": 0.2, "schedule": "cosine", "lr_end": 1e-5},
+    }, seeds, epochs)
+
+
+def _plan_precision(epochs, seeds):
+    common = {**SEED003_FLOAT, "batch_size": 100, "limit": 2000}
+    groups = {"fw32bw32": {"precision": "fw32bw32"}}
+    for half in ("float16", "bfloat16"):
+        for p in ("fw16bw32", "fw16bw16"):
+            groups[f"{p} {half}"] = {"precision": p, "half": half}
+    return _runs(groups, seeds, epochs, **common)
+
+
+RESNET_DEPTHS = {"quick": (14, 32), "full": (14, 32, 110), "tiny": (14,)}
+_SHAPES = {"cifar-10": "3x32x32", "fashion-mnist": "1x28x28"}
+
+
+def _plan_resnet(epochs, seeds, dataset="fashion-mnist", mode="quick"):
+    groups = {}
+    for d in RESNET_DEPTHS[mode]:
+        topo = f"{_SHAPES[dataset]}-resnet{d}-10"
+        common = {"dataset": dataset, "topology": topo, "input": "none", "optimizer": "sgd", "momentum": 0.9,
+                  "lr": 0.1, "lr_end": 1e-3, "schedule": "cosine", "batch_size": 128,
+                  "shift": 4 if dataset == "cifar-10" else 2, "flip": dataset == "cifar-10"}
+        groups[f"ResNet-{d} float"] = {**common, "binary": False}
+        groups[f"ResNet-{d} XNOR-Net weights"] = {**common, "weight_scale": "filter"}
+        groups[f"ResNet-{d} DoReFa weights"] = {**common, "weight_scale": "layer"}
+        groups[f"ResNet-{d} binary weights and activations"] = {**common, "weight_scale": "filter",
+                                                                "binary_act": True, "input_scaling": True}
+    return _runs(groups, seeds, epochs)
 
 
 # --- results --------------------------------------------------------------------------------
@@ -238,6 +286,87 @@ def _report_fashion(exp, results, mode, out):
     return lines + ["", "![curves](curves.png)"]
 
 
+def _report_cnn(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", "MNIST: seed 003's CNN, float and binary, and a deeper binary CNN")
+    seed = {"float CNN (seed 003's)": "about 75% after epoch 2 (text); 20-epoch curves in figures only"}
+    lines = _accuracy_table(groups, seed, "seed 003")
+    lines += ["", "Test accuracy on all 10,000 test images (seed 003: 1,000). The float CNN is seed 003's: "
+              f"`{SEED003_CNN}` without BatchNorm, plain SGD at lr 0.01, batch 128, the first 10,000 training "
+              "images. Its binary version keeps the topology (binary weights and activations, BatchNorm, the "
+              f"max-pool before it, Adam); the deeper one is `{DEEP_CNN}` on the whole training set with random "
+              "shifts of up to 2 pixels. Binary runs are folded and their integer networks evaluated by the "
+              "golden model.", "", "![curves](curves.png)"]
+    return lines
+
+
+#: seed 003's table: (time, then train and test "loss / acc" at epochs 1, 5, 10)
+SEED_PRECISION = {
+    "fw32bw32": ("61.89 min", "4.89 / 0.42", "1.17 / 0.61", "0.70 / 0.78", "0.78 / 0.82", "0.58 / 0.82", "0.73 / 0.74"),
+    "fw16bw32": ("62.27 min", "4.46 / 0.40", "1.04 / 0.68", "0.73 / 0.77", "0.73 / 0.83", "0.54 / 0.84", "0.64 / 0.77"),
+    "fw16bw16": ("57.02 min", "4.00 / 0.45", "0.96 / 0.72", "0.67 / 0.79", "0.60 / 0.85", "0.51 / 0.83", "0.51 / 0.86"),
+}
+
+
+def _report_precision(exp, results, mode, out):
+    groups = _by_group(results)
+    _plot_curves(groups, out / "curves.png", f"{SEED003_CNN} on 2,000 MNIST images: 16-bit training")
+    _plot_curves(groups, out / "loss.png", "training loss", key="loss", ylabel="training loss (x100)")
+    marks = [e for e in (1, 5, 10) if e <= exp.epochs[mode]]
+    head = "| run | 16-bit type | total time (seed / ours) | " + " | ".join(
+        f"epoch {e} train loss / acc | epoch {e} test loss / acc" for e in marks) + " |"
+    lines = [head, "|" + "---|" * (3 + 2 * len(marks))]
+    for name, runs in groups.items():
+        kind = name.split()[0]
+        seed = SEED_PRECISION.get(kind, ("—",) * 7)
+        half = "—" if kind == "fw32bw32" else runs[0]["config"]["half"]
+        cells = [name, half, f"{seed[0]} / {_stat([r['total_seconds'] for r in runs])} s"]
+        for i, e in enumerate(marks):
+            ep = lambda key: _stat([r["epochs"][e - 1][key] for r in runs])
+            acc = lambda key: _stat([r["epochs"][e - 1][key] for r in runs])
+            cells.append(f"seed {seed[1 + 2 * i]}; ours {ep('loss')} / {acc('train_acc')}")
+            cells.append(f"seed {seed[2 + 2 * i]}; ours {ep('test_loss')} / {acc('test_acc')}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Seed 003 trained its NumPy CNN (float64 by default) in 16-bit NumPy floats, IEEE binary16. "
+              "The rows with `float16` use the same type in torch on the CPU; the rows with `bfloat16` use the "
+              "16-bit type CPUs accelerate for training (bfloat16 keeps float32's exponent range, so nothing "
+              "underflows; float16 keeps more mantissa bits). fw16bw32: the forward pass in 16 bits "
+              "(torch.autocast), weights, gradients and updates in float32; fw16bw16: weights, activations and "
+              "gradients all 16-bit. Same network and settings as the seed (no BatchNorm, plain SGD at lr 0.01, "
+              "batch 100, 2,000 training images); our test figures are on all 10,000 test images "
+              "(the seed's on 500).", "", "![accuracy](curves.png)"]
+    return lines
+
+
+#: seed 004, tables 3.1 and 3.2 (CIFAR-10, lr 0.1; 15 epochs for n = 2 and 5, 20 for n = 18)
+SEED_RESNET = {
+    "ResNet-14 float": "0.80", "ResNet-32 float": "0.82", "ResNet-110 float": "0.84",
+    "ResNet-14 XNOR-Net weights": "0.77", "ResNet-32 XNOR-Net weights": "0.81", "ResNet-110 XNOR-Net weights": "0.82",
+    "ResNet-14 DoReFa weights": "0.77 (0.78 at 25 epochs)", "ResNet-32 DoReFa weights": "0.75 (0.80 at 40)",
+    "ResNet-110 DoReFa weights": "0.79 (0.80 at 40)",
+    "ResNet-14 binary weights and activations": "learned only in the first few rounds",
+    "ResNet-32 binary weights and activations": "did not learn (from 3 blocks on)",
+    "ResNet-110 binary weights and activations": "did not learn",
+}
+
+
+def _report_resnet(exp, results, mode, out):
+    groups = _by_group(results)
+    dataset = results[0]["config"]["dataset"] if results else "?"
+    _plot_curves(groups, out / "curves.png", f"{dataset}: ResNet-(6n+2) with binary weights")
+    lines = _accuracy_table(groups, SEED_RESNET, "seed 004 (CIFAR-10)")
+    where = ("CIFAR-10, as seed 004" if dataset == "cifar-10" else
+             "**Fashion-MNIST**: CIFAR-10 was not found in the data directories (`bnn data fetch cifar-10` "
+             "downloads it), so these numbers are not comparable with the seed's CIFAR-10 column")
+    lines += ["", f"Dataset: {where}. He et al.'s CIFAR ResNet (option A shortcuts); the first convolution and "
+              "the classifier stay float. XNOR-Net weights: sign(W) times the mean |W| per output channel; "
+              "DoReFa: times one mean |W| per layer; binary weights and activations: XNOR-Net's, with the "
+              "input scaling K. SGD with momentum 0.9 at lr 0.1, cosine to 0.001, batch 128, random crops"
+              + (" and flips" if dataset == "cifar-10" else "") + ". These networks train in torch; residual "
+              "networks do not fold to XNOR-popcount thresholds.", "", "![curves](curves.png)"]
+    return lines
+
+
 EXPERIMENTS = {e.name: e for e in (
     Experiment("input-binarization", "seed 001, section 5.1.3 (table 5.7)",
                "non-binarized (float) vs threshold vs probability input", {"quick": 3, "full": 50, "tiny": 1},
@@ -256,7 +385,18 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("fashion", "seed 002, section IV (tables A-D)",
                "784-128-10 and 784-1024-10 on Fashion-MNIST: binary vs non-binary, deterministic vs stochastic",
                {"quick": 5, "full": 200, "tiny": 1}, _plan_fashion, _report_fashion),
+    Experiment("cnn", "seed 003, section 1 (the CNN and its Keras comparison)",
+               "seed 003's float CNN beside its binarized version and a deeper binary CNN on the full set",
+               {"quick": 3, "full": 20, "tiny": 1}, _plan_cnn, _report_cnn),
+    Experiment("cnn-precision", "seed 003, section 3 (the precision table)",
+               "fw32bw32, fw16bw32 and fw16bw16 training of seed 003's CNN: time, loss and accuracy at epochs 1, 5, 10",
+               {"quick": 10, "full": 10, "tiny": 1}, _plan_precision, _report_precision, sequential=True),
+    Experiment("binary-resnet", "seed 004, section 3.1 (tables 3.1, 3.2)",
+               "ResNet-(6n+2) with XNOR-Net and DoReFa binary weights, and with binary weights and activations",
+               {"quick": 3, "full": 15, "tiny": 1}, _plan_resnet, _report_resnet,
+               datasets=("cifar-10", "fashion-mnist"), limits={"quick": 10000}),
 )}
+
 
 
 # --- execution ------------------------------------------------------------------------------
@@ -269,7 +409,7 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
     from .data import load_dataset
     from .train import TrainConfig, load_checkpoint, train
     out = Path(run_dir)
-    cfg = TrainConfig(**run["config"], **({"limit": 1000} if tiny else {}))
+    cfg = TrainConfig(**{**run["config"], **({"limit": 1000} if tiny else {})})
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
     metrics = train(cfg, out, data_dir=data_dir, resume=True, progress=False)
@@ -282,7 +422,7 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
               "total_seconds": sum(e["seconds"] for e in epochs),
               "wall_seconds": time.perf_counter() - t0,
               "folded_acc": None, "fold_mismatches": None}
-    if cfg.binary and cfg.input != "none":
+    if cfg.foldable:
         from .fold import fold_with_report, verify
         model, cfg_b, _ = load_checkpoint(out / "best.pt")
         net, _ = fold_with_report(model, cfg_b.binarization())
@@ -295,6 +435,24 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
     return result
 
 
+def _plan(exp: Experiment, mode: str, data_dir) -> list:
+    """The runs of ``exp`` in ``mode``: on the first of its datasets that is present, with the
+    mode's training-image limit."""
+    if exp.datasets:
+        from .data import DataError, find_dataset_dir
+        for dataset in exp.datasets:
+            try:
+                find_dataset_dir(dataset, data_dir)
+                break
+            except DataError:
+                continue
+        runs = exp.plan(exp.epochs[mode], exp.seeds[mode], dataset=dataset, mode=mode)
+    else:
+        runs = exp.plan(exp.epochs[mode], exp.seeds[mode])
+    limit = exp.limits.get(mode)
+    return [Run(r.key, r.group, {**r.config, "limit": limit}) if limit else r for r in runs]
+
+
 def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiments", data_dir=None,
                    jobs: int | None = None, progress: bool | None = None) -> dict:
     """Run (or resume) experiment ``name``; write its table, JSON and plots; return the summary."""
@@ -305,7 +463,7 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     exp = EXPERIMENTS[name]
     out = Path(out_root) / name
-    runs = exp.plan(exp.epochs[mode], exp.seeds[mode])
+    runs = _plan(exp, mode, data_dir)
     cores = os.cpu_count() or 1
     jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))
     threads = max(1, cores // jobs)

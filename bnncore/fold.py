@@ -254,6 +254,9 @@ def fold_with_report(model: BinaryNet, input=InputBinarization()):
     """Fold a binary MLP or CNN into a :class:`FoldedNetwork`; also return a :class:`FoldReport`.
 
     ``input``: the InputBinarization it was trained with (or the network's InputScheme)."""
+    if type(model).__name__ == "ResNet":
+        raise FoldError("a residual network (bnncore.resnet) trains and evaluates in torch: its float shortcuts, "
+                        "average pooling and float first and last layers do not fold to XNOR-popcount thresholds")
     if not isinstance(model, BinaryNet):
         raise FoldError(f"only binary networks fold to thresholds, got {type(model).__name__} "
                         "(a float baseline trained with --no-binary?)")
@@ -261,9 +264,6 @@ def fold_with_report(model: BinaryNet, input=InputBinarization()):
     if model.cfg.raw_input != (scheme.scheme == "uint8"):
         raise FoldError(f"the model was built for {'uint8' if model.cfg.raw_input else '1-bit'} input, "
                         f"not {scheme.scheme!r}")
-    if getattr(model.cfg, "input_scaling", False):
-        raise FoldError("XNOR-Net's input scaling K depends on each input window's mean |x|: it is not an "
-                        "XNOR-popcount and does not fold to thresholds (train without it to fold)")
     layers, reports, shape, index = [], [], model.in_shape, 0
     for block in model.blocks:
         in_bits = scheme.value_bits if index == 0 else 1

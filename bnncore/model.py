@@ -58,6 +58,8 @@ class ModelConfig:
     pool_order: str = "after"    # after (conv-BN-sign-pool) | before (conv-pool-BN-sign)
     pad_value: int = 1           # +1 or -1: the constant binary convolutions pad with
     raw_input: bool = False      # the first layer sees pixels 0..255 (--input uint8)
+    binary_act: bool = False     # ResNet only: binary activations (float by default there)
+    input_scaling: bool = False  # ResNet with binary activations: XNOR-Net's K (does not fold)
 
     def __post_init__(self):
         t = parse(self.topology)
@@ -70,6 +72,11 @@ class ModelConfig:
             raise ValueError(f"weight scale must be one of {', '.join(WEIGHT_SCALES)}, not {self.weight_scale!r}")
         if self.pool_order not in POOL_ORDERS:
             raise ValueError(f"pool order must be one of {', '.join(POOL_ORDERS)}, not {self.pool_order!r}")
+        if (self.binary_act or self.input_scaling) and t.resnet is None:
+            raise ValueError("binary_act and input_scaling choose a ResNet's activations (topology CxHxW-resnet<d>-<classes>); "
+                             "other binary networks always have binary activations")
+        if self.input_scaling and not self.binary_act:
+            raise ValueError("input_scaling (XNOR-Net's K) scales binary activations: it needs binary_act")
         if self.pad_value not in (-1, 1):
             raise ValueError(f"pad value must be -1 or +1, not {self.pad_value!r}: a binary layer cannot pad with 0, "
                              "which is neither +1 nor -1 (the folded network and the hardware see only bits)")
@@ -272,4 +279,11 @@ BinaryMLP, FloatMLP = BinaryNet, FloatNet
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
+    t = cfg.parsed
+    if t.resnet is not None:
+        from .resnet import ResNet
+        model = ResNet(t.in_shape, t.resnet.depth, t.classes, binary=cfg.binary,
+                       scale=cfg.weight_scale, binary_act=cfg.binary_act, input_scaling=cfg.input_scaling)
+        model.cfg = cfg
+        return model
     return BinaryNet(cfg) if cfg.binary else FloatNet(cfg)

@@ -7,6 +7,9 @@ A convolutional topology starts with the input shape ``CxHxW``, then layers sepa
     pads 1 position on each side (with the constant pad value, see ``--pad-value``).
 ``mp2``
     2x2 max-pool, stride 2; a trailing row or column that does not fill a window is dropped.
+``resnet20``
+    (alone between the input and the classes) a CIFAR ResNet-(6n+2) body, bnncore.resnet:
+    trained and evaluated in torch, not folded.
 a number
     a fully connected layer (the first one after a convolution flattens the feature map in
     (y, x, channel) order); the last number is the classes.
@@ -20,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Conv", "Pool", "Dense", "Topology", "parse", "parse_topology", "topology_str"]
+__all__ = ["Conv", "Pool", "Dense", "ResNetSpec", "Topology", "parse", "parse_topology", "topology_str"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,31 @@ class Dense:
 
 
 @dataclass(frozen=True)
+class ResNetSpec:
+    """A CIFAR ResNet-(6n+2) body (bnncore.resnet): a CxHxW input to 64 pooled features."""
+    depth: int
+    in_shape: tuple = ()
+
+    @property
+    def out_shape(self) -> tuple:
+        return (64,)
+
+    def token(self) -> str:
+        return f"resnet{self.depth}"
+
+
+@dataclass(frozen=True)
 class Topology:
     """A parsed topology: the input shape, the hidden layers (Conv, Pool, Dense), and the
     output head (a Dense of ``classes``)."""
     in_shape: tuple
     layers: tuple
     head: Dense
+
+    @property
+    def resnet(self):
+        """The ResNetSpec of a '3x32x32-resnet20-10' topology, else None."""
+        return next((l for l in self.layers if isinstance(l, ResNetSpec)), None)
 
     @property
     def is_mlp(self) -> bool:
@@ -108,6 +130,7 @@ class Topology:
 
 
 _CONV = re.compile(r"([0-9]+)c([0-9]+)(?:p([0-9]+))?")
+_RESNET = re.compile(r"resnet([0-9]+)")
 _POOL = re.compile(r"mp([0-9]+)")
 _SHAPE = re.compile(r"([0-9]+)x([0-9]+)x([0-9]+)")
 
@@ -141,9 +164,17 @@ def parse(text) -> Topology:
     in_shape, layers = shape, []
     for i, tok in enumerate(tokens[1:], start=1):
         where = f"topology {shown!r}, layer {i} ({tok!r})"
-        conv, pool = _CONV.fullmatch(tok), _POOL.fullmatch(tok)
+        conv, pool, res = _CONV.fullmatch(tok), _POOL.fullmatch(tok), _RESNET.fullmatch(tok)
         reach = "x".join(map(str, shape))
-        if tok.isdigit():
+        if res:
+            depth = int(res[1])
+            if i != 1 or len(shape) != 3 or len(tokens) != 3:
+                raise ValueError(f"{where}: a ResNet is written CxHxW-resnet<depth>-<classes>, e.g. 3x32x32-resnet20-10")
+            if depth < 8 or (depth - 2) % 6:
+                raise ValueError(f"{where}: a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, 110, ...), not {depth}")
+            layers.append(ResNetSpec(depth, shape))
+            shape = (64,)
+        elif tok.isdigit():
             n = int(tok)
             if n < 1:
                 raise ValueError(f"{where}: a layer needs at least one neuron")

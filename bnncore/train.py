@@ -13,6 +13,7 @@ weights, and a run resumed after an interruption equals one that was never inter
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -46,6 +47,11 @@ class CheckpointError(ValueError):
     """A file is not a bnncore checkpoint, or not one this version can read."""
 
 
+#: fw32bw32: float32 throughout; fw16bw32: 16-bit forward pass (autocast), float32 weights,
+#: gradients and updates (mixed precision); fw16bw16: weights, activations and gradients 16-bit.
+PRECISIONS = ("fw32bw32", "fw16bw32", "fw16bw16")
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "mnist"              # mnist | fashion-mnist
@@ -77,10 +83,15 @@ class TrainConfig:
     weight_scale: str = "none"          # none (BinaryNet) | filter (XNOR-Net) | layer (DoReFa)
     pool_order: str = "after"           # after: conv-BN-sign-pool | before: conv-pool-BN-sign (FINN)
     pad_value: int = 1                  # +1 or -1: what binary convolutions pad with
+    binary_act: bool = False            # ResNet only: binary activations (float by default there)
+    input_scaling: bool = False         # ResNet with binary activations: XNOR-Net's K (not foldable)
+    precision: str = "fw32bw32"         # fw32bw32 | fw16bw32 (16-bit forward, autocast) | fw16bw16 (all 16-bit)
+    half: str = "float16"               # the 16-bit type: float16 (IEEE, as NumPy's) | bfloat16
 
     def __post_init__(self):
         self.topology = str(parse(self.topology))
-        choices = {"loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
+        choices = {"loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"), "precision": PRECISIONS,
+                   "half": ("float16", "bfloat16"),
                    "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -97,6 +108,9 @@ class TrainConfig:
             raise ValueError(f"shift must be an integer number of pixels in [0, 8], not {self.shift!r}")
         if self.lr <= 0 or self.lr_end <= 0:
             raise ValueError(f"learning rates must be positive, not lr={self.lr}, lr_end={self.lr_end}")
+        if self.precision != "fw32bw32" and self.binary and parse(self.topology).resnet is None:
+            raise ValueError(f"precision {self.precision} is for float networks (--no-binary): a binary layer's "
+                             "integer sums are not exact in 16-bit floats, and folding needs them exact")
         self.binarization()  # validates input, level, repeats
         self.model_config()  # validates dropout
 
@@ -108,7 +122,13 @@ class TrainConfig:
                            batchnorm=self.batchnorm, bias=self.bias, stochastic=self.stochastic,
                            dropout_in=self.dropout_in, dropout=self.dropout, weight_scale=self.weight_scale,
                            pool_order=self.pool_order, pad_value=self.pad_value,
-                           raw_input=self.binary and self.input == "uint8")
+                           raw_input=self.binary and self.input == "uint8", binary_act=self.binary_act,
+                           input_scaling=self.input_scaling)
+
+    @property
+    def foldable(self) -> bool:
+        """Does this run give a network that folds to thresholds?"""
+        return self.binary and self.input != "none" and parse(self.topology).resnet is None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -243,14 +263,26 @@ def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
     return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def _dtype(model) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000):
-    """(accuracy, predictions) of ``model`` in eval mode on prepared inputs."""
+def evaluate(model, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000, *, loss: str | None = None):
+    """(accuracy, predictions) of ``model`` in eval mode on prepared inputs; with ``loss``
+    (a loss kind), (accuracy, predictions, mean loss)."""
     was_training = model.training
     model.eval()
-    preds = torch.cat([model(x[i:i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+    dtype, preds, total = _dtype(model), [], 0.0
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size].to(dtype)).float()
+        preds.append(logits.argmax(dim=1))
+        if loss is not None:
+            total += _loss(logits, labels[i:i + batch_size], loss).item() * len(logits)
     model.train(was_training)
-    return (preds == labels).sum().item() / len(labels), preds
+    preds = torch.cat(preds)
+    acc = (preds == labels).sum().item() / len(labels)
+    return (acc, preds) if loss is None else (acc, preds, total / len(labels))
 
 
 def _peak_memory_mib() -> float:
@@ -317,6 +349,10 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     model = build_model(cfg.model_config()).to(device)
+    half = getattr(torch, cfg.half)
+    if cfg.precision == "fw16bw16":
+        model = model.to(half)
+    autocast = (lambda: torch.autocast(device.type, dtype=half)) if cfg.precision == "fw16bw32" else contextlib.nullcontext
     params = list(model.parameters())
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
@@ -360,8 +396,9 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
                 else:
                     x = fixed_train[idx]
                 y = train_labels[idx]
-                logits = model(x)
-                loss = _loss(logits, y, cfg.loss)
+                with autocast():
+                    logits = model(x.to(_dtype(model)))
+                    loss = _loss(logits.float(), y, cfg.loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -377,10 +414,11 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
         lr = opt.param_groups[0]["lr"]
         sched.step()
         seconds = time.perf_counter() - t0
-        val_acc = evaluate(model, val_x, val_y)[0] if len(val_y) else float("nan")
-        test_acc = evaluate(model, test_x, test_y)[0]
+        with autocast():
+            val_acc = evaluate(model, val_x, val_y)[0] if len(val_y) else float("nan")
+            test_acc, _, test_loss = evaluate(model, test_x, test_y, loss=cfg.loss)
         row = {"epoch": epoch + 1, "lr": lr, "loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_acc": val_acc, "test_acc": test_acc, "seconds": seconds,
+               "val_acc": val_acc, "test_acc": test_acc, "test_loss": test_loss, "seconds": seconds,
                "peak_mem_mib": _peak_memory_mib()}
         if cfg.device == "cuda":
             row["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20

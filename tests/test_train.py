@@ -66,7 +66,7 @@ def test_checkpoint_round_trip_and_outputs(tmp_path, mnist_dir, mnist):
     acc, _ = evaluate(model, input_tensor(mnist.test_images, cfg.binarization()), torch.as_tensor(mnist.test_labels).long())
     assert acc == result["best"]["test_acc"]
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,lr,loss,train_acc,val_acc,test_acc,seconds,peak_mem_mib") and len(rows) == 3
+    assert rows[0].startswith("epoch,lr,loss,train_acc,val_acc,test_acc,test_loss,seconds,peak_mem_mib") and len(rows) == 3
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -121,3 +121,12 @@ def test_random_shift():
     assert set(out.argmax(1).tolist()) <= {0, 1, 2, 4, 5, 6, 8, 9, 10}
     with pytest.raises(ValueError, match=r"^shift must be an integer number of pixels in \[0, 8\], not 9$"):
         TrainConfig(shift=9)
+
+
+def test_16_bit_training_is_for_float_networks():
+    with pytest.raises(ValueError, match=r"^precision fw16bw16 is for float networks \(--no-binary\)"):
+        TrainConfig(topology="784-10", precision="fw16bw16")
+    assert TrainConfig(topology="784-10", binary=False, input="none", precision="fw16bw32", half="bfloat16")
+    with pytest.raises(ValueError, match=r"^binary_act and input_scaling choose a ResNet's activations"):
+        TrainConfig(topology="784-10", binary_act=True)
+    assert not TrainConfig(topology="1x28x28-resnet8-10", input="none", binary_act=True).foldable
