@@ -355,3 +355,28 @@ def test_cli_trains_folds_and_summarises_a_cnn(tmp_path, capsys, mnist_dir):
     err = capsys.readouterr().err
     assert "has convolution and pool layers; the accelerator generator builds dense networks" in err
     assert not (tmp_path / "rtl").exists()
+
+
+def test_import_reads_a_cnn_from_seed_format_files(tmp_path, capsys):
+    from bnncore.cli import main
+    rng = np.random.default_rng(5)
+    conv = ConvLayer(rng.integers(0, 2, (3, 3, 3, 1)), rng.integers(0, 11, 3), (1, 8, 8), padding=1, pad_value=0)
+    pool = PoolLayer(conv.out_shape, np.zeros(3, np.uint8))
+    net = FoldedNetwork((conv, pool), OutputHead(rng.integers(0, 2, (4, 48)), rng.integers(-3, 4, 4)))
+    d = export(net, tmp_path / "n")
+    assert main(["import", str(d / "weights.txt"), str(d / "thresholds.txt"), "--topology", "1x8x8-3c3p1-mp2-4",
+                 "--pad-value", "-1", "-o", str(tmp_path / "imported")]) == 0
+    assert load(tmp_path / "imported") == net
+    assert main(["import", str(d / "weights.txt"), str(d / "thresholds.txt"), "--topology", "1x8x8-3c3p1-mp2-5",
+                 "-o", str(tmp_path / "wrong")]) == 2
+    assert "weight characters, expected" in capsys.readouterr().err and not (tmp_path / "wrong").exists()
+
+
+def test_hardware_refuses_uint8_input(tmp_path, capsys):
+    from bnncore.cli import main
+    rng = np.random.default_rng(6)
+    net = FoldedNetwork((DenseLayer(rng.integers(0, 2, (4, 6)), rng.integers(0, 6 * 255, 4), in_bits=8),),
+                        OutputHead(rng.integers(0, 2, (2, 4)), [0, 0]), InputScheme("uint8"))
+    d = export(net, tmp_path / "n")
+    assert main(["rtl", str(d), "-o", str(tmp_path / "rtl")]) == 2
+    assert "network 6-4-2 has 8-bit (uint8) input; the accelerator generator builds" in capsys.readouterr().err
