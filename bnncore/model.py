@@ -211,14 +211,17 @@ class _Net(nn.Module):
         return (logits, hidden) if return_hidden else logits
 
 
-def _pools(t):
-    """For each Conv of topology ``t``, the size of the pool that follows it (0: none)."""
-    out, layers = {}, list(t.layers)
+def _blocks(t, conv, dense) -> list:
+    """One block per convolution (``conv(index, layer, pool size or 0)``, the pool that
+    follows it folded in) and per dense layer (``dense(index, layer)``) of topology ``t``."""
+    layers, blocks = list(t.layers), []
     for i, l in enumerate(layers):
         if isinstance(l, Conv):
             nxt = layers[i + 1] if i + 1 < len(layers) else None
-            out[i] = nxt.size if isinstance(nxt, Pool) else 0
-    return out
+            blocks.append(conv(i, l, nxt.size if isinstance(nxt, Pool) else 0))
+        elif isinstance(l, Dense):
+            blocks.append(dense(i, l))
+    return blocks
 
 
 class BinaryNet(_Net):
@@ -226,18 +229,16 @@ class BinaryNet(_Net):
 
     def __init__(self, cfg: ModelConfig):
         t = cfg.parsed
-        pools, blocks = _pools(t), []
-        for i, l in enumerate(t.layers):
-            if isinstance(l, Pool):
-                continue
+
+        def conv(i, l, pool):
             pad = 0.0 if (i == 0 and cfg.raw_input) else float(cfg.pad_value)
-            if isinstance(l, Conv):
-                conv = BinaryConv2d(l.in_shape[0], l.channels, l.kernel, l.padding, pad, cfg.weight_scale)
-                blocks.append(_ConvBlock(conv, _norm(cfg, l.channels, True), BinaryActivation(cfg.stochastic),
-                                         pools[i], cfg.pool_order))
-            else:
-                blocks.append(_Block(BinaryLinear(l.n_in, l.n_out, bias=cfg.bias, scale=cfg.weight_scale),
-                                     _norm(cfg, l.n_out, False), BinaryActivation(cfg.stochastic), cfg.dropout))
+            c = BinaryConv2d(l.in_shape[0], l.channels, l.kernel, l.padding, pad, cfg.weight_scale)
+            return _ConvBlock(c, _norm(cfg, l.channels, True), BinaryActivation(cfg.stochastic), pool, cfg.pool_order)
+
+        def dense(i, l):
+            return _Block(BinaryLinear(l.n_in, l.n_out, bias=cfg.bias, scale=cfg.weight_scale),
+                          _norm(cfg, l.n_out, False), BinaryActivation(cfg.stochastic), cfg.dropout)
+        blocks = _blocks(t, conv, dense)
         if cfg.raw_input and not blocks:
             raise ValueError("uint8 input needs a hidden layer: the output head sees bits")
         super().__init__(cfg, blocks, BinaryOutputHead(t.head.n_in, t.head.n_out))
@@ -258,16 +259,15 @@ class FloatNet(_Net):
 
     def __init__(self, cfg: ModelConfig):
         t = cfg.parsed
-        pools, blocks = _pools(t), []
-        for i, l in enumerate(t.layers):
-            if isinstance(l, Pool):
-                continue
-            if isinstance(l, Conv):
-                conv = nn.Conv2d(l.in_shape[0], l.channels, l.kernel, padding=l.padding, bias=not cfg.batchnorm)
-                blocks.append(_ConvBlock(conv, _norm(cfg, l.channels, True), nn.ReLU(), pools[i], "after"))
-            else:
-                blocks.append(_Block(nn.Linear(l.n_in, l.n_out, bias=cfg.bias or not cfg.batchnorm),
-                                     _norm(cfg, l.n_out, False), nn.ReLU(), cfg.dropout))
+
+        def conv(i, l, pool):
+            c = nn.Conv2d(l.in_shape[0], l.channels, l.kernel, padding=l.padding, bias=not cfg.batchnorm)
+            return _ConvBlock(c, _norm(cfg, l.channels, True), nn.ReLU(), pool, "after")
+
+        def dense(i, l):
+            return _Block(nn.Linear(l.n_in, l.n_out, bias=cfg.bias or not cfg.batchnorm),
+                          _norm(cfg, l.n_out, False), nn.ReLU(), cfg.dropout)
+        blocks = _blocks(t, conv, dense)
         super().__init__(cfg, blocks, nn.Linear(t.head.n_in, t.head.n_out))
 
     def clip_(self):
