@@ -90,9 +90,11 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     ``out_dir``; return the rows."""
     from tqdm import tqdm
     from bnncore.export import load
+    from .plan import require_mlp
     from .synth import _device
     part = _device(device).with_speed(speed).part    # a bad device or grade fails here, not per point
     net = load(net_dir)
+    require_mlp(net)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     targets = sorted(set(int(t) for t in targets))

@@ -113,6 +113,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
 
     from bnncore.export import load
     from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
+    from bnncore.hw.plan import require_mlp
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -126,6 +127,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
     net_dir = Path(net_dir).resolve()
     net = load(net_dir)
+    require_mlp(net)
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         info = load_rtl(rtl_dir, rom_dir=rom_dir, verify=sources is None)
