@@ -247,3 +247,18 @@ def test_cli_dataset_names_are_the_data_modules():
     from bnncore.cli import DATASET_NAMES
     from bnncore.data import NAMES
     assert DATASET_NAMES == NAMES
+
+
+def test_cifar10_fetch_checks_the_md5(http_server, tmp_path, monkeypatch):
+    import hashlib
+    from bnncore.data import Cifar10, DataError, fetch, load_dataset
+    root, url = http_server
+    _make_cifar(root / "src", archive=True)
+    (root / "src" / "cifar-10-python.tar.gz").rename(root / "cifar-10-python.tar.gz")
+    good = hashlib.md5((root / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
+    with pytest.raises(DataError, match=rf"md5 {good} of the download, expected {Cifar10.md5}"):
+        fetch("cifar-10", tmp_path / "data", mirrors=[url], log=lambda m: None)
+    assert list((tmp_path / "data" / "cifar-10").iterdir()) == []          # nothing left behind
+    monkeypatch.setattr(Cifar10, "md5", good)
+    folder = fetch("cifar-10", tmp_path / "data", mirrors=[url], log=lambda m: None)
+    assert load_dataset("cifar-10", folder=folder, val_size=10).train_images.shape == (90, 3072)
