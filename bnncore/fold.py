@@ -297,29 +297,33 @@ def verify(net: FoldedNetwork, model: BinaryNet, images: np.ndarray, labels=None
     """
     from .golden import infer
     bits = net.input.bits(images)
-    gold = infer(net, bits, return_layers=True)
     was_training = model.training
     model.eval()
-    preds, diffs = [], np.zeros(len(net.layers), np.int64)
+    preds, golds, diffs, compared = [], [], np.zeros(len(net.layers), np.int64), 0
     try:
+        # chunk by chunk: a CNN's feature maps for a whole test set would not fit in memory
         for i in range(0, len(bits), batch_size):
+            gold = infer(net, bits[i:i + batch_size], return_layers=True)
             chunk = torch.as_tensor(bits[i:i + batch_size]).float()
             x = chunk if net.input.value_bits == 8 else chunk * 2 - 1
             logits, hidden = model(x, return_hidden=True)
             preds.append(logits.argmax(1).numpy())
+            golds.append(gold.classes)
             if len(hidden) != len(net.layers):
                 raise FoldError(f"the model has {len(hidden)} hidden activations, the folded network "
                                 f"{len(net.layers)} layers: not the network it was folded from")
             for j, h in enumerate(hidden):
-                diffs[j] += int((_as_yxc(h) != gold.activations[j][i:i + batch_size]).sum())
+                diffs[j] += int((_as_yxc(h) != gold.activations[j]).sum())
+            compared += sum(a.size for a in gold.activations)
     finally:
         model.train(was_training)
     preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
-    result = {"images": int(len(bits)), "class_mismatches": int((preds != gold.classes).sum()),
+    classes = np.concatenate(golds) if golds else np.zeros(0, np.int64)
+    result = {"images": int(len(bits)), "class_mismatches": int((preds != classes).sum()),
               "hidden_bit_mismatches": int(diffs.sum()), "hidden_bit_mismatches_per_layer": diffs.tolist(),
-              "hidden_bits_compared": int(sum(a.size for a in gold.activations))}
+              "hidden_bits_compared": int(compared)}
     if labels is not None:
         labels = np.asarray(labels)
         result["torch_accuracy"] = float((preds == labels).mean())
-        result["folded_accuracy"] = float((gold.classes == labels).mean())
+        result["folded_accuracy"] = float((classes == labels).mean())
     return result
