@@ -449,7 +449,7 @@ def _plan(exp: Experiment, mode: str, data_dir) -> list:
         runs = exp.plan(exp.epochs[mode], exp.seeds[mode], dataset=dataset, mode=mode)
     else:
         runs = exp.plan(exp.epochs[mode], exp.seeds[mode])
-    limit = exp.limits.get(mode)
+    limit = 1000 if mode == "tiny" else exp.limits.get(mode)      # tiny: what _execute trains on
     return [Run(r.key, r.group, {**r.config, "limit": limit}) if limit else r for r in runs]
 
 

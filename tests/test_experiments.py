@@ -57,7 +57,7 @@ def test_tiny_end_to_end_then_resume(name, mnist_dir, fashion, tmp_path, monkeyp
     out = tmp_path / name
     summary = json.loads((out / "results.json").read_text())
     exp = EXPERIMENTS[name]
-    assert len(summary["runs"]) == len(exp.plan(1, 1))
+    assert len(summary["runs"]) == len(experiments._plan(exp, "tiny", str(data)))
     table = (out / "results.md").read_text()
     for r in summary["runs"]:
         # one row per configuration (the batch-size table names its rows by the size)
