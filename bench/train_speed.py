@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from bnncore.topology import parse
 from bnncore.train import TrainConfig, train
 
 
@@ -43,7 +44,7 @@ def main():
                 rows = json.loads((Path(tmp) / "metrics.json").read_text())["epochs"]
             timed = rows[1:] if len(rows) > 1 else rows
             results[binary] = (sum(r["seconds"] for r in timed) / len(timed), rows[-1]["test_acc"])
-        goal = 1.3 if "c" not in topology.split("-", 1)[-1] else 1.5
+        goal = 1.3 if parse(topology).is_mlp else 1.5
         rows_out.append((topology, results, goal))
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch_size}, {args.epochs} epochs\n")

@@ -190,9 +190,7 @@ class Cifar10:
 
     @classmethod
     def missing(cls, folder: Path) -> list:
-        if (folder / cls.archive).is_file():
-            return []
-        return [n for n in cls.train + (cls.test,) if not (folder / cls.folder / n).is_file()]
+        return [] if (folder / cls.archive).is_file() else cls.missing_extracted(folder)
 
     @classmethod
     def _batches(cls, folder: Path) -> dict:

@@ -322,10 +322,9 @@ def _report_precision(exp, results, mode, out):
         half = "—" if kind == "fw32bw32" else runs[0]["config"]["half"]
         cells = [name, half, f"{seed[0]} / {_stat([r['total_seconds'] for r in runs])} s"]
         for i, e in enumerate(marks):
-            ep = lambda key: _stat([r["epochs"][e - 1][key] for r in runs])
-            acc = lambda key: _stat([r["epochs"][e - 1][key] for r in runs])
-            cells.append(f"seed {seed[1 + 2 * i]}; ours {ep('loss')} / {acc('train_acc')}")
-            cells.append(f"seed {seed[2 + 2 * i]}; ours {ep('test_loss')} / {acc('test_acc')}")
+            at = lambda key: _stat([r["epochs"][e - 1][key] for r in runs])
+            cells.append(f"seed {seed[1 + 2 * i]}; ours {at('loss')} / {at('train_acc')}")
+            cells.append(f"seed {seed[2 + 2 * i]}; ours {at('test_loss')} / {at('test_acc')}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Seed 003 trained its NumPy CNN (float64 by default) in 16-bit NumPy floats, IEEE binary16. "
               "The rows with `float16` use the same type in torch on the CPU; the rows with `bfloat16` use the "

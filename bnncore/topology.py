@@ -199,10 +199,8 @@ def parse(text) -> Topology:
                 s = int(pool[1])
                 if s < 2:
                     raise ValueError(f"{where}: a pool needs a size of at least 2")
-                if i > 1 and not isinstance(layers[-1], Conv):
-                    raise ValueError(f"{where}: a pool must follow a convolution")
-                if i == 1:
-                    raise ValueError(f"{where}: a pool must follow a convolution, not the input")
+                if not layers or not isinstance(layers[-1], Conv):
+                    raise ValueError(f"{where}: a pool must follow a convolution" + ("" if layers else ", not the input"))
                 if shape[1] < s or shape[2] < s:
                     raise ValueError(f"{where}: a {s}x{s} pool does not fit the {reach} feature map that reaches it")
                 layer = Pool(s, shape)
