@@ -12,8 +12,13 @@ position, the window's bits in (ky, kx, channel) order, the order of the weights
 input is eight bit planes: ``sum(x, w) = sum_b 2**b * popcount(xnor(plane_b(x), w))``.
 Integers only, no float anywhere.
 
-Each layer kind is one function in ``LAYERS``. Batches of images run on a thread pool:
-NumPy releases the GIL in its loops, so ``threads`` cores work at once.
+Two backends compute the same integers. ``numpy`` is the readable one above: each layer
+three NumPy passes per word. ``numba`` (the default when Numba is installed) compiles each
+layer into one pass (:mod:`bnncore.kernels`); the tests check that both agree bit for bit.
+A backend is a table with one ``(prepare, run)`` pair per layer kind: ``prepare`` lays out
+the layer's weights once per network, ``run`` maps a batch of input values to output bits
+(to scores for the head). Batches of images run on a thread pool: both backends release
+the GIL, so ``threads`` cores work at once.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
-__all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "LAYERS", "default_threads"]
+__all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "BACKENDS", "backend_names",
+           "default_backend", "default_threads"]
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -76,17 +82,26 @@ def _sums(rows: np.ndarray, w_t: np.ndarray, n: int, in_bits: int) -> np.ndarray
     return total
 
 
+def _packed_t(layer) -> np.ndarray:
+    """The layer's weight rows packed, transposed: (words, out)."""
+    return np.ascontiguousarray(pack_bits(layer.matrix).T)
+
+
 def _dense(layer: DenseLayer, x: np.ndarray, w_t) -> np.ndarray:
     x = x.reshape(len(x), -1)
     return (_sums(x, w_t, layer.n_in, layer.in_bits) >= layer.thresholds).astype(np.uint8)
 
 
-def _conv(layer: ConvLayer, x: np.ndarray, w_t) -> np.ndarray:
+def _padded(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
+    """The input map (N, H + 2p, W + 2p, C), padded with the layer's pad value."""
     c, h, w = layer.in_shape
     x = x.reshape(len(x), h, w, c)
-    p, k = layer.padding, layer.kernel
-    if p:
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=layer.pad_value)
+    p = layer.padding
+    return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=layer.pad_value) if p else x
+
+
+def _conv(layer: ConvLayer, x: np.ndarray, w_t) -> np.ndarray:
+    x, k = _padded(layer, x), layer.kernel
     # (N, OH, OW, C, ky, kx) -> rows of (ky, kx, channel), the weights' order
     win = sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
     n, oh, ow = win.shape[:3]
@@ -106,8 +121,103 @@ def _pool(layer: PoolLayer, x: np.ndarray, _) -> np.ndarray:
     return np.where(layer.modes.astype(bool), win.min(axis=(2, 4)), any_)
 
 
-#: One function per hidden layer kind: (layer, input values, packed weights) -> output bits.
-LAYERS = {DenseLayer: _dense, ConvLayer: _conv, PoolLayer: _pool}
+def _head(head: OutputHead, x: np.ndarray, w_t) -> np.ndarray:
+    x = x.reshape(len(x), -1)
+    return 2 * popcounts(pack_bits(x), w_t, head.n_in).astype(np.int64) - head.n_in + head.bias
+
+
+_none = lambda layer: None
+
+
+def _numba_backend() -> dict:
+    """The compiled backend's table (imports Numba, which takes a moment, on first use)."""
+    from . import kernels as k
+
+    def dense_prepare(layer):
+        if layer.in_bits == 8:
+            return -np.ascontiguousarray(layer.matrix.T, dtype=np.int32), layer.thresholds.astype(np.int32)
+        return _packed_t(layer), (layer.n_in - layer.thresholds).astype(np.int64)
+
+    def dense(layer, x, prepared):
+        x = x.reshape(len(x), -1)
+        out = np.empty((len(x), layer.n_out), np.uint8)
+        if layer.in_bits == 8:
+            k.dense_bytes(np.ascontiguousarray(x), *prepared, out)
+        else:
+            k.dense_bits(pack_bits(x), *prepared, out)
+        return out
+
+    def conv_prepare(layer):
+        if layer.in_bits == 8:
+            w = layer.weights.transpose(1, 2, 3, 0)                          # (ky, kx, c, out)
+            return -np.ascontiguousarray(w, dtype=np.int32), layer.thresholds.astype(np.int32)
+        return _packed_t(layer), (layer.fan_in - layer.thresholds).astype(np.int64)
+
+    def conv(layer, x, prepared):
+        c, h, w = layer.out_shape
+        out = np.empty((len(x), h, w, c), np.uint8)
+        if layer.in_bits == 8:
+            k.conv_bytes(np.ascontiguousarray(_padded(layer, x)), *prepared, out)
+            return out
+        ci, hi, wi = layer.in_shape
+        p = layer.padding
+        packed = np.empty((len(x), hi + 2 * p, wi + 2 * p, -(-ci // 64)), np.uint64)
+        k.pack_map(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), p, layer.pad_value, packed)
+        k.conv_bits(packed, layer.kernel, ci, *prepared, out)
+        return out
+
+    def pool(layer, x, _):
+        c, h, w = layer.out_shape
+        out = np.empty((len(x), h, w, c), np.uint8)
+        ci, hi, wi = layer.in_shape
+        k.pool(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), layer.size, layer.modes.astype(np.uint8), out)
+        return out
+
+    def head(head, x, w_t):
+        x = x.reshape(len(x), -1)
+        counts = np.empty((len(x), head.n_out), np.int64)
+        k.xor_counts(pack_bits(x), w_t, counts)
+        return head.n_in - 2 * counts + head.bias          # 2 popcount(xnor) - n
+
+    return {DenseLayer: (dense_prepare, dense), ConvLayer: (conv_prepare, conv),
+            PoolLayer: (_none, pool), OutputHead: (_packed_t, head)}
+
+
+def _numpy_backend() -> dict:
+    return {DenseLayer: (_packed_t, _dense), ConvLayer: (_packed_t, _conv),
+            PoolLayer: (_none, _pool), OutputHead: (_packed_t, _head)}
+
+
+#: Backend name -> a function that builds its table: layer kind -> (prepare, run).
+BACKENDS = {"numba": _numba_backend, "numpy": _numpy_backend}
+_tables: dict = {}
+
+
+def _table(name: str) -> dict:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown golden-model backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    if name not in _tables:
+        _tables[name] = BACKENDS[name]()
+    return _tables[name]
+
+
+def backend_names() -> list:
+    """The backends that run here (``numba`` needs Numba installed)."""
+    return [n for n in BACKENDS if n != "numba" or _has_numba()]
+
+
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_backend() -> str:
+    """``numba`` where it is installed, else ``numpy``; the environment variable
+    ``BNN_GOLDEN_BACKEND`` overrides it."""
+    return os.environ.get("BNN_GOLDEN_BACKEND") or ("numba" if _has_numba() else "numpy")
 
 
 @dataclass(frozen=True)
@@ -126,13 +236,12 @@ class Inference:
     activations: list | None = None
 
 
-def _packed_weights(net: FoldedNetwork):
-    # Cached on the (frozen, read-only) network: packing is not part of inference.
-    cache = net.__dict__.get("_golden_packed")
-    if cache is None:
-        cache = [np.ascontiguousarray(pack_bits(s.matrix).T) if s.has_weights else None for s in net.stages]
-        object.__setattr__(net, "_golden_packed", cache)
-    return cache
+def _prepared(net: FoldedNetwork, backend: str, table: dict) -> list:
+    # Cached on the (frozen, read-only) network: laying out weights is not part of inference.
+    cache = net.__dict__.setdefault("_golden_prepared", {})
+    if backend not in cache:
+        cache[backend] = [table[type(s)][0](s) for s in net.stages]
+    return cache[backend]
 
 
 def default_threads() -> int:
@@ -143,26 +252,25 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _run_batch(net, weights, x, return_layers):
+def _run_batch(net, table, prepared, x, return_layers):
     acts = []
-    for layer, w_t in zip(net.layers, weights):
-        x = LAYERS[type(layer)](layer, x, w_t)
+    for layer, p in zip(net.layers, prepared):
+        x = table[type(layer)][1](layer, x, p)
         if return_layers:
             acts.append(x)
-    head = net.head
-    x = x.reshape(len(x), -1)
-    s = 2 * popcounts(pack_bits(x), weights[-1], head.n_in).astype(np.int64) - head.n_in + head.bias
+    s = table[OutputHead][1](net.head, x, prepared[-1])
     return np.argmax(s, axis=1), s, acts             # first maximum: lowest index wins ties
 
 
 def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False,
-          batch_size: int = 64, threads: int | None = None) -> Inference:
+          batch_size: int = 64, threads: int | None = None, backend: str | None = None) -> Inference:
     """Run ``net`` on inputs (N, n) of 0/1 bits, or of pixels for 'uint8' input
     (``net.input.bits(images)`` for uint8 images), in (y, x, channel) order.
 
     Returns the predicted classes; with ``return_layers``, also every hidden layer's
     activation bits and the output scores. ``threads``: batches run at once (default: the
-    cores this process may use).
+    cores this process may use). ``backend``: ``numba`` or ``numpy`` (default:
+    :func:`default_backend`); both give the same integers.
     """
     inputs = np.asarray(inputs)
     n = net.n_inputs
@@ -174,9 +282,11 @@ def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False
     if inputs.size and (not np.issubdtype(inputs.dtype, np.integer) or inputs.min() < 0 or inputs.max() > top):
         raise ValueError(f"input values must be integers in [0, {top}] ({net.input.scheme} input)")
     inputs = inputs.astype(np.uint8, copy=False)
-    weights = _packed_weights(net)
+    backend = backend or default_backend()
+    table = _table(backend)
+    prepared = _prepared(net, backend, table)
     starts = range(0, len(inputs), batch_size)
-    work = lambda start: _run_batch(net, weights, inputs[start:start + batch_size], return_layers)
+    work = lambda start: _run_batch(net, table, prepared, inputs[start:start + batch_size], return_layers)
     threads = default_threads() if threads is None else max(1, int(threads))
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:

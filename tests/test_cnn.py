@@ -11,7 +11,7 @@ from bnncore import fold as F
 from bnncore.data import InputBinarization
 from bnncore.export import ExportError, export, load
 from bnncore.fold import FoldError, fold, fold_with_report, verify
-from bnncore.golden import infer
+from bnncore.golden import backend_names, infer
 from bnncore.model import BinaryNet, ModelConfig
 from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer
 from bnncore.network import summary, summary_table
@@ -207,9 +207,10 @@ def naive_cnn(net, values):
     return np.argmax(2 * p - net.head.n_in + net.head.bias, axis=1)
 
 
+@pytest.mark.parametrize("backend", backend_names())
 @pytest.mark.parametrize("raw", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-def test_golden_equals_the_definitions(seed, raw):
+def test_golden_equals_the_definitions(seed, raw, backend):
     rng = np.random.default_rng(seed)
     c, h, w, k, ch = 3, 9, 7, 3, 5
     conv = ConvLayer(rng.integers(0, 2, (ch, k, k, c)), rng.integers(0, k * k * c * (255 if raw else 1), ch),
@@ -221,8 +222,9 @@ def test_golden_equals_the_definitions(seed, raw):
     head = OutputHead(rng.integers(0, 2, (3, 6)), rng.integers(-2, 3, 3))
     net = FoldedNetwork((conv, pool, conv2, dense), head, InputScheme("uint8" if raw else "threshold"))
     values = rng.integers(0, 256 if raw else 2, (50, c * h * w)).astype(np.uint8)
-    assert np.array_equal(infer(net, values).classes, naive_cnn(net, values))
-    assert np.array_equal(infer(net, values, threads=1, batch_size=7).classes, infer(net, values).classes)
+    assert np.array_equal(infer(net, values, backend=backend).classes, naive_cnn(net, values))
+    assert np.array_equal(infer(net, values, threads=1, batch_size=7, backend=backend).classes,
+                          infer(net, values, backend=backend).classes)
 
 
 # --- network validation, export and summary -------------------------------------------------

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bnncore.golden import infer, pack_bits, unpack_bits
-from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
+from bnncore.golden import BACKENDS, backend_names, default_backend, infer, pack_bits, unpack_bits
+from bnncore.network import ConvLayer, DenseLayer, FoldedLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 
 
 @given(st.integers(1, 200), st.integers(1, 5), st.integers(0, 2**32 - 1))
@@ -49,16 +49,82 @@ def networks(draw):
     return FoldedNetwork(tuple(layers), head), rng.integers(0, 2, (draw(st.integers(1, 70)), sizes[0]))
 
 
+@pytest.mark.parametrize("backend", backend_names())
 @settings(max_examples=60, deadline=None)
-@given(networks())
-def test_golden_equals_naive(case):
+@given(case=networks())
+def test_golden_equals_naive(case, backend):
     net, bits = case
-    out = infer(net, bits, return_layers=True, batch_size=16)
+    out = infer(net, bits, return_layers=True, batch_size=16, backend=backend)
     classes, scores, acts = naive(net, bits)
     assert np.array_equal(out.classes, classes)
     assert np.array_equal(out.scores, scores)
     assert all(np.array_equal(a, b) for a, b in zip(out.activations, acts))
-    assert np.array_equal(infer(net, bits).classes, classes)
+    assert np.array_equal(infer(net, bits, backend=backend).classes, classes)
+
+
+@st.composite
+def conv_networks(draw):
+    """Random CNNs over the shapes where the compiled kernels' word handling could slip:
+    channel counts on either side of 64 and 128, kernels 1/3/5, padding with either bit,
+    mixed OR/AND pools, 8-bit first layers (conv or dense), thresholds at both extremes."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    in_bits = draw(st.sampled_from([1, 8]))
+    top = 2**in_bits - 1
+    c = draw(st.sampled_from([1, 2, 3, 63, 64, 65]))
+    h, w = draw(st.integers(5, 11)), draw(st.integers(5, 11))
+    shape, layers = (c, h, w), []
+    for _ in range(draw(st.integers(0, 2))):
+        k = draw(st.sampled_from([1, 3, 5]))
+        pad = draw(st.integers(0, k - 1))
+        if shape[1] + 2 * pad < k or shape[2] + 2 * pad < k:
+            break
+        out = draw(st.sampled_from([1, 5, 64, 65, 130]))
+        bits = in_bits if not layers else 1
+        scale = top if not layers else 1
+        fan = k * k * shape[0]
+        t = rng.integers(0, scale * fan + 2, out)
+        t[rng.random(out) < 0.1] = 0
+        t[rng.random(out) < 0.1] = scale * fan + 1
+        conv = ConvLayer(rng.integers(0, 2, (out, k, k, shape[0])), t, shape, pad,
+                         pad_value=int(rng.integers(0, scale + 1)), in_bits=bits)
+        layers.append(conv)
+        shape = conv.out_shape
+        if draw(st.booleans()) and min(shape[1:]) >= 2:
+            layers.append(PoolLayer(shape, rng.integers(0, 2, shape[0]), 2))
+            shape = layers[-1].out_shape
+    n = int(np.prod(shape))
+    if draw(st.booleans()):
+        bits, scale = (in_bits, top) if not layers else (1, 1)
+        m = draw(st.integers(1, 70))
+        layers.append(DenseLayer(rng.integers(0, 2, (m, n)), rng.integers(0, scale * n + 2, m), in_bits=bits))
+        n = m
+    if not layers:
+        in_bits = 1                                  # the head reads bits
+    classes = draw(st.integers(2, 10))
+    head = OutputHead(rng.integers(0, 2, (classes, n)), rng.integers(-2, 3, classes))
+    net = FoldedNetwork(tuple(layers), head, InputScheme("uint8" if in_bits == 8 else "threshold"))
+    values = rng.integers(0, 2**in_bits, (draw(st.integers(1, 20)), c * h * w)).astype(np.uint8)
+    return net, values
+
+
+@pytest.mark.skipif(len(backend_names()) < 2, reason="Numba is not installed")
+@settings(max_examples=80, deadline=None)
+@given(conv_networks())
+def test_backends_agree_bit_for_bit(case):
+    net, values = case
+    a, b = (infer(net, values, return_layers=True, batch_size=8, backend=name) for name in ("numba", "numpy"))
+    assert np.array_equal(a.classes, b.classes) and np.array_equal(a.scores, b.scores)
+    for x, y in zip(a.activations, b.activations):
+        assert x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y)
+
+
+def test_backend_choice(monkeypatch):
+    assert set(backend_names()) <= set(BACKENDS) and "numpy" in backend_names()
+    monkeypatch.setenv("BNN_GOLDEN_BACKEND", "numpy")
+    assert default_backend() == "numpy"
+    net = FoldedNetwork((), OutputHead(np.ones((2, 3), np.uint8), np.zeros(2, np.int64)))
+    with pytest.raises(ValueError, match=r"^unknown golden-model backend 'fast'; expected one of numba, numpy$"):
+        infer(net, np.zeros((1, 3), np.uint8), backend="fast")
 
 
 def test_ties_go_to_lowest_class():
