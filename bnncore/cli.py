@@ -574,6 +574,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `bnn summary | head`: the reader has what it wanted. Point stdout at /dev/null so
+        # that the interpreter's final flush does not report the closed pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141                                    # 128 + SIGPIPE, as a shell tool ends
     except (ValueError, OSError, RuntimeError) as e:  # includes SimulationError, ToolError
         if os.environ.get("BNN_DEBUG"):
             raise

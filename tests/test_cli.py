@@ -64,3 +64,25 @@ def test_not_a_checkpoint(tmp_path, capsys):
 def test_data_where(capsys, mnist_dir):
     code, out, _ = run(capsys, "data", "where", "mnist", "--data-dir", mnist_dir.parent)
     assert code == 0 and out.strip() == str(mnist_dir)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`bnn summary DIR | head`: a reader that stops early gets no traceback and no error."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from bnncore.export import export
+    from bnncore.network import DenseLayer, FoldedNetwork, OutputHead
+    rng = np.random.default_rng(0)
+    net = FoldedNetwork((DenseLayer(rng.integers(0, 2, (8, 16)), rng.integers(0, 17, 8)),),
+                        OutputHead(rng.integers(0, 2, (3, 8)), np.zeros(3, np.int64)))
+    export(net, tmp_path / "net")
+    read, write = os.pipe()
+    os.close(read)                                   # the reader has gone before the first line
+    p = subprocess.run([sys.executable, "-m", "bnncore.cli", "summary", str(tmp_path / "net")],
+                       stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert p.returncode == 141 and p.stderr == ""
