@@ -32,36 +32,32 @@ def _popcount(typingctx, word):
 
 
 @_jit
+def _count(row, w_t, acc):
+    """acc[j] = popcount(row XOR w[j]) summed over the words: row (words,) uint64, w_t
+    (words, M) uint64 (transposed, so the inner loop runs over M contiguous words)."""
+    acc[:] = 0
+    for k in range(row.shape[0]):
+        xv = row[k]
+        for j in range(w_t.shape[1]):
+            acc[j] += _popcount(xv ^ w_t[k, j])
+
+
+@_jit
 def xor_counts(x, w_t, out):
     """out[i, j] = popcount(x[i] XOR w[j]) summed over the words: x (N, words) uint64,
-    w_t (words, M) uint64 (transposed, so the inner loop runs over M contiguous words),
-    out (N, M) int64."""
-    n, words = x.shape
-    m = w_t.shape[1]
-    acc = np.empty(m, np.int64)
-    for i in range(n):
-        acc[:] = 0
-        for k in range(words):
-            xv = x[i, k]
-            for j in range(m):
-                acc[j] += _popcount(xv ^ w_t[k, j])
-        for j in range(m):
-            out[i, j] = acc[j]
+    w_t (words, M) uint64, out (N, M) int64."""
+    for i in range(x.shape[0]):
+        _count(x[i], w_t, out[i])
 
 
 @_jit
 def dense_bits(x, w_t, limit, out):
     """out[i, j] = 1 when the XOR count of x[i] and w[j] is <= limit[j] (limit = n - threshold:
     popcount(xnor) >= T  <=>  popcount(xor) <= n - T). out (N, M) uint8."""
-    n, words = x.shape
     m = w_t.shape[1]
     acc = np.empty(m, np.int64)
-    for i in range(n):
-        acc[:] = 0
-        for k in range(words):
-            xv = x[i, k]
-            for j in range(m):
-                acc[j] += _popcount(xv ^ w_t[k, j])
+    for i in range(x.shape[0]):
+        _count(x[i], w_t, acc)
         for j in range(m):
             out[i, j] = acc[j] <= limit[j]
 
@@ -96,11 +92,7 @@ def conv_bits(xp, kernel, channels, w_t, limit, out):
                             win[word] |= v << np.uint64(shift)
                             if shift and word + 1 < words:
                                 win[word + 1] |= v >> np.uint64(64 - shift)
-                acc[:] = 0
-                for k in range(words):
-                    wv = win[k]
-                    for j in range(m):
-                        acc[j] += _popcount(wv ^ w_t[k, j])
+                _count(win, w_t, acc)
                 for j in range(m):
                     out[i, y, x, j] = acc[j] <= limit[j]
 
