@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
@@ -92,7 +93,7 @@ _megahertz = _number(float, lambda v: 0 < v <= 1000, "a clock in MHz in (0, 1000
 
 
 def _add_train_options(p: argparse.ArgumentParser):
-    from .train import TrainConfig
+    from .config import TrainConfig
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         flag = "--" + f.name.replace("_", "-")
@@ -407,18 +408,68 @@ def _add_speed_option(p):
                         "follows it)")
 
 
+#: One example per verb, in the order of the flow (`bnn --help` lists the verbs in this order).
+EXAMPLES = {
+    "data": "bnn data fetch mnist",
+    "train": "bnn train --dataset mnist --topology 784-256-256-10 --epochs 10 -o build/train/mlp",
+    "eval": "bnn eval build/net",
+    "fold": "bnn fold build/train/mlp/best.pt -o build/net",
+    "export": "bnn export build/train/mlp/best.pt -o build/net-unverified",
+    "import": "bnn import weights.txt thresholds.txt --topology 784-256-10 -o build/imported",
+    "summary": "bnn summary build/net",
+    "rtl": "bnn rtl build/net -o build/rtl --check",
+    "sim": "bnn sim build/rtl build/net --sim verilator",
+    "synth": "bnn synth build/rtl --device ecp5-25f",
+    "sweep": "bnn sweep build/net --device ecp5-25f",
+    "experiment": "bnn experiment cnn --mode tiny",
+}
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Appends "(default: X)" to an option's help once: not where the help already states its
+    default, and not for defaults that mean "absent" (None, False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default in (None, False)
+                or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _verb(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
+    description = kw.pop("description", help[0].upper() + help[1:] + ".")
+    description = "\n".join(textwrap.fill(line, 79) for line in description.split("\n"))
+    return sub.add_parser(name, help=help, description=description, epilog=f"example:\n  {EXAMPLES[name]}",
+                          formatter_class=_Help, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .hw.synth import DEVICES
+    width = max(map(len, EXAMPLES))
     parser = argparse.ArgumentParser(
-        prog="bnn", description="bnncore: train binary MLPs, fold them to integer thresholds, and "
-        "turn them into verified FPGA accelerators with open tools.")
+        prog="bnn", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill("bnncore: train binary MLPs and CNNs, fold them to integer thresholds, "
+                                  "and turn them into verified FPGA accelerators with open tools.", 79),
+        epilog="the flow, one example per command:\n" + "\n".join(
+            f"  {name:{width}}  {example}" for name, example in EXAMPLES.items())
+        + "\n\n`bnn COMMAND --help` describes each command's options.")
     parser.add_argument("--version", action="version", version=f"bnncore {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_dir_help = "folder holding <dataset>/ (default: $BNN_DATA_DIR, the user cache, /usr/share/datasets)"
 
-    p = sub.add_parser("train", help="train a binary (or float baseline) MLP or CNN",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _verb(sub, "data", help="find, verify or download datasets")
+    p.add_argument("action", choices=("fetch", "verify", "where"),
+                   help="fetch: download and check md5; verify: check md5 of a local copy; where: print its folder")
+    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--dest", help="fetch: download into DEST/<name> (default: the user cache)")
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="fetch: base URL to download from (repeatable; default: the public mirrors)")
+    p.set_defaults(func=cmd_data)
+
+    p = _verb(sub, "train", help="train a binary (or float baseline) MLP or CNN")
     _add_train_options(p)
     p.add_argument("-o", "--out", help="run folder (default: build/train/<dataset>-<topology>-...)")
     p.add_argument("--data-dir", help=data_dir_help)
@@ -428,47 +479,54 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="accuracy of a checkpoint (torch) or an export directory (golden model)")
+    p = _verb(sub, "eval", help="accuracy of a checkpoint (torch) or an export directory (golden model)")
     p.add_argument("target", type=Path, help="a best.pt/checkpoint.pt from `bnn train`, or a directory from `bnn fold`")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="the test set, or the validation images held out of the training set")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="dataset (default: the one the network was trained on)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("fold", help="fold a checkpoint to integer thresholds, verify it against torch "
+    p = _verb(sub, "fold", help="fold a checkpoint to integer thresholds, verify it against torch "
                        "on the test set (exact), and export it")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_fold)
 
-    p = sub.add_parser("export", help="fold and export a checkpoint without verification")
+    p = _verb(sub, "export", help="fold and export a checkpoint without verification")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", help="validate an export directory, or turn seed-format weights.txt + "
+    p = _verb(sub, "import", help="validate an export directory, or turn seed-format weights.txt + "
                        "thresholds.txt into one")
     p.add_argument("weights", type=Path, help="an export directory, or a weights.txt")
     p.add_argument("thresholds", type=Path, nargs="?", help="thresholds.txt (with a weights.txt)")
     p.add_argument("--topology", help="layer sizes, e.g. 784-500-1024-1024-10, or a CNN topology such as "
                    "1x28x28-32c3-mp2-10 (with a weights.txt; pools are OR pools)")
-    p.add_argument("--input", choices=("threshold", "probability", "uint8"), default="threshold")
+    p.add_argument("--input", choices=("threshold", "probability", "uint8"), default="threshold",
+                   help="how the network sees pixels: one bit (threshold, probability) or 8 bits (uint8)")
     p.add_argument("--pad-value", type=int, choices=(-1, 1), default=1,
                    help="the constant binary convolutions pad with (with a CNN topology)")
-    p.add_argument("--level", type=int, default=128)
+    p.add_argument("--level", type=int, default=128, help="threshold input: a pixel bit is 1 when pixel >= LEVEL")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="recorded in the manifest")
     p.add_argument("-o", "--out", help="export directory to create")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("rtl", help="generate the accelerator (Verilog, VHDL, ROM files, rtl.json)")
+    p = _verb(sub, "summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
+    p.add_argument("target", type=Path, help="an export directory or a checkpoint")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
+
+    p = _verb(sub, "rtl", help="generate the accelerator (Verilog, VHDL, ROM files, rtl.json)")
     p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
     p.add_argument("-o", "--out", default="build/rtl", help="output directory (default: build/rtl)")
     p.add_argument("--fold", help="PE,SIMD per layer, ';'-separated, e.g. '16,49;16,64;16,64;10,64' "
                    "(default: chosen for --target-cycles)")
-    p.add_argument("--target-cycles", type=_count(1), default=1024,
-                   help="cycles per image the automatic folding aims for (default: 1024)")
+    p.add_argument("--target-cycles", type=_count(1), default=256,
+                   help="cycles per image the automatic folding aims for")
     p.add_argument("--device", choices=tuple(DEVICES),
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
@@ -484,13 +542,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "likely to run out of this machine's memory (default: refuse, with the estimate)")
     p.set_defaults(func=cmd_rtl)
 
-    p = sub.add_parser("sim", help="co-simulate the generated RTL with cocotb against the golden model")
+    p = _verb(sub, "sim", help="co-simulate the generated RTL with cocotb against the golden model")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
     p.add_argument("net", type=Path, help="the export directory the RTL was generated from (another one of the "
                    "same topology with --swap-roms)")
-    p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator")
+    p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator",
+                   help="the simulator (GHDL runs the VHDL, the others the Verilog)")
     p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="the test set, or the validation images held out of the training set")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("--gap", type=_probability, default=0.0, help="probability of an idle input cycle, in [0, 1)")
@@ -500,28 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NET is not the network the RTL was generated from: simulate NET's weights in this RTL, "
                         "written as ROM files for its folding and passed through the ROM file parameters "
                         "(same topology and folding; default: refuse a different network)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random idle and stall cycles")
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
     p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")
     p.set_defaults(func=cmd_sim)
 
-    from .experiments import EXPERIMENTS
-    p = sub.add_parser("experiment", help="re-run one of the seed reports' experiments: table, JSON and plots",
-                       description="Experiments: " + "; ".join(f"{e.name}: {e.summary}" for e in EXPERIMENTS.values())
-                       + ". Runs execute in parallel and resume after an interruption.")
-    p.add_argument("name", choices=(*EXPERIMENTS, "all"))
-    p.add_argument("--mode", choices=("quick", "full", "tiny"), default="quick",
-                   help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
-                   "tiny: 1 epoch on 1,000 images (CI)")
-    p.add_argument("--jobs", type=_count(1), help="runs in parallel (default: the number of cores)")
-    p.add_argument("--data-dir", help=data_dir_help)
-    p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
-    p.set_defaults(func=cmd_experiment)
-
-    p = sub.add_parser("synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
+    p = _verb(sub, "synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
                        "resources, Fmax, throughput, bitstream")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
-    p.add_argument("--device", choices=tuple(DEVICES), default="up5k", help="default: up5k")
+    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="the FPGA")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
                    "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
@@ -538,10 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("sweep", help="synthesise a network at several foldings in parallel: table and "
+    p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
                        "LUTs-vs-throughput plot with the Pareto front")
     p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
-    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="default: ecp5-25f")
+    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="the FPGA")
     p.add_argument("--targets", default="64,128,256,512,1024",
                    help="cycles per image to fold for, comma-separated (default: 64,128,256,512,1024)")
     p.add_argument("--jobs", type=_count(1), help="parallel runs (default: the number of cores)")
@@ -551,20 +598,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
-    p.add_argument("target", type=Path, help="an export directory or a checkpoint")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_summary)
-
-    p = sub.add_parser("data", help="find, verify or download datasets")
-    p.add_argument("action", choices=("fetch", "verify", "where"),
-                   help="fetch: download and check md5; verify: check md5 of a local copy; where: print its folder")
-    p.add_argument("name", choices=DATASET_NAMES)
+    from .experiments import EXPERIMENTS
+    p = _verb(sub, "experiment", help="re-run one of the seed reports' experiments: table, JSON and plots",
+                       description="Re-run one of the seed reports' experiments. Runs execute in parallel and "
+                       "resume after an interruption.\n\n" + "\n".join(f"{e.name}: {e.summary}"
+                                                                          for e in EXPERIMENTS.values()))
+    p.add_argument("name", choices=(*EXPERIMENTS, "all"), metavar="NAME", help="one of the experiments above, or all")
+    p.add_argument("--mode", choices=("quick", "full", "tiny"), default="quick",
+                   help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
+                   "tiny: 1 epoch on 1,000 images (CI)")
+    p.add_argument("--jobs", type=_count(1), help="runs in parallel (default: the number of cores)")
     p.add_argument("--data-dir", help=data_dir_help)
-    p.add_argument("--dest", help="fetch: download into DEST/<name> (default: the user cache)")
-    p.add_argument("--mirror", action="append", metavar="URL",
-                   help="fetch: base URL to download from (repeatable; default: the public mirrors)")
-    p.set_defaults(func=cmd_data)
+    p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 

@@ -1,3 +1,4 @@
+import argparse
 import json
 import re
 
@@ -86,3 +87,44 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
                        stdout=write, stderr=subprocess.PIPE, text=True)
     os.close(write)
     assert p.returncode == 141 and p.stderr == ""
+
+
+def _verbs():
+    from bnncore.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.choices and a.dest == "command")
+    return sub.choices
+
+
+def test_help_needs_no_torch():
+    """`bnn --help` and every `bnn VERB --help` answer without importing torch (seconds)."""
+    import subprocess
+    import sys
+    from bnncore.cli import EXAMPLES
+    probe = ("import sys, contextlib, io\nfrom bnncore.cli import main\n"
+             "for argv in [['--help']] + [[v, '--help'] for v in sys.argv[1:]]:\n"
+             "    with contextlib.redirect_stdout(io.StringIO()):\n"
+             "        try: main(argv)\n"
+             "        except SystemExit: pass\n"
+             "print(sorted(m for m in ('torch', 'numpy', 'numba', 'amaranth') if m in sys.modules))\n")
+    p = subprocess.run([sys.executable, "-c", probe, *EXAMPLES], capture_output=True, text=True, check=True)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_verbs_in_flow_order_each_with_an_example_that_parses():
+    import shlex
+    from bnncore.cli import EXAMPLES, build_parser
+    assert list(_verbs()) == list(EXAMPLES)
+    for verb, example in EXAMPLES.items():
+        argv = shlex.split(example)
+        assert argv[:2] == ["bnn", verb]
+        assert build_parser().parse_args(argv[1:]).command == verb
+        assert example in _verbs()[verb].format_help()
+
+
+def test_each_default_is_stated_once():
+    for verb, p in _verbs().items():
+        for action in p._actions:
+            text = p._get_formatter()._expand_help(action) if action.help else ""
+            assert text.count("default") <= 1, (verb, action.dest, text)
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in text, (verb, action.dest, text)
