@@ -10,10 +10,11 @@ STAMP  := $(VENV)/.bnncore-setup
 DATA_DIR ?=
 DATA_OPT := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-# The demo network: small enough to train in a minute on two cores.
+# The demo network: small enough to train in a minute on two cores. Each choice of options
+# trains in its own folder, so that going back to an earlier one finds its run.
 DEMO_TOPOLOGY ?= 784-256-256-10
 DEMO_EPOCHS   ?= 3
-DEMO_RUN      := build/demo/train
+DEMO_RUN      := build/demo/train/$(DEMO_TOPOLOGY)-e$(DEMO_EPOCHS)
 DEMO_NET      := build/demo/net
 DEMO_DEVICE   ?= ecp5-25f
 
@@ -24,6 +25,13 @@ EPOCHS   ?= 10
 TRAIN_ARGS ?=
 
 PYTEST_ARGS ?=
+
+# $(call stamp,NAME,VALUE) is build/.params/NAME holding VALUE, rewritten (and so newer than
+# what was built from it) only when VALUE changes: a file target that lists it as a
+# prerequisite is rebuilt when its options change, not only when its inputs do.
+PARAMS := build/.params
+same   = $(and $(findstring $(1),$(2)),$(findstring $(2),$(1)))
+stamp  = $(if $(call same,$(1)=$(2),$(file <$(PARAMS)/$(1))),,$(shell mkdir -p $(PARAMS))$(file >$(PARAMS)/$(1),$(1)=$(2)))$(PARAMS)/$(1)
 
 .PHONY: setup demo test train rtl sim synth sweep experiment clean distclean
 
@@ -51,7 +59,7 @@ $(DEMO_RUN)/best.pt: | setup
 	$(BIN)/bnn train --dataset mnist --topology $(DEMO_TOPOLOGY) --epochs $(DEMO_EPOCHS) \
 		$(DATA_OPT) -o $(DEMO_RUN) --resume
 
-$(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt
+$(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt $(call stamp,demo-net,$(DEMO_RUN) $(DATA_DIR))
 	$(BIN)/bnn fold $(DEMO_RUN)/best.pt -o $(DEMO_NET) $(DATA_OPT)
 
 # Fast tests by default; SLOW=1 adds the slow ones (what CI runs).
@@ -71,7 +79,7 @@ TARGET_CYCLES ?= 256
 RTL_ARGS ?=
 rtl: build/rtl/rtl.json
 
-build/rtl/rtl.json: $(NET)/manifest.json
+build/rtl/rtl.json: $(NET)/manifest.json $(call stamp,rtl,$(NET) $(TARGET_CYCLES) $(RTL_ARGS))
 	$(BIN)/bnn rtl $(NET) -o build/rtl --target-cycles $(TARGET_CYCLES) --check $(RTL_ARGS)
 
 # Co-simulation of build/rtl with cocotb: SIM=verilator|icarus|ghdl; WAVES=1 for a waveform.
