@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -293,7 +294,7 @@ def cmd_rtl(args):
     for warning in check_buildable(plan, dev, force=args.force):
         log.warning("bnn rtl: warning: %s", warning)
     t0 = time.perf_counter()
-    out = generate(net, plan, args.out, vhdl=not args.no_vhdl, source=args.net)
+    out = generate(net, plan, args.out, vhdl=not args.no_vhdl, source=args.net, log=log.info)
     seconds = time.perf_counter() - t0
     t = timing(plan)
     print(f"{'layer':<6} {'in':>5} {'out':>5} {'PE':>4} {'SIMD':>5} {'NF':>5} {'SF':>4} {'cycles':>7} {'weight bits':>12}")
@@ -306,11 +307,25 @@ def cmd_rtl(args):
     print(f"generated {out} in {seconds:.1f} s")
     if args.check:
         from .hw.tools import check_vhdl, lint_verilog
+        log.info("checking: verilator --lint-only -Wall%s ...", "" if args.no_vhdl else ", GHDL elaboration")
         lint_verilog(out)
         print("verilator --lint-only -Wall: clean (waivers for the generated core: bnn_lint.vlt)")
         if not args.no_vhdl:
             check_vhdl(out)
             print("ghdl: VHDL analysed and elaborated")
+
+
+@contextlib.contextmanager
+def _bar(total: int, desc: str, unit: str):
+    """A progress bar on stderr when it is a terminal (count, rate, ETA); yields
+    ``update(done, total)``, the callback the long-running stages take."""
+    from tqdm import tqdm
+    with tqdm(total=total, desc=desc, unit=unit, disable=not os.isatty(2), dynamic_ncols=True,
+              leave=False) as bar:
+        def update(done, total_now=total):
+            bar.total = total_now
+            bar.update(done - bar.n)
+        yield update
 
 
 def cmd_sim(args):
@@ -327,8 +342,10 @@ def cmd_sim(args):
     bits = net.input.bits(images[:n])
     out = Path(args.out or Path("build") / "sim" / args.sim)
     log.info("simulating %d %s %s images on %s in %s", n, dataset, args.split, args.sim, out)
-    r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
-                 gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms)
+    with _bar(n, f"{args.sim}", "image") as update:
+        r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
+                     gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms,
+                     progress=update, log=log.info)
     topo = net.spec
     print("| simulator | network | images | mismatches | cycles/image | wall s | images/s | accuracy (RTL) | accuracy (golden) |")
     print("|---|---|---|---|---|---|---|---|---|")

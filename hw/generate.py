@@ -25,6 +25,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from bnncore import __version__
@@ -498,8 +500,19 @@ def _rtl_files(d: Path):
     return {"rtl.json"} | {n for n in names if isinstance(n, str)}
 
 
+@contextmanager
+def _step(log, what: str):
+    if log is None:
+        yield
+        return
+    log(f"{what} ...")
+    t0 = time.perf_counter()
+    yield
+    log(f"{what}: done in {time.perf_counter() - t0:.1f} s")
+
+
 def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_",
-             source=None) -> Path:
+             source=None, log=None) -> Path:
     """Write the RTL of ``plan`` and the ROM files of ``net`` into ``out_dir``; return it.
 
     Everything is written into a temporary sibling directory that replaces ``out_dir`` at
@@ -507,6 +520,7 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
     may be missing, empty or an earlier RTL directory holding nothing but its own files;
     anything else is refused. ``rtl.json`` records the sha256 of every file and the digest
     of ``net`` (and ``source``, the export directory it was read from, if given).
+    ``log`` is called with a line as each step (Verilog, VHDL, ROM files) starts and ends.
     """
     check_network(net, plan)
     plain_name(f"{prefix}w0.mem", "prefix")
@@ -517,19 +531,23 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
         raise GenerateError(str(e)) from None
     work = temp_sibling(out)
     try:
-        files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V, "bnn_top.v": _top_verilog(plan, prefix)}
-        for name, text in files.items():
-            (work / name).write_text(text)
+        with _step(log, "Verilog (Amaranth, then Yosys)"):
+            files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V,
+                     "bnn_top.v": _top_verilog(plan, prefix)}
+            for name, text in files.items():
+                (work / name).write_text(text)
         if vhdl:
             # the VHDL's popcounts are balanced trees: GHDL runs them 5.7 times faster than the
             # chains that the Verilog has for Verilator (hw/popcount.py); the same logic
-            core_vhd = _core_vhdl(_core_verilog(plan, popcount_form="tree"), work)
-            (work / "bnn_core.vhd").write_text(core_vhd)
-            (work / "bnn_rom.vhd").write_text(ROM_VHD)
-            (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
+            with _step(log, "VHDL (Amaranth, Yosys, then iverilog -tvhdl)"):
+                core_vhd = _core_vhdl(_core_verilog(plan, popcount_form="tree"), work)
+                (work / "bnn_core.vhd").write_text(core_vhd)
+                (work / "bnn_rom.vhd").write_text(ROM_VHD)
+                (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
         from .tools import lint_config
         (work / "bnn_lint.vlt").write_text(lint_config())
-        write_rom_files(net, plan, work, prefix)
+        with _step(log, "ROM files"):
+            write_rom_files(net, plan, work, prefix)
         info = describe(plan, prefix, vhdl)
         info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
         info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}

@@ -417,13 +417,45 @@ def _shell(cmd: list) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def _run(cmd: list, cwd: Path, what: str, output: str):
-    """Run a step in ``cwd``, its stdout and stderr saved to ``output``; return its seconds."""
+#: The line of a tool's log that says where it is: a Yosys pass, or nextpnr's latest news.
+_YOSYS_PASS = re.compile(r"^\d+(?:\.\d+)*\. Executing (.+?)\.?$", re.M)
+_NEXTPNR_INFO = re.compile(r"^Info: +(\S.*)$", re.M)
+
+
+def _where(log_file: Path) -> str:
+    try:
+        with open(log_file, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 16384))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    found = _YOSYS_PASS.findall(tail) or _NEXTPNR_INFO.findall(tail)
+    return found[-1].strip() if found else ""
+
+
+def _run(cmd: list, cwd: Path, what: str, output: str, log=None, every: float = 15.0):
+    """Run a step in ``cwd``, its stdout and stderr saved to ``output``; return its seconds.
+    Every ``every`` seconds, ``log`` gets the elapsed time and where the tool is, read from the
+    log file it writes (``-l FILE``: Yosys' current pass, nextpnr's latest Info line)."""
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    (cwd / output).write_text(r.stdout + r.stderr)
-    if r.returncode != 0:
-        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+    log_file = cwd / cmd[cmd.index("-l") + 1] if "-l" in cmd[:-1] else None
+    with open(cwd / output, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        while True:
+            try:
+                proc.wait(timeout=every)
+                break
+            except subprocess.TimeoutExpired:
+                if log:
+                    where = _where(log_file) if log_file else ""
+                    log(f"{what}: {time.perf_counter() - t0:.0f} s" + (f", {where}" if where else ""))
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+    if proc.returncode != 0:
+        text = (cwd / output).read_text(errors="replace")
+        tail = "\n".join(text.strip().splitlines()[-15:])
         raise SynthError(f"{what} failed ({_shell(cmd)} in {cwd}):\n{tail}")
     return time.perf_counter() - t0
 
@@ -551,7 +583,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     seconds, moved = {}, None
     for what, cmd in steps:
         log(f"{device.name}: {what} ...")
-        seconds[what] = _run(cmd, out, what, what.replace(" ", "_") + ".out")
+        seconds[what] = _run(cmd, out, what, what.replace(" ", "_") + ".out",
+                             log=lambda line: log(f"{device.name}: {line}"))
+        log(f"{device.name}: {what} done in {seconds[what]:.1f} s")
         if what == "synthesis":
             cells = _cells(json.loads((out / "stat.json").read_text()), "bnn_fpga")
             summary = _summary_cells(cells, device)

@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,38 @@ SIMULATORS = ("verilator", "icarus", "ghdl")
 
 class SimulationError(RuntimeError):
     """The simulation could not be built or run, or the bench failed."""
+
+
+@contextmanager
+def _watch(path: Path, progress):
+    """Call ``progress(done, total)`` with what the bench writes to ``path`` (sim/tb.py's
+    ``report_progress``), from a thread that polls it while the simulator runs."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll():
+        last = None
+        while True:
+            finished = stop.wait(0.25)
+            try:
+                done, total = map(int, path.read_text().split())
+            except (OSError, ValueError):   # not written yet
+                done = total = None
+            if done is not None and (done, total) != last:
+                last = (done, total)
+                progress(done, total)
+            if finished:
+                return
+
+    thread = threading.Thread(target=poll, name="bnn-sim-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _rom_parameters(info: dict, rom_dir: Path) -> dict:
@@ -92,7 +126,8 @@ def _check_tools(sim: str):
 
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
-             waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False) -> dict:
+             waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False,
+             progress=None, log=None) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
     ``net_dir``'s network must be the one the RTL was generated from (rtl.json records its
@@ -104,6 +139,8 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     ``sources``: Verilog files to simulate instead of the RTL, for a gate-level netlist of
     ``bnn_top`` (ROM contents built in) with the device's cell models; Icarus or Verilator.
     ``defines``: Verilog macros for the build (the cell models' options).
+    ``progress``: called as ``progress(images_done, images)`` while the bench runs (a few
+    times a second at most); ``log``: called with a line before and after the build.
     ``gap``, ``stall``: probabilities in [0, 1) of an idle input cycle and of output
     backpressure. The bench stops with the image it waits for when the design has produced
     no result for longer than the timing model allows (a watchdog, not a hang).
@@ -152,7 +189,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     np.save(build_dir / "bits.npy", bits)
     cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
            "bits": str(build_dir / "bits.npy"), "results": str(build_dir / "results.json"),
-           "lang": lang, "gap": gap, "stall": stall, "seed": seed}
+           "lang": lang, "gap": gap, "stall": stall, "seed": seed, "progress": str(build_dir / "progress")}
     if labels is not None:
         np.save(build_dir / "labels.npy", np.asarray(labels))
         cfg["labels"] = str(build_dir / "labels.npy")
@@ -195,8 +232,11 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         build_args, test_args = ["--std=08"], ["--std=08"]
         plusargs = (["--ieee-asserts=disable-at-0", "--max-stack-alloc=0"]
                     + os.environ.get("BNN_GHDL_RUN_ARGS", "").split())
-    if os.path.exists(user_dir / "results.json"):
-        os.unlink(user_dir / "results.json")
+    for stale in ("results.json", "progress"):
+        if os.path.exists(user_dir / stale):
+            os.unlink(user_dir / stale)
+    log = log or (lambda line: None)
+    log(f"{sim}: building {len(sources)} source files in {build_dir}")
     t0 = time.perf_counter()
     kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
                   waves=waves, log_file=build_dir / "build.log", defines=dict(defines or {}))
@@ -206,14 +246,16 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         # Icarus (-P) and Verilator (-G) take a string parameter as a quoted literal
         runner.build(sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
     build_s = time.perf_counter() - t0
+    log(f"{sim}: built in {build_s:.1f} s; simulating {len(bits):,} images")
     env = {"BNN_SIM_CONFIG": str(user_dir / "bench.json")}
     t0 = time.perf_counter()
     failed = False
     try:
-        runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
-                    hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
-                    parameters=params if sim == "ghdl" else None, test_args=test_args, plusargs=plusargs,
-                    results_xml=str(build_dir / "results.xml"), log_file=build_dir / "sim.log")
+        with _watch(user_dir / "progress", progress):
+            runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
+                        hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
+                        parameters=params if sim == "ghdl" else None, test_args=test_args, plusargs=plusargs,
+                        results_xml=str(build_dir / "results.xml"), log_file=build_dir / "sim.log")
     except SystemExit:   # cocotb's runner exits when a test fails
         failed = True
     run_s = time.perf_counter() - t0

@@ -104,6 +104,11 @@ def test_generation_is_reproducible(rtl, tmp_path):
     """The same network and plan give the same files, wherever they are generated (Icarus' VHDL
     names its source's path in comments: the generator's temporary directory)."""
     net, plan, out = rtl
-    again = generate(net, plan, tmp_path / "again")
+    lines = []
+    again = generate(net, plan, tmp_path / "again", log=lines.append)
+    # each step says when it starts and how long it took
+    assert [l.split(" (")[0].split(":")[0].rstrip(" .") for l in lines] == [
+        "Verilog", "Verilog", "VHDL", "VHDL", "ROM files", "ROM files"], lines
+    assert all(l.endswith(" ...") for l in lines[::2]) and all(" done in " in l for l in lines[1::2]), lines
     for name in sorted(p.name for p in out.iterdir()):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name

@@ -46,6 +46,21 @@ def test_fit_check_says_by_how_much():
     synth.check_fit(rtl, synth.DEVICES["ecp5-85f"])    # fits: no error
 
 
+def test_long_steps_report_where_the_tool_is(tmp_path):
+    """A step that runs past the reporting interval logs its elapsed time and the tool's
+    current pass from the log file it writes; a failing step raises with its output's tail."""
+    lines = []
+    script = ('printf "2.1. Executing HIERARCHY pass.\\n3. Executing PROC pass.\\n" > "$1"; '
+              'echo working; sleep 0.5')
+    synth._run(["sh", "-c", script, "-l", "tool.log"], tmp_path, "synthesis", "step.out",
+               log=lines.append, every=0.1)
+    assert lines and all(l.startswith("synthesis: ") for l in lines), lines
+    assert lines[-1].endswith(", PROC pass"), lines
+    assert (tmp_path / "step.out").read_text() == "working\n"
+    with pytest.raises(synth.SynthError, match=r"(?s)place and route failed.*no route"):
+        synth._run(["sh", "-c", "echo 'ERROR: no route' >&2; exit 3"], tmp_path, "place and route", "pnr.out")
+
+
 def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
     with pytest.raises(synth.SynthError, match=r"unknown device 'xc7a35t'; expected one of up5k, hx8k"):
         synth._device("xc7a35t")

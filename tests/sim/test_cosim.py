@@ -67,8 +67,13 @@ def test_random_networks(designs, config, sim, tmp_path):
     if config == "sliced":
         roms = json.loads((root / "rtl" / "rtl.json").read_text())["memories"]
         assert (roms["w0"]["slices"], roms["t0"]["slices"], roms["w1"]["slices"]) == (9, 2, 1)
-    r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b")
+    seen, lines = [], []
+    r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b",
+                 progress=lambda done, total: seen.append((done, total)), log=lines.append)
     assert r["mismatches"] == 0 and r["images"] == len(bits)
+    # the progress callback ends at every image done, and never goes back
+    assert seen[-1] == (len(bits), len(bits)) and seen == sorted(seen), seen
+    assert len(lines) == 2 and lines[1].startswith(f"{sim}: built in"), lines
     r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b", gap=0.3, stall=0.4, seed=5)
     assert r["mismatches"] == 0
 
