@@ -351,21 +351,36 @@ def _write_metrics(out: Path, metrics: list, best: dict, cfg: TrainConfig):
     atomic_write_text(out / "metrics.json", json.dumps(
         {"config": asdict(cfg), "epochs": metrics, "best": best, "versions": _versions()}, indent=2))
     plot_curves(metrics, out / "curve.png", title=f"{cfg.dataset} {cfg.topology} "
-                f"({'binary' if cfg.binary else 'float'}, {cfg.input} input)")
+                f"({'binary' if cfg.binary else 'float'}, {cfg.input} input)", best=best)
 
 
-def plot_curves(metrics: list, path: Path, title: str = ""):
+def plot_curves(metrics: list, path: Path, title: str = "", best: dict | None = None):
+    """Accuracies and training loss per epoch; the epoch of the best validation accuracy (the
+    one ``best.pt`` holds) is marked, with its test accuracy."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ep = [r["epoch"] for r in metrics]
+    best = best or max(metrics, key=lambda r: r["val_acc"])    # the first of equals, as train() picks
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")):
         ax1.plot(ep, [100 * r[key] for r in metrics], marker=".", label=label)
-    ax1.set_xlabel("epoch"), ax1.set_ylabel("accuracy (%)"), ax1.grid(alpha=0.3), ax1.legend()
-    ax2.plot(ep, [r["loss"] for r in metrics], marker=".", color="C3")
-    ax2.set_xlabel("epoch"), ax2.set_ylabel("training loss"), ax2.grid(alpha=0.3)
+    ax1.axvline(best["epoch"], color="0.5", ls="--", lw=1)
+    right = best["epoch"] > (ep[0] + ep[-1]) / 2                 # label on the side with room
+    ax1.annotate(f"best validation: epoch {best['epoch']}\ntest {100 * best['test_acc']:.2f}%",
+                 (best["epoch"], 100 * best["test_acc"]), xytext=(-8 if right else 8, -36),
+                 textcoords="offset points", ha="right" if right else "left", fontsize=8,
+                 arrowprops=dict(arrowstyle="-", color="0.5"))
+    ax1.set_xlabel("epoch"), ax1.set_ylabel("accuracy (%)"), ax1.grid(alpha=0.3), ax1.legend(loc="lower right")
+    ax2.plot(ep, [r["loss"] for r in metrics], marker=".", color="C3", label="training loss")
+    ax2.axvline(best["epoch"], color="0.5", ls="--", lw=1)
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("training loss"), ax2.grid(alpha=0.3), ax2.legend()
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(ep) == 1:
+            ax.set_xlim(ep[0] - 1, ep[0] + 1)
     fig.suptitle(title)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
