@@ -394,27 +394,38 @@ def cmd_synth(args):
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
 
 
+def _int_list(option: str, text: str, minimum: int, what: str) -> list:
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < minimum:
+        raise ValueError(f"{option} {text!r} does not parse: expected {what}, comma-separated, like '1,2,3'")
+    return values
+
+
 def cmd_sweep(args):
     from .hw.sweep import sweep
-    try:
-        targets = [int(t) for t in args.targets.split(",")]
-    except ValueError:
-        targets = []
-    if not targets or min(targets) < 1:
-        raise ValueError(f"--targets {args.targets!r} does not parse: expected positive cycles per image, "
-                         "comma-separated, like '64,128,256'")
+    targets = _int_list("--targets", args.targets, 1, "positive cycles per image")
+    seeds = _int_list("--seeds", args.seeds, 0, "placement seeds (integers of at least 0)")
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
-                 speed=args.speed)
+                 speed=args.speed, seeds=seeds)
     print("| target cycles | folding (PE,SIMD per layer) | II | LUTs | FFs | BRAMs | Fmax MHz | images/s | Pareto |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r.get("error"):
             print(f"| {r['target_cycles']} | {r['folding']} | | | | | | {r['error']} | |")
         else:
+            fmax = f"{r['fmax_mhz']:.1f}"
+            if len(seeds) > 1:
+                fmax += f" ({r['fmax_mhz_min']:.1f}-{r['fmax_mhz_max']:.1f})"
             print(f"| {r['target_cycles']} | {r['folding']} | {r['initiation_interval']:g} | {r['luts']:,} | "
-                  f"{r['ffs']:,} | {r['brams']} | {r['fmax_mhz']:.1f} | {r['images_per_second']:,} | "
+                  f"{r['ffs']:,} | {r['brams']} | {fmax} | {r['images_per_second']:,} | "
                   f"{'yes' if r['pareto'] else ''} |")
+    if len(seeds) > 1:
+        print(f"(Fmax and images/s of the median of {len(seeds)} placement seeds; the range over all of them "
+              "in brackets)")
     print(f"table {out / 'sweep.csv'}, {out / 'sweep.json'}; plot {out / 'sweep.png'}")
 
 
@@ -603,11 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
-                       "LUTs-vs-throughput plot with the Pareto front")
+                       "plot of LUTs and block RAMs against throughput, with the Pareto front")
     p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
     p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="the FPGA")
     p.add_argument("--targets", default="64,128,256,512,1024",
                    help="cycles per image to fold for, comma-separated (default: 64,128,256,512,1024)")
+    p.add_argument("--seeds", default="1",
+                   help="nextpnr placement seeds, comma-separated: each point is placed and routed with each, "
+                        "and reported at the median seed's Fmax with the range over all")
     p.add_argument("--jobs", type=_count(1), help="parallel runs (default: the number of cores)")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: per family)")
     p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")

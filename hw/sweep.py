@@ -1,10 +1,12 @@
 """Folding sweep: one network, one device, several foldings through synthesis and place and
-route, in parallel; a table (JSON, CSV) and a plot of LUTs against images per second with the
-Pareto front marked.
+route, in parallel; a table (JSON, CSV) and a plot of LUTs and block RAMs against images per
+second, with the Pareto front over both marked.
 
 Each point is ``auto_fold(topology, target, rom_blocks=device.rom_blocks)`` for one target of
 cycles per image: the analytical model picks the folding (fewest block RAMs of the device,
-then the least logic), the tools measure its cost and clock.
+then the least logic), the tools measure its cost and clock. With several placement seeds a
+point is placed and routed once per seed: its clock is the median seed's, and the plot shows
+the spread (one seed's Fmax can be far from another's on a full device).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from bnncore.fileio import atomic_savefig, atomic_write_text
 __all__ = ["sweep", "pareto", "plot_sweep"]
 
 COLUMNS = ("target_cycles", "folding", "initiation_interval", "luts", "ffs", "brams", "lut_pct", "bram_pct",
-           "fmax_mhz", "images_per_second", "latency_us", "pareto", "error")
+           "fmax_mhz", "fmax_mhz_min", "fmax_mhz_max", "seeds", "images_per_second", "latency_us", "pareto",
+           "error")
 
 
-def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, banks: int, speed=None) -> dict:
-    """One sweep point (in a worker process): generate, synthesise, place and route."""
+def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks: int, speed=None) -> dict:
+    """One sweep point (in a worker process): generate, then synthesise, place and route once
+    per placement seed."""
     from bnncore.export import load
     from .generate import generate
     from .plan import auto_fold, bias_bits_for
@@ -36,72 +40,112 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seed: int, ba
                      bias_bits=bias_bits_for(net))
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
     row = {"target_cycles": target, "folding": folding}
+    reports = []
     try:
         rtl = generate(net, plan, Path(out) / "rtl", vhdl=False)
-        r = synthesize(rtl, device, Path(out) / "synth", freq=freq, seed=seed, bitstream=False, speed=speed,
-                       log=lambda s: None)
+        for seed in seeds:
+            reports.append(synthesize(rtl, device, Path(out) / f"synth-s{seed}", freq=freq, seed=seed,
+                                      bitstream=False, speed=speed, log=lambda s: None))
     except SynthError as e:
         return row | {"error": str(e).splitlines()[0]}
+    fmax = sorted(r["fmax_mhz"] for r in reports)
+    r = next(r for r in reports if r["fmax_mhz"] == fmax[(len(fmax) - 1) // 2])     # the (lower) median seed
     return row | {"initiation_interval": r["initiation_interval"], "luts": r["resources"]["luts"],
                   "ffs": r["resources"]["ffs"], "brams": r["resources"]["brams"],
                   "lut_pct": r["utilization_pct"]["luts"], "bram_pct": r["utilization_pct"]["brams"],
-                  "fmax_mhz": r["fmax_mhz"], "images_per_second": r["images_per_second"],
-                  "latency_us": r["latency_us"], "error": ""}
+                  "fmax_mhz": r["fmax_mhz"], "fmax_mhz_min": fmax[0], "fmax_mhz_max": fmax[-1],
+                  "seeds": " ".join(map(str, seeds)), "fmax_mhz_by_seed": [q["fmax_mhz"] for q in reports],
+                  "images_per_second": r["images_per_second"], "latency_us": r["latency_us"], "error": ""}
+
+
+#: What a point costs (fewer is better); images per second is what it gives.
+COSTS = ("luts", "brams")
 
 
 def pareto(rows: list) -> list:
-    """Mark rows on the Pareto front: no other row has fewer (or as many) LUTs and more
-    (or as many) images per second, with one of the two strictly better."""
+    """Mark rows on the Pareto front over LUTs, block RAMs and images per second: no other row
+    is as good on all three and better on one."""
     ok = [r for r in rows if not r.get("error")]
+
+    def dominates(o, r):
+        as_good = all(o[c] <= r[c] for c in COSTS) and o["images_per_second"] >= r["images_per_second"]
+        return as_good and (any(o[c] < r[c] for c in COSTS) or o["images_per_second"] > r["images_per_second"])
+
     for r in rows:
-        r["pareto"] = bool(not r.get("error") and not any(
-            o is not r and o["luts"] <= r["luts"] and o["images_per_second"] >= r["images_per_second"]
-            and (o["luts"] < r["luts"] or o["images_per_second"] > r["images_per_second"]) for o in ok))
+        r["pareto"] = bool(not r.get("error") and not any(o is not r and dominates(o, r) for o in ok))
     return rows
 
 
 def plot_sweep(rows: list, path, title: str):
+    """Two panels, LUTs and block RAMs against images per second, the Pareto points in red;
+    a vertical bar through a point spans its placement seeds' throughputs."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    ok = [r for r in rows if not r.get("error")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter([r["luts"] for r in ok], [r["images_per_second"] for r in ok], color="tab:blue", label="folding")
-    front = sorted((r for r in ok if r["pareto"]), key=lambda r: r["luts"])
-    ax.plot([r["luts"] for r in front], [r["images_per_second"] for r in front], "o-", color="tab:red",
-            label="Pareto front")
-    for r in ok:
-        ax.annotate(f"{r['target_cycles']} cyc, {r['fmax_mhz']:.0f} MHz", (r["luts"], r["images_per_second"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("LUTs")
-    ax.set_ylabel("images per second")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend()
+    from matplotlib.ticker import MaxNLocator
+    ok = sorted((r for r in rows if not r.get("error")), key=lambda r: r["target_cycles"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, cost, label in zip(axes, COSTS, ("LUTs", "block RAMs")):
+        for front, color, name in ((False, "tab:blue", "folding"), (True, "tab:red", "Pareto front")):
+            pts = [r for r in ok if bool(r["pareto"]) == front]
+            if not pts:
+                continue
+            y = [r["images_per_second"] for r in pts]
+            # images/s scale with Fmax: the seeds' spread in Fmax is the spread in throughput
+            lo = [r["images_per_second"] * (1 - r.get("fmax_mhz_min", r["fmax_mhz"]) / r["fmax_mhz"]) for r in pts]
+            hi = [r["images_per_second"] * (r.get("fmax_mhz_max", r["fmax_mhz"]) / r["fmax_mhz"] - 1) for r in pts]
+            ax.errorbar([r[cost] for r in pts], y, yerr=[lo, hi], fmt="o", color=color, label=name, capsize=3)
+        for r in ok:
+            spread = (f" ({r['fmax_mhz_min']:.0f}-{r['fmax_mhz_max']:.0f})"
+                      if r.get("fmax_mhz_min", r["fmax_mhz"]) != r.get("fmax_mhz_max", r["fmax_mhz"]) else "")
+            ax.annotate(f"{r['target_cycles']} cyc, {r['fmax_mhz']:.0f} MHz{spread}", (r[cost], r["images_per_second"]),
+                        textcoords="offset points", xytext=(5, 3), fontsize=7)
+        ax.set_xlabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.25)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("images per second")
+    axes[0].legend()
+    seeds = max(len(str(r.get("seeds", "1")).split()) for r in ok)
+    if seeds > 1:
+        title += f"\nmedian of {seeds} placement seeds; bars and brackets: the range of Fmax over them"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)
 
 
-def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seed: int = 1,
+def _check_out_dir(out: Path):
+    """A sweep writes into a missing or empty folder, or over an earlier sweep (sweep.json),
+    never into a folder of something else."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "sweep.json").is_file())):
+        raise ValueError(f"{out}: exists and is not an earlier sweep's folder (no sweep.json); "
+                         "choose another -o or remove it")
+
+
+def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seeds=(1,),
           banks: int = 2, speed: int | None = None, progress: bool = True) -> list:
     """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device`` (at ECP5 speed grade
-    ``speed``, default the slowest); write ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into
-    ``out_dir``; return the rows."""
+    ``speed``, default the slowest), each placed and routed with every one of ``seeds``; write
+    ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows."""
     from tqdm import tqdm
     from bnncore.export import load
     from .plan import require_mlp
     from .synth import _device
     part = _device(device).with_speed(speed).part    # a bad device or grade fails here, not per point
+    out = Path(out_dir)
+    _check_out_dir(out)
     net = load(net_dir)
     require_mlp(net)
-    out = Path(out_dir)
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise ValueError("seeds: give at least one placement seed")
     out.mkdir(parents=True, exist_ok=True)
     targets = sorted(set(int(t) for t in targets))
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     rows = []
     with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_point, str(net_dir), device, t, str(out / f"t{t}"), freq, seed, banks, speed)
+        futures = [pool.submit(_point, str(net_dir), device, t, str(out / f"t{t}"), freq, seeds, banks, speed)
                    for t in targets]
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {device}", unit="folding",
                       disable=not progress):
@@ -115,5 +159,5 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     w.writerows(rows)
     atomic_write_text(out / "sweep.csv", buf.getvalue())
     if any(not r.get("error") for r in rows):
-        plot_sweep(rows, out / "sweep.png", f"{topo} on {part}: LUTs vs throughput (Fmax / II)")
+        plot_sweep(rows, out / "sweep.png", f"{topo} on {part}: cost vs throughput (Fmax / II)")
     return rows

