@@ -124,6 +124,15 @@ class Topology:
     def classes(self) -> int:
         return self.head.n_out
 
+    @property
+    def weight_bits(self) -> int:
+        """Binary weights of the folded network: fan-in times outputs of every convolution and
+        dense layer, the head included (what its ROMs hold, thresholds aside)."""
+        if self.resnet is not None:
+            raise ValueError(f"topology {self}: a ResNet does not fold to XNOR-popcount layers")
+        return sum(l.fan_in * (l.channels if isinstance(l, Conv) else l.n_out)
+                   for l in (*self.layers, self.head) if not isinstance(l, Pool))
+
     def __str__(self):
         first = "x".join(map(str, self.in_shape))
         return "-".join([first] + [l.token() for l in self.layers] + [self.head.token()])

@@ -320,6 +320,7 @@ def test_summary_of_a_cnn():
     assert conv["weight_bits"] == 5 * 18 and conv["macs_per_image"] == 5 * 18 * 81 and conv["threshold_bits"] == 5
     assert pool["kind"] == "pool" and pool["out_shape"] == [5, 4, 4] and pool["weight_bits"] == 0
     assert dense["n_in"] == 80 and s["topology"] == "2x9x9-5c3p1-mp2-7-3"
+    assert parse(s["topology"]).weight_bits == s["total"]["weight_bits"] == 5 * 18 + 80 * 7 + 7 * 3
     table = summary_table(net)
     assert "conv" in table and "AND" in table and "5x4x4" in table
 
