@@ -462,6 +462,9 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     exp = EXPERIMENTS[name]
     out = Path(out_root) / name
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "runs").is_dir())):
+        raise ValueError(f"{out}: exists and is not an earlier run of experiment {name} (no runs/ folder); "
+                         "choose another -o or remove it")
     runs = _plan(exp, mode, data_dir)
     cores = os.cpu_count() or 1
     jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))

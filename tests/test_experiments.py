@@ -41,6 +41,14 @@ def test_unknown_experiment_and_mode(tmp_path):
         run_experiment("batchnorm", mode="huge", out_root=tmp_path)
 
 
+def test_a_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "batchnorm").mkdir()
+    (tmp_path / "batchnorm" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"batchnorm: exists and is not an earlier run of experiment batchnorm"):
+        run_experiment("batchnorm", mode="tiny", out_root=tmp_path)
+    assert [p.name for p in (tmp_path / "batchnorm").iterdir()] == ["notes.txt"]
+
+
 def test_stat():
     assert experiments._stat([1.0]) == "1.00"
     assert experiments._stat([1.0, 3.0]) == "2.00 ± 1.41 (n=2)"
