@@ -38,7 +38,6 @@ import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -46,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import temp_file
 
 __all__ = [
     "DATASETS", "DataError", "Dataset", "InputBinarization", "read_idx", "find_dataset_dir",
@@ -415,7 +416,7 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
         errors = []
         for mirror in mirrors:
             url = mirror.rstrip("/") + "/" + f.name + ".gz"
-            fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=folder)
+            fd, tmp = temp_file(folder / f.name, ".part")
             try:
                 with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
                     shutil.copyfileobj(r, out)
@@ -442,7 +443,7 @@ def _fetch_cifar10(folder: Path, mirrors, timeout, log) -> Path:
     errors = []
     for mirror in tuple(mirrors) if mirrors else Cifar10.mirrors:
         url = mirror.rstrip("/") + "/" + Cifar10.archive
-        fd, tmp = tempfile.mkstemp(prefix=f".{Cifar10.archive}.", suffix=".part", dir=folder)
+        fd, tmp = temp_file(folder / Cifar10.archive, ".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
                 shutil.copyfileobj(r, out)

@@ -97,9 +97,7 @@ def temp_sibling(target) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary directories
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are ordinary directories
     return tmp
 
 
@@ -120,10 +118,25 @@ def replace_dir(new: Path, target: Path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def temp_file(path, suffix: str = "") -> tuple:
+    """``(fd, name)`` of a new file beside ``path`` (same file system, for ``os.replace``) with
+    the permissions an ordinary new file gets, not mkstemp's owner-only ones."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def atomic_write_text(path, text: str):
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -137,7 +150,7 @@ def atomic_savefig(fig, path, dpi: int = 110):
     """Save a matplotlib figure as PNG to ``path`` atomically, then close it."""
     import matplotlib.pyplot as plt
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    fd, tmp = temp_file(path, ".png")
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi)

@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import resource
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch.nn import functional as F
 from . import __version__
 from .config import CheckpointError, TrainConfig
 from .data import InputBinarization, load_dataset
-from .fileio import atomic_savefig, atomic_write_text
+from .fileio import atomic_savefig, atomic_write_text, temp_file
 from .model import build_model
 from .topology import parse
 
@@ -102,7 +101,7 @@ def _versions() -> dict:
 
 
 def _atomic_save(obj, path: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = temp_file(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)

@@ -410,3 +410,21 @@ def test_eval_with_a_manifest_without_dataset(tmp_path, capsys):
     refused(capsys, tmp_path, ["eval", d],
             rf"^bnn eval: error: {d}/manifest.json: field 'metadata.dataset' does not name a dataset \(\['x'\]\); "
             "pass --dataset")
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    """Written through a temporary file, an output still gets the mode of any new file (umask),
+    not mkstemp's owner-only 0600: an export or a report can be shared."""
+    import os
+    from bnncore.fileio import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        net = FoldedNetwork((), OutputHead(np.ones((2, 3), np.uint8), [0, 0]))
+        export(net, tmp_path / "net")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "net").iterdir() if p.is_file()} == {
+        p.name: 0o644 for p in (tmp_path / "net").iterdir() if p.is_file()}
+    assert (tmp_path / "net").stat().st_mode & 0o777 == 0o755
