@@ -51,8 +51,9 @@ demo: $(DEMO_NET)/manifest.json build/rtl/rtl.json
 	$(BIN)/bnn summary $(DEMO_NET)
 	$(BIN)/bnn sim build/rtl $(DEMO_NET) --sim verilator $(DATA_OPT)
 	$(BIN)/bnn synth build/rtl --device $(DEMO_DEVICE) -o build/synth/$(DEMO_DEVICE)
+	$(BIN)/bnn report build
 	@echo "training curve: $(DEMO_RUN)/curve.png; folded network: $(DEMO_NET)/; RTL: build/rtl/;" \
-		"bitstream and report: build/synth/$(DEMO_DEVICE)/"
+		"bitstream and report: build/synth/$(DEMO_DEVICE)/; all of it on one page: build/report.html"
 
 $(DEMO_RUN)/best.pt: | setup
 	@$(BIN)/bnn data where mnist $(DATA_OPT) >/dev/null 2>&1 || $(BIN)/bnn data fetch mnist

@@ -277,7 +277,7 @@ def cmd_rtl(args):
     import time
     from .export import load
     from .hw.generate import check_buildable, generate
-    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp, timing
+    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
     net = load(args.net)
     require_mlp(net)
     common = dict(banks=args.banks, out_depth=args.out_depth, pipelined=not args.shallow,
@@ -296,14 +296,8 @@ def cmd_rtl(args):
     t0 = time.perf_counter()
     out = generate(net, plan, args.out, vhdl=not args.no_vhdl, source=args.net, log=log.info)
     seconds = time.perf_counter() - t0
-    t = timing(plan)
-    print(f"{'layer':<6} {'in':>5} {'out':>5} {'PE':>4} {'SIMD':>5} {'NF':>5} {'SF':>4} {'cycles':>7} {'weight bits':>12}")
-    for l in plan.layers:
-        print(f"{l.index:<6} {l.n_in:>5} {l.n_out:>5} {l.pe:>4} {l.simd:>5} {l.nf:>5} {l.sf:>4} {l.cycles:>7} "
-              f"{l.memory_bits['weights']:>12,}")
-    print(f"cycles per image (slowest layer) {t.bottleneck}, initiation interval {float(t.ii):g}, "
-          f"latency {t.latency} cycles ({'pipelined' if plan.pipelined else 'shallow'} engines, "
-          f"{plan.depth} stages)")
+    from .report import rtl_table
+    print(rtl_table(json.loads((out / "rtl.json").read_text())).markdown())
     print(f"generated {out} in {seconds:.1f} s")
     if args.check:
         from .hw.tools import check_vhdl, lint_verilog
@@ -346,31 +340,18 @@ def cmd_sim(args):
         r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
                      gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms,
                      progress=update, log=log.info)
-    topo = net.spec
-    print("| simulator | network | images | mismatches | cycles/image | wall s | images/s | accuracy (RTL) | accuracy (golden) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.sim} | {topo} | {r['images']} | {r['mismatches']} | {r['cycles'] / r['images']:.1f} | "
-          f"{r['run_s']:.1f} | {r['images'] / r['run_s']:,.0f} | {100 * r['accuracy']:.2f}% | "
-          f"{100 * r['golden_accuracy']:.2f}% |")
-    print(f"(build {r['build_s']:.1f} s; latency {r['latency']} cycles; steady-state interval {r.get('ii')} cycles; "
-          f"results in {out / 'results.json'})")
+    from .report import sim_table
+    print(sim_table(r).markdown().replace("\n(", f"\n(results in {out / 'results.json'}; ", 1))
 
 
 def _print_synth(r: dict):
-    res, pct = r["resources"], r["utilization_pct"]
-    dev = r["device"]
-    print("| device | network | LUTs | FFs | carries | block RAMs | DSPs | Fmax MHz | II cycles | images/s | latency us |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {dev['part']} | {'-'.join(map(str, r['topology']))} | {res['luts']:,} ({pct['luts']}%) | "
-          f"{res['ffs']:,} ({pct['ffs']}%) | {res['carries']:,} | {res['brams']} ({pct['brams']}%) | {res['dsps']} | "
-          f"{r['fmax_mhz']:.1f} | {r['initiation_interval']:g} | {r['images_per_second']:,} | {r['latency_us']} |")
-    print(f"(target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; "
-          f"block-RAM bandwidth bound {r['bandwidth_bound_cycles']:g} cycles/image, "
-          f"efficiency {100 * r['bandwidth_efficiency']:.0f}%)")
-    moved = r.get("bram_output_registers")
-    if moved and moved["ffs"]:
-        print(f"({moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers; "
-              "FFs counts those left)")
+    from .report import synth_table
+    print(synth_table(r).markdown())
+
+
+def cmd_report(args):
+    from .report import write_report
+    print(f"report {write_report(args.build, args.out)}")
 
 
 def cmd_experiment(args):
@@ -411,21 +392,8 @@ def cmd_sweep(args):
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
                  speed=args.speed, seeds=seeds)
-    print("| target cycles | folding (PE,SIMD per layer) | II | LUTs | FFs | BRAMs | Fmax MHz | images/s | Pareto |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if r.get("error"):
-            print(f"| {r['target_cycles']} | {r['folding']} | | | | | | {r['error']} | |")
-        else:
-            fmax = f"{r['fmax_mhz']:.1f}"
-            if len(seeds) > 1:
-                fmax += f" ({r['fmax_mhz_min']:.1f}-{r['fmax_mhz_max']:.1f})"
-            print(f"| {r['target_cycles']} | {r['folding']} | {r['initiation_interval']:g} | {r['luts']:,} | "
-                  f"{r['ffs']:,} | {r['brams']} | {fmax} | {r['images_per_second']:,} | "
-                  f"{'yes' if r['pareto'] else ''} |")
-    if len(seeds) > 1:
-        print(f"(Fmax and images/s of the median of {len(seeds)} placement seeds; the range over all of them "
-              "in brackets)")
+    from .report import sweep_table
+    print(sweep_table(rows).markdown())
     print(f"table {out / 'sweep.csv'}, {out / 'sweep.json'}; plot {out / 'sweep.png'}")
 
 
@@ -450,6 +418,7 @@ EXAMPLES = {
     "synth": "bnn synth build/rtl --device ecp5-25f",
     "sweep": "bnn sweep build/net --device ecp5-25f",
     "experiment": "bnn experiment cnn --mode tiny",
+    "report": "bnn report build",
 }
 
 
@@ -642,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
     p.set_defaults(func=cmd_experiment)
+
+    p = _verb(sub, "report", help="one self-contained HTML page of every result under a build folder: training "
+              "curves, fold reports, network summaries, timing models, simulations, synthesis and sweeps")
+    p.add_argument("build", type=Path, help="the folder the stages wrote into, e.g. build")
+    p.add_argument("-o", "--out", type=Path, help="the page to write (default: BUILD/report.html)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

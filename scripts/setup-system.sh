@@ -11,6 +11,7 @@ tools=(
   "nextpnr-ice40:nextpnr-ice40"     # iCE40 place and route
   "icepack:fpga-icestorm"           # iCE40 bitstreams and icetime
   "make:make"
+  "chromium-headless-shell:chromium-headless-shell"   # renders `bnn report` pages in the tests
 )
 missing=()
 for t in "${tools[@]}"; do

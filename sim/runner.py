@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnncore.fileio import atomic_write_text
 from bnncore.hw.tools import find_tool, find_verilator
 
 __all__ = ["simulate", "SIMULATORS", "SimulationError"]
@@ -268,7 +269,9 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     if not results.exists():
         raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
     out = json.loads(results.read_text())
-    out.update({"simulator": sim, "build_s": build_s, "run_s": run_s})
+    out.update({"simulator": sim, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
+                "topology": info["topology"]})
+    atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
     if failed or out.get("mismatches") or out.get("failures"):
         why = "; ".join(out.get("failures") or []) or (f"{out.get('mismatches')} mismatches, first: "
                                                         f"{out.get('first_mismatch')}")

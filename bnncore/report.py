@@ -1,0 +1,332 @@
+"""Tables of the flow's results, and one self-contained HTML page of all of them (`bnn report`).
+
+Every stage already writes its results as JSON: a training run ``metrics.json``, an export
+``manifest.json`` (with the fold report and the verification), ``bnn rtl`` ``rtl.json``, a
+simulation ``results.json``, a synthesis ``report.json``, a sweep ``sweep.json``. Each table
+below is built from one such file; the CLI prints it as Markdown, the report shows it as HTML,
+so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .export import FORMAT as EXPORT_FORMAT
+from .fileio import atomic_write_text
+
+__all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
+           "sweep_table", "collect", "write_report"]
+
+
+@dataclass
+class Table:
+    columns: tuple
+    rows: list = field(default_factory=list)   # tuples of cells, already formatted
+    note: str = ""
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(map(str, r)) + " |" for r in self.rows]
+        return "\n".join(lines + ([f"({self.note})"] if self.note else []))
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in self.rows)
+        note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+# --- one table per kind of result file ----------------------------------------------------------
+
+def training_table(metrics: dict) -> Table:
+    cfg, best, epochs = metrics["config"], metrics["best"], metrics["epochs"]
+    secs = sum(r["seconds"] for r in epochs) / len(epochs)
+    kind = "binary" if cfg.get("binary", True) else "float"
+    return Table(("dataset", "topology", "kind", "input", "epochs", "best epoch", "validation", "test", "s/epoch"),
+                 [(cfg["dataset"], cfg["topology"], kind, cfg["input"], len(epochs), best["epoch"],
+                   _pct(best["val_acc"]), _pct(best["test_acc"]), f"{secs:.1f}")])
+
+
+def fold_table(manifest: dict) -> Table:
+    """What folding did per layer (an export from `bnn fold`), and the verification."""
+    meta = manifest.get("metadata") or {}
+    rows = [(l["name"], l.get("kind", "dense"), f"{l['n_in']} -> {l['n_out']}",
+             f"[{l['threshold_min']}, {l['threshold_max']}]", l["positive_scale"], l["negative_scale"],
+             l["zero_scale"], l["always_fire"], l["never_fire"], l["float32_ties"], l.get("and_channels", 0))
+            for l in meta.get("fold_report") or []]
+    v = meta.get("verification")
+    note = (f"verified on {v['images']:,} test images: torch {_pct(v['torch_accuracy'])}, folded "
+            f"{_pct(v['folded_accuracy'])}; {v['class_mismatches']} class mismatches, {v['hidden_bit_mismatches']} of "
+            f"{v['hidden_bits_compared']:,} hidden bits differ") if v else "not verified (bnn export or bnn import)"
+    return Table(("layer", "kind", "fan-in -> out", "thresholds", "scale > 0", "scale < 0 (flipped)", "scale 0",
+                  "always 1", "always 0", "float32 ties", "AND-pool channels"), rows, note)
+
+
+def network_table(summary: dict) -> Table:
+    """`network.summary(net)` per layer."""
+    def shape(s):
+        return "x".join(map(str, s))
+    rows = []
+    for r in summary["layers"]:
+        if r["kind"] == "pool":
+            rows.append((r["name"], "pool", shape(r["in_shape"]), shape(r["out_shape"]), "", "",
+                         f"{r['and_channels']} AND, {r['in_shape'][0] - r['and_channels']} OR", ""))
+            continue
+        width = r.get("threshold_bits", r.get("score_bits"))
+        rows.append((r["name"], r["kind"] + (" (8-bit input)" if r.get("in_bits") == 8 else ""), shape(r["in_shape"]),
+                     shape(r["out_shape"]), f"{r['weight_bits']:,}", f"{r['macs_per_image']:,}",
+                     f"[{r['value_min']}, {r['value_max']}]", width))
+    t = summary["total"]
+    rows.append(("total", "", "", "", f"{t['weight_bits']:,}", f"{t['macs_per_image']:,}", "", ""))
+    return Table(("layer", "kind", "in", "out", "weight bits", "XNOR ops/image", "threshold or bias range",
+                  "threshold bits"), rows,
+                 f"{t['folded_bits'] / 8 / 1024:.1f} KiB folded vs {t['float32_bits'] / 8 / 1024:.1f} KiB float32: "
+                 f"{t['compression_vs_float32']:.1f}x smaller")
+
+
+def rtl_table(info: dict) -> Table:
+    """The folding and the timing model of a design (its rtl.json)."""
+    rows = [(l["layer"], l["n_in"], l["n_out"], l["pe"], l["simd"], l["nf"], l["sf"], l["cycles_per_image"],
+             f"{l['memory_bits']['weights']:,}") for l in info["folding"]]
+    t = info["timing"]
+    return Table(("layer", "in", "out", "PE", "SIMD", "NF", "SF", "cycles", "weight bits"), rows,
+                 f"cycles per image (slowest layer) {t['cycles_per_image']}, initiation interval "
+                 f"{t['initiation_interval']:g}, latency {t['latency']} cycles "
+                 f"({'pipelined' if info['pipelined'] else 'shallow'} engines, {info['pipeline_depth']} stages)")
+
+
+def sim_table(r: dict) -> Table:
+    """A simulation's results.json (sim/runner.py)."""
+    topo = "-".join(map(str, r.get("topology", [])))
+    return Table(("simulator", "network", "images", "mismatches", "cycles/image", "wall s", "images/s",
+                  "accuracy (RTL)", "accuracy (golden)"),
+                 [(r["simulator"], topo, f"{r['images']:,}", r["mismatches"], f"{r['cycles'] / r['images']:.1f}",
+                   f"{r['run_s']:.1f}", f"{r['images'] / r['run_s']:,.0f}", _pct(r["accuracy"]),
+                   _pct(r["golden_accuracy"]))],
+                 f"build {r['build_s']:.1f} s; latency {r['latency']} cycles; steady-state interval {r.get('ii')} cycles")
+
+
+def synth_table(r: dict) -> Table:
+    """A synthesis report.json (hw/synth.py)."""
+    res, pct = r["resources"], r["utilization_pct"]
+    note = (f"target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; block-RAM bandwidth "
+            f"bound {r['bandwidth_bound_cycles']:g} cycles/image, efficiency {100 * r['bandwidth_efficiency']:.0f}%")
+    moved = r.get("bram_output_registers")
+    if moved and moved["ffs"]:
+        note += (f"; {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers "
+                 "(FFs counts those left)")
+    return Table(("device", "network", "LUTs", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz", "II cycles",
+                  "images/s", "latency us"),
+                 [(r["device"]["part"], "-".join(map(str, r["topology"])), f"{res['luts']:,} ({pct['luts']}%)",
+                   f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)",
+                   res["dsps"], f"{r['fmax_mhz']:.1f}", f"{r['initiation_interval']:g}", f"{r['images_per_second']:,}",
+                   r["latency_us"])], note)
+
+
+def sweep_table(rows: list) -> Table:
+    """A sweep's rows (sweep.json)."""
+    seeds = max((len(str(r.get("seeds", "1")).split()) for r in rows if not r.get("error")), default=1)
+    out = []
+    for r in rows:
+        if r.get("error"):
+            out.append((r["target_cycles"], r["folding"], "", "", "", "", "", r["error"], ""))
+            continue
+        fmax = f"{r['fmax_mhz']:.1f}"
+        if seeds > 1:
+            fmax += f" ({r['fmax_mhz_min']:.1f}-{r['fmax_mhz_max']:.1f})"
+        out.append((r["target_cycles"], r["folding"], f"{r['initiation_interval']:g}", f"{r['luts']:,}",
+                    f"{r['ffs']:,}", r["brams"], fmax, f"{r['images_per_second']:,}", "yes" if r["pareto"] else ""))
+    return Table(("target cycles", "folding (PE,SIMD per layer)", "II", "LUTs", "FFs", "BRAMs", "Fmax MHz",
+                  "images/s", "Pareto"), out,
+                 f"Fmax and images/s of the median of {seeds} placement seeds; the range over all of them in "
+                 "brackets" if seeds > 1 else "")
+
+
+# --- finding the results under a build folder -----------------------------------------------------
+
+def _json(path: Path):
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+#: file name -> (section, does this JSON object belong to it?)
+_KINDS = {
+    "metrics.json": ("training", lambda d: "config" in d and "epochs" in d and d.get("best")),
+    "manifest.json": ("networks", lambda d: d.get("format") == EXPORT_FORMAT),
+    "rtl.json": ("rtl", lambda d: "folding" in d and "timing" in d),
+    "results.json": ("simulation", lambda d: "simulator" in d and "images" in d),
+    "report.json": ("synthesis", lambda d: "fmax_mhz" in d and "resources" in d),
+    "sweep.json": ("sweeps", lambda d: "rows" in d and "device" in d),
+}
+
+
+def collect(build_dir) -> dict:
+    """{section: [(folder, data)]} for every result file under ``build_dir``, in path order.
+    The insides of a sweep (each point's RTL and synthesis) and of an experiment (its runs)
+    are left to their own summaries."""
+    root = Path(build_dir)
+    found = {section: [] for section, _ in _KINDS.values()}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        here = Path(folder)
+        if "sweep.json" in files or "runs" in here.parts[len(root.parts):]:
+            dirs[:] = []
+        for name in sorted(files):
+            kind = _KINDS.get(name)
+            if kind:
+                data = _json(here / name)
+                if data is not None and kind[1](data):
+                    found[kind[0]].append((here, data))
+    return found
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+h3 { font-size: 1.05em; margin-bottom: .3em; } code { background: #f3f3f3; padding: 0 .25em; }
+table { border-collapse: collapse; margin: .4em 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ddd; padding: .2em .55em; text-align: right; }
+th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
+.note { color: #555; margin: .2em 0 1em; } img { max-width: 100%; border: 1px solid #eee; }
+.bar { display: flex; align-items: center; gap: .6em; margin: .15em 0; }
+.bar .label { width: 13em; } .bar .track { position: relative; width: 420px; height: 14px; background: #eee; }
+.bar .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #4a7fb5; }
+.bar .fill.over { background: #c0504d; } .bar .mark { position: absolute; top: -3px; bottom: -3px; width: 2px;
+  background: #222; }
+.empty { color: #888; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _bar(label: str, value: float, full: float, text: str, mark: float | None = None) -> str:
+    """A horizontal bar of value / full; ``mark``: a target drawn as a tick on the same scale."""
+    scale = max(full, value, mark or 0) or 1
+    over = " over" if value > full else ""
+    tick = f'<div class="mark" style="left:{100 * mark / scale:.1f}%"></div>' if mark else ""
+    return (f'<div class="bar"><span class="label">{html.escape(label)}</span><div class="track">'
+            f'<div class="fill{over}" style="width:{100 * min(value, scale) / scale:.1f}%"></div>{tick}</div>'
+            f"<span>{html.escape(text)}</span></div>")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root)) or "."
+    except ValueError:
+        return str(path)
+
+
+def _training(folder: Path, m: dict, root: Path) -> str:
+    parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>", training_table(m).html()]
+    if (folder / "curve.png").is_file():
+        parts.append(_img(folder / "curve.png", f"training curve of {_rel(folder, root)}"))
+    return "".join(parts)
+
+
+def _network(folder: Path, manifest: dict, root: Path) -> str:
+    from .export import load
+    from .network import summary
+    parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>"]
+    try:
+        s = summary(load(folder))
+    except (ValueError, OSError) as e:
+        return "".join(parts) + f'<p class="empty">not readable: {html.escape(str(e))}</p>'
+    parts.append(f"<p>{html.escape(s['topology'])}, {html.escape(s['input'])} input</p>")
+    parts.append(network_table(s).html())
+    parts.append("<p>Folding, per layer:</p>" + fold_table(manifest).html())
+    return "".join(parts)
+
+
+def _synthesis(folder: Path, r: dict, root: Path) -> str:
+    res, pct = r["resources"], r["utilization_pct"]
+    bars = [_bar(name, pct[key], 100, f"{res[key]:,} ({pct[key]}% of the device)")
+            for key, name in (("luts", "LUTs"), ("ffs", "flip-flops"), ("brams", "block RAMs")) if key in pct]
+    target = r["freq_target_mhz"]
+    bars.append(_bar("Fmax (tick: target)", r["fmax_mhz"], max(target, r["fmax_mhz"]),
+                     f"{r['fmax_mhz']:.1f} MHz, target {target:g} MHz {'met' if r['timing_met'] else 'NOT met'}",
+                     mark=target))
+    bound = r["fmax_mhz"] * 1e6 / r["bandwidth_bound_cycles"]
+    bars.append(_bar("images/s (tick: block-RAM bound)", r["images_per_second"], bound,
+                     f"{r['images_per_second']:,} of {bound:,.0f} the block RAMs' read bandwidth allows", mark=bound))
+    return (f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>" + synth_table(r).html() + "".join(bars))
+
+
+def _sweep(folder: Path, sw: dict, root: Path) -> str:
+    parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code>: {html.escape(sw['network'])} on "
+             f"{html.escape(sw.get('part', sw['device']))}</h3>", sweep_table(sw["rows"]).html()]
+    if (folder / "sweep.png").is_file():
+        parts.append(_img(folder / "sweep.png", f"sweep of {_rel(folder, root)}"))
+    return "".join(parts)
+
+
+def _simulation(items: list, root: Path) -> str:
+    rows, notes = [], []
+    for folder, r in items:
+        t = sim_table(r)
+        rows += [(_rel(folder, root), *row) for row in t.rows]
+        notes.append(f"{_rel(folder, root)}: {t.note}")
+    table = Table(("folder", *sim_table(items[0][1]).columns), rows, "; ".join(notes))
+    bad = sum(r["mismatches"] for _, r in items)
+    verdict = (f"<p>Every simulated image equals the golden model ({sum(r['images'] for _, r in items):,} "
+               f"images, {len(items)} runs).</p>" if not bad else
+               f"<p><strong>{bad} images differ from the golden model.</strong></p>")
+    return verdict + table.html()
+
+
+_SECTIONS = (
+    ("training", "Training", lambda items, root: "".join(_training(f, d, root) for f, d in items)),
+    ("networks", "Folded networks", lambda items, root: "".join(_network(f, d, root) for f, d in items)),
+    ("rtl", "Accelerators: folding and timing model",
+     lambda items, root: "".join(f"<h3><code>{html.escape(_rel(f, root))}</code></h3>" + rtl_table(d).html()
+                                 for f, d in items)),
+    ("simulation", "Simulation against the golden model", _simulation),
+    ("synthesis", "Synthesis, place and route", lambda items, root: "".join(_synthesis(f, d, root) for f, d in items)),
+    ("sweeps", "Folding sweeps", lambda items, root: "".join(_sweep(f, d, root) for f, d in items)),
+)
+
+
+def render(build_dir) -> str:
+    root = Path(build_dir)
+    found = collect(root)
+    body = [f"<h1>bnncore report: <code>{html.escape(str(root))}</code></h1>",
+            f'<p class="note">bnncore {__version__}, {time.strftime("%Y-%m-%d %H:%M:%S")}; every figure below '
+            "is read from the JSON files the stages wrote.</p>"]
+    body.append("<p>" + " · ".join(f'<a href="#{key}">{title}</a> ({len(found[key])})'
+                                    for key, title, _ in _SECTIONS) + "</p>")
+    for key, title, section in _SECTIONS:
+        body.append(f'<h2 id="{key}">{title}</h2>')
+        items = found[key]
+        body.append(section(items, root) if items else f'<p class="empty">none under {html.escape(str(root))}</p>')
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>bnncore report: {html.escape(str(root))}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(build_dir, out=None) -> Path:
+    """Write the report of everything under ``build_dir`` to ``out`` (default:
+    ``build_dir/report.html``), atomically; return its path."""
+    root = Path(build_dir)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder (give the build folder the stages wrote into)")
+    out = Path(out) if out else root / "report.html"
+    atomic_write_text(out, render(root))
+    return out
