@@ -358,7 +358,8 @@ def cmd_experiment(args):
     from .experiments import EXPERIMENTS, run_experiment
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     for name in names:
-        r = run_experiment(name, mode=args.mode, out_root=args.out, data_dir=args.data_dir, jobs=args.jobs)
+        r = run_experiment(name, mode=args.mode, out_root=args.out, data_dir=args.data_dir, jobs=args.jobs,
+                           ray=args.ray, threads=args.threads)
         out = Path(args.out) / name
         print((out / "results.md").read_text())
         print(f"({len(r['runs'])} runs; table {out / 'results.md'}, data {out / 'results.json'}, plots {out}/*.png)")
@@ -391,7 +392,7 @@ def cmd_sweep(args):
     seeds = _int_list("--seeds", args.seeds, 0, "placement seeds (integers of at least 0)")
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
-                 speed=args.speed, seeds=seeds)
+                 speed=args.speed, seeds=seeds, ray=args.ray)
     from .report import sweep_table
     print(sweep_table(rows).markdown())
     print(f"table {out / 'sweep.csv'}, {out / 'sweep.json'}; plot {out / 'sweep.png'}")
@@ -592,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nextpnr placement seeds, comma-separated: each point is placed and routed with each, "
                         "and reported at the median seed's Fmax with the range over all")
     p.add_argument("--jobs", type=_count(1), help="parallel runs (default: the number of cores)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run each folding as a task of the Ray cluster at ADDRESS (host:port, or auto: the cluster this machine "
+                        "belongs to), with its CPU and memory request; needs bnncore[cluster] and the paths on a file "
+                        "system every node mounts (default: local processes)")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: per family)")
     p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")
     _add_speed_option(p)
@@ -608,6 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
                    "tiny: 1 epoch on 1,000 images (CI)")
     p.add_argument("--jobs", type=_count(1), help="runs in parallel (default: the number of cores)")
+    p.add_argument("--threads", type=_count(1), help="torch threads per run (default: the cores divided among "
+                   "the jobs)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run each training run as a task of the Ray cluster at ADDRESS (host:port, or auto: the cluster this machine "
+                        "belongs to), with its CPU and memory request; needs bnncore[cluster] and the paths on a file "
+                        "system every node mounts (default: local processes)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.add_argument("-o", "--out", default="build/experiments", help="output root (default: build/experiments)")
     p.set_defaults(func=cmd_experiment)

@@ -20,11 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -452,10 +450,22 @@ def _plan(exp: Experiment, mode: str, data_dir) -> list:
     return [Run(r.key, r.group, {**r.config, "limit": limit}) if limit else r for r in runs]
 
 
+#: What one training run asks a Ray cluster for, besides its threads: the dataset, torch and
+#: the model, with room to spare (the runs' peak_mem_mb in results.json says what they took).
+RUN_MEMORY_MIB = 2048
+
+
 def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiments", data_dir=None,
-                   jobs: int | None = None, progress: bool | None = None) -> dict:
-    """Run (or resume) experiment ``name``; write its table, JSON and plots; return the summary."""
+                   jobs: int | None = None, progress: bool | None = None, ray: str | None = None,
+                   threads: int | None = None) -> dict:
+    """Run (or resume) experiment ``name``; write its table, JSON and plots; return the summary.
+
+    ``ray``: run each training run as a task of the Ray cluster at that address (``auto``: the
+    one this machine belongs to), asking for ``threads`` CPUs and ``RUN_MEMORY_MIB``; default:
+    ``jobs`` local processes. ``threads``: torch threads per run (default: the cores divided
+    among the local jobs). A run finished by an earlier call (its result.json) is not redone."""
     from tqdm import tqdm
+    from .cluster import run_all
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
     if mode not in MODES:
@@ -468,7 +478,7 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
     runs = _plan(exp, mode, data_dir)
     cores = os.cpu_count() or 1
     jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))
-    threads = max(1, cores // jobs)
+    threads = threads or max(1, cores // jobs)
     results, todo = {}, []
     for run in runs:
         run_dir = out / "runs" / mode / run.key.replace(" ", "_").replace("=", "")
@@ -485,21 +495,20 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         progress = os.isatty(2)
     t0 = time.perf_counter()
     if todo:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = {pool.submit(_execute, asdict(run), str(d), data_dir, threads, mode == "tiny"): run
-                       for run, d in todo}
-            bar = tqdm(total=len(futures), desc=f"{name} ({mode}, {jobs} in parallel)", unit="run",
-                       disable=not progress)
-            for f in as_completed(futures):
-                run = futures[f]
-                r = f.result()
-                results[run.key] = r
-                bar.update()
-                log.info("%s: %s done: test %.2f%%%s, %.1f s/epoch", name, run.key, 100 * r["test_acc"],
-                         f", folded {100 * r['folded_acc']:.2f}%" if r["folded_acc"] is not None else "",
-                         r["seconds_per_epoch"])
-            bar.close()
+        where = "on Ray" if ray else f"{jobs} in parallel"
+        bar = tqdm(total=len(todo), desc=f"{name} ({mode}, {where})", unit="run", disable=not progress)
+        # absolute paths: a Ray worker does not run in this directory
+        args = [(asdict(run), str(d.resolve()), None if data_dir is None else str(Path(data_dir).resolve()),
+                 threads, mode == "tiny") for run, d in todo]
+        for k, r in run_all(_execute, args, workers=jobs, ray=ray, cpus=threads, memory_mib=RUN_MEMORY_MIB,
+                            fresh_process=True):
+            run = todo[k][0]
+            results[run.key] = r
+            bar.update()
+            log.info("%s: %s done: test %.2f%%%s, %.1f s/epoch", name, run.key, 100 * r["test_acc"],
+                     f", folded {100 * r['folded_acc']:.2f}%" if r["folded_acc"] is not None else "",
+                     r["seconds_per_epoch"])
+        bar.close()
     ordered = [results[r.key] for r in runs]
     bad = [r["key"] for r in ordered if r.get("fold_mismatches")]
     if bad:
@@ -509,7 +518,7 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
     machine = f"{platform.processor() or platform.machine()}, {cores} cores, torch {_torch_version()}"
     header = [f"# {name} ({mode} mode)", "", f"From {exp.source}: {exp.summary}.", "",
               f"Epochs per run: {exp.epochs[mode]}; runs per configuration: {exp.seeds[mode]}; "
-              f"{'one run at a time' if jobs == 1 else f'{jobs} runs in parallel'}, "
+              f"{'Ray tasks' if ray else 'one run at a time' if jobs == 1 else f'{jobs} runs in parallel'}, "
               f"{threads} torch thread(s) each; machine: {machine}.", "",
               f"Command: `bnn experiment {name} --mode {mode}`", ""]
     atomic_write_text(out / "results.md", "\n".join(header + lines) + "\n")

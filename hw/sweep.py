@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from bnncore.fileio import atomic_savefig, atomic_write_text
@@ -123,16 +122,32 @@ def _check_out_dir(out: Path):
                          "choose another -o or remove it")
 
 
+def _memory_mib(topology, target: int, banks: int, device) -> int:
+    """What one point asks a Ray cluster for: generation's Yosys estimate, twice, for the
+    synthesis and place and route after it; 1 GiB at least."""
+    from .generate import generation_estimate
+    from .plan import auto_fold
+    plan = auto_fold(topology, target, banks=banks, rom_blocks=device.rom_blocks, buffer_blocks=device.buffer_blocks)
+    return max(1024, 2 * generation_estimate(plan)["yosys_mib"])
+
+
 def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seeds=(1,),
-          banks: int = 2, speed: int | None = None, progress: bool = True) -> list:
+          banks: int = 2, speed: int | None = None, progress: bool = True, ray: str | None = None) -> list:
     """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device`` (at ECP5 speed grade
     ``speed``, default the slowest), each placed and routed with every one of ``seeds``; write
-    ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows."""
+    ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows.
+
+    A point that an earlier sweep into ``out_dir`` finished with the same network and options
+    (its ``point.json``) is not redone. ``ray``: run the points as tasks of the Ray cluster
+    at that address (``auto``: the one this machine belongs to); default: local processes.
+    """
     from tqdm import tqdm
+    from bnncore.cluster import run_all
     from bnncore.export import load
     from .plan import require_mlp
     from .synth import _device
-    part = _device(device).with_speed(speed).part    # a bad device or grade fails here, not per point
+    dev = _device(device).with_speed(speed)        # a bad device or grade fails here, not per point
+    part = dev.part
     out = Path(out_dir)
     _check_out_dir(out)
     net = load(net_dir)
@@ -143,13 +158,32 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     out.mkdir(parents=True, exist_ok=True)
     targets = sorted(set(int(t) for t in targets))
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
-    rows = []
-    with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_point, str(net_dir), device, t, str(out / f"t{t}"), freq, seeds, banks, speed)
-                   for t in targets]
-        for f in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {device}", unit="folding",
-                      disable=not progress):
-            rows.append(f.result())
+    options = {"network_sha256": net.digest(), "device": device, "freq": freq, "seeds": seeds, "banks": banks,
+               "speed": speed}
+    rows, todo = [], []
+    for t in targets:
+        done = out / f"t{t}" / "point.json"
+        try:
+            earlier = json.loads(done.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if isinstance(earlier, dict) and earlier.get("options") == options and isinstance(earlier.get("row"), dict):
+            rows.append(earlier["row"])
+        else:
+            todo.append(t)
+    bar = tqdm(total=len(targets), initial=len(rows), desc=f"sweep {device}" + (" on Ray" if ray else ""),
+               unit="folding", disable=not progress)
+    memory = max(_memory_mib(net.topology, t, banks, dev) for t in todo) if ray and todo else None
+    # absolute paths: a Ray worker does not run in this directory
+    net_abs, out_abs = Path(net_dir).resolve(), out.resolve()
+    for k, row in run_all(_point, [(str(net_abs), device, t, str(out_abs / f"t{t}"), freq, seeds, banks, speed)
+                                   for t in todo], workers=jobs, ray=ray, cpus=1, memory_mib=memory):
+        if not row.get("error"):
+            atomic_write_text(out / f"t{todo[k]}" / "point.json",
+                              json.dumps({"options": options, "row": row}, indent=2) + "\n")
+        rows.append(row)
+        bar.update()
+    bar.close()
     rows = pareto(sorted(rows, key=lambda r: r["target_cycles"]))
     topo = "-".join(map(str, net.topology))
     atomic_write_text(out / "sweep.json", json.dumps({"network": topo, "device": device, "part": part, "rows": rows}, indent=2) + "\n")

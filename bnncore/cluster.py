@@ -1,0 +1,73 @@
+"""Independent jobs (the points of a sweep, the runs of an experiment) on local processes or
+on a Ray cluster, with one interface: ``run_all`` yields each job's result as it finishes.
+
+Locally the jobs run in a process pool. With ``ray`` (an address such as ``auto`` or
+``10.0.0.5:6379``) each job becomes a Ray task with its CPU and memory request, placed by
+Ray's scheduler; the results stream back in the order they finish, as locally. Ray is an
+optional dependency (``pip install 'bnncore[cluster]'``). The tasks read and write the paths
+they are given, so on a cluster of several machines those paths must be on a file system
+that every node mounts at the same place, and every node needs bnncore installed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+__all__ = ["run_all", "ray_available"]
+
+RAY_INSTALL = "pip install 'bnncore[cluster]' (Ray), or `make setup`, which installs it"
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_all(fn, jobs_args: list, *, workers: int, ray: str | None = None, cpus: float = 1,
+            memory_mib: int | None = None, fresh_process: bool = False):
+    """Run ``fn(*args)`` for every ``args`` of ``jobs_args``; yield ``(index, result)`` as each
+    finishes. ``workers``: local processes at once. ``ray``: the cluster's address (None: run
+    locally); ``cpus``, ``memory_mib``: what each task asks Ray for. ``fresh_process``: a new
+    process per job (spawned locally, Ray's ``max_calls=1``), for jobs that set per-process
+    state such as torch's thread count."""
+    if ray is None:
+        kw = {"mp_context": multiprocessing.get_context("spawn"), "max_tasks_per_child": 1} if fresh_process else {}
+        with ProcessPoolExecutor(max(1, workers), **kw) as pool:
+            futures = {pool.submit(fn, *args): k for k, args in enumerate(jobs_args)}
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        return
+    yield from _run_on_ray(fn, jobs_args, ray, cpus, memory_mib, fresh_process)
+
+
+def _run_on_ray(fn, jobs_args, address: str, cpus: float, memory_mib, fresh_process: bool):
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(f"--ray needs Ray: {RAY_INSTALL}") from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise RuntimeError(f"--ray {address}: cannot connect to a Ray cluster ({e}); start one with "
+                               "`ray start --head` or give its address") from None
+    try:
+        options = {"num_cpus": cpus, "max_retries": 0}
+        if memory_mib:
+            options["memory"] = int(memory_mib) * 2**20
+        if fresh_process:
+            options["max_calls"] = 1
+        task = ray.remote(**options)(fn)
+        pending = {task.remote(*args): k for k, args in enumerate(jobs_args)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            k = pending.pop(done[0])
+            yield k, ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
