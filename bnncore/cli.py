@@ -196,10 +196,21 @@ def cmd_fold(args):
 
 
 def cmd_export(args):
-    from .export import export
-    _, _, net, report, metadata = _fold_checkpoint(args.checkpoint)
-    print(report.text())
-    print(f"exported to {export(net, args.out, metadata=metadata)} (not verified; `bnn fold` verifies)")
+    from .export import export, load
+    if not args.out and not args.qonnx:
+        raise ValueError("nothing to write: give -o DIR (an export directory), --qonnx FILE, or both")
+    if args.source.is_dir():
+        if args.out:
+            raise ValueError(f"{args.source} is already an export directory: give --qonnx FILE to convert it")
+        net = load(args.source)
+    else:
+        _, _, net, report, metadata = _fold_checkpoint(args.source)
+        print(report.text())
+        if args.out:
+            print(f"exported to {export(net, args.out, metadata=metadata)} (not verified; `bnn fold` verifies)")
+    if args.qonnx:
+        from .interop import export_qonnx
+        print(f"QONNX model {export_qonnx(net, args.qonnx)} (batch 1; its scores are the golden model's)")
 
 
 def cmd_import(args):
@@ -411,7 +422,7 @@ EXAMPLES = {
     "train": "bnn train --dataset mnist --topology 784-256-256-10 --epochs 10 -o build/train/mlp",
     "eval": "bnn eval build/net",
     "fold": "bnn fold build/train/mlp/best.pt -o build/net",
-    "export": "bnn export build/train/mlp/best.pt -o build/net-unverified",
+    "export": "bnn export build/net --qonnx build/net.onnx",
     "import": "bnn import weights.txt thresholds.txt --topology 784-256-10 -o build/imported",
     "summary": "bnn summary build/net",
     "rtl": "bnn rtl build/net -o build/rtl --check",
@@ -493,9 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_fold)
 
-    p = _verb(sub, "export", help="fold and export a checkpoint without verification")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
+    p = _verb(sub, "export", help="fold and export a checkpoint without verification, and/or write a network "
+              "as a QONNX model")
+    p.add_argument("source", type=Path, help="a checkpoint from `bnn train`, or an export directory (with --qonnx)")
+    p.add_argument("-o", "--out", help="export directory to write (replaced atomically)")
+    p.add_argument("--qonnx", type=Path, metavar="FILE",
+                   help="also write the network as a QONNX model (MultiThreshold form, batch 1; needs "
+                        "bnncore[interop])")
     p.set_defaults(func=cmd_export)
 
     p = _verb(sub, "import", help="validate an export directory, or turn seed-format weights.txt + "

@@ -1,0 +1,193 @@
+"""QONNX: our folded networks as QONNX models, for FINN users and qonnx's own executor.
+
+``export_qonnx(net, path)`` writes a folded network as an ONNX model in the QONNX dialect,
+in the ±1 domain FINN's streamlined BNNs use:
+
+- the input quantizer: ``MultiThreshold`` of the raw pixels at the threshold level, giving ±1
+  (``threshold`` and ``probability`` input; a probability-input network infers with pixels
+  >= 128), or the raw pixels as they are (``uint8``);
+- a dense layer: ``MatMul`` with the ±1 weights (annotated ``BIPOLAR``), then a
+  ``MultiThreshold`` to ±1 (``out_scale`` 2, ``out_bias`` -1). Our rule ``popcount >= T`` is
+  ``dot >= 2T - n`` on ±1 values; an 8-bit first layer's ``sum >= T`` is
+  ``dot >= T - 255 * zeros(w)`` on the raw pixels (network.py);
+- a convolution: ``Pad`` with the pad value (±1, or the raw pad pixel), ``Conv`` with the
+  ±1 weights in ONNX's (out, in, ky, kx) order, then the same ``MultiThreshold`` (NCHW);
+- a pool: ``s * MaxPool(s * x)`` with ``s`` = +1 for an OR channel and -1 for an AND one
+  (a min-pool of ±1 values is the AND of their bits);
+- the first dense layer after a convolution: a ``Transpose`` to NHWC before ``Flatten``, so
+  that the flatten order is ours, (y, x, channel);
+- the output head: ``MatMul``, then ``Add`` of the integer biases: the scores themselves,
+  ``2 * popcount - n + bias``.
+
+Every value is an integer well inside float32's exact range, so qonnx's executor
+(``qonnx.core.onnx_exec``) gives exactly our golden model's scores. The graph has batch size
+1 (as FINN wants); ``run_qonnx`` executes it on a batch. Needs ``bnncore[interop]`` (onnx,
+onnxruntime, qonnx).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
+
+__all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "INTEROP_INSTALL"]
+
+INTEROP_INSTALL = "pip install 'bnncore[interop]' (onnx, onnxruntime, qonnx, Brevitas), or `make setup`"
+QONNX_DOMAIN = "qonnx.custom_op.general"
+INPUT, OUTPUT = "global_in", "global_out"
+
+
+def _need():
+    try:
+        import onnx  # noqa: F401
+        import qonnx  # noqa: F401
+    except ImportError:
+        raise RuntimeError(f"QONNX needs onnx and qonnx: {INTEROP_INSTALL}") from None
+
+
+class _Graph:
+    """Nodes and initializers, with names made unique by a running count."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.bipolar, self.count = [], [], [], 0
+
+    def name(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def const(self, stem: str, value, bipolar: bool = False) -> str:
+        from onnx import numpy_helper
+        name = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        if bipolar:
+            self.bipolar.append(name)
+        return name
+
+    def node(self, op: str, inputs: list, stem: str, qonnx: bool = False, bipolar: bool = False, **attrs) -> str:
+        from onnx import helper
+        out = self.name(stem)
+        if bipolar:                             # a ±1 activation, whatever type inference makes of it
+            self.bipolar.append(out)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), **attrs,
+                                           **({"domain": QONNX_DOMAIN} if qonnx else {})))
+        return out
+
+    def threshold(self, x: str, thresholds, layout: str) -> str:
+        t = np.asarray(thresholds, np.float32).reshape(-1, 1)
+        return self.node("MultiThreshold", [x, self.const("thresholds", t)], "act", qonnx=True, bipolar=True,
+                         out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0, data_layout=layout)
+
+
+def _pm1(bits) -> np.ndarray:
+    return np.asarray(bits, np.float32) * 2 - 1
+
+
+def qonnx_model(net: FoldedNetwork, batch: int = 1):
+    """The QONNX ``ModelWrapper`` of ``net`` (see the module docstring), shapes and data
+    types annotated."""
+    _need()
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    g = _Graph()
+    first = net.stages[0]
+    spatial = isinstance(first, (ConvLayer, PoolLayer))
+    shape = [batch, *first.in_shape] if spatial else [batch, first.n_in]
+    x = INPUT
+    scheme = net.input.scheme
+    if scheme in ("threshold", "probability"):
+        level = net.input.level if scheme == "threshold" else 128
+        x = g.node("MultiThreshold", [x, g.const("input_level", np.full((1, 1), level, np.float32))], "input_pm1",
+                   qonnx=True, bipolar=True, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0,
+                   data_layout="NCHW" if spatial else "NC")
+    flat = not spatial
+    for s in net.stages:
+        if isinstance(s, ConvLayer):
+            pad = s.pad_value if s.in_bits == 8 else 2 * s.pad_value - 1
+            if s.padding:
+                p = s.padding
+                x = g.node("Pad", [x, g.const("pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64)),
+                                  g.const("pad_value", np.array(pad, np.float32))], "padded", mode="constant",
+                           bipolar=s.in_bits == 1)
+            w = _pm1(s.weights).transpose(0, 3, 1, 2)               # (out, ky, kx, in) -> (out, in, ky, kx)
+            x = g.node("Conv", [x, g.const("conv_w", w, bipolar=True)], "conv", kernel_shape=list(w.shape[2:]))
+            t = s.thresholds - 255 * (1 - s.weights).reshape(len(s.thresholds), -1).sum(1) if s.in_bits == 8 \
+                else 2 * s.thresholds - s.fan_in
+            x = g.threshold(x, t, "NCHW")
+        elif isinstance(s, PoolLayer):
+            sign = np.where(np.asarray(s.modes) == 1, -1, 1).astype(np.float32).reshape(1, -1, 1, 1)
+            if (sign < 0).any():
+                x = g.node("Mul", [x, g.const("pool_sign", sign)], "signed", bipolar=True)
+            x = g.node("MaxPool", [x], "pooled", kernel_shape=[s.size, s.size], strides=[s.size, s.size],
+                       bipolar=True)
+            if (sign < 0).any():
+                x = g.node("Mul", [x, g.const("pool_sign", sign)], "unsigned", bipolar=True)
+        else:                                                       # DenseLayer or OutputHead
+            if not flat:
+                x = g.node("Transpose", [x], "nhwc", perm=[0, 2, 3, 1], bipolar=True)
+                x = g.node("Flatten", [x], "flat", axis=1, bipolar=True)
+                flat = True
+            w = _pm1(s.matrix).T
+            x = g.node("MatMul", [x, g.const("w", w, bipolar=True)], "dot")
+            if isinstance(s, OutputHead):
+                x = g.node("Add", [x, g.const("bias", np.asarray(s.bias, np.float32).reshape(1, -1))], "scores")
+            elif s.in_bits == 8:
+                x = g.threshold(x, s.thresholds - 255 * (1 - s.matrix).sum(1), "NC")
+            else:
+                x = g.threshold(x, 2 * s.thresholds - s.fan_in, "NC")
+    x_out = g.nodes[-1].output
+    x_out[0] = OUTPUT
+    graph = helper.make_graph(g.nodes, "bnncore", [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [batch, net.head.n_out])],
+                              initializer=g.inits)
+    model = ModelWrapper(helper.make_model(graph, producer_name="bnncore",
+                                           opset_imports=[helper.make_opsetid("", 13)]))
+    model = model.transform(InferShapes())
+    model.set_tensor_datatype(INPUT, DataType["UINT8"])
+    # the activations' types, as the conversion of a bipolar MatMul to XNOR-popcount reads them:
+    # qonnx's inference, then BIPOLAR wherever the values are ±1 (it does not see through Mul)
+    model = model.transform(InferDataTypes())
+    for name in g.bipolar:
+        model.set_tensor_datatype(name, DataType["BIPOLAR"])
+    return model
+
+
+def export_qonnx(net: FoldedNetwork, path) -> "Path":
+    """Write ``net`` as a QONNX model (batch 1) to ``path``, atomically; return the path."""
+    import os
+    from pathlib import Path
+    from .fileio import temp_file
+    path = Path(path)
+    model = qonnx_model(net)
+    fd, tmp = temp_file(path, ".onnx")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def run_qonnx(model, images: np.ndarray, in_shape=None) -> np.ndarray:
+    """Scores of qonnx's executor for ``images`` (N, pixels) of uint8, flat in our (y, x,
+    channel) order; ``model``: a path or a ``ModelWrapper``. The model is run at batch N."""
+    _need()
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.cleanup import cleanup_model
+    m = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
+    images = np.asarray(images)
+    shape = m.get_tensor_shape(m.graph.input[0].name)
+    x = images.astype(np.float32)
+    if len(shape) == 4:                                   # NCHW from our (y, x, channel) flattening
+        c, h, w = shape[1:]
+        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
+    m = cleanup_model(m, override_inpsize=str((len(x), *shape[1:])))
+    out = execute_onnx(m, {m.graph.input[0].name: np.ascontiguousarray(x)})
+    return out[m.graph.output[0].name]
