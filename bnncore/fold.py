@@ -250,10 +250,12 @@ def _scheme(input) -> InputScheme:
     return input.network_input()
 
 
-def fold_with_report(model: BinaryNet, input=InputBinarization()):
+def fold_with_report(model: BinaryNet, input):
     """Fold a binary MLP or CNN into a :class:`FoldedNetwork`; also return a :class:`FoldReport`.
 
-    ``input``: the InputBinarization it was trained with (or the network's InputScheme)."""
+    ``input``: the InputBinarization it was trained with (``TrainConfig.binarization()``, or
+    the network's InputScheme). It is required: the model itself does not record it, and a
+    network folded for the wrong input scheme computes something else."""
     if type(model).__name__ == "ResNet":
         raise FoldError("a residual network (bnncore.resnet) trains and evaluates in torch: its float shortcuts, "
                         "average pooling and float first and last layers do not fold to XNOR-popcount thresholds")
@@ -276,8 +278,9 @@ def fold_with_report(model: BinaryNet, input=InputBinarization()):
     return net, FoldReport(reports, (int(head.bias.min()), int(head.bias.max())))
 
 
-def fold(model: BinaryNet, input=InputBinarization()) -> FoldedNetwork:
-    """Fold a binary network (in any mode; eval-mode statistics are used) into a FoldedNetwork."""
+def fold(model: BinaryNet, input) -> FoldedNetwork:
+    """Fold a binary network (in any mode; eval-mode statistics are used) into a FoldedNetwork,
+    for the input scheme ``input`` it was trained with (see :func:`fold_with_report`)."""
     return fold_with_report(model, input)[0]
 
 

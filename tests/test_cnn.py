@@ -128,12 +128,12 @@ def test_pool_before_batchnorm_is_and_where_the_scale_is_negative():
     m = _model("1x8x8-6c3-mp2-4", pool_order="before")
     with torch.no_grad():
         m.blocks[0].norm.weight.copy_(torch.tensor([1.0, -1.0, 2.0, -0.5, 0.0, 1.0]))
-    net, report = fold_with_report(m)
+    net, report = fold_with_report(m, InputBinarization())
     conv, pool = net.layers
     assert isinstance(conv, ConvLayer) and isinstance(pool, PoolLayer)
     assert pool.modes.tolist() == [0, 1, 0, 1, 0, 0] and report.layers[0].and_channels == 2
     assert verify(net, m, np.random.default_rng(1).integers(0, 256, (200, 64)).astype(np.uint8))["hidden_bit_mismatches"] == 0
-    after = fold(_model("1x8x8-6c3-mp2-4", pool_order="after"))
+    after = fold(_model("1x8x8-6c3-mp2-4", pool_order="after"), InputBinarization())
     assert not after.layers[1].modes.any()
 
 
@@ -144,7 +144,7 @@ def test_weight_scale_folds_to_the_same_decisions():
         m = _model("1x10x10-5c3-mp2-7-3", weight_scale=mode)
         alpha = m.blocks[0].conv.alpha()
         assert (alpha > 0).all() and not torch.allclose(alpha, torch.ones_like(alpha))
-        net = fold(m)
+        net = fold(m, InputBinarization())
         assert verify(net, m, images)["hidden_bit_mismatches"] == 0
 
 
@@ -153,10 +153,10 @@ def test_dense_after_conv_is_permuted_to_yxc(monkeypatch):
     the permutation is caught by the verification."""
     m = _model("2x6x6-4c3-9-3")
     images = np.random.default_rng(3).integers(0, 256, (300, 72)).astype(np.uint8)
-    net = fold(m)
+    net = fold(m, InputBinarization())
     assert verify(net, m, images)["hidden_bit_mismatches"] == 0
     monkeypatch.setattr(F, "_to_yxc", lambda w, shape: w)
-    wrong = fold(m)
+    wrong = fold(m, InputBinarization())
     r = verify(wrong, m, images)
     assert r["hidden_bit_mismatches_per_layer"][0] == 0 and r["hidden_bit_mismatches_per_layer"][1] > 0
 

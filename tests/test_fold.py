@@ -95,7 +95,7 @@ def hidden_layers(draw):
 @settings(max_examples=80, deadline=None)
 @given(hidden_layers())
 def test_fold_is_exact_at_every_popcount(model):
-    net = fold(model)
+    net = fold(model, InputBinarization())
     lin = model.blocks[0].linear
     wpm1 = torch.where(lin.weight >= 0, 1.0, -1.0)
     x, neuron, pop = exhaustive_inputs(wpm1)
@@ -114,7 +114,7 @@ def test_negative_scale_flips_row_and_zero_scale_is_constant():
         bn = model.blocks[0].norm
         bn.weight.copy_(torch.tensor([1.0, -1.0, 0.0])); bn.bias.copy_(torch.tensor([0.0, 0.0, -0.5]))
         bn.running_mean.copy_(torch.tensor([0.0, 2.0, 0.0])); bn.running_var.fill_(1 - bn.eps)
-    net, report = fold_with_report(model)
+    net, report = fold_with_report(model, InputBinarization())
     layer = net.layers[0]
     # neuron 0: dot >= 0 <=> p >= 2; neuron 1: -(dot - 2) >= 0 <=> dot <= 2 <=> flipped p' >= 1;
     # neuron 2: constant -0.5 < 0: never fires
@@ -126,7 +126,7 @@ def test_negative_scale_flips_row_and_zero_scale_is_constant():
 
 def test_fold_errors():
     with pytest.raises(FoldError, match=r"^only binary networks fold to thresholds, got FloatNet"):
-        fold(FloatMLP(ModelConfig(topology=(4, 3, 2), binary=False)))
+        fold(FloatMLP(ModelConfig(topology=(4, 3, 2), binary=False)), InputBinarization())
     with pytest.raises(FoldError, match=r"^a network trained on float input \(--input none\) has no bit input"):
         fold(BinaryMLP(ModelConfig(topology=(4, 3, 2))), InputBinarization("none"))
 
