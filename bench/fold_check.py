@@ -9,8 +9,8 @@ differs and hidden activation bits that differ (both must be 0), and the fold re
 import argparse
 
 from bnncore.data import load_dataset
-from bnncore.fold import fold_with_report, verify
-from bnncore.train import load_checkpoint
+from bnncore.folding import fold_with_report, verify
+from bnncore.training import load_checkpoint
 
 
 def main():

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from bnncore.data import load_dataset
-from bnncore.export import load
+from bnncore.exports import load
 from bnncore.sim.runner import simulate
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from bnncore.topology import parse
-from bnncore.train import TrainConfig, train
+from bnncore.training import TrainConfig, train
 
 
 TOPOLOGIES = ["784-1024-1024-1024-10", "1x28x28-32c3p1-mp2-64c3p1-mp2-256-10"]

@@ -113,7 +113,7 @@ def _default_run_name(cfg) -> str:
 
 
 def cmd_train(args):
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     out = Path(args.out) if args.out else Path("build") / "train" / _default_run_name(cfg)
     log.info("training %s %s into %s", cfg.dataset, cfg.topology, out)
@@ -132,7 +132,7 @@ def cmd_eval(args):
     from .data import load_dataset
     target = Path(args.target)
     if target.is_dir():  # an export directory: the golden model
-        from .export import load
+        from .exports import load
         from .golden import infer
         net = load(target)
         dataset = args.dataset or net_dataset(target)
@@ -142,7 +142,7 @@ def cmd_eval(args):
         acc, topology, model_kind = float((classes == labels).mean()), net.spec, "golden"
     else:
         import torch
-        from .train import evaluate, input_tensor, load_checkpoint
+        from .training import evaluate, input_tensor, load_checkpoint
         model, cfg, _ = load_checkpoint(target)
         dataset = args.dataset or cfg.dataset
         ds = load_dataset(dataset, args.data_dir, val_size=cfg.val_size)
@@ -155,7 +155,7 @@ def cmd_eval(args):
 
 def net_dataset(directory: Path) -> str:
     """The dataset an export directory was folded from (its manifest's metadata)."""
-    from .export import ExportError
+    from .exports import ExportError
     from .fileio import read_json_object
     m = read_json_object(directory / "manifest.json", ExportError, f"{directory} is not a bnncore export directory")
     metadata = m.get("metadata")
@@ -167,8 +167,8 @@ def net_dataset(directory: Path) -> str:
 
 
 def _fold_checkpoint(path):
-    from .fold import fold_with_report
-    from .train import load_checkpoint
+    from .folding import fold_with_report
+    from .training import load_checkpoint
     model, cfg, ckpt = load_checkpoint(path)
     net, report = fold_with_report(model, cfg.binarization())
     metadata = {"dataset": cfg.dataset, "checkpoint": str(path), "epoch": ckpt.get("epoch"),
@@ -178,8 +178,8 @@ def _fold_checkpoint(path):
 
 def cmd_fold(args):
     from .data import load_dataset
-    from .export import export
-    from .fold import verify
+    from .exports import export
+    from .folding import verify
     model, cfg, net, report, metadata = _fold_checkpoint(args.checkpoint)
     print(report.text())
     ds = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size)
@@ -196,7 +196,7 @@ def cmd_fold(args):
 
 
 def cmd_export(args):
-    from .export import export, load
+    from .exports import export, load
     if not args.out and not args.qonnx:
         raise ValueError("nothing to write: give -o DIR (an export directory), --qonnx FILE, or both")
     if args.source.is_dir():
@@ -214,7 +214,7 @@ def cmd_export(args):
 
 
 def cmd_import(args):
-    from .export import load, import_files
+    from .exports import load, import_files
     if args.weights.is_dir():
         net = load(args.weights)
         print(f"{args.weights}: valid, {net}")
@@ -232,7 +232,7 @@ def cmd_summary(args):
     from .network import summary, summary_table
     target = Path(args.target)
     if target.is_dir():
-        from .export import load
+        from .exports import load
         net = load(target)
     else:
         net = _fold_checkpoint(target)[2]
@@ -286,7 +286,7 @@ def _plan(make, **kw):
 
 def cmd_rtl(args):
     import time
-    from .export import load
+    from .exports import load
     from .hw.generate import check_buildable, generate
     from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
     net = load(args.net)
@@ -335,7 +335,7 @@ def _bar(total: int, desc: str, unit: str):
 
 def cmd_sim(args):
     from .data import load_dataset
-    from .export import load
+    from .exports import load
     from .hw.plan import require_mlp
     from .sim.runner import simulate
     net = load(args.net)

@@ -404,7 +404,7 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
 
     import torch
     from .data import load_dataset
-    from .train import TrainConfig, load_checkpoint, train
+    from .training import TrainConfig, load_checkpoint, train
     out = Path(run_dir)
     cfg = TrainConfig(**{**run["config"], **({"limit": 1000} if tiny else {})})
     t0 = time.perf_counter()
@@ -420,7 +420,7 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
               "wall_seconds": time.perf_counter() - t0,
               "folded_acc": None, "fold_mismatches": None}
     if cfg.foldable:
-        from .fold import fold_with_report, verify
+        from .folding import fold_with_report, verify
         model, cfg_b, _ = load_checkpoint(out / "best.pt")
         net, _ = fold_with_report(model, cfg_b.binarization())
         ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)

@@ -79,7 +79,7 @@ class RoundSTE(torch.autograd.Function):
 
 #: Weight scaling: ``none`` (BinaryNet), ``filter`` (XNOR-Net: alpha = mean |W| per output
 #: neuron or channel), ``layer`` (DoReFa: one alpha = mean |W| for the layer). A positive alpha
-#: before BatchNorm + sign folds into the thresholds exactly (bnncore.fold).
+#: before BatchNorm + sign folds into the thresholds exactly (bnncore.folding).
 WEIGHT_SCALES = ("none", "filter", "layer")
 
 

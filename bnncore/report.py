@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .export import FORMAT as EXPORT_FORMAT
+from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
 
 __all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
@@ -243,7 +243,7 @@ def _training(folder: Path, m: dict, root: Path) -> str:
 
 
 def _network(folder: Path, manifest: dict, root: Path) -> str:
-    from .export import load
+    from .exports import load
     from .network import summary
     parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>"]
     try:

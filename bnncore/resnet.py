@@ -15,7 +15,7 @@ Binarization (``bnn train --topology 3x32x32-resnet20-10``):
   K = mean |x| over each window (``input_scaling``).
 
 A residual network with float shortcuts, average pooling and, with it, K is not an
-XNOR-popcount network: it trains and evaluates in torch and does not fold (bnncore.fold says so).
+XNOR-popcount network: it trains and evaluates in torch and does not fold (bnncore.folding says so).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ COLUMNS = ("target_cycles", "folding", "initiation_interval", "luts", "ffs", "br
 def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks: int, speed=None) -> dict:
     """One sweep point (in a worker process): generate, then synthesise, place and route once
     per placement seed."""
-    from bnncore.export import load
+    from bnncore.exports import load
     from .generate import generate
     from .plan import auto_fold, bias_bits_for
     from .synth import DEVICES, SynthError, synthesize
@@ -143,7 +143,7 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     """
     from tqdm import tqdm
     from bnncore.cluster import run_all
-    from bnncore.export import load
+    from bnncore.exports import load
     from .plan import require_mlp
     from .synth import _device
     dev = _device(device).with_speed(speed)        # a bad device or grade fails here, not per point

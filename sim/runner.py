@@ -149,7 +149,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     """
     from cocotb_tools.runner import get_runner
 
-    from bnncore.export import load
+    from bnncore.exports import load
     from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
     from bnncore.hw.plan import require_mlp
 

@@ -26,7 +26,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
-from bnncore.export import load
+from bnncore.exports import load
 from bnncore.golden import infer
 
 PERIOD_NS = 10

@@ -16,7 +16,7 @@ import pytest
 
 from bnncore.cli import main
 from bnncore.data import DataError, fetch, load_dataset, read_idx
-from bnncore.export import ExportError, export, import_files, load
+from bnncore.exports import ExportError, export, import_files, load
 from bnncore.fileio import sha256_file
 from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
 
@@ -260,7 +260,7 @@ def test_broken_checkpoints(tmp_path, capsys, content, message):
 
 def test_checkpoint_without_config(tmp_path, capsys):
     import torch
-    from bnncore.train import CHECKPOINT_FORMAT
+    from bnncore.training import CHECKPOINT_FORMAT
     torch.save({"format": CHECKPOINT_FORMAT, "version": 1}, tmp_path / "x.pt")
     refused(capsys, tmp_path, ["export", tmp_path / "x.pt", "-o", tmp_path / "out"],
             rf"^bnn export: error: {tmp_path}/x\.pt: field 'config' and field 'model' must be present")
@@ -375,7 +375,7 @@ def test_synth_checks_the_shape_of_other_rom_files(tmp_path, capsys, rtl_dir):
 
 
 def test_ctrl_c_during_training(tmp_path, capsys, monkeypatch):
-    import bnncore.train as T
+    import bnncore.training as T
 
     def interrupted(cfg, out, **kw):
         out.mkdir(parents=True)

@@ -75,7 +75,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
     import numpy as np
 
-    from bnncore.export import export
+    from bnncore.exports import export
     from bnncore.network import DenseLayer, FoldedNetwork, OutputHead
     rng = np.random.default_rng(0)
     net = FoldedNetwork((DenseLayer(rng.integers(0, 2, (8, 16)), rng.integers(0, 17, 8)),),

@@ -77,7 +77,7 @@ def test_experiment_on_ray_equals_local(ray_head, mnist_dir, tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_sweep_on_ray_equals_local(ray_head, tmp_path, monkeypatch):
-    from bnncore.export import export
+    from bnncore.exports import export
     from bnncore.hw import sweep as sweep_module
     from bnncore.hw.sweep import sweep
     from .hw.test_accelerator import random_net

@@ -7,16 +7,16 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bnncore import fold as F
+from bnncore import folding as F
 from bnncore.data import InputBinarization
-from bnncore.export import ExportError, export, load
-from bnncore.fold import FoldError, fold, fold_with_report, verify
+from bnncore.exports import ExportError, export, load
+from bnncore.folding import FoldError, fold, fold_with_report, verify
 from bnncore.golden import backend_names, infer
 from bnncore.model import BinaryNet, ModelConfig
 from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer
 from bnncore.network import summary, summary_table
 from bnncore.topology import parse
-from bnncore.train import TrainConfig
+from bnncore.training import TrainConfig
 
 
 # --- topology strings -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from bnncore import experiments
 from bnncore.cli import main
 from bnncore.experiments import EXPERIMENTS, run_experiment
-from bnncore.train import TrainConfig
+from bnncore.training import TrainConfig
 
 
 @pytest.mark.parametrize("mode", ["quick", "full", "tiny"])

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import bnncore.export as E
+import bnncore.exports as E
 from bnncore.fileio import sha256_file
 from bnncore.data import InputBinarization
-from bnncore.export import ExportError, export, import_files, load
+from bnncore.exports import ExportError, export, import_files, load
 from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
 
 

@@ -6,10 +6,10 @@ import torch
 from hypothesis import assume, given, settings, strategies as st
 
 from bnncore.data import InputBinarization
-from bnncore.fold import FoldError, fold, fold_rule, fold_with_report, verify
+from bnncore.folding import FoldError, fold, fold_rule, fold_with_report, verify
 from bnncore.golden import infer
 from bnncore.model import BinaryMLP, FloatMLP, ModelConfig
-from bnncore.train import TrainConfig, train, load_checkpoint
+from bnncore.training import TrainConfig, train, load_checkpoint
 
 
 def exact_decisions(a: float, c: float, n: int):

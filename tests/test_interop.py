@@ -12,7 +12,7 @@ if not os.environ.get("CI"):                # CI installs the extra (make setup)
     pytest.importorskip("qonnx", reason="QONNX needs bnncore[interop]")
 
 from bnncore.cli import main  # noqa: E402
-from bnncore.export import load  # noqa: E402
+from bnncore.exports import load  # noqa: E402
 from bnncore.golden import infer  # noqa: E402
 from bnncore.interop import export_qonnx, qonnx_model, run_qonnx  # noqa: E402
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from bnncore.train import CheckpointError, TrainConfig, load_checkpoint, train
+from bnncore.training import CheckpointError, TrainConfig, load_checkpoint, train
 
 SMALL = dict(topology="784-64-64-10", epochs=2, limit=3000, batch_size=100, seed=3, dropout=0.1, shift=1)
 
@@ -30,7 +30,7 @@ def test_resume_continues_identically(tmp_path, mnist_dir, monkeypatch, input):
     cfg = TrainConfig(**dict(SMALL, input=input))
     train(cfg, tmp_path / "full", data_dir=mnist_dir.parent, progress=False)
 
-    import bnncore.train as T
+    import bnncore.training as T
     real_write = T._write_metrics
 
     def crash_after_first_epoch(out, metrics, best, c):
@@ -57,7 +57,7 @@ def test_resume_refuses_other_config(tmp_path, mnist_dir):
 
 
 def test_checkpoint_round_trip_and_outputs(tmp_path, mnist_dir, mnist):
-    from bnncore.train import evaluate, input_tensor
+    from bnncore.training import evaluate, input_tensor
     result = train(TrainConfig(**SMALL), tmp_path, data_dir=mnist_dir.parent, progress=False)
     for name in ("checkpoint.pt", "best.pt", "metrics.csv", "metrics.json", "curve.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -112,7 +112,7 @@ def test_end_to_end_accuracy(tmp_path, mnist_dir):
 
 
 def test_random_shift():
-    from bnncore.train import random_shift
+    from bnncore.training import random_shift
     img = torch.zeros(3, 16, dtype=torch.uint8)
     img[:, 5] = 255                                    # pixel (1, 1) of a 4x4 image
     g = torch.Generator().manual_seed(0)

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from bnncore.export import export
+from bnncore.exports import export
 from bnncore.golden import infer
 from bnncore.hw import synth
 from bnncore.hw.generate import describe, generate

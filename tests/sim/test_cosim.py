@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from bnncore.export import export
+from bnncore.exports import export
 from bnncore.hw.generate import generate, write_rom_files
 from bnncore.hw.plan import make_plan
 

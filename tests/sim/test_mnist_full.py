@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from bnncore.export import export, load
-from bnncore.fold import fold
+from bnncore.exports import export, load
+from bnncore.folding import fold
 from bnncore.golden import infer
 from bnncore.hw.generate import generate
 from bnncore.hw.plan import auto_fold
-from bnncore.train import TrainConfig, load_checkpoint, train
+from bnncore.training import TrainConfig, load_checkpoint, train
 
 pytest.importorskip("cocotb_tools.runner")
 from bnncore.sim.runner import simulate  # noqa: E402

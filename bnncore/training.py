@@ -37,7 +37,7 @@ from .topology import parse
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_checkpoint", "CheckpointError", "input_tensor"]
 
-log = logging.getLogger("bnncore.train")
+log = logging.getLogger("bnncore.training")
 
 CHECKPOINT_FORMAT = "bnncore-checkpoint"
 CHECKPOINT_VERSION = 1
