@@ -1,0 +1,124 @@
+"""The flow as Python functions, for notebooks and scripts: what the ``bnn`` commands do, with
+the same defaults, returning the same results (the dicts the CLI's tables are made from).
+
+    import bnncore
+    result = bnncore.train(bnncore.TrainConfig(topology="784-64-10", epochs=1), "build/run")
+    net = bnncore.fold("build/run/best.pt")                      # the input scheme from the checkpoint
+    bnncore.export(net, "build/net")
+    rtl = bnncore.generate(net, "build/rtl", target_cycles=256)
+    r = bnncore.simulate(rtl, net, images[:1000], labels=labels[:1000], sim="verilator")
+    s = bnncore.synthesize(rtl, "up5k")
+
+Every function that takes a network takes a ``FoldedNetwork`` or an export directory.
+``import bnncore`` imports none of this until it is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .network import FoldedNetwork
+
+__all__ = ["fold", "generate", "simulate", "synthesize", "sweep", "network"]
+
+
+def network(net) -> FoldedNetwork:
+    """A ``FoldedNetwork``, or the one an export directory holds."""
+    if isinstance(net, FoldedNetwork):
+        return net
+    from .exports import load
+    return load(net)
+
+
+def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
+    """Fold a checkpoint (a path from ``train``: its input scheme comes with it) or a
+    ``BinaryNet`` (then ``input``, the ``InputBinarization`` it was trained with, is
+    required). ``verify_on``: ``(images, labels)`` to check the folded network against torch
+    on, exactly, as ``bnn fold`` does; a difference raises ``RuntimeError``."""
+    from .folding import fold as fold_model
+    from .folding import verify
+    if isinstance(source, (str, Path)):
+        from .training import load_checkpoint
+        model, cfg, _ = load_checkpoint(source)
+        if input is not None and input != cfg.binarization():
+            raise ValueError(f"{source}: trained with {cfg.binarization()}, not {input}")
+        input = cfg.binarization()
+    else:
+        model = source
+        if input is None:
+            raise ValueError("fold(model): give input=, the InputBinarization the model was trained with "
+                             "(a checkpoint path carries it)")
+    net = fold_model(model, input)
+    if verify_on is not None:
+        images, labels = verify_on
+        check = verify(net, model, images, labels)
+        if check["class_mismatches"] or check["hidden_bit_mismatches"]:
+            raise RuntimeError(f"the folded network disagrees with torch: {check}")
+    return net
+
+
+def generate(net, out_dir, *, target_cycles: int = 256, fold=None, device=None, vhdl: bool = True,
+             banks: int = 2, out_depth: int = 2, pipelined: bool = True, force: bool = False) -> Path:
+    """``bnn rtl``: the accelerator of ``net`` in ``out_dir``; return the directory. ``fold``:
+    (PE, SIMD) per layer, else the automatic folding for ``target_cycles`` (taking the fewest
+    block RAMs of ``device`` first, when given)."""
+    from .hw.generate import check_buildable
+    from .hw.generate import generate as write_rtl
+    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
+    from .hw.synth import DEVICES
+    source = None if isinstance(net, FoldedNetwork) else str(net)
+    net = network(net)
+    require_mlp(net)
+    common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
+    dev = DEVICES[device] if device else None
+    if fold is not None:
+        plan = make_plan(net.topology, [tuple(f) for f in fold], **common)
+    else:
+        blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
+        plan = auto_fold(net.topology, target_cycles, **common, **blocks)
+    check_buildable(plan, dev, force=force)
+    return write_rtl(net, plan, out_dir, vhdl=vhdl, source=source)
+
+
+def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build_dir=None, **options) -> dict:
+    """``bnn sim``: ``images`` (N, pixels) of uint8 through the RTL against the golden model;
+    return the measurements (``results.json``). A ``FoldedNetwork`` is exported into the build
+    directory first (the bench reads an export). ``options``: those of
+    ``bnncore.sim.runner.simulate`` (``gap``, ``stall``, ``seed``, ``waves``, ``swap_roms``,
+    ``progress``, ``log``)."""
+    from .sim.runner import simulate as run
+    build = Path(build_dir or Path("build") / "sim" / sim)
+    if isinstance(net, FoldedNetwork):
+        from .exports import export
+        net_dir = export(net, build / "net")
+        obj = net
+    else:
+        net_dir, obj = Path(net), network(net)
+    bits = obj.input.bits(np.asarray(images))
+    return run(rtl_dir, net_dir, bits, sim=sim, build_dir=build, labels=None if labels is None else np.asarray(labels),
+               **options)
+
+
+def synthesize(rtl_dir, device: str = "ecp5-25f", out_dir=None, **options) -> dict:
+    """``bnn synth``: synthesis, place and route (and a bitstream) of ``rtl_dir`` for
+    ``device``; return the report (``report.json``). ``options``: those of
+    ``bnncore.hw.synth.synthesize`` (``freq``, ``seed``, ``router``, ``speed``, ``bitstream``,
+    ``bram_outreg``, ``rom_dir``, ``log``)."""
+    from .hw.synth import synthesize as run
+    options.setdefault("log", lambda line: None)
+    return run(rtl_dir, device, Path(out_dir or Path("build") / "synth" / device), **options)
+
+
+def sweep(net, device: str = "ecp5-25f", targets=(64, 128, 256, 512, 1024), out_dir=None, **options) -> list:
+    """``bnn sweep``: ``net`` at each target of cycles per image through synthesis; return the
+    rows (``sweep.json``). A ``FoldedNetwork`` is exported into the output folder first.
+    ``options``: those of ``bnncore.hw.sweep.sweep`` (``jobs``, ``seeds``, ``freq``, ``ray``...)."""
+    from .hw.sweep import sweep as run
+    out = Path(out_dir or Path("build") / "sweep" / device)
+    if isinstance(net, FoldedNetwork):
+        from .exports import export
+        net = export(net, out.parent / f"{out.name}-net")
+    options.setdefault("progress", False)
+    return run(net, device, targets, out, **options)
