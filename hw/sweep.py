@@ -132,13 +132,14 @@ def _memory_mib(topology, target: int, banks: int, device) -> int:
 
 
 def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seeds=(1,),
-          banks: int = 2, speed: int | None = None, progress: bool = True, ray: str | None = None) -> list:
+          banks: int = 2, speed: int | None = None, progress: bool | None = None, ray: str | None = None) -> list:
     """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device`` (at ECP5 speed grade
     ``speed``, default the slowest), each placed and routed with every one of ``seeds``; write
     ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows.
 
     A point that an earlier sweep into ``out_dir`` finished with the same network and options
-    (its ``point.json``) is not redone. ``ray``: run the points as tasks of the Ray cluster
+    (its ``point.json``) is not redone. ``progress``: a progress bar (default: when stderr is a
+    terminal). ``ray``: run the points as tasks of the Ray cluster
     at that address (``auto``: the one this machine belongs to); default: local processes.
     """
     from tqdm import tqdm
@@ -171,6 +172,8 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
             rows.append(earlier["row"])
         else:
             todo.append(t)
+    if progress is None:
+        progress = os.isatty(2)                  # a bar on a terminal, not in a log file
     bar = tqdm(total=len(targets), initial=len(rows), desc=f"sweep {device}" + (" on Ray" if ray else ""),
                unit="folding", disable=not progress)
     memory = max(_memory_mib(net.topology, t, banks, dev) for t in todo) if ray and todo else None
