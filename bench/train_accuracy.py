@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bnncore.topology import parse
+
 # name: (target test accuracy, reference, bnn train arguments)
 RUNS = {
     "mnist-3x256": (0.979, "Brevitas 97.81%", [
@@ -37,8 +39,8 @@ RUNS = {
         "--epochs", "15", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "50",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "mnist-cnn-small": (0.988, "<= 100,000 weight bits (iCE40 UP5K block RAM)", [
-        "--dataset", "mnist", "--topology", "1x28x28-32c3p1-mp2-64c3p1-mp2-10", "--input", "threshold",
-        "--epochs", "15", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "50",
+        "--dataset", "mnist", "--topology", "1x28x28-32c3p1-mp2-64c3p1-mp2-96c3p1-mp2-10", "--input", "threshold",
+        "--epochs", "20", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "100",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "fashion-cnn": (0.915, "float CNNs of this size 92-93%; seed 002 85.1%", [
         "--dataset", "fashion-mnist", "--topology", "1x28x28-64c3p1-mp2-128c3p1-mp2-512-10", "--input", "uint8",
@@ -67,14 +69,16 @@ def main():
         m = json.loads((out / "metrics.json").read_text())
         best = m["best"]
         secs = sum(r["seconds"] for r in m["epochs"]) / len(m["epochs"])
-        rows.append((name, m["config"]["topology"], m["config"]["input"], best["epoch"], len(m["epochs"]),
+        topo = m["config"]["topology"]
+        rows.append((name, topo, parse(topo).weight_bits, m["config"]["input"], best["epoch"], len(m["epochs"]),
                      best["test_acc"], target, ref, secs))
     print()
-    print("| run | topology | input | best epoch | epochs | test acc | target | reference | s/epoch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, topo, inp, be, ep, acc, target, ref, secs in rows:
+    print("| run | topology | weight bits | input | best epoch | epochs | test acc | target | reference | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, topo, bits, inp, be, ep, acc, target, ref, secs in rows:
         flag = "" if acc >= target else " (below)"
-        print(f"| {name} | {topo} | {inp} | {be} | {ep} | {100 * acc:.2f}%{flag} | >= {100 * target:.1f}% | {ref} | {secs:.1f} |")
+        print(f"| {name} | {topo} | {bits:,} | {inp} | {be} | {ep} | {100 * acc:.2f}%{flag} | >= {100 * target:.1f}% "
+              f"| {ref} | {secs:.1f} |")
 
 
 if __name__ == "__main__":
