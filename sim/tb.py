@@ -56,7 +56,9 @@ class TB:
         self.n_classes = self.info["topology"][-1]
         self.net = load(cfg["net_dir"])
         self.bits = np.load(cfg["bits"])
-        self.gold = infer(self.net, self.bits, return_layers=True)       # the reference
+        # the reference: the NumPy backend, the readable definition (a one-off batch here, where
+        # compiling the Numba kernels in the simulator process would cost more than it saves)
+        self.gold = infer(self.net, self.bits, return_layers=True, backend="numpy")
         self.rng = random.Random(cfg.get("seed", 0))
         self.t_in, self.t_out, self.results = [], [], []
         self.cycle0 = 0
