@@ -21,7 +21,7 @@ import numpy as np
 
 from .network import FoldedNetwork
 
-__all__ = ["fold", "generate", "simulate", "synthesize", "sweep", "network"]
+__all__ = ["fold", "plan", "generate", "simulate", "synthesize", "sweep", "network"]
 
 
 def network(net) -> FoldedNetwork:
@@ -59,27 +59,42 @@ def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
     return net
 
 
-def generate(net, out_dir, *, target_cycles: int = 256, fold=None, device=None, vhdl: bool = True,
-             banks: int = 2, out_depth: int = 2, pipelined: bool = True, force: bool = False) -> Path:
-    """``bnn rtl``: the accelerator of ``net`` in ``out_dir``; return the directory. ``fold``:
-    (PE, SIMD) per layer, else the automatic folding for ``target_cycles`` (taking the fewest
-    block RAMs of ``device`` first, when given)."""
+def plan(net, *, target_cycles: int = 256, fold=None, device=None, banks: int = 2, out_depth: int = 2,
+         pipelined: bool = True, force: bool = False) -> tuple:
+    """The folding plan ``bnn rtl`` builds for ``net``: ``fold`` (PE, SIMD) per layer, else the
+    automatic folding for ``target_cycles`` (the fewest block RAMs of ``device`` first, when
+    given). Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
+    (``force`` turns those refusals into warnings)."""
     from .hw.generate import check_buildable
-    from .hw.generate import generate as write_rtl
     from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
     from .hw.synth import DEVICES
-    source = None if isinstance(net, FoldedNetwork) else str(net)
     net = network(net)
     require_mlp(net)
     common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
-    if fold is not None:
-        plan = make_plan(net.topology, [tuple(f) for f in fold], **common)
-    else:
-        blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
-        plan = auto_fold(net.topology, target_cycles, **common, **blocks)
-    check_buildable(plan, dev, force=force)
-    return write_rtl(net, plan, out_dir, vhdl=vhdl, source=source)
+    try:   # parameter errors: TypeError, as Amaranth components raise them
+        if fold is not None:
+            p = make_plan(net.topology, [tuple(f) for f in fold], **common)
+        else:
+            blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
+            p = auto_fold(net.topology, target_cycles, **common, **blocks)
+    except TypeError as e:
+        raise ValueError(f"folding: {e}") from None
+    return p, check_buildable(p, dev, force=force)
+
+
+def generate(net, out_dir, *, vhdl: bool = True, log=None, **plan_options) -> Path:
+    """``bnn rtl``: the accelerator of ``net`` in ``out_dir``; return the directory.
+    ``plan_options``: those of :func:`plan`; its warnings go to the ``bnncore`` logger. ``log``
+    gets a line per generation step."""
+    import logging
+    source = None if isinstance(net, FoldedNetwork) else str(net)
+    net = network(net)
+    p, warnings = plan(net, **plan_options)
+    for w in warnings:
+        logging.getLogger("bnncore").warning("warning: %s", w)
+    from .hw.generate import generate as write_rtl
+    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log)
 
 
 def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build_dir=None, **options) -> dict:

@@ -275,37 +275,13 @@ def _parse_folds(text: str):
     return folds
 
 
-def _plan(make, **kw):
-    """A folding plan from ``make`` (make_plan or auto_fold); its parameter errors
-    (TypeError, as Amaranth components raise them) become the command's error messages."""
-    try:
-        return make(**kw)
-    except TypeError as e:
-        raise ValueError(f"folding: {e}") from None
-
-
 def cmd_rtl(args):
     import time
-    from .exports import load
-    from .hw.generate import check_buildable, generate
-    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
-    net = load(args.net)
-    require_mlp(net)
-    common = dict(banks=args.banks, out_depth=args.out_depth, pipelined=not args.shallow,
-                  bias_bits=bias_bits_for(net))
-    dev = None
-    if args.device:
-        from .hw.synth import DEVICES
-        dev = DEVICES[args.device]
-    if args.fold:
-        plan = _plan(make_plan, topology=net.topology, folds=_parse_folds(args.fold), **common)
-    else:
-        blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
-        plan = _plan(auto_fold, topology=net.topology, target_cycles=args.target_cycles, **common, **blocks)
-    for warning in check_buildable(plan, dev, force=args.force):
-        log.warning("bnn rtl: warning: %s", warning)
+    from .api import generate
     t0 = time.perf_counter()
-    out = generate(net, plan, args.out, vhdl=not args.no_vhdl, source=args.net, log=log.info)
+    out = generate(args.net, args.out, vhdl=not args.no_vhdl, log=log.info, fold=_parse_folds(args.fold) if args.fold
+                   else None, target_cycles=args.target_cycles, device=args.device, banks=args.banks,
+                   out_depth=args.out_depth, pipelined=not args.shallow, force=args.force)
     seconds = time.perf_counter() - t0
     from .report import rtl_table
     print(rtl_table(json.loads((out / "rtl.json").read_text())).markdown())
@@ -352,7 +328,9 @@ def cmd_sim(args):
                      gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms,
                      progress=update, log=log.info)
     from .report import sim_table
-    print(sim_table(r).markdown().replace("\n(", f"\n(results in {out / 'results.json'}; ", 1))
+    table = sim_table(r)
+    table.note = f"results in {out / 'results.json'}; {table.note}"
+    print(table.markdown())
 
 
 def _print_synth(r: dict):

@@ -174,7 +174,7 @@ def export_qonnx(net: FoldedNetwork, path) -> "Path":
     return path
 
 
-def run_qonnx(model, images: np.ndarray, in_shape=None) -> np.ndarray:
+def run_qonnx(model, images: np.ndarray) -> np.ndarray:
     """Scores of qonnx's executor for ``images`` (N, pixels) of uint8, flat in our (y, x,
     channel) order; ``model``: a path or a ``ModelWrapper``. The model is run at batch N."""
     _need()
