@@ -16,8 +16,9 @@ for 8-bit ones (see bnncore.network), that is ``sum >= T`` for one integer T, cl
 
 The exact test of the rule is the torch model itself: every neuron's pre-activation is a
 monotone function of its integer sum (float32 rounding is monotone), so each threshold is
-found by bisection on torch's own float32 evaluation of the block (scale, bias, BatchNorm,
-in the order the forward pass applies them) over the integer range of the sum. The float64
+found by bisection (bnncore.thresholds) on torch's own float32 evaluation of the block
+(scale, bias, BatchNorm, in the order the forward pass applies them) over the integer range
+of the sum. The float64
 rule above is computed too; where float32 rounding puts a tie on the other side, torch wins
 (the folded network must equal the torch model bit for bit) and the report counts it.
 
@@ -33,69 +34,19 @@ positive temperature; see bnncore.model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 
 from .data import InputBinarization
 from .model import BinaryNet, _Block, _ConvBlock
 from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
+from .thresholds import FoldReport, LayerReport, fold_rule, threshold_layer, to_yxc
 
 __all__ = ["fold", "fold_with_report", "fold_rule", "FoldReport", "LayerReport", "FoldError", "verify"]
 
 
 class FoldError(ValueError):
     """The model cannot be folded (not binary, float input, degenerate output head)."""
-
-
-def fold_rule(a: np.ndarray, c: np.ndarray, n: int):
-    """The float64 folding rule for y = a * dot + c over 1-bit inputs: (thresholds, flip)."""
-    a = np.asarray(a, np.float64)
-    c = np.asarray(c, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        tau = -c / a
-        t_pos = np.ceil((n + tau) / 2)
-        t_neg = np.ceil((n - tau) / 2)
-    t = np.where(a > 0, t_pos, np.where(a < 0, t_neg, np.where(c >= 0, 0.0, n + 1.0)))
-    t = np.clip(np.nan_to_num(t, nan=0.0, posinf=n + 1.0, neginf=0.0), 0, n + 1).astype(np.int64)
-    return t, a < 0
-
-
-@dataclass
-class LayerReport:
-    """What folding did to one hidden layer (counts of neurons)."""
-    name: str
-    n_in: int
-    n_out: int
-    positive_scale: int = 0
-    negative_scale: int = 0          # weight row flipped
-    zero_scale: int = 0              # constant output
-    always_fire: int = 0             # threshold 0 (clipped or constant)
-    never_fire: int = 0              # threshold n + 1
-    float32_ties: int = 0            # neurons where float32 torch and the float64 rule differ
-    threshold_min: int = 0
-    threshold_max: int = 0
-    kind: str = "dense"
-    and_channels: int = 0            # the pool that follows (pool before BatchNorm): AND channels
-
-    def line(self) -> str:
-        return (f"{self.name}: {self.n_in} -> {self.n_out}  thresholds [{self.threshold_min}, "
-                f"{self.threshold_max}]  scale +{self.positive_scale} -{self.negative_scale} "
-                f"0:{self.zero_scale}  always {self.always_fire}  never {self.never_fire}  "
-                f"float32 ties {self.float32_ties}"
-                + (f"  (pool: {self.and_channels} AND channels)" if self.and_channels else ""))
-
-
-@dataclass
-class FoldReport:
-    layers: list = field(default_factory=list)
-    head_bias_range: tuple = (0, 0)
-
-    def text(self) -> str:
-        lines = [l.line() for l in self.layers]
-        lines.append(f"output: integer bias in [{self.head_bias_range[0]}, {self.head_bias_range[1]}]")
-        return "\n".join(lines)
 
 
 def _flat(t) -> np.ndarray:
@@ -139,44 +90,6 @@ def _probe(block, channels: int, shape: tuple):
     return decide
 
 
-def _search(decide, increasing: np.ndarray, n: int, in_bits: int, where: str) -> np.ndarray:
-    """Per channel, the smallest u in [0, V + 1] at which the channel fires, counting v = u
-    upwards (increasing channels) or v = V - u downwards (decreasing ones), over the values
-    v in [0, V] of its integer sum: v = popcount for 1-bit inputs (sum = 2v - n), v = sum + 255 n
-    for 8-bit ones. V + 1: never fires."""
-    V = n if in_bits == 1 else 2 * 255 * n
-    lo = np.zeros(len(increasing), np.int64)
-    hi = np.full(len(increasing), V + 1, np.int64)
-    while (lo < hi).any():
-        mid = np.minimum((lo + hi) // 2, V)
-        v = np.where(increasing, mid, V - mid)
-        sums = 2 * v - n if in_bits == 1 else v - 255 * n
-        ok = decide(sums, where)
-        open_ = lo < hi
-        hi = np.where(open_ & ok, mid, hi)
-        lo = np.where(open_ & ~ok, mid + 1, lo)
-    return lo
-
-
-def _rule_u(a, c, n, in_bits):
-    """The float64 rule's u (see _search), for the report's count of float32 ties."""
-    V = n if in_bits == 1 else 2 * 255 * n
-    slope, offset = (2.0, -n) if in_bits == 1 else (1.0, -255.0 * n)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        v_tau = (-c / a - offset) / slope
-        u = np.where(a > 0, np.ceil(v_tau), np.where(a < 0, np.ceil(V - v_tau), np.where(c >= 0, 0.0, V + 1.0)))
-    return np.clip(np.nan_to_num(u, nan=0.0, posinf=V + 1.0, neginf=0.0), 0, V + 1).astype(np.int64)
-
-
-def _to_yxc(w: np.ndarray, shape: tuple) -> np.ndarray:
-    """Weight columns of a dense layer after a conv: torch's (channel, y, x) flatten order ->
-    the folded network's (y, x, channel)."""
-    if len(shape) != 3:
-        return w
-    c, h, wd = shape
-    return np.ascontiguousarray(w.reshape(len(w), c, h, wd).transpose(0, 2, 3, 1).reshape(len(w), -1))
-
-
 @torch.no_grad()
 def _fold_block(block, index: int, shape: tuple, in_bits: int):
     """A hidden block -> (folded layers, LayerReport, output shape)."""
@@ -189,29 +102,17 @@ def _fold_block(block, index: int, shape: tuple, in_bits: int):
         channels, k = bits.shape[0], bits.shape[1]
         out_shape = (channels, shape[1] + 2 * layer.pad - k + 1, shape[2] + 2 * layer.pad - k + 1)
     else:
-        bits = _to_yxc((w >= 0).numpy().astype(np.uint8), shape)              # sign(0) = +1 -> bit 1
+        bits = to_yxc((w >= 0).numpy().astype(np.uint8), shape)              # sign(0) = +1 -> bit 1
         channels = bits.shape[0]
         out_shape = (channels,)
-    n = int(np.prod(bits.shape[1:]))
     a, c = _affine(block, channels)
-    increasing = ~(a < 0)
     was_training = block.training
     block.eval()
     try:
-        u = _search(_probe(block, channels, out_shape), increasing, n, in_bits, name)
+        rows, t, flip, report = threshold_layer(_probe(block, channels, out_shape), a, c, bits, in_bits, name,
+                                                kind="conv" if conv else "dense")
     finally:
         block.train(was_training)
-    flip = ~increasing
-    rows = np.where(flip.reshape((-1,) + (1,) * (bits.ndim - 1)), 1 - bits, bits).astype(np.uint8)
-    top = n * (2**in_bits - 1)
-    if in_bits == 1:
-        t = u
-    else:  # fires when v' = sum' + 255 * ones(row') >= u, i.e. sum' >= u - 255 * ones
-        t = np.clip(u - 255 * rows.reshape(channels, -1).sum(axis=1).astype(np.int64), 0, top + 1)
-    ties = _rule_u(a, c, n, in_bits) != u
-    report = LayerReport(name, n, channels, int((a > 0).sum()), int((a < 0).sum()), int((a == 0).sum()),
-                         int((t == 0).sum()), int((t == top + 1).sum()), int(ties.sum()), int(t.min()), int(t.max()),
-                         kind="conv" if conv else "dense")
     if not conv:
         return [DenseLayer(rows, t, name=name, in_bits=in_bits)], report, out_shape
     pad_value = int(layer.pad_value > 0) if in_bits == 1 else int(layer.pad_value)
@@ -229,7 +130,7 @@ def _fold_block(block, index: int, shape: tuple, in_bits: int):
 @torch.no_grad()
 def _fold_head(head, shape):
     w = head.linear.weight.detach().cpu()
-    bits = _to_yxc((w >= 0).numpy().astype(np.uint8), shape)
+    bits = to_yxc((w >= 0).numpy().astype(np.uint8), shape)
     bias = torch.round(head.bias.detach().cpu()).numpy().astype(np.int64)
     scale = head.log_scale.detach().exp().item()
     if not (math.isfinite(scale) and scale > 0):

@@ -155,7 +155,7 @@ def test_dense_after_conv_is_permuted_to_yxc(monkeypatch):
     images = np.random.default_rng(3).integers(0, 256, (300, 72)).astype(np.uint8)
     net = fold(m, InputBinarization())
     assert verify(net, m, images)["hidden_bit_mismatches"] == 0
-    monkeypatch.setattr(F, "_to_yxc", lambda w, shape: w)
+    monkeypatch.setattr(F, "to_yxc", lambda w, shape: w)
     wrong = fold(m, InputBinarization())
     r = verify(wrong, m, images)
     assert r["hidden_bit_mismatches_per_layer"][0] == 0 and r["hidden_bit_mismatches_per_layer"][1] > 0
