@@ -9,7 +9,7 @@ The stages as functions, each imported on first use (``import bnncore`` stays li
     bnncore.generate                          # the accelerator's RTL
     bnncore.simulate                          # cocotb on Verilator, Icarus or GHDL, against the golden model
     bnncore.synthesize, bnncore.sweep         # Yosys and nextpnr
-    bnncore.export_qonnx                      # QONNX models
+    bnncore.export_qonnx, bnncore.import_qonnx  # QONNX models, ours out and Brevitas' in
     bnncore.write_report                      # one HTML page of a build folder
 
 ``bnncore.api`` has the signatures; examples/flow.py runs the whole flow.
@@ -36,6 +36,7 @@ _LAZY = {
     "synthesize": ("api", "synthesize"),
     "sweep": ("api", "sweep"),
     "export_qonnx": ("interop", "export_qonnx"),
+    "import_qonnx": ("api", "import_qonnx"),
     "write_report": ("report", "write_report"),
     "load_dataset": ("data", "load_dataset"),
     "FoldedNetwork": ("network", "FoldedNetwork"),

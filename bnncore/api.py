@@ -21,7 +21,7 @@ import numpy as np
 
 from .network import FoldedNetwork
 
-__all__ = ["fold", "plan", "generate", "simulate", "synthesize", "sweep", "network"]
+__all__ = ["fold", "import_qonnx", "plan", "generate", "simulate", "synthesize", "sweep", "network"]
 
 
 def network(net) -> FoldedNetwork:
@@ -57,6 +57,24 @@ def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
         if check["class_mismatches"] or check["hidden_bit_mismatches"]:
             raise RuntimeError(f"the folded network disagrees with torch: {check}")
     return net
+
+
+def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, verify_on=None) -> FoldedNetwork:
+    """``bnn import MODEL.onnx``: fold a Brevitas/QONNX W1A1 model (bnncore.qonnx_import) whose
+    float input is ``pixel * pixel_scale + pixel_offset``. ``verify_on``: ``(images, labels)``
+    (uint8, flat in (y, x, channel) order) to check the folded network against qonnx's executor
+    on the model, every class and hidden bit; a difference raises ``RuntimeError``.
+
+        net = bnncore.import_qonnx("sfc.onnx", verify_on=(ds.test_images, ds.test_labels))
+    """
+    from .qonnx_import import import_qonnx as read, verify_qonnx
+    imported = read(path, pixel_scale=pixel_scale, pixel_offset=pixel_offset)
+    if verify_on is not None:
+        images, labels = verify_on
+        check = verify_qonnx(imported, images, labels)
+        if check["class_mismatches"] or check["hidden_bit_mismatches"]:
+            raise RuntimeError(f"the folded network disagrees with qonnx's executor on {path}: {check}")
+    return imported.net
 
 
 def plan(net, *, target_cycles: int = 256, fold=None, device=None, banks: int = 2, out_depth: int = 2,

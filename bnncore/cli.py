@@ -11,6 +11,7 @@ import re
 import sys
 import textwrap
 from dataclasses import MISSING, asdict, fields
+from fractions import Fraction
 from pathlib import Path
 
 from . import __version__
@@ -82,6 +83,14 @@ def _number(kind, ok, rule: str):
         return v
     parse.__name__ = kind.__name__
     return parse
+
+
+def _fraction(text: str) -> float:
+    """A number, also written as a fraction ('1/255')."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 1/255") from None
 
 
 def _count(minimum: int):
@@ -215,6 +224,8 @@ def cmd_export(args):
 
 def cmd_import(args):
     from .exports import load, import_files
+    if args.weights.suffix == ".onnx":
+        return _import_qonnx(args)
     if args.weights.is_dir():
         net = load(args.weights)
         print(f"{args.weights}: valid, {net}")
@@ -226,6 +237,42 @@ def cmd_import(args):
                        InputBinarization(args.input, args.level), args.out, dataset=args.dataset,
                        pad_value=int(args.pad_value > 0))
     print(f"imported into {out}: {load(out)}")
+
+
+def _import_qonnx(args):
+    """bnn import MODEL.onnx: fold a Brevitas/QONNX model, prove it against qonnx's executor on
+    the dataset's test images, then export it."""
+    if args.out is None or args.dataset is None:
+        raise ValueError(f"importing {args.weights} needs --dataset (the test images it is verified on) and -o/--out")
+    if args.thresholds is not None or args.topology is not None:
+        raise ValueError(f"{args.weights} is a QONNX model: it brings its own thresholds and topology")
+    from .data import load_dataset
+    from .exports import export
+    from .fileio import sha256_file
+    from .qonnx_import import import_qonnx, verify_qonnx
+    if not args.weights.is_file():
+        raise FileNotFoundError(f"{args.weights}: no such file")
+    imp = import_qonnx(args.weights, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset, log=log.info)
+    print(imp.report.text())
+    print(f"imported {imp.net} from {args.weights} in {imp.seconds:.2f} s")
+    ds = load_dataset(args.dataset, args.data_dir)
+    n = len(ds.test_images) if not args.limit else min(args.limit, len(ds.test_images))
+    images, labels = ds.test_images[:n], ds.test_labels[:n]
+    if images.shape[1] != imp.net.n_inputs:
+        raise ValueError(f"{args.weights}: the network takes {imp.net.n_inputs} input values, {args.dataset}'s "
+                         f"images have {images.shape[1]}")
+    with _bar(n, "verify", "image") as update:
+        check = verify_qonnx(imp, images, labels, progress=update)
+    print(f"verified on {n} {args.dataset} test images: qonnx {check['qonnx_accuracy']:.4f}, folded "
+          f"{check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
+          f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
+    if check["class_mismatches"] or check["hidden_bit_mismatches"]:
+        raise RuntimeError("the folded network disagrees with qonnx's executor on the model; nothing exported")
+    metadata = {"dataset": args.dataset, "qonnx": {"path": str(args.weights), "sha256": sha256_file(args.weights),
+                                                   "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
+                                                   "import_seconds": imp.seconds},
+                "verification": check, "fold_report": [vars(l) for l in imp.report.layers]}
+    print(f"exported to {export(imp.net, args.out, metadata=metadata)}")
 
 
 def cmd_summary(args):
@@ -401,7 +448,7 @@ EXAMPLES = {
     "eval": "bnn eval build/net",
     "fold": "bnn fold build/train/mlp/best.pt -o build/net",
     "export": "bnn export build/net --qonnx build/net.onnx",
-    "import": "bnn import weights.txt thresholds.txt --topology 784-256-10 -o build/imported",
+    "import": "bnn import model.onnx --dataset mnist -o build/imported",
     "summary": "bnn summary build/net",
     "rtl": "bnn rtl build/net -o build/rtl --check",
     "sim": "bnn sim build/rtl build/net --sim verilator",
@@ -491,9 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "bnncore[interop])")
     p.set_defaults(func=cmd_export)
 
-    p = _verb(sub, "import", help="validate an export directory, or turn seed-format weights.txt + "
-                       "thresholds.txt into one")
-    p.add_argument("weights", type=Path, help="an export directory, or a weights.txt")
+    p = _verb(sub, "import", help="fold a Brevitas/QONNX model (verified against qonnx's executor), turn "
+                       "seed-format weights.txt + thresholds.txt into an export directory, or validate one")
+    p.add_argument("weights", type=Path, help="a QONNX model (.onnx), an export directory, or a weights.txt")
     p.add_argument("thresholds", type=Path, nargs="?", help="thresholds.txt (with a weights.txt)")
     p.add_argument("--topology", help="layer sizes, e.g. 784-500-1024-1024-10, or a CNN topology such as "
                    "1x28x28-32c3-mp2-10 (with a weights.txt; pools are OR pools)")
@@ -502,7 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pad-value", type=int, choices=(-1, 1), default=1,
                    help="the constant binary convolutions pad with (with a CNN topology)")
     p.add_argument("--level", type=int, default=128, help="threshold input: a pixel bit is 1 when pixel >= LEVEL")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="recorded in the manifest")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="recorded in the manifest; with a QONNX model, "
+                   "required: the test images the import is verified on")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.add_argument("--pixel-scale", type=_fraction, default=1 / 255,
+                   help="QONNX model: its input is pixel * PIXEL_SCALE + PIXEL_OFFSET, a number or a fraction "
+                        "(default: 1/255, torchvision's ToTensor)")
+    p.add_argument("--pixel-offset", type=_fraction, default=0.0, help="see --pixel-scale")
+    p.add_argument("--limit", type=_count(0), default=0,
+                   help="QONNX model: verify on the first LIMIT test images only (default 0: all)")
     p.add_argument("-o", "--out", help="export directory to create")
     p.set_defaults(func=cmd_import)
 

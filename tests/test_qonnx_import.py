@@ -1,0 +1,215 @@
+"""QONNX import: Brevitas W1A1 models, trained for a few steps and given BatchNorm statistics
+with negative scales, exported with Brevitas' own ``export_qonnx``, imported, and compared with
+qonnx's executor on MNIST test images: every class and every hidden bit, exactly."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+if not os.environ.get("CI"):                # CI installs the extra (make setup): there it must be present
+    pytest.importorskip("brevitas", reason="QONNX import tests need bnncore[interop] (Brevitas, qonnx)")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bnncore.cli import main  # noqa: E402
+from bnncore.exports import load  # noqa: E402
+from bnncore.golden import infer  # noqa: E402
+from bnncore.network import DenseLayer, FoldedNetwork  # noqa: E402
+from bnncore.qonnx_import import QonnxImportError, import_qonnx, verify_qonnx  # noqa: E402
+from bnncore.thresholds import to_yxc  # noqa: E402
+
+brevitas_nn = pytest.importorskip("brevitas.nn")
+from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst  # noqa: E402
+
+
+class Weights(SignedBinaryWeightPerTensorConst):
+    """±1 weights, as FINN's BNN examples quantize them (scaling_const 1)."""
+    scaling_const = 1.0
+
+
+def sign():
+    return brevitas_nn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+
+
+def linear(n_in, n_out, **kw):
+    return brevitas_nn.QuantLinear(n_in, n_out, bias=False, weight_quant=Weights, **kw)
+
+
+def conv(c_in, c_out, k=3, **kw):
+    return brevitas_nn.QuantConv2d(c_in, c_out, k, bias=False, weight_quant=Weights, **kw)
+
+
+def norm(m):
+    """Random BatchNorm statistics, a third of the scales negative."""
+    g = torch.Generator().manual_seed(m.num_features)
+    with torch.no_grad():
+        m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 3)
+        m.running_var.copy_(torch.rand(m.num_features, generator=g) * 4 + 0.5)
+        m.weight.copy_(torch.randn(m.num_features, generator=g).abs() + 0.1)
+        m.weight[::3] *= -1
+        m.bias.copy_(torch.randn(m.num_features, generator=g))
+    return m
+
+
+class Model(nn.Module):
+    """x in [0, 1] (pixel / 255); ``pm1``: the input as 2x - 1, as FINN's examples feed it."""
+
+    def __init__(self, *layers, pm1=True, flat=False):
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+        self.pm1, self.flat = pm1, flat
+
+    def forward(self, x):
+        if self.flat:
+            x = x.reshape(x.shape[0], -1)
+        return self.body(2.0 * x - 1.0 if self.pm1 else x)
+
+
+def sfc_like():
+    """SFC's shape, smaller: input sign, three binary hidden layers, a binary output layer."""
+    return Model(sign(), linear(784, 96), norm(nn.BatchNorm1d(96)), sign(), linear(96, 64), norm(nn.BatchNorm1d(64)),
+                 sign(), linear(64, 48), norm(nn.BatchNorm1d(48)), sign(), linear(48, 10), flat=True)
+
+
+def cnn_both_pools():
+    """conv -> BN -> sign -> pool (OR), conv -> pool -> BN -> sign (AND where the scale is
+    negative), then a flatten of 6 channels (the column order matters) and two dense layers."""
+    return Model(sign(), conv(1, 5), norm(nn.BatchNorm2d(5)), sign(), nn.MaxPool2d(2),
+                 conv(5, 6), nn.MaxPool2d(2), norm(nn.BatchNorm2d(6)), sign(), nn.Flatten(),
+                 linear(150, 24), norm(nn.BatchNorm1d(24)), sign(), linear(24, 10))
+
+
+class Affine(nn.Module):
+    """A scalar scale and offset after the last layer, as FINN's TensorNorm."""
+
+    def forward(self, x):
+        return x * 0.5 + 3.0
+
+
+def cnn_uint8():
+    """No input quantizer: the first conv sees pixel / 255 (zero padding is pixel 0)."""
+    return Model(conv(1, 4, padding=1), norm(nn.BatchNorm2d(4)), sign(), nn.MaxPool2d(2), nn.Flatten(),
+                 linear(4 * 14 * 14, 16), norm(nn.BatchNorm1d(16)), sign(), linear(16, 10), Affine(), pm1=False)
+
+
+def trained(model, mnist, steps=20):
+    """A few steps of Adam on MNIST, then eval mode (BatchNorm then has its running statistics,
+    re-randomised so that negative scales stay)."""
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.tensor(mnist.train_images[:64 * steps].reshape(-1, 1, 28, 28) / 255.0, dtype=torch.float32)
+    y = torch.tensor(mnist.train_labels[:64 * steps]).long()
+    model.train()
+    for i in range(steps):
+        loss = nn.functional.cross_entropy(model(x[i * 64:(i + 1) * 64]), y[i * 64:(i + 1) * 64])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            norm(m)
+    return model.eval()
+
+
+def exported(model, path):
+    from brevitas.export import export_qonnx
+    export_qonnx(model.eval(), torch.rand(1, 1, 28, 28), str(path))
+    return path
+
+
+def torch_classes(model, images):
+    with torch.no_grad():
+        return model(torch.tensor(images.reshape(-1, 1, 28, 28) / 255.0, dtype=torch.float32)).argmax(1).numpy()
+
+
+@pytest.mark.parametrize("make, kinds", [
+    (sfc_like, ["dense"] * 3),
+    (cnn_both_pools, ["conv", "pool", "conv", "pool", "dense"]),
+    (cnn_uint8, ["conv", "pool", "dense"]),
+])
+def test_brevitas_models_import_exactly(tmp_path, mnist, make, kinds):
+    model = trained(make(), mnist)
+    imp = import_qonnx(exported(model, tmp_path / "m.onnx"))
+    net = imp.net
+    assert [l.kind for l in net.layers] == kinds
+    images, labels = mnist.test_images[:1000], mnist.test_labels[:1000]
+    check = verify_qonnx(imp, images, labels)
+    assert check["class_mismatches"] == 0 and check["hidden_bit_mismatches"] == 0, check
+    assert check["hidden_bits_compared"] > 0
+    # and Brevitas' own torch evaluation agrees on the classes
+    assert np.array_equal(torch_classes(model, images), infer(net, net.input.bits(images)).classes)
+    if make is sfc_like:
+        assert net.input.scheme == "threshold" and net.input.level == 128      # 2 * p / 255 - 1 >= 0
+        assert sum(r.negative_scale for r in imp.report.layers) > 0
+    if make is cnn_both_pools:
+        assert net.layers[1].modes.sum() == 0 and 0 < net.layers[3].modes.sum() < 6   # OR, then AND and OR
+    if make is cnn_uint8:
+        assert net.input.scheme == "uint8" and net.layers[0].padding == 1 and net.layers[0].pad_value == 0
+        assert (net.head.bias == 6).all()                                  # (0.5 * dot + 3) / 0.5
+
+
+def test_the_check_catches_a_wrong_network(tmp_path, mnist):
+    """A threshold off by one, or a dense layer after a conv whose columns stay in ONNX's
+    (channel, y, x) order instead of ours: the verification reports the difference."""
+    imp = import_qonnx(exported(trained(cnn_both_pools(), mnist, steps=5), tmp_path / "m.onnx"))
+    images = mnist.test_images[:300]
+    layers = list(imp.net.layers)
+    dense = layers[4]
+    c, h, w = layers[3].out_shape
+    chw = dense.weights.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(dense.weights), -1)
+    assert np.array_equal(to_yxc(chw, (c, h, w)), dense.weights)
+    for wrong in (DenseLayer(chw, dense.thresholds),
+                  DenseLayer(dense.weights, np.minimum(dense.thresholds + 1, dense.n_in + 1))):
+        imp.net = FoldedNetwork(tuple(layers[:4]) + (wrong,), imp.net.head, imp.net.input)
+        assert verify_qonnx(imp, images)["hidden_bit_mismatches"] > 0
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((sign(), linear(784, 16), nn.BatchNorm1d(16), nn.ReLU(), linear(16, 10)),
+     r"\(Relu\): between node .*\(Gemm\) and its activation"),
+    ((sign(), linear(784, 16), nn.BatchNorm1d(16),
+      brevitas_nn.QuantIdentity(bit_width=2), linear(16, 10)), r"\(Quant\): between node .*Gemm"),
+    ((sign(), linear(784, 16), nn.BatchNorm1d(16), sign(), linear(16, 10), nn.BatchNorm1d(10)),
+     r"the class scores are A_c \* dot \+ B_c with A_c (not all positive|differing between classes)"),
+    ((sign(), linear(784, 16), nn.BatchNorm1d(16), sign(),
+      brevitas_nn.QuantLinear(16, 10, bias=True, weight_quant=Weights)), r"the class offsets B_c / A are not integers"),
+])
+def test_what_does_not_fold_is_refused_by_node(tmp_path, layers, message):
+    model = Model(*layers, flat=True)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            norm(m)
+    with pytest.raises(QonnxImportError, match=message):
+        import_qonnx(exported(model, tmp_path / "m.onnx"))
+
+
+def test_zero_padding_of_a_binary_conv_is_refused(tmp_path):
+    model = Model(sign(), conv(1, 4, padding=1), norm(nn.BatchNorm2d(4)), sign(), nn.Flatten(),
+                  linear(4 * 28 * 28, 10))
+    with pytest.raises(QonnxImportError, match=r"\(Conv\): pads its binary input with 0, which is neither"):
+        import_qonnx(exported(model, tmp_path / "m.onnx"))
+
+
+def test_bnn_import_of_a_qonnx_model(tmp_path, mnist_dir, mnist, capsys):
+    """`bnn import model.onnx -o DIR --dataset mnist` verifies on the test set, then exports; a
+    model that does not fold leaves nothing behind."""
+    onnx_path = exported(trained(sfc_like(), mnist, steps=5), tmp_path / "sfc.onnx")
+    data = ["--data-dir", str(mnist_dir.parent)]
+    assert main(["import", str(onnx_path), "--dataset", "mnist", "--limit", "2000", "-o", str(tmp_path / "net"),
+                 *data]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"verified on 2000 mnist test images: qonnx .*, 0 class mismatches, 0 of [0-9,]+ hidden bits", out)
+    net = load(tmp_path / "net")
+    meta = __import__("json").loads((tmp_path / "net" / "manifest.json").read_text())["metadata"]
+    assert meta["dataset"] == "mnist" and meta["qonnx"]["sha256"] and meta["verification"]["class_mismatches"] == 0
+    assert net.spec == "784-96-64-48-10"
+    import bnncore                                     # the same network from Python
+    assert bnncore.import_qonnx(onnx_path, verify_on=(mnist.test_images[:200], mnist.test_labels[:200])) == net
+    bad = Model(sign(), linear(784, 16), nn.BatchNorm1d(16), nn.ReLU(), linear(16, 10), flat=True)
+    assert main(["import", str(exported(bad, tmp_path / "bad.onnx")), "--dataset", "mnist", "-o",
+                 str(tmp_path / "bad"), *data]) == 2
+    assert "(Relu)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
