@@ -21,6 +21,11 @@ input to its output:
   found by bisection on qonnx's executor running exactly those nodes (the decision), as
   ``bnn fold`` bisects on torch (bnncore.thresholds);
 - a ``MaxPool`` after a ``BipolarQuant``: an OR pool; kernel = stride, no padding;
+  ``s * MaxPool(s * x)`` with ``s`` = ±1 per channel: a pool of AND (``s = -1``) and OR channels;
+- FINN's streamlined form, which ``bnn export --qonnx`` writes (bnncore.interop), reads the
+  same way: a ``MultiThreshold`` of one threshold per channel with values ±s (``out_scale``
+  2s, ``out_bias`` -s) stands where a ``BipolarQuant`` would, and a model whose input is the
+  raw pixels (``pixel_scale`` 1) imports as the network it was exported from;
 - the last layer, with no ``BipolarQuant`` after it: the output head. Its class scores are
   ``A * dot + B_c``; they fold to our integer scores when ``A > 0`` is the same for every
   class and every ``B_c / A`` is an integer (a scalar ``TensorNorm``-like affine, or none);
@@ -54,6 +59,7 @@ from .thresholds import FoldReport, threshold_layer
 __all__ = ["import_qonnx", "verify_qonnx", "QonnxImport", "QonnxImportError"]
 
 LINEAR = {"MatMul", "Gemm", "Conv"}
+ACT = {"BipolarQuant", "MultiThreshold"}        # a binary activation: Brevitas', or FINN's streamlined form
 AFFINE = {"Add", "Sub", "Mul", "Div", "BatchNormalization"}
 RESHAPE = {"Reshape", "Flatten", "Transpose"}
 PASS = {"Identity", "Dropout"}
@@ -331,7 +337,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
     path_nodes = graph.path
     pos = 0
     where = _positions(image).reshape(dims) if image else np.arange(dims[0])
-    while pos < len(path_nodes) and path_nodes[pos].op_type not in LINEAR | {"BipolarQuant"}:
+    while pos < len(path_nodes) and path_nodes[pos].op_type not in LINEAR | ACT | {"Pad"}:
         n = path_nodes[pos]
         if n.op_type in RESHAPE:
             where = _move(n, graph, where)
@@ -346,12 +352,12 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
     batched = _batched(model, 256)
     pixels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], math.prod(dims), axis=1)
     first = path_nodes[pos]
-    binary_input = first.op_type == "BipolarQuant"
+    binary_input = first.op_type in ACT
     values = _execute(batched, _model_input(in_shape, pixels, pixel_scale, pixel_offset), full=True)
     # cleanup renames nothing here (the model was cleaned above), so tensor names carry over
     table = values[first.output[0] if binary_input else first.input[0]].reshape(256, -1).astype(np.float64)
     if binary_input:
-        scale_in = _scalar_scale(graph, first)
+        scale_in = _act_scale(graph, first)
         fires = table > 0
         level = int(np.argmax(fires[:, 0])) if fires[:, 0].any() else 256
         expect = np.arange(256)[:, None] >= level
@@ -362,7 +368,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
         scheme = InputScheme("threshold", level)
         in_map = None
         pos += 1
-        log(f"input: BipolarQuant, bit = pixel >= {level}")
+        log(f"input: {first.op_type}, bit = pixel >= {level}")
     else:
         if not (table == table[:, :1]).all():
             raise QonnxImportError(f"{_node_name(first)}: its input differs between positions for the same pixel "
@@ -401,8 +407,23 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
             probes.append((len(layers) - 1, n.output[0]))
             pos += 1
             continue
+        if op == "Mul" and pos + 2 < len(path_nodes) and path_nodes[pos + 1].op_type == "MaxPool" \
+                and path_nodes[pos + 2].op_type == "Mul":
+            # s * MaxPool(s * x), s = ±1 per channel: a pool that is an AND where s = -1 (interop.py)
+            signs = [_per_channel(graph.const(m.input[1] if not graph.is_const(m.input[0]) else m.input[0], m),
+                                  shape[0], 4, m) for m in (n, path_nodes[pos + 2])]
+            if not (spatial and layers) or not np.array_equal(signs[0], signs[1]) or not np.isin(signs[0], (-1, 1)).all():
+                raise QonnxImportError(f"{_node_name(n)}: a Mul around a MaxPool must multiply a feature map by the "
+                                       "same ±1 per channel before and after it (a pool of AND and OR channels)")
+            size = _check_maxpool(path_nodes[pos + 1], True)
+            layers.append(PoolLayer(shape, (signs[0] < 0).astype(np.uint8), size))
+            shape = layers[-1].out_shape
+            where = _positions(shape)
+            probes.append((len(layers) - 1, path_nodes[pos + 2].output[0]))
+            pos += 3
+            continue
         if op == "Pad":
-            pad = _read_pad(graph, n, scale_in, spatial)
+            pad = _read_pad(graph, n, scale_in, spatial, in_map if not layers else None)
             pos += 1
             continue
         if op not in LINEAR:
@@ -414,7 +435,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
         if conv:
             padding = conv["padding"]
             pad_value = conv["pad_value"]
-            if padding and in_bits == 8:
+            if padding and in_bits == 8 and not pad:          # the pads attribute: the model's 0
                 k_, b_ = in_map
                 p0 = -b_ / k_
                 if not (0 <= round(p0) <= 255 and abs(k_ * round(p0) + b_) <= 1e-9 * max(1.0, abs(b_))):
@@ -435,7 +456,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
             lin_offset = offset + mag * b_ * (fan_in - 2 * zeros)
         # the nodes after it: up to and including the next BipolarQuant (hidden) or to the end (head)
         post, end = [], pos + 1
-        while end < len(path_nodes) and path_nodes[end].op_type != "BipolarQuant":
+        while end < len(path_nodes) and path_nodes[end].op_type not in ACT:
             m = path_nodes[end]
             if m.op_type not in AFFINE | PASS | {"MaxPool"}:
                 raise QonnxImportError(f"{_node_name(m)}: between {_node_name(n)} and its activation bnncore folds "
@@ -493,7 +514,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
             spatial = False
         probes.append((len(layers) - 1, quant.output[0]))
         reports.append(rep)
-        scale_in = _scalar_scale(graph, quant)
+        scale_in = _act_scale(graph, quant)
         log(rep.line())
         pos = end + 1
     if head is None:
@@ -511,6 +532,21 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
                        time.perf_counter() - start)
 
 
+def _act_scale(graph: _Graph, n) -> float:
+    """s of an activation whose values are ±s: a BipolarQuant's scale, or a MultiThreshold of one
+    threshold per channel with ``out_scale`` 2s and ``out_bias`` -s."""
+    if n.op_type == "BipolarQuant":
+        return _scalar_scale(graph, n)
+    at = _attrs(n)
+    t = np.asarray(graph.const(n.input[1], n))
+    scale, bias = float(at.get("out_scale", 1.0)), float(at.get("out_bias", 0.0))
+    if t.ndim != 2 or t.shape[1] != 1 or not scale > 0 or bias != -scale / 2:
+        raise QonnxImportError(f"{_node_name(n)}: a binary activation has one threshold per channel and values "
+                               f"±s (out_scale 2s, out_bias -s); got thresholds of shape {t.shape}, out_scale "
+                               f"{scale}, out_bias {bias}")
+    return scale / 2
+
+
 def _scalar_scale(graph: _Graph, n) -> float:
     s = np.asarray(graph.const(n.input[1], n), np.float64)
     if s.size != 1 or not s.reshape(-1)[0] > 0:
@@ -519,7 +555,9 @@ def _scalar_scale(graph: _Graph, n) -> float:
     return float(s.reshape(-1)[0])
 
 
-def _read_pad(graph: _Graph, n, scale_in: float, spatial: bool) -> tuple:
+def _read_pad(graph: _Graph, n, scale_in: float, spatial: bool, in_map=None) -> tuple:
+    """(padding, pad value) of a Pad node: a bit for binary maps; for the 8-bit input (``in_map``
+    = (k, b): the model sees k * pixel + b), the pixel the padded value stands for."""
     at = _attrs(n)
     if not spatial or at.get("mode", b"constant") not in (b"constant", "constant"):
         raise QonnxImportError(f"{_node_name(n)}: bnncore reads constant padding of a feature map only")
@@ -528,6 +566,13 @@ def _read_pad(graph: _Graph, n, scale_in: float, spatial: bool) -> tuple:
     p = pads[2]
     if pads != [0, 0, p, p, 0, 0, p, p] or p < 1:
         raise QonnxImportError(f"{_node_name(n)}: pads {pads}; bnncore pads height and width alike on every side")
+    if in_map is not None:
+        k, b = in_map
+        pixel = round((value - b) / k)
+        if not (0 <= pixel <= 255 and k * pixel + b == value):
+            raise QonnxImportError(f"{_node_name(n)}: pads with {value}, which is no pixel value (the model sees "
+                                   f"{k:.6g} * pixel + {b:.6g})")
+        return (p, int(pixel))
     if value not in (scale_in, -scale_in):
         raise QonnxImportError(f"{_node_name(n)}: pads with {value}, which is neither of the activations' values "
                                f"±{scale_in}")

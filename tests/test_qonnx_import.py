@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 if not os.environ.get("CI"):                # CI installs the extra (make setup): there it must be present
     pytest.importorskip("brevitas", reason="QONNX import tests need bnncore[interop] (Brevitas, qonnx)")
@@ -17,9 +18,12 @@ from torch import nn  # noqa: E402
 from bnncore.cli import main  # noqa: E402
 from bnncore.exports import load  # noqa: E402
 from bnncore.golden import infer  # noqa: E402
-from bnncore.network import DenseLayer, FoldedNetwork  # noqa: E402
+from bnncore.interop import export_qonnx  # noqa: E402
+from bnncore.network import DenseLayer, FoldedNetwork, InputScheme  # noqa: E402
 from bnncore.qonnx_import import QonnxImportError, import_qonnx, verify_qonnx  # noqa: E402
 from bnncore.thresholds import to_yxc  # noqa: E402
+
+from .test_golden import conv_networks  # noqa: E402
 
 brevitas_nn = pytest.importorskip("brevitas.nn")
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst  # noqa: E402
@@ -213,3 +217,21 @@ def test_bnn_import_of_a_qonnx_model(tmp_path, mnist_dir, mnist, capsys):
                  str(tmp_path / "bad"), *data]) == 2
     assert "(Relu)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_networks())
+def test_our_own_qonnx_export_imports_as_the_same_network(case):
+    """`bnn export --qonnx` then `bnn import`: FINN's streamlined form (MultiThreshold
+    activations, ±1 pads, AND pools as s * MaxPool(s * x), a Transpose before the Flatten)
+    folds back into the very network, on random CNNs and MLPs with 8-bit first layers,
+    padding with either value and thresholds at both extremes."""
+    import tempfile
+    net, _ = case
+    with tempfile.TemporaryDirectory() as tmp:
+        imp = import_qonnx(export_qonnx(net, f"{tmp}/net.onnx"), pixel_scale=1)    # its input is the pixels
+    # an unpadded convolution's pad value is never used: the model has none to give
+    from dataclasses import replace
+    ours = tuple(replace(l, pad_value=i.pad_value) if l.kind == "conv" and not l.padding else l
+                 for l, i in zip(net.layers, imp.net.layers))
+    assert imp.net == FoldedNetwork(ours, net.head, net.input)
