@@ -16,8 +16,8 @@ input to its output:
 - a layer: ``MatMul``, ``Gemm`` or ``Conv`` (stride 1, no dilation, one group) whose weights
   are constants through ``BipolarQuant``: ``±s`` with one magnitude ``s > 0`` per output
   channel; then any per-channel ``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div`` (and,
-  after a ``Conv``, a ``MaxPool`` before the sign: an AND pool for channels whose scale is
-  negative), then a ``BipolarQuant`` of positive scalar scale: a hidden layer. Its threshold is
+  after a ``Conv``, a ``MaxPool`` before the sign: an AND pool for channels whose ops after
+  the pool have a negative scale, an OR pool elsewhere), then a ``BipolarQuant`` of positive scalar scale: a hidden layer. Its threshold is
   found by bisection on qonnx's executor running exactly those nodes (the decision), as
   ``bnn fold`` bisects on torch (bnncore.thresholds);
 - a ``MaxPool`` after a ``BipolarQuant``: an OR pool; kernel = stride, no padding;
@@ -495,15 +495,18 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
         a, c = _affine(graph, post, channels, rank)
         decide = _decider(graph, post + [quant], n.output[0], quant.output[0], lin_scale, lin_offset)
         name = f"layer {index}"
-        rows, t, flip, rep = threshold_layer(decide, a * lin_scale, a * lin_offset + c, bits, in_bits, name,
+        rows, t, _, rep = threshold_layer(decide, a * lin_scale, a * lin_offset + c, bits, in_bits, name,
                                              kind="conv" if conv else "dense")
         if conv:
             layers.append(ConvLayer(rows, t, shape, padding, pad_value, name=name, in_bits=in_bits))
             shape = layers[-1].out_shape
             if pool:
+                # the max of values that the ops after the pool map decreasingly onto the sign is
+                # the min of the bits: an AND exactly where those ops' scale is negative
+                after, _ = _affine(graph, post[post.index(pool[0]) + 1:], channels, rank)
                 size = _check_maxpool(pool[0], True)
-                layers.append(PoolLayer(shape, flip.astype(np.uint8), size, name=f"layer {index + 1}"))
-                rep.and_channels = int(flip.sum())
+                layers.append(PoolLayer(shape, (after < 0).astype(np.uint8), size, name=f"layer {index + 1}"))
+                rep.and_channels = int((after < 0).sum())
                 shape = layers[-1].out_shape
             where = _positions(shape)
             spatial = True

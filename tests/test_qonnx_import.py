@@ -86,6 +86,13 @@ def cnn_both_pools():
                  linear(150, 24), norm(nn.BatchNorm1d(24)), sign(), linear(24, 10))
 
 
+def cnn_norm_then_pool():
+    """conv -> BN -> pool -> sign: the pool sees BatchNorm's output, so every channel is an OR,
+    negative scales included (it is the ops after a pool that turn it into an AND)."""
+    return Model(sign(), conv(1, 5), norm(nn.BatchNorm2d(5)), nn.MaxPool2d(2), sign(), nn.Flatten(),
+                 linear(5 * 13 * 13, 10))
+
+
 class Affine(nn.Module):
     """A scalar scale and offset after the last layer, as FINN's TensorNorm."""
 
@@ -133,6 +140,7 @@ def torch_classes(model, images):
     (sfc_like, ["dense"] * 3),
     (cnn_both_pools, ["conv", "pool", "conv", "pool", "dense"]),
     (cnn_uint8, ["conv", "pool", "dense"]),
+    (cnn_norm_then_pool, ["conv", "pool"]),
 ])
 def test_brevitas_models_import_exactly(tmp_path, mnist, make, kinds):
     model = trained(make(), mnist)
@@ -150,6 +158,8 @@ def test_brevitas_models_import_exactly(tmp_path, mnist, make, kinds):
         assert sum(r.negative_scale for r in imp.report.layers) > 0
     if make is cnn_both_pools:
         assert net.layers[1].modes.sum() == 0 and 0 < net.layers[3].modes.sum() < 6   # OR, then AND and OR
+    if make is cnn_norm_then_pool:
+        assert imp.report.layers[0].negative_scale > 0 and net.layers[1].modes.sum() == 0
     if make is cnn_uint8:
         assert net.input.scheme == "uint8" and net.layers[0].padding == 1 and net.layers[0].pad_value == 0
         assert (net.head.bias == 6).all()                                  # (0.5 * dot + 3) / 0.5
