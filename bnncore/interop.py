@@ -31,7 +31,7 @@ import numpy as np
 
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
-__all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "INTEROP_INSTALL"]
+__all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "model_input", "batched", "INTEROP_INSTALL"]
 
 INTEROP_INSTALL = "pip install 'bnncore[interop]' (onnx, onnxruntime, qonnx, Brevitas), or `make setup`"
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -174,20 +174,34 @@ def export_qonnx(net: FoldedNetwork, path) -> "Path":
     return path
 
 
+def model_input(shape, pixels: np.ndarray, scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
+    """A model's float32 input of ``shape`` (batch first) for ``pixels`` (N, values) flat in our
+    (y, x, channel) order: ``pixel * scale + offset``, NCHW for a 4-D input."""
+    x = np.asarray(pixels).astype(np.float64) * scale + offset
+    dims = tuple(shape[1:])
+    if len(dims) == 3:
+        c, h, w = dims
+        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
+    else:
+        x = x.reshape(len(x), *dims)
+    return np.ascontiguousarray(x, np.float32)
+
+
+def batched(model, batch: int):
+    """``model`` (a ``ModelWrapper``) cleaned up for ``batch`` images at a time."""
+    from qonnx.util.cleanup import cleanup_model
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    return cleanup_model(model, override_inpsize=str((batch, *shape[1:])))
+
+
 def run_qonnx(model, images: np.ndarray) -> np.ndarray:
     """Scores of qonnx's executor for ``images`` (N, pixels) of uint8, flat in our (y, x,
     channel) order; ``model``: a path or a ``ModelWrapper``. The model is run at batch N."""
     _need()
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.util.cleanup import cleanup_model
     m = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
-    images = np.asarray(images)
-    shape = m.get_tensor_shape(m.graph.input[0].name)
-    x = images.astype(np.float32)
-    if len(shape) == 4:                                   # NCHW from our (y, x, channel) flattening
-        c, h, w = shape[1:]
-        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
-    m = cleanup_model(m, override_inpsize=str((len(x), *shape[1:])))
-    out = execute_onnx(m, {m.graph.input[0].name: np.ascontiguousarray(x)})
+    x = model_input(m.get_tensor_shape(m.graph.input[0].name), images)
+    m = batched(m, len(x))
+    out = execute_onnx(m, {m.graph.input[0].name: x})
     return out[m.graph.output[0].name]

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .interop import INTEROP_INSTALL, _need
+from .interop import _need, batched, model_input
 from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 from .thresholds import FoldReport, threshold_layer
 
@@ -95,7 +95,7 @@ class QonnxImport:
 
     def model_input(self, pixels: np.ndarray) -> np.ndarray:
         """The model's float input for ``pixels`` (N, values) of uint8 in our (y, x, channel) order."""
-        return _model_input(self.input_shape, pixels, self.pixel_scale, self.pixel_offset)
+        return model_input(self.input_shape, pixels, self.pixel_scale, self.pixel_offset)
 
 
 def _node_name(n) -> str:
@@ -105,18 +105,6 @@ def _node_name(n) -> str:
 def _attrs(n) -> dict:
     from onnx import helper
     return {a.name: helper.get_attribute_value(a) for a in n.attribute}
-
-
-def _model_input(shape, pixels, scale, offset) -> np.ndarray:
-    pixels = np.asarray(pixels)
-    x = pixels.astype(np.float64) * scale + offset
-    dims = tuple(shape[1:])
-    if len(dims) == 3:                               # NCHW from our (y, x, channel) flattening
-        c, h, w = dims
-        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
-    else:
-        x = x.reshape(len(x), *dims)
-    return np.ascontiguousarray(x, np.float32)
 
 
 class _Graph:
@@ -287,12 +275,6 @@ def _decider(graph: _Graph, nodes: list, inp: str, out: str, scale: np.ndarray, 
     return decide
 
 
-def _batched(model, batch: int):
-    from qonnx.util.cleanup import cleanup_model
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    return cleanup_model(model, override_inpsize=str((batch, *shape[1:])))
-
-
 def _execute(model, x: np.ndarray, full: bool = False):
     from qonnx.core.onnx_exec import execute_onnx
     return execute_onnx(model, {model.graph.input[0].name: x}, return_full_exec_context=full)
@@ -349,11 +331,11 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
         raise QonnxImportError(f"{path}: no MatMul, Gemm or Conv: nothing to fold")
 
     # The input: the model on every pixel value at once (image p: every pixel = p).
-    batched = _batched(model, 256)
+    batched_model = batched(model, 256)
     pixels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], math.prod(dims), axis=1)
     first = path_nodes[pos]
     binary_input = first.op_type in ACT
-    values = _execute(batched, _model_input(in_shape, pixels, pixel_scale, pixel_offset), full=True)
+    values = _execute(batched_model, model_input(in_shape, pixels, pixel_scale, pixel_offset), full=True)
     # cleanup renames nothing here (the model was cleaned above), so tensor names carry over
     table = values[first.output[0] if binary_input else first.input[0]].reshape(256, -1).astype(np.float64)
     if binary_input:
@@ -436,12 +418,7 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
             padding = conv["padding"]
             pad_value = conv["pad_value"]
             if padding and in_bits == 8 and not pad:          # the pads attribute: the model's 0
-                k_, b_ = in_map
-                p0 = -b_ / k_
-                if not (0 <= round(p0) <= 255 and abs(k_ * round(p0) + b_) <= 1e-9 * max(1.0, abs(b_))):
-                    raise QonnxImportError(f"{_node_name(n)}: pads its 8-bit input with 0, which is no pixel value "
-                                           f"(the model sees {k_:.6g} * pixel + {b_:.6g})")
-                pad_value = int(round(p0))
+                pad_value = _pixel(0.0, in_map, n)
         pad = 0
         channels = bits.shape[0]
         fan_in = int(np.prod(bits.shape[1:]))
@@ -466,24 +443,10 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
             end += 1
         out_shape = graph.shape(n.output[0])[1:]
         if end == len(path_nodes):                       # the output head
-            if any(m.op_type == "MaxPool" for m in post) or conv:
-                raise QonnxImportError(f"{_node_name(n)}: the last layer must be fully connected (the output head)")
-            if in_bits == 8:
-                raise QonnxImportError(f"{_node_name(n)}: a single-layer network with 8-bit input; bnncore's output "
-                                       "head reads bits (add a hidden layer)")
-            a, c = _affine(graph, post, channels, 2)
-            A, B = a * lin_scale, a * lin_offset + c
-            if not (A > 0).all() or np.abs(A - A[0]).max() > 1e-9 * A[0]:
-                raise QonnxImportError(f"{_node_name(n)}: the class scores are A_c * dot + B_c with A_c "
-                                       f"{'not all positive' if not (A > 0).all() else 'differing between classes'}; "
-                                       "their arg-max is not that of integer scores (a per-class scale after "
-                                       "the last layer does not fold)")
-            bias = B / A[0]
-            if np.abs(bias - np.round(bias)).max() > 1e-6:
-                raise QonnxImportError(f"{_node_name(n)}: the class offsets B_c / A are not integers "
-                                       f"(e.g. {bias[np.argmax(np.abs(bias - np.round(bias)))]:.6g}); bnncore's "
-                                       "output head adds integer biases to the integer scores")
-            head = OutputHead(bits, np.round(bias).astype(np.int64))
+            if any(m.op_type == "MaxPool" for m in post) or conv or in_bits == 8:
+                raise QonnxImportError(f"{_node_name(n)}: the last layer must be fully connected (the output head) "
+                                       "and read bits (a single-layer network with 8-bit input needs a hidden layer)")
+            head = OutputHead(bits, _head_bias(graph, n, post, lin_scale, lin_offset))
             log(f"output head: {fan_in} -> {channels} classes")
             pos = end
             break
@@ -535,6 +498,26 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
                        time.perf_counter() - start)
 
 
+def _head_bias(graph: _Graph, n, post: list, lin_scale, lin_offset) -> np.ndarray:
+    """The integer biases of the output head ``n`` followed by the ops ``post``: its class scores
+    are ``A_c * dot + B_c``, whose arg-max is that of ``dot + B_c / A`` when every ``A_c`` is the
+    same ``A > 0`` and every ``B_c / A`` is an integer; anything else is refused."""
+    a, c = _affine(graph, post, len(lin_scale), 2)
+    A, B = a * lin_scale, a * lin_offset + c
+    if not (A > 0).all() or np.abs(A - A[0]).max() > 1e-9 * A[0]:
+        raise QonnxImportError(f"{_node_name(n)}: the class scores are A_c * dot + B_c with A_c "
+                               f"{'not all positive' if not (A > 0).all() else 'differing between classes'}; "
+                               "their arg-max is not that of integer scores (a per-class scale after "
+                               "the last layer does not fold)")
+    bias = B / A[0]
+    off = np.abs(bias - np.round(bias))
+    if off.max() > 1e-6:
+        raise QonnxImportError(f"{_node_name(n)}: the class offsets B_c / A are not integers (e.g. "
+                               f"{bias[np.argmax(off)]:.6g}); bnncore's output head adds integer biases to the "
+                               "integer scores")
+    return np.round(bias).astype(np.int64)
+
+
 def _act_scale(graph: _Graph, n) -> float:
     """s of an activation whose values are ±s: a BipolarQuant's scale, or a MultiThreshold of one
     threshold per channel with ``out_scale`` 2s and ``out_bias`` -s."""
@@ -558,6 +541,16 @@ def _scalar_scale(graph: _Graph, n) -> float:
     return float(s.reshape(-1)[0])
 
 
+def _pixel(value: float, in_map: tuple, n) -> int:
+    """The pixel whose model value (``k * pixel + b``, ``in_map`` = (k, b)) is the padded ``value``."""
+    k, b = in_map
+    pixel = round((value - b) / k)
+    if not (0 <= pixel <= 255 and abs(k * pixel + b - value) <= 1e-9 * max(1.0, abs(b), abs(value))):
+        raise QonnxImportError(f"{_node_name(n)}: pads its 8-bit input with {value}, which is no pixel value (the "
+                               f"model sees {k:.6g} * pixel + {b:.6g})")
+    return int(pixel)
+
+
 def _read_pad(graph: _Graph, n, scale_in: float, spatial: bool, in_map=None) -> tuple:
     """(padding, pad value) of a Pad node: a bit for binary maps; for the 8-bit input (``in_map``
     = (k, b): the model sees k * pixel + b), the pixel the padded value stands for."""
@@ -570,12 +563,7 @@ def _read_pad(graph: _Graph, n, scale_in: float, spatial: bool, in_map=None) -> 
     if pads != [0, 0, p, p, 0, 0, p, p] or p < 1:
         raise QonnxImportError(f"{_node_name(n)}: pads {pads}; bnncore pads height and width alike on every side")
     if in_map is not None:
-        k, b = in_map
-        pixel = round((value - b) / k)
-        if not (0 <= pixel <= 255 and k * pixel + b == value):
-            raise QonnxImportError(f"{_node_name(n)}: pads with {value}, which is no pixel value (the model sees "
-                                   f"{k:.6g} * pixel + {b:.6g})")
-        return (p, int(pixel))
+        return (p, _pixel(value, in_map, n))
     if value not in (scale_in, -scale_in):
         raise QonnxImportError(f"{_node_name(n)}: pads with {value}, which is neither of the activations' values "
                                f"±{scale_in}")
@@ -660,12 +648,12 @@ def verify_qonnx(imported: QonnxImport, pixels: np.ndarray, labels=None, batch_s
     net = imported.net
     pixels = np.asarray(pixels)
     diffs = np.zeros(len(net.layers), np.int64)
-    compared, mismatched, classes, golds = 0, 0, [], []
+    compared, classes, golds = 0, [], []
     models = {}
     for i in range(0, len(pixels), batch_size):
         chunk = pixels[i:i + batch_size]
         if len(chunk) not in models:
-            models[len(chunk)] = _batched(imported.model, len(chunk))
+            models[len(chunk)] = batched(imported.model, len(chunk))
         model = models[len(chunk)]
         ctx = _execute(model, imported.model_input(chunk), full=True)
         scores = ctx[model.graph.output[0].name].reshape(len(chunk), -1)

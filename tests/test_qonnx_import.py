@@ -19,7 +19,7 @@ from bnncore.cli import main  # noqa: E402
 from bnncore.exports import load  # noqa: E402
 from bnncore.golden import infer  # noqa: E402
 from bnncore.interop import export_qonnx  # noqa: E402
-from bnncore.network import DenseLayer, FoldedNetwork, InputScheme  # noqa: E402
+from bnncore.network import DenseLayer, FoldedNetwork  # noqa: E402
 from bnncore.qonnx_import import QonnxImportError, import_qonnx, verify_qonnx  # noqa: E402
 from bnncore.thresholds import to_yxc  # noqa: E402
 
