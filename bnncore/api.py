@@ -84,18 +84,17 @@ def plan(net, *, target_cycles: int = 256, fold=None, device=None, banks: int = 
     given). Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
     from .hw.generate import check_buildable
-    from .hw.plan import auto_fold, bias_bits_for, make_plan, require_mlp
+    from .hw.plan import auto_fold, bias_bits_for, plan_for
     from .hw.synth import DEVICES
     net = network(net)
-    require_mlp(net)
     common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
     try:   # parameter errors: TypeError, as Amaranth components raise them
         if fold is not None:
-            p = make_plan(net.topology, [tuple(f) for f in fold], **common)
+            p = plan_for(net, [tuple(f) for f in fold], **common)
         else:
             blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
-            p = auto_fold(net.topology, target_cycles, **common, **blocks)
+            p = auto_fold(net, target_cycles, **common, **blocks)
     except TypeError as e:
         raise ValueError(f"folding: {e}") from None
     return p, check_buildable(p, dev, force=force)

@@ -359,10 +359,8 @@ def _bar(total: int, desc: str, unit: str):
 def cmd_sim(args):
     from .data import load_dataset
     from .exports import load
-    from .hw.plan import require_mlp
     from .sim.runner import simulate
     net = load(args.net)
-    require_mlp(net)
     dataset = args.dataset or net_dataset(Path(args.net))
     ds = load_dataset(dataset, args.data_dir)
     images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)

@@ -108,7 +108,7 @@ def rtl_table(info: dict) -> Table:
 
 def sim_table(r: dict) -> Table:
     """A simulation's results.json (sim/runner.py)."""
-    topo = "-".join(map(str, r.get("topology", [])))
+    topo = r.get("spec") or "-".join(map(str, r.get("topology", [])))
     return Table(("simulator", "network", "images", "mismatches", "cycles/image", "wall s", "images/s",
                   "accuracy (RTL)", "accuracy (golden)"),
                  [(r["simulator"], topo, f"{r['images']:,}", r["mismatches"], f"{r['cycles'] / r['images']:.1f}",
@@ -128,7 +128,7 @@ def synth_table(r: dict) -> Table:
                  "(FFs counts those left)")
     return Table(("device", "network", "LUTs", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz", "II cycles",
                   "images/s", "latency us"),
-                 [(r["device"]["part"], "-".join(map(str, r["topology"])), f"{res['luts']:,} ({pct['luts']}%)",
+                 [(r["device"]["part"], r.get("spec") or "-".join(map(str, r["topology"])), f"{res['luts']:,} ({pct['luts']}%)",
                    f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)",
                    res["dsps"], f"{r['fmax_mhz']:.1f}", f"{r['initiation_interval']:g}", f"{r['images_per_second']:,}",
                    r["latency_us"])], note)

@@ -19,6 +19,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .engine import LayerEngine
+from .window import MaxPool, PixelCollector, SlidingWindow
 from .plan import Plan, address_bits, rom_slices, threshold_words, weight_words
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom"]
@@ -82,31 +83,16 @@ class AcceleratorCore(wiring.Component):
     def plan(self) -> Plan:
         return self._plan
 
-    def elaborate(self, platform):
-        m = Module()
+    def _input_stage(self, m, first):
+        """A dense first layer's input: beats of SIMD values written straight into its
+        buffer, the values past the last input forced to 0 (they meet weight bits 1)."""
         plan = self._plan
-        folds = plan.layers
-        engines = []
-        for k, f in enumerate(folds):
-            in_width, in_slots = (plan.in_width, plan.in_beats) if k == 0 else (folds[k - 1].pe, folds[k - 1].nf)
-            eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=plan.banks,
-                              value_bits=_value_bits(plan, f),
-                              score_bits=plan.score_bits if f.kind == "output" else None,
-                              pipelined=plan.pipelined, popcount_form=self._popcount_form)
-            m.submodules[f"layer{k}"] = eng
-            engines.append(eng)
-            m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),
-                         getattr(self, f"t{k}_addr").eq(eng.t_addr), eng.t_data.eq(getattr(self, f"t{k}_data"))]
-        for a, b in zip(engines, engines[1:]):
-            connect(m, a.out, b.wr)
-
-        # --- input stage: beats into the first engine's buffer
-        first = engines[0].wr
-        beats, width, n_in = plan.in_beats, plan.in_width, folds[0].n_in
+        beats, width = plan.in_beats, plan.in_width
+        n_bits = plan.layers[0].n_in * plan.value_bits
         beat = Signal(range(max(2, beats)))
         in_image = Signal()
         accept = self.i_stream.valid & self.i_stream.ready
-        last_mask = Const((1 << (n_in - (beats - 1) * width)) - 1, width)
+        last_mask = Const((1 << (n_bits - (beats - 1) * width)) - 1, width)
         m.d.comb += [
             self.i_stream.ready.eq(in_image | first.space),
             first.claim.eq(accept & ~in_image),
@@ -121,6 +107,53 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += [beat.eq(0), in_image.eq(0)]
             with m.Else():
                 m.d.sync += [beat.eq(beat + 1), in_image.eq(1)]
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self._plan
+        folds = plan.layers
+        engines, pixels = [], None        # pixels: the feature-map stream the next window reads
+        for k, f in enumerate(folds):
+            if f.window is not None:
+                in_width, in_slots = f.word_bits, f.sf
+            elif k == 0:
+                in_width, in_slots = plan.in_width, plan.in_beats
+            else:
+                in_width, in_slots = folds[k - 1].pe, folds[k - 1].nf
+            # behind a window, a third bank: the window unit then writes a window while the
+            # engine still reads the one before the last, and its two-cycle pipeline never
+            # leaves the engine waiting (with two, each window of an NF = 1 engine cost 2 more)
+            banks = max(plan.banks, 3) if f.window is not None else plan.banks
+            eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=banks,
+                              value_bits=_value_bits(plan, f),
+                              score_bits=plan.score_bits if f.kind == "output" else None,
+                              pipelined=plan.pipelined, popcount_form=self._popcount_form)
+            m.submodules[f"layer{k}"] = eng
+            m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),
+                         getattr(self, f"t{k}_addr").eq(eng.t_addr), eng.t_data.eq(getattr(self, f"t{k}_data"))]
+            if f.window is not None:
+                m.submodules[f"window{k}"] = swu = SlidingWindow(window=f.window, simd=f.simd)
+                connect(m, pixels if pixels is not None else wiring.flipped(self.i_stream), swu.i)
+                connect(m, swu.o, eng.wr)
+            elif k > 0:
+                connect(m, engines[-1].out, eng.wr)
+            else:
+                self._input_stage(m, eng.wr)
+            pixels = None
+            if f.window is not None and f.kind == "hidden":
+                # a pixel is claimed when its window starts and freed when the next unit takes it,
+                # plan.depth + 3 cycles after the window's last issue: enough pixels for the engine
+                # never to wait on that loop
+                per_window = f.nf * f.sf
+                m.submodules[f"pixels{k}"] = col = PixelCollector(
+                    pe=f.pe, nf=f.nf, channels=f.n_out, banks=max(2, -(-(per_window + plan.depth + 3) // per_window)))
+                connect(m, eng.out, col.wr)
+                pixels = col.o
+                for j, pool in enumerate(f.pools):
+                    m.submodules[f"pool{k}_{j}"] = mp = MaxPool(pool=pool)
+                    connect(m, pixels, mp.i)
+                    pixels = mp.o
+            engines.append(eng)
 
         # --- arg-max over the output engine's scores, lowest index wins ties
         res = engines[-1].out
@@ -189,9 +222,9 @@ class SimAccelerator(wiring.Component):
         m.submodules.core = core = AcceleratorCore(plan=plan)
         wiring.connect(m, wiring.flipped(self.i_stream), core.i_stream)
         wiring.connect(m, core.o_stream, wiring.flipped(self.o_stream))
-        for f, stage in zip(plan.layers, net.stages):
+        for f, stage in zip(plan.layers, net.weight_layers):
             values = stage.thresholds if f.kind == "hidden" else stage.bias
-            contents = {f"w{f.index}": weight_words(stage.weights, f),
+            contents = {f"w{f.index}": weight_words(stage.matrix, f),
                         f"t{f.index}": threshold_words(values, f, _value_bits(plan, f))}
             for name, depth, width, _ in rom_ports(plan)[2 * f.index:2 * f.index + 2]:
                 add_rom(m, name, contents[name], depth, width, getattr(core, f"{name}_addr"),

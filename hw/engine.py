@@ -83,6 +83,17 @@ def result_port(pe: int, score_bits: int, slots: int) -> wiring.Signature:
     })
 
 
+def _planes(weights, x, value_bits: int) -> list:
+    """(agreement bits, weight) of each bit plane of an input word against one neuron's
+    weight bits: the XNOR of each value's bits with its weight bit. For 8-bit values the sum of
+    the planes' popcounts, weighted 2**b, is x for a weight bit 1 and 255 - x for a 0 (the
+    network's xnor8, bnncore/network.py)."""
+    if value_bits == 1:
+        return [(~(weights ^ x), 0)]
+    agree = ~(Cat(*(weights[i].replicate(value_bits) for i in range(len(weights)))) ^ x)
+    return [(Cat(*(agree[i * value_bits + b] for i in range(len(weights)))), b) for b in range(value_bits)]
+
+
 class LayerEngine(wiring.Component):
     """One folded layer.
 
@@ -134,13 +145,13 @@ class LayerEngine(wiring.Component):
                 raise TypeError(f"{name} must be a positive integer, not {v!r}")
         if not isinstance(banks, int) or banks < 2:
             raise TypeError(f"banks must be an integer of at least 2, not {banks!r}")
-        if in_width * in_slots < fold.n_in:
+        if in_width * in_slots < fold.n_in * fold.in_bits:
             raise ValueError(f"the producer writes {in_width} x {in_slots} bits per image, fewer than "
-                             f"the layer's {fold.n_in} inputs")
+                             f"the layer's {fold.n_in} inputs" + (f" of {fold.in_bits} bits" if fold.in_bits != 1 else ""))
         value_bits = fold.value_bits if value_bits is None else value_bits
         if fold.kind == "hidden" and value_bits < fold.value_bits:
             raise ValueError(f"value_bits must be at least {fold.value_bits} for thresholds up to "
-                             f"{fold.n_in + 1}, not {value_bits}")
+                             f"{fold.max_sum + 1}, not {value_bits}")
         if fold.kind == "output" and score_bits is None:
             raise ValueError("an output engine needs score_bits")
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
@@ -172,13 +183,15 @@ class LayerEngine(wiring.Component):
         """True when the producer writes whole SIMD-bit words, one per synapse fold (always
         for the first layer): the buffer is then a memory, block RAM on an FPGA, instead of
         registers. Otherwise (PE-bit writes, SIMD-bit reads) it is a register array."""
-        return self._in_width == self._fold.simd and self._in_slots == self._fold.sf
+        return self._in_width == self._fold.word_bits and self._in_slots == self._fold.sf
 
     def elaborate(self, platform):
         m = Module()
         f, B = self._fold, self._banks
         PE, SIMD, NF, SF = f.pe, f.simd, f.nf, f.sf
-        L = max(self._in_width * self._in_slots, SF * SIMD)
+        VB = f.in_bits                  # bits per input value: 1, or 8 for raw pixels
+        XW = SIMD * VB                  # bits per input word
+        L = max(self._in_width * self._in_slots, SF * XW)
 
         # --- input buffer: `banks` images, written by the producer, read one word per cycle
         full = Signal(B)
@@ -188,13 +201,13 @@ class LayerEngine(wiring.Component):
         release = Signal(name="release_bank")
         m.d.comb += self.wr.space.eq(used < B)
         m.d.sync += used.eq(used + self.wr.claim - release)
-        x = Signal(SIMD, reset_less=True)   # stage 1: the input word issued the cycle before, beside the ROM data
+        x = Signal(XW, reset_less=True)     # stage 1: the input word issued the cycle before, beside the ROM data
         if self.memory_buffer:
             # writes are whole read words: a memory (block RAM) of SIMD-bit words, bank-major,
             # each bank padded to a power of two of slots; its synchronous read port gives
             # the word one cycle after the issue, as the ROMs do
             sbits = max(1, (SF - 1).bit_length())
-            m.submodules.buffer = mem = memory.Memory(shape=unsigned(SIMD), depth=B << sbits, init=[])
+            m.submodules.buffer = mem = memory.Memory(shape=unsigned(XW), depth=B << sbits, init=[])
             wp, rp = mem.write_port(), mem.read_port()
             m.d.comb += [wp.addr.eq(Cat(self.wr.slot[:sbits], wptr)), wp.data.eq(self.wr.data), wp.en.eq(self.wr.we)]
             if not self._pipelined:
@@ -264,7 +277,7 @@ class LayerEngine(wiring.Component):
         if self.memory_buffer:
             m.d.comb += rp.addr.eq(Cat(sf[:sbits], rptr))
         elif not self._pipelined:
-            m.d.sync += x.eq(bufs[rptr].word_select(sf, SIMD))
+            m.d.sync += x.eq(bufs[rptr].word_select(sf, XW))
         m.d.sync += [s1_v.eq(busy), s1_first.eq(sf == 0), s1_last.eq(sf == SF - 1), s1_nf.eq(nf)]
         ctrl = (s1_v, s1_first, s1_last, s1_nf)
         if self._pipelined:
@@ -274,7 +287,7 @@ class LayerEngine(wiring.Component):
             # those, with the index registered; a memory's word just takes a register. The
             # first stage's select is `sf`'s low bits, in one register copy per group (the
             # counter itself, fanned out to every group, was a 12.1 ns path on the 85F)
-            x_word = Signal(SIMD, name="x_word", reset_less=True)
+            x_word = Signal(XW, name="x_word", reset_less=True)
             if self.memory_buffer:
                 m.d.sync += x_word.eq(rp.data)
             else:
@@ -283,9 +296,9 @@ class LayerEngine(wiring.Component):
                 gbits = (G - 1).bit_length()
                 parts = []
                 for b in range(B):
-                    words = [bufs[b].word_select(i, SIMD) for i in range(SF)]
+                    words = [bufs[b].word_select(i, XW) for i in range(SF)]
                     for h in range(n_groups):
-                        part = Signal(SIMD, name=f"x_part_b{b}_g{h}", reset_less=True)
+                        part = Signal(XW, name=f"x_part_b{b}_g{h}", reset_less=True)
                         if G == 1:
                             m.d.sync += part.eq(words[h])
                         else:
@@ -294,8 +307,8 @@ class LayerEngine(wiring.Component):
                             # one select register per SEL_COLUMNS bits of the word: a select
                             # decoded once per group and routed to all SIMD bits' multiplexers,
                             # spread over the device, was a 7.6 ns route on the 85F
-                            for c, lo in enumerate(range(0, SIMD, SEL_COLUMNS)):
-                                n = min(SEL_COLUMNS, SIMD - lo)
+                            for c, lo in enumerate(range(0, XW, SEL_COLUMNS)):
+                                n = min(SEL_COLUMNS, XW - lo)
                                 sel = Signal(range(G), name=f"x_sel_rep_b{b}_g{h}_c{c}", attrs=KEEP)
                                 m.d.sync += [sel.eq(sf_next[:gbits]),
                                              part[lo:lo + n].eq(Array([w[lo:lo + n] for w in group])[sel])]
@@ -312,13 +325,13 @@ class LayerEngine(wiring.Component):
             return out
 
         # --- stage 2: XNOR + popcount per PE, registered with the thresholds
-        pc = [Signal(range(SIMD + 1), name=f"pc{p}", reset_less=True) for p in range(PE)]
+        pc = [Signal(range(SIMD * ((1 << VB) - 1) + 1), name=f"pc{p}", reset_less=True) for p in range(PE)]
         thr = Signal(PE * self._value_bits, reset_less=True)
         if not self._pipelined:
             m.d.comb += self.t_addr.eq(Cat(*[nf] * self.t_slices))
             for p in range(PE):
-                agree = ~(self.w_data.word_select(p, SIMD) ^ x)
-                m.d.sync += pc[p].eq(popcount(agree, self._popcount_form))
+                m.d.sync += pc[p].eq(tree_sum([popcount(plane, self._popcount_form) << b
+                                               for plane, b in _planes(self.w_data.word_select(p, SIMD), x, VB)]))
         else:
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
@@ -350,12 +363,12 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.t_addr.eq(Cat(*t_addr))
             chunks = [[] for _ in range(PE)]
             for p in range(PE):
-                agree = ~(w_q2.word_select(p, SIMD) ^ x_p[p])
-                for c, lo in enumerate(range(0, SIMD, POPCOUNT_CHUNK)):
-                    part = agree[lo:lo + POPCOUNT_CHUNK]
-                    chunk = Signal(range(len(part) + 1), name=f"pc{p}_{c}", reset_less=True)
-                    m.d.sync += chunk.eq(popcount(part, self._popcount_form))
-                    chunks[p].append(chunk)
+                for plane, b in _planes(w_q2.word_select(p, SIMD), x_p[p], VB):
+                    for lo in range(0, SIMD, POPCOUNT_CHUNK):
+                        part = plane[lo:lo + POPCOUNT_CHUNK]
+                        chunk = Signal(range(len(part) + 1), name=f"pc{p}_{len(chunks[p])}", reset_less=True)
+                        m.d.sync += chunk.eq(popcount(part, self._popcount_form))
+                        chunks[p].append(chunk << b)
             ctrl = delayed(ctrl, "s2a")
             # 2b: sum of the chunks (a balanced tree: SIMD 256 is 16 chunks, 4 adders deep)
             for p in range(PE):

@@ -59,10 +59,10 @@ def rom_images(net: FoldedNetwork, plan: Plan) -> dict:
     """{rom name: (width, [words])} for every ROM of ``plan`` holding ``net``."""
     check_network(net, plan)
     images = {}
-    for f, stage in zip(plan.layers, net.stages):
+    for f, stage in zip(plan.layers, net.weight_layers):
         vb = _value_bits(plan, f)
-        values = stage.thresholds if isinstance(stage, FoldedLayer) else stage.bias
-        images[f"w{f.index}"] = (f.weight_width, weight_words(stage.weights, f))
+        values = stage.bias if f.kind == "output" else stage.thresholds
+        images[f"w{f.index}"] = (f.weight_width, weight_words(stage.matrix, f))
         images[f"t{f.index}"] = (f.pe * vb, threshold_words(values, f, vb))
     return images
 
@@ -670,12 +670,18 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         "top": "bnn_top",
         "files": {"verilog": ["bnn_core.v", "bnn_rom.v", "bnn_top.v"], "verilator_waivers": "bnn_lint.vlt",
                   "vhdl": ["bnn_core.vhd", "bnn_rom.vhd", "bnn_top.vhd"] if vhdl else []},
-        "topology": [plan.layers[0].n_in] + [l.n_out for l in plan.layers],
+        "spec": plan.spec,
+        # input values per image, then each weight layer's outputs (an MLP's layer sizes)
+        "topology": [plan.in_values] + [l.n_out for l in plan.layers],
         "ports": {
             "clock": "clk", "reset": "rst (synchronous, active high)",
             "input": {"payload": "i_stream__payload", "valid": "i_stream__valid", "ready": "i_stream__ready",
-                      "width": plan.in_width, "beats_per_image": plan.in_beats,
-                      "bit_order": "beat b, payload bit j = input b * width + j"},
+                      "width": plan.in_width, "beats_per_image": plan.in_beats, "value_bits": plan.value_bits,
+                      "values_per_image": plan.in_values,
+                      "bit_order": ("beat b, payload bits [v * value_bits, (v + 1) * value_bits) = input value "
+                                    "b * width / value_bits + v, in the network's (y, x, channel) order: "
+                                    + ("one pixel, all its channels, per beat" if plan.convolutional
+                                       else "the first layer's SIMD values per beat"))},
             "output": {"payload": "o_stream__payload", "valid": "o_stream__valid", "ready": "o_stream__ready",
                        "width": lay.size, "class_bits": plan.class_bits, "class_lsb": 0,
                        "score_bits": plan.score_bits, "scores_lsb": plan.class_bits,
@@ -687,7 +693,7 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         "pipelined": plan.pipelined, "pipeline_depth": plan.depth,
         "timing": {"cycles_per_layer": list(t.cycles), "cycles_per_image": t.bottleneck,
                    "initiation_interval": float(t.ii), "initiation_interval_fraction": [t.ii.numerator, t.ii.denominator],
-                   "latency": t.latency},
+                   "latency": t.latency, "exact": t.exact},
         "memories": roms,
         "memory_bits_total": sum(r["bits"] for r in roms.values()),
     }
@@ -697,12 +703,14 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
     """Write ``net``'s ROM files for the design that ``info`` (its rtl.json) describes into
     ``out_dir``, under the file names the design's parameters default to; return ``out_dir``.
     The network must have the design's topology and biases that fit its width."""
-    if tuple(net.topology) != tuple(info["topology"]):
-        raise RtlError(f"topology {'-'.join(map(str, net.topology))} is not the RTL's "
-                       f"{'-'.join(map(str, info['topology']))}; its weights cannot be swapped in")
+    plan = plan_of(info)
+    try:
+        check_network(net, plan)
+    except ValueError as e:
+        raise RtlError(f"network {net.spec} is not the RTL's {plan.spec}; its weights cannot be swapped in ({e})") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, (width, words) in rom_images(net, plan_of(info)).items():
+    for name, (width, words) in rom_images(net, plan).items():
         atomic_write_text(out / info["memories"][name]["file"], _mem_text(width, words))
     return out
 
@@ -710,9 +718,17 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
 def plan_of(info: dict) -> Plan:
     """The folding plan an RTL directory was generated for (from its rtl.json)."""
     from .plan import make_plan
+    from .plan import LayerFold, Pool, Window
     try:
-        return make_plan(info["topology"], [(l["pe"], l["simd"]) for l in info["folding"]], banks=info["banks"],
-                         out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
+        rows = info["folding"]
+        if not any("window" in l for l in rows):
+            return make_plan(info["topology"], [(l["pe"], l["simd"]) for l in rows], banks=info["banks"],
+                             out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
+        layers = tuple(LayerFold(l["n_in"], l["n_out"], l["pe"], l["simd"], l["kind"], k, l.get("in_bits", 1),
+                                 Window.from_description(l["window"]) if "window" in l else None,
+                                 tuple(Pool.from_description(p) for p in l.get("pools", ())))
+                       for k, l in enumerate(rows))
+        return Plan(layers, info["banks"], info["out_depth"], info["bias_bits"], info["pipelined"])
     except (KeyError, TypeError, ValueError) as e:
         raise RtlError(f"rtl.json: fields 'topology', 'folding', 'banks', 'out_depth', 'bias_bits', 'pipelined' "
                        f"do not make a folding plan ({e})") from None

@@ -18,14 +18,14 @@ Padding when PE or SIMD do not divide the sizes, and why it cannot change a resu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 
 from bnncore.network import FoldedNetwork
 
-__all__ = ["LayerFold", "Plan", "make_plan", "auto_fold", "bias_bits_for", "check_network", "require_mlp", "Timing", "timing", "weight_words",
+__all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
            "ROM_SLICE_BITS"]
 
@@ -81,14 +81,114 @@ def _positive_int(value, what):
 
 
 @dataclass(frozen=True)
+class Window:
+    """The sliding-window unit in front of a layer's engine (hw/window.py): the input feature
+    map ``channels x height x width`` (values of ``value_bits`` bits) arrives pixel by pixel,
+    channels packed, and the unit hands the engine each ``kh x kw`` window, ``padding``
+    positions of ``pad_value`` around the map, in (ky, kx, channel) order: the order of the
+    folded weights. A convolution has square windows, stride 1; a dense layer after a
+    convolution sees the whole map as one window (``kh, kw = height, width``), so that it
+    reads the feature map in its flatten order with no reordering."""
+    channels: int
+    height: int
+    width: int
+    kh: int
+    kw: int
+    padding: int = 0
+    pad_value: int = 1
+    value_bits: int = 1
+    dense: bool = False          # the whole map, for a dense layer
+
+    @property
+    def out_h(self) -> int:
+        return self.height + 2 * self.padding - self.kh + 1
+
+    @property
+    def out_w(self) -> int:
+        return self.width + 2 * self.padding - self.kw + 1
+
+    @property
+    def positions(self) -> int:
+        return self.out_h * self.out_w
+
+    @property
+    def pixel_bits(self) -> int:
+        return self.channels * self.value_bits
+
+    @property
+    def rows(self) -> int:
+        """Rows of the line buffer: a power of two, room for the window's rows and one more
+        (written while the others are read), or the whole map when it is smaller."""
+        return 1 << (min(self.height, self.kh + 1) - 1).bit_length()
+
+    @property
+    def x_bits(self) -> int:
+        """Column bits of a line-buffer address (row slot in the bits above)."""
+        return max(1, (self.width - 1).bit_length())
+
+    @property
+    def buffer_bits(self) -> int:
+        return (self.rows << self.x_bits) * self.pixel_bits
+
+    def describe(self) -> dict:
+        return {"in_shape": [self.channels, self.height, self.width], "kernel": [self.kh, self.kw],
+                "padding": self.padding, "pad_value": self.pad_value, "value_bits": self.value_bits,
+                "dense": self.dense, "line_buffer_rows": self.rows}
+
+    @classmethod
+    def from_description(cls, d: dict) -> "Window":
+        (c, h, w), (kh, kw) = d["in_shape"], d["kernel"]
+        return cls(c, h, w, kh, kw, d["padding"], d["pad_value"], d["value_bits"], d["dense"])
+
+
+@dataclass(frozen=True)
+class Pool:
+    """``size x size`` max-pool of bits, stride ``size``, after a layer's engine: per channel
+    the OR of the window's bits, or the AND where ``modes[c]`` is 1 (hw/window.py)."""
+    channels: int
+    height: int
+    width: int
+    size: int
+    modes: tuple
+
+    @property
+    def out_h(self) -> int:
+        return self.height // self.size
+
+    @property
+    def out_w(self) -> int:
+        return self.width // self.size
+
+    def describe(self) -> dict:
+        return {"in_shape": [self.channels, self.height, self.width], "size": self.size,
+                "and_channels": [c for c, m in enumerate(self.modes) if m]}
+
+    @classmethod
+    def from_description(cls, d: dict) -> "Pool":
+        c, h, w = d["in_shape"]
+        ands = set(d["and_channels"])
+        return cls(c, h, w, d["size"], tuple(int(k in ands) for k in range(c)))
+
+
+@dataclass(frozen=True)
 class LayerFold:
-    """Folding of one layer. ``kind`` is 'hidden' or 'output'."""
+    """Folding of one layer. ``kind`` is 'hidden' or 'output'.
+
+    A dense layer's engine sees each image as one vector of ``n_in`` inputs; with a
+    ``window`` (a convolution, or a dense layer after one) it sees one vector per window
+    position, ``n_in`` the window's values. ``pools`` follow the engine's output.
+    ``in_bits``: 8 for the first layer of a network with 8-bit input. SIMD counts input
+    values per cycle; behind a window it divides the channels (a word never spans pixels).
+    """
     n_in: int
     n_out: int
     pe: int
     simd: int
     kind: str = "hidden"
     index: int = 0
+    in_bits: int = 1
+    window: Window | None = None
+    pools: tuple = ()
 
     def __post_init__(self):
         where = f"layer {self.index}"
@@ -102,6 +202,37 @@ class LayerFold:
             raise TypeError(f"{where}: SIMD must be at most the layer's {self.n_in} inputs, not {simd}")
         if self.kind not in ("hidden", "output"):
             raise TypeError(f"{where}: kind must be 'hidden' or 'output', not {self.kind!r}")
+        if self.in_bits not in (1, 8):
+            raise TypeError(f"{where}: in_bits must be 1 or 8, not {self.in_bits!r}")
+        w = self.window
+        if w is not None:
+            if w.kh * w.kw * w.channels != self.n_in:
+                raise TypeError(f"{where}: a {w.kh}x{w.kw} window of {w.channels} channels is not its {self.n_in} inputs")
+            if w.channels % simd:
+                raise TypeError(f"{where}: SIMD must divide the {w.channels} input channels of its window "
+                                f"(a word of the window never spans two pixels), not {simd}")
+        object.__setattr__(self, "pools", tuple(self.pools))
+
+    @property
+    def positions(self) -> int:
+        """Vectors per image: the window's positions, or 1."""
+        return self.window.positions if self.window is not None else 1
+
+    @property
+    def max_sum(self) -> int:
+        """The largest popcount (a weighted one for 8-bit input)."""
+        return self.n_in * ((1 << self.in_bits) - 1)
+
+    @property
+    def out_shape(self) -> tuple:
+        """(channels, height, width) of the feature map after the engine and its pools, or
+        (n_out,) for a dense layer."""
+        if self.window is None:
+            return (self.n_out,)
+        c, h, w = self.n_out, self.window.out_h, self.window.out_w
+        for p in self.pools:
+            h, w = h // p.size, w // p.size
+        return (c, h, w)
 
     @property
     def nf(self) -> int:
@@ -113,18 +244,18 @@ class LayerFold:
 
     @property
     def cycles(self) -> int:
-        """Cycles per image: NF * SF."""
-        return self.nf * self.sf
+        """Cycles per image: positions * NF * SF."""
+        return self.positions * self.nf * self.sf
 
     @property
     def acc_bits(self) -> int:
-        """Width of a popcount accumulator (values 0..n_in)."""
-        return max(1, self.n_in.bit_length())
+        """Width of a popcount accumulator (values 0..max_sum)."""
+        return max(1, self.max_sum.bit_length())
 
     @property
     def value_bits(self) -> int:
-        """Width of a threshold (hidden, unsigned 0..n_in+1) or bias (output, signed)."""
-        return max(1, (self.n_in + 1).bit_length())
+        """Width of a threshold (hidden, unsigned 0..max_sum+1) or bias (output, signed)."""
+        return max(1, (self.max_sum + 1).bit_length())
 
     @property
     def weight_depth(self) -> int:
@@ -140,8 +271,16 @@ class LayerFold:
         return len(rom_slices(self.weight_width))
 
     @property
+    def word_bits(self) -> int:
+        """Bits of an input word the engine reads per cycle: SIMD values."""
+        return self.simd * self.in_bits
+
+    @property
     def memory_bits(self) -> dict:
-        return {"weights": self.weight_depth * self.weight_width, "thresholds": self.nf * self.pe * self.value_bits}
+        bits = {"weights": self.weight_depth * self.weight_width, "thresholds": self.nf * self.pe * self.value_bits}
+        if self.window is not None:
+            bits["line_buffer"] = self.window.buffer_bits
+        return bits
 
 
 @dataclass(frozen=True)
@@ -173,8 +312,16 @@ class Plan:
         if not self.layers or self.layers[-1].kind != "output" or any(l.kind != "hidden" for l in self.layers[:-1]):
             raise ValueError("a plan is hidden layers followed by one output layer")
         for a, b in zip(self.layers, self.layers[1:]):
-            if b.n_in != a.n_out:
+            if b.window is not None:
+                w = b.window
+                if a.out_shape != (w.channels, w.height, w.width) or w.value_bits != 1:
+                    raise ValueError(f"layer {b.index}: its window reads a {w.channels}x{w.height}x{w.width} map "
+                                     f"of {w.value_bits}-bit values, layer {a.index} gives "
+                                     f"{'x'.join(map(str, a.out_shape))} bits")
+            elif b.n_in != a.n_out or a.window is not None:
                 raise ValueError(f"layer {b.index}: has {b.n_in} inputs, expected {a.n_out}")
+            if b.in_bits != 1:
+                raise ValueError(f"layer {b.index}: only the first layer can have {b.in_bits}-bit inputs")
         if not isinstance(self.banks, int) or self.banks < 2:
             raise TypeError(f"banks must be an integer of at least 2, not {self.banks!r}")
         _positive_int(self.out_depth, "out_depth")
@@ -189,13 +336,33 @@ class Plan:
         return pipeline_depth(self.pipelined)
 
     @property
+    def convolutional(self) -> bool:
+        """The input is a feature map streamed pixel by pixel (the first layer has a window)."""
+        return self.layers[0].window is not None
+
+    @property
     def in_width(self) -> int:
-        """Bits per beat of the input stream (the first layer's SIMD)."""
-        return self.layers[0].simd
+        """Bits per beat of the input stream: the first layer's SIMD values, or one pixel
+        (all its channels) of a convolutional network."""
+        first = self.layers[0]
+        return first.window.pixel_bits if self.convolutional else first.word_bits
 
     @property
     def in_beats(self) -> int:
-        return self.layers[0].sf
+        """Beats per image: the first layer's synapse folds, or the pixels of the input map."""
+        first = self.layers[0]
+        return first.window.height * first.window.width if self.convolutional else first.sf
+
+    @property
+    def in_values(self) -> int:
+        """Input values per image."""
+        first = self.layers[0]
+        return first.window.height * first.window.width * first.window.channels if self.convolutional else first.n_in
+
+    @property
+    def value_bits(self) -> int:
+        """Bits per input value: 1, or 8."""
+        return self.layers[0].in_bits
 
     @property
     def n_classes(self) -> int:
@@ -211,31 +378,94 @@ class Plan:
         out = self.layers[-1]
         return max(out.n_in.bit_length() + 2, self.bias_bits) + 1
 
+    @property
+    def spec(self) -> str:
+        """The network's topology string (bnncore/topology.py) that this plan folds."""
+        if not self.convolutional:
+            return "-".join(str(v) for v in [self.layers[0].n_in] + [l.n_out for l in self.layers])
+        w = self.layers[0].window
+        parts = [f"{w.channels}x{w.height}x{w.width}"]
+        for l in self.layers:
+            if l.window is not None and not l.window.dense:
+                parts.append(f"{l.n_out}c{l.window.kh}" + (f"p{l.window.padding}" if l.window.padding else ""))
+                parts += [f"mp{p.size}" for p in l.pools]
+            else:
+                parts.append(str(l.n_out))
+        return "-".join(parts)
+
     def describe(self) -> list:
-        return [{"layer": l.index, "kind": l.kind, "n_in": l.n_in, "n_out": l.n_out, "pe": l.pe, "simd": l.simd,
-                 "nf": l.nf, "sf": l.sf, "cycles_per_image": l.cycles, "memory_bits": l.memory_bits}
-                for l in self.layers]
+        rows = []
+        for l in self.layers:
+            row = {"layer": l.index, "kind": l.kind, "n_in": l.n_in, "n_out": l.n_out, "pe": l.pe, "simd": l.simd,
+                   "nf": l.nf, "sf": l.sf, "cycles_per_image": l.cycles, "memory_bits": l.memory_bits}
+            if l.in_bits != 1:
+                row["in_bits"] = l.in_bits
+            if l.window is not None:
+                row.update(window=l.window.describe(), positions=l.positions, pools=[p.describe() for p in l.pools])
+            rows.append(row)
+        return rows
+
+
+def layer_shapes(net) -> list:
+    """One ``LayerFold`` per weight layer of ``net`` (a FoldedNetwork, or an MLP topology of
+    layer sizes), with PE and SIMD 1: the shapes, windows and pools that a folding fills in."""
+    from bnncore.network import ConvLayer, PoolLayer
+    if not isinstance(net, FoldedNetwork):
+        sizes = tuple(net)
+        return [LayerFold(a, b, 1, 1, "output" if k == len(sizes) - 2 else "hidden", k)
+                for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    shapes = []
+    for s in net.stages:
+        if isinstance(s, PoolLayer):
+            c, h, w = s.in_shape
+            last = shapes[-1]
+            shapes[-1] = replace(last, pools=last.pools + (Pool(c, h, w, s.size, tuple(int(m) for m in s.modes)),))
+            continue
+        k = len(shapes)
+        kind = "hidden" if s.kind != "output" else "output"
+        window = None
+        if isinstance(s, ConvLayer):
+            c, h, w = s.in_shape
+            window = Window(c, h, w, s.kernel, s.kernel, s.padding, s.pad_value, s.in_bits)
+        elif k and shapes[-1].window is not None:        # a dense layer after a convolution
+            c, h, w = shapes[-1].out_shape
+            window = Window(c, h, w, h, w, dense=True)
+        shapes.append(LayerFold(s.fan_in, s.n_out, 1, 1, kind, k, s.in_bits, window))
+    return shapes
+
+
+def _fold_plan(shapes, folds, spec: str, **kw) -> Plan:
+    if len(folds) != len(shapes):
+        raise ValueError(f"folding needs one (PE, SIMD) per layer: {len(shapes)} for {spec}, got {len(folds)}")
+    for k, f in enumerate(folds):
+        if not isinstance(f, (tuple, list)) or len(f) != 2:
+            raise ValueError(f"layer {k}: a folding is a pair (PE, SIMD), not {f!r}")
+    return Plan(tuple(replace(s, pe=pe, simd=simd) for s, (pe, simd) in zip(shapes, folds)), **kw)
 
 
 def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16,
               pipelined: bool = True) -> Plan:
-    """Plan from a topology and a list of (PE, SIMD) per layer (hidden layers, then output)."""
+    """Plan from an MLP topology and a list of (PE, SIMD) per layer (hidden layers, then
+    output)."""
     sizes = tuple(topology)
-    if len(folds) != len(sizes) - 1:
-        raise ValueError(f"folding needs one (PE, SIMD) per layer: {len(sizes) - 1} for "
-                         f"{'-'.join(map(str, sizes))}, got {len(folds)}")
-    for k, f in enumerate(folds):
-        if not isinstance(f, (tuple, list)) or len(f) != 2:
-            raise ValueError(f"layer {k}: a folding is a pair (PE, SIMD), not {f!r}")
-    layers = tuple(LayerFold(a, b, pe, simd, "output" if k == len(sizes) - 2 else "hidden", k)
-                   for k, ((a, b), (pe, simd)) in enumerate(zip(zip(sizes[:-1], sizes[1:]), folds)))
-    return Plan(layers, banks, out_depth, bias_bits, pipelined)
+    return _fold_plan(layer_shapes(sizes), folds, "-".join(map(str, sizes)), banks=banks, out_depth=out_depth,
+                      bias_bits=bias_bits, pipelined=pipelined)
+
+
+def plan_for(net: FoldedNetwork, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16,
+             pipelined: bool = True) -> Plan:
+    """Plan for any folded network (dense, convolutional, 8-bit input) and a list of
+    (PE, SIMD) per weight layer (pools have none)."""
+    return _fold_plan(layer_shapes(net), folds, net.spec, banks=banks, out_depth=out_depth, bias_bits=bias_bits,
+                      pipelined=pipelined)
 
 
 def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, buffer_blocks=None,
               **kw) -> Plan:
     """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
     cycles per image, so that the layers are balanced, as FINN's folding step does.
+    ``topology``: an MLP's layer sizes, or a FoldedNetwork (a convolution's cycles are its
+    window positions times NF * SF, and its SIMD divides its input channels).
 
     Among equally cheap foldings the one with fewer cycles wins, then the wider SIMD. The
     output layer gets PE 1 whenever the target allows it (the arg-max's chain of comparisons
@@ -249,44 +479,48 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
     block: on small devices that, not the logic, is what decides whether a network fits.
     """
     target = _positive_int(target_cycles, "target_cycles")
-    sizes = tuple(topology)
-    n_layers = len(sizes) - 1
-    # the output layer with PE 1 where the target allows: the arg-max compares the PE scores of
-    # a cycle in a chain, the critical path of the design from PE 2 or 3 on (28 ns on an ECP5
-    # with PE 5)
-    output_pe1 = math.ceil(sizes[-2] / min(sizes[-2], max_simd)) * sizes[-1] <= target
+    shapes = layer_shapes(topology)
+    n_layers = len(shapes)
     folds = []
-    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, shape in enumerate(shapes):
+        n_in, n_out, positions = shape.n_in, shape.n_out, shape.positions
+        simds = [s for s in range(1, min(n_in, max_simd) + 1)
+                 if shape.window is None or shape.window.channels % s == 0]
+        # the output layer with PE 1 where the target allows: the arg-max compares the PE
+        # scores of a cycle in a chain, the critical path of the design from PE 2 or 3 on (28 ns
+        # on an ECP5 with PE 5)
+        output_pe1 = k == n_layers - 1 and positions * math.ceil(n_in / simds[-1]) * n_out <= target
         best = None
-        for simd in range(1, min(n_in, max_simd) + 1):
+        for simd in simds:
             sf = math.ceil(n_in / simd)
-            if sf > target:
+            if positions * sf > target:
                 continue
-            lo = min(math.ceil(n_out / (target // sf)), n_out)
+            lo = min(math.ceil(n_out / (target // (positions * sf))), n_out)
             # without a block-RAM model the smallest PE is the cheapest; with one, a larger PE
             # can fill the blocks' width better: try the smallest PE of each neuron-fold count
             pes = sorted({math.ceil(n_out / nf) for nf in range(1, math.ceil(n_out / lo) + 1)}) if rom_blocks else [lo]
-            if k == n_layers - 1 and output_pe1:
+            if output_pe1:
                 pes = [pe for pe in pes if pe == 1]
             for pe in pes:
-                nf = math.ceil(n_out / pe)
-                key = (pe * simd, nf * sf, -simd)
+                f = replace(shape, pe=pe, simd=simd)
+                key = (pe * simd, f.cycles, -simd)
                 if rom_blocks:
-                    f = LayerFold(n_in, n_out, pe, simd, "output" if k == n_layers - 1 else "hidden", k)
                     value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
                     blocks = rom_blocks(f.weight_depth, f.weight_width) + rom_blocks(f.nf, pe * value_bits)
-                    if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD bits
-                        blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), simd)
+                    if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD values
+                        blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), f.word_bits)
                     key = (blocks,) + key
                 if best is None or key < best[0]:
                     best = (key, (pe, simd))
         if best is None:
-            fewest = math.ceil(n_in / min(n_in, max_simd))
-            raise ValueError(f"layer {k}: no folding of its {n_in} inputs reaches {target} cycles per image: "
-                             f"with at most {min(n_in, max_simd)} input bits per cycle (SIMD) it takes at "
-                             f"least {fewest}; ask for {fewest} or more cycles per image")
+            fewest = positions * math.ceil(n_in / simds[-1])
+            widest = f"{simds[-1]} input values per cycle (SIMD" + (
+                f", a divisor of the window's {shape.window.channels} channels)" if shape.window else ")")
+            raise ValueError(f"layer {k}: no folding of its {n_in} inputs{f' at {positions} positions' if positions > 1 else ''} "
+                             f"reaches {target} cycles per image: with at most {widest} it takes at least {fewest}; "
+                             f"ask for {fewest} or more cycles per image")
         folds.append(best[1])
-    return make_plan(sizes, folds, **kw)
+    return _fold_plan(shapes, folds, "", **kw)
 
 
 # --- ROM contents ---------------------------------------------------------------------------
@@ -308,12 +542,27 @@ def weight_words(weights: np.ndarray, fold: LayerFold) -> list:
 def threshold_words(values: np.ndarray, fold: LayerFold, width: int) -> list:
     """Threshold (hidden) or bias (output) ROM words: word nf, bits [pe*W, (pe+1)*W) hold the
     value of neuron nf * PE + pe (two's complement for biases). Padded hidden neurons get
-    threshold n_in + 1 (never fire), padded classes bias 0 (ignored by the arg-max)."""
-    pad = fold.n_in + 1 if fold.kind == "hidden" else 0
+    threshold max_sum + 1 (never fire), padded classes bias 0 (ignored by the arg-max)."""
+    pad = fold.max_sum + 1 if fold.kind == "hidden" else 0
     v = np.full(fold.nf * fold.pe, pad, np.int64)
     v[:fold.n_out] = values
     mask = (1 << width) - 1
     return [sum((int(v[nf * fold.pe + p]) & mask) << (p * width) for p in range(fold.pe)) for nf in range(fold.nf)]
+
+
+def input_words(values: np.ndarray, width: int, beats: int, value_bits: int = 1) -> list:
+    """The input stream's beats for images of input values (N, n) in the network's (y, x,
+    channel) order: per image a list of ``beats`` integers of ``width`` bits, each holding
+    the next ``width / value_bits`` values, the first in the low bits; values past the last
+    input are 0. (A dense first layer's beat is SIMD values; a convolutional network's beat
+    is one pixel, all its channels.)"""
+    values = np.asarray(values, np.uint8)
+    n_values = width // value_bits * beats
+    padded = np.zeros((len(values), n_values), np.uint8)
+    padded[:, :values.shape[1]] = values
+    bits = np.unpackbits(padded[:, :, None], axis=2, bitorder="little")[:, :, :value_bits]
+    packed = np.packbits(bits.reshape(len(values), beats, width), axis=2, bitorder="little")
+    return [[int.from_bytes(packed[i, b].tobytes(), "little") for b in range(beats)] for i in range(len(values))]
 
 
 def _bits_to_int(bits: np.ndarray) -> int:
@@ -330,21 +579,21 @@ def bias_bits_for(net: FoldedNetwork, minimum: int = 16) -> int:
     return max(minimum, need)
 
 
-def require_mlp(net: FoldedNetwork):
-    """Raise ValueError unless ``net`` is what this accelerator implements: dense layers with
-    1-bit input (convolutions, pools and 8-bit input are not built in hardware yet)."""
-    if not net.is_mlp:
-        what = "8-bit (uint8) input" if all(l.kind == "dense" for l in net.layers) else "convolution and pool layers"
-        raise ValueError(f"network {net.spec} has {what}; the accelerator generator builds dense networks with "
-                         "1-bit input only (threshold or probability)")
-
-
 def check_network(net: FoldedNetwork, plan: Plan):
     """Raise ValueError if ``plan`` does not fit ``net``."""
-    require_mlp(net)
-    if tuple(l.n_in for l in plan.layers) + (plan.n_classes,) != tuple(net.topology):
-        raise ValueError(f"plan topology {[l.n_in for l in plan.layers] + [plan.n_classes]} does not match "
-                         f"the network's {list(net.topology)}")
+    have = [replace(l, pe=1, simd=1) for l in plan.layers]
+    want = layer_shapes(net)
+    if have != want:
+        bad = next((k for k, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))
+        def text(layers):
+            if bad >= len(layers):
+                return "no such layer"
+            l = layers[bad]
+            return (f"{l.n_in} inputs -> {l.n_out}" + (f", {l.in_bits}-bit inputs" if l.in_bits != 1 else "")
+                    + (f", window {l.window.describe()}" if l.window else "")
+                    + (f", pools {[p.describe() for p in l.pools]}" if l.pools else ""))
+        raise ValueError(f"the plan does not match the network {net.spec} at layer {bad}: the plan has {text(have)}, "
+                         f"the network {text(want)}")
     bias = net.head.bias
     lo, hi = -(1 << (plan.bias_bits - 1)), (1 << (plan.bias_bits - 1)) - 1
     bad = [int(c) for c in ((bias < lo) | (bias > hi)).nonzero()[0]]
@@ -370,6 +619,7 @@ class Timing:
     cycles: tuple
     ii: Fraction
     latency: int
+    exact: bool = True
 
     @property
     def bottleneck(self) -> int:
@@ -392,6 +642,8 @@ def timing(plan: Plan) -> Timing:
     D = plan.depth
     B = plan.banks
     cyc = tuple(l.cycles for l in plan.layers)
+    if plan.convolutional or any(l.window is not None for l in plan.layers):
+        return _conv_timing(plan)
     # (cycles per image, delay from the last issue to the consumer seeing the image complete);
     # the input stage's image is complete the cycle after its last beat.
     stages = [(plan.in_beats, 0)] + [(c, D) for c in cyc]
@@ -408,3 +660,14 @@ def timing(plan: Plan) -> Timing:
     # takes C + D cycles (start, C issues, D to its consumer: the next buffer or the FIFO).
     latency = plan.in_beats + sum(c + D for c in cyc)
     return Timing(cyc, ii, latency)
+
+
+def _conv_timing(plan: Plan) -> Timing:
+    """An estimate for networks with windows (not exact yet): the slowest engine sets the
+    interval; the latency is each engine's first window's wait for its rows plus an image's
+    worth of work."""
+    D = plan.depth
+    cyc = tuple(l.cycles for l in plan.layers)
+    ii = Fraction(max(cyc + (plan.in_beats,)))
+    latency = plan.in_beats + sum(c + D + 2 for c in cyc)
+    return Timing(cyc, ii, latency, exact=False)

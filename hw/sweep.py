@@ -35,7 +35,7 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks:
     from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
     dev = DEVICES[device]
-    plan = auto_fold(net.topology, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks,
+    plan = auto_fold(net, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks,
                      bias_bits=bias_bits_for(net))
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
     row = {"target_cycles": target, "folding": folding}
@@ -145,14 +145,12 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     from tqdm import tqdm
     from bnncore.cluster import run_all
     from bnncore.exports import load
-    from .plan import require_mlp
     from .synth import _device
     dev = _device(device).with_speed(speed)        # a bad device or grade fails here, not per point
     part = dev.part
     out = Path(out_dir)
     _check_out_dir(out)
     net = load(net_dir)
-    require_mlp(net)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise ValueError("seeds: give at least one placement seed")
@@ -176,7 +174,7 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
         progress = os.isatty(2)                  # a bar on a terminal, not in a log file
     bar = tqdm(total=len(targets), initial=len(rows), desc=f"sweep {device}" + (" on Ray" if ray else ""),
                unit="folding", disable=not progress)
-    memory = max(_memory_mib(net.topology, t, banks, dev) for t in todo) if ray and todo else None
+    memory = max(_memory_mib(net, t, banks, dev) for t in todo) if ray and todo else None
     # absolute paths: a Ray worker does not run in this directory
     net_abs, out_abs = Path(net_dir).resolve(), out.resolve()
     for k, row in run_all(_point, [(str(net_abs), device, t, str(out_abs / f"t{t}"), freq, seeds, banks, speed)
@@ -188,7 +186,7 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
         bar.update()
     bar.close()
     rows = pareto(sorted(rows, key=lambda r: r["target_cycles"]))
-    topo = "-".join(map(str, net.topology))
+    topo = net.spec
     atomic_write_text(out / "sweep.json", json.dumps({"network": topo, "device": device, "part": part, "rows": rows}, indent=2) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")

@@ -276,7 +276,7 @@ def check_fit(rtl: dict, device: Device):
     bits = rtl["memory_bits_total"]
     cap = device.bram_total_bits
     if bits > cap:
-        topo = "-".join(map(str, rtl["topology"]))
+        topo = rtl.get("spec") or "-".join(map(str, rtl["topology"]))
         raise SynthError(
             f"{topo} does not fit {device.name}: its weights and thresholds are {bits:,} bits, the "
             f"{device.part}'s {device.brams} block RAMs hold {cap:,}: {bits - cap:,} bits "
@@ -612,6 +612,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                                    "bram_shapes": [list(s) for s in device.bram_shapes],
                                    "speed_grades": list(device.speed_grades)},
         "topology": rtl["topology"],
+        "spec": rtl.get("spec") or "-".join(map(str, rtl["topology"])),
         "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
         "cells": cells,
         "resources": summary,

@@ -151,7 +151,6 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
 
     from bnncore.exports import load
     from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
-    from bnncore.hw.plan import require_mlp
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -165,7 +164,6 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
     net_dir = Path(net_dir).resolve()
     net = load(net_dir)
-    require_mlp(net)
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         info = load_rtl(rtl_dir, rom_dir=rom_dir, verify=sources is None)
@@ -185,7 +183,8 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     except ValueError as e:   # RtlError, and a plan that cannot hold the network
         raise SimulationError(str(e)) from None
     if bits.shape[1] != info["topology"][0]:
-        raise SimulationError(f"bits have {bits.shape[1]} inputs per image, the RTL's network {info['topology'][0]}")
+        raise SimulationError(f"the images have {bits.shape[1]} input values each, the RTL's network "
+                              f"{info.get('spec', '')} {info['topology'][0]}")
     lang = "vhdl" if sim == "ghdl" else "verilog"
     np.save(build_dir / "bits.npy", bits)
     cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
@@ -270,7 +269,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
     out = json.loads(results.read_text())
     out.update({"simulator": sim, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
-                "topology": info["topology"]})
+                "topology": info["topology"], "spec": info.get("spec")})
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
     if failed or out.get("mismatches") or out.get("failures"):
         why = "; ".join(out.get("failures") or []) or (f"{out.get('mismatches')} mismatches, first: "

@@ -10,14 +10,12 @@ from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from bnncore.hw.accelerator import SimAccelerator
+from bnncore.hw.plan import input_words
 
 
 def beats_of(bits: np.ndarray, plan) -> list:
-    width, nb = plan.in_width, plan.in_beats
-    padded = np.zeros((len(bits), width * nb), np.uint8)
-    padded[:, :bits.shape[1]] = bits
-    return [(i, k, int.from_bytes(np.packbits(padded[i, k * width:(k + 1) * width], bitorder="little").tobytes(), "little"))
-            for i in range(len(bits)) for k in range(nb)]
+    words = input_words(bits, plan.in_width, plan.in_beats, plan.value_bits)
+    return [(i, k, w) for i, image in enumerate(words) for k, w in enumerate(image)]
 
 
 def run(plan, net, bits, *, gap=0.0, stall=0.0, seed=0, reset_at=None, junk_padding=False, max_cycles=200000):
@@ -32,7 +30,7 @@ def run(plan, net, bits, *, gap=0.0, stall=0.0, seed=0, reset_at=None, junk_padd
     rng = np.random.default_rng(seed)
     beats = beats_of(bits, plan)
     if junk_padding:
-        extra = plan.in_beats * plan.in_width - bits.shape[1]
+        extra = plan.in_beats * plan.in_width - bits.shape[1] * plan.value_bits
         mask = ((1 << extra) - 1) << (plan.in_width - extra) if extra else 0
         beats = [(i, k, w | mask if k == plan.in_beats - 1 else w) for i, k, w in beats]
     res = {"classes": [], "scores": [], "t_in": [], "t_out": []}

@@ -96,7 +96,7 @@ def test_clean_verilog_names():
 
 def test_generate_rejects_mismatched_network(tmp_path):
     net = random_net((5, 3, 2), np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"^plan topology \[5, 4, 2\] does not match the network's \[5, 3, 2\]$"):
+    with pytest.raises(ValueError, match=r"^the plan does not match the network 5-3-2 at layer 0: the plan has 5 inputs -> 4, the network 5 inputs -> 3$"):
         generate(net, make_plan((5, 4, 2), [(1, 1), (1, 1)]), tmp_path)
 
 

@@ -41,7 +41,7 @@ def test_auto_fold_balances_layers():
         assert l.pe * l.simd <= l.n_in * l.n_out
     slow = auto_fold((784, 1024, 1024, 1024, 10), 1 << 14)
     assert sum(l.pe * l.simd for l in slow.layers) < sum(l.pe * l.simd for l in plan.layers)
-    with pytest.raises(ValueError, match=r"^layer 0: no folding of its 784 inputs reaches 1 cycles per image: with at most 256 input bits per cycle \(SIMD\) it takes at least 4; ask for 4 or more"):
+    with pytest.raises(ValueError, match=r"^layer 0: no folding of its 784 inputs reaches 1 cycles per image: with at most 256 input values per cycle \(SIMD\) it takes at least 4; ask for 4 or more"):
         auto_fold((784, 10), 1)
 
 
