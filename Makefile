@@ -74,14 +74,15 @@ train: setup
 	$(BIN)/bnn train --resume --dataset $(DATASET) --topology $(TOPOLOGY) --epochs $(EPOCHS) $(DATA_OPT) $(TRAIN_ARGS)
 
 # The accelerator of NET (default: the demo network), folded for TARGET_CYCLES per image
-# (256: simulation time is per cycle, so a faster accelerator also simulates faster).
+# (empty: bnn rtl's default, 256 for an MLP, the fewest a CNN's layers allow; simulation time
+# is per cycle, so a faster accelerator also simulates faster).
 NET ?= $(DEMO_NET)
-TARGET_CYCLES ?= 256
+TARGET_CYCLES ?=
 RTL_ARGS ?=
 rtl: build/rtl/rtl.json
 
 build/rtl/rtl.json: $(NET)/manifest.json $(call stamp,rtl,$(NET) $(TARGET_CYCLES) $(RTL_ARGS))
-	$(BIN)/bnn rtl $(NET) -o build/rtl --target-cycles $(TARGET_CYCLES) --check $(RTL_ARGS)
+	$(BIN)/bnn rtl $(NET) -o build/rtl $(if $(TARGET_CYCLES),--target-cycles $(TARGET_CYCLES),) --check $(RTL_ARGS)
 
 # Co-simulation of build/rtl with cocotb: SIM=verilator|icarus|ghdl; WAVES=1 for a waveform.
 SIM ?= verilator

@@ -77,16 +77,19 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
     return imported.net
 
 
-def plan(net, *, target_cycles: int = 256, fold=None, device=None, banks: int = 2, out_depth: int = 2,
+def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks: int = 2, out_depth: int = 2,
          pipelined: bool = True, force: bool = False) -> tuple:
     """The folding plan ``bnn rtl`` builds for ``net``: ``fold`` (PE, SIMD) per layer, else the
     automatic folding for ``target_cycles`` (the fewest block RAMs of ``device`` first, when
-    given). Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
+    given; default: 256, or for a CNN the fewest cycles its layers allow, ``fastest_cycles``).
+    Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
     from .hw.generate import check_buildable
-    from .hw.plan import auto_fold, bias_bits_for, plan_for
+    from .hw.plan import auto_fold, bias_bits_for, fastest_cycles, plan_for
     from .hw.synth import DEVICES
     net = network(net)
+    if target_cycles is None:
+        target_cycles = 256 if all(l.kind == "dense" for l in net.layers) else fastest_cycles(net)
     common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
     try:   # parameter errors: TypeError, as Amaranth components raise them

@@ -569,8 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="build/rtl", help="output directory (default: build/rtl)")
     p.add_argument("--fold", help="PE,SIMD per layer, ';'-separated, e.g. '16,49;16,64;16,64;10,64' "
                    "(default: chosen for --target-cycles)")
-    p.add_argument("--target-cycles", type=_count(1), default=256,
-                   help="cycles per image the automatic folding aims for")
+    p.add_argument("--target-cycles", type=_count(1),
+                   help="cycles per image the automatic folding aims for (default: 256 for an MLP; for a CNN "
+                   "the fewest its layers allow: a window's word is at most one pixel's channels)")
     p.add_argument("--device", choices=tuple(DEVICES),
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")

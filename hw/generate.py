@@ -707,7 +707,8 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
     try:
         check_network(net, plan)
     except ValueError as e:
-        raise RtlError(f"network {net.spec} is not the RTL's {plan.spec}; its weights cannot be swapped in ({e})") from None
+        why = "" if net.spec != plan.spec else f" ({e})"
+        raise RtlError(f"topology {net.spec} is not the RTL's {plan.spec}{why}; its weights cannot be swapped in") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, (width, words) in rom_images(net, plan).items():

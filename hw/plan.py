@@ -25,7 +25,7 @@ import numpy as np
 
 from bnncore.network import FoldedNetwork
 
-__all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
+__all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
            "ROM_SLICE_BITS"]
 
@@ -458,6 +458,15 @@ def plan_for(net: FoldedNetwork, folds, *, banks: int = 2, out_depth: int = 2, b
     (PE, SIMD) per weight layer (pools have none)."""
     return _fold_plan(layer_shapes(net), folds, net.spec, banks=banks, out_depth=out_depth, bias_bits=bias_bits,
                       pipelined=pipelined)
+
+
+def fastest_cycles(net, max_simd: int = 256) -> int:
+    """The fewest cycles per image any folding of ``net`` reaches: the slowest layer with all
+    its outputs in parallel and the widest SIMD it allows."""
+    def fastest(f):
+        simd = max(s for s in range(1, min(f.n_in, max_simd) + 1) if f.window is None or f.window.channels % s == 0)
+        return f.positions * math.ceil(f.n_in / simd)
+    return max(fastest(f) for f in layer_shapes(net))
 
 
 def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, buffer_blocks=None,

@@ -299,6 +299,7 @@ def fpga_top_verilog(rtl: dict) -> str:
     nbytes = math.ceil(width / IO_BITS)
     cnt = max(1, (nbytes - 1).bit_length())
     files = "".join(f'    parameter {m["parameter"]} = "{m["file"]}",\n' for m in rtl["memories"].values())
+    shift = f"{{in_data, beat[{nbytes * IO_BITS - 1}:{IO_BITS}]}}" if nbytes > 1 else "in_data"
     overrides = ", ".join(f'.{m["parameter"]}({m["parameter"]})' for m in rtl["memories"].values())
     return f"""\
 // Board-level top for synthesis (bnncore {__version__}): bnn_top behind a {IO_BITS}-bit input stream
@@ -328,7 +329,7 @@ module bnn_fpga #(
             full <= 1'b0;
         end else begin
             if (in_valid && !full) begin
-                beat <= {{in_data, beat[{nbytes * IO_BITS - 1}:{IO_BITS}]}};
+                beat <= {shift};
                 count <= (count == {nbytes - 1}) ? 0 : count + 1'b1;
                 if (count == {nbytes - 1})
                     full <= 1'b1;
@@ -604,7 +605,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
             for k, v in pnr.get("utilization", {}).items() if v.get("available")}
     lut_cell = "ICESTORM_LC" if device.family == "ice40" else "TRELLIS_COMB"
     ram_cell = "ICESTORM_RAM" if device.family == "ice40" else "DP16KD"
-    weight_bits = sum(m["bits"] for n, m in rtl["memories"].items() if n.startswith("w"))
+    # the weight bits read per image: a convolution's once per window position
+    weight_bits = sum(l["memory_bits"]["weights"] * l.get("positions", 1) for l in rtl["folding"])
     bound = weight_bits / (device.brams * device.bram_read_width)
     report = {
         "generator": f"bnncore {__version__}",

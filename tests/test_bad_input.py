@@ -311,7 +311,7 @@ def test_rtl_refuses_what_will_not_build(tmp_path, capsys):
     export(net, tmp_path / "net")
     refused(capsys, tmp_path, ["rtl", tmp_path / "net", "-o", tmp_path / "rtl", "--target-cycles", "1"],
             r"^bnn rtl: error: layer 0: no folding of its 784 inputs reaches 1 cycles per image: with at most 256 "
-            r"input bits per cycle \(SIMD\) it takes at least 4; ask for 4 or more cycles per image$")
+            r"input values per cycle \(SIMD\) it takes at least 4; ask for 4 or more cycles per image$")
     refused(capsys, tmp_path, ["rtl", tmp_path / "net", "-o", tmp_path / "rtl", "--fold", "16,784;10,16"],
             r"^bnn rtl: error: the engines have 12,704 XNOR bits \(PE x SIMD over the layers\); generating them "
             r"takes Yosys about 3,861 MiB")

@@ -354,10 +354,17 @@ def test_cli_trains_folds_and_summarises_a_cnn(tmp_path, capsys, mnist_dir):
     assert load(tmp_path / "net").spec == "1x28x28-6c3p1-mp2-10"
     assert main(["summary", str(tmp_path / "net")]) == 0
     assert "conv/8b" in capsys.readouterr().out
-    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl")]) == 2
-    err = capsys.readouterr().err
-    assert "has convolution and pool layers; the accelerator generator builds dense networks" in err
+    # a 3x3 window of one channel: 9 cycles per position at least
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl"), "--target-cycles", "256"]) == 2
+    assert "layer 0: no folding of its 9 inputs at 784 positions reaches 256 cycles per image" in capsys.readouterr().err
     assert not (tmp_path / "rtl").exists()
+    assert main(["rtl", str(tmp_path / "net"), "-o", str(tmp_path / "rtl"), "--no-vhdl"]) == 0
+    rtl = json.loads((tmp_path / "rtl" / "rtl.json").read_text())
+    assert rtl["spec"] == "1x28x28-6c3p1-mp2-10" and rtl["timing"]["cycles_per_image"] == 7056
+    capsys.readouterr()
+    assert main(["sim", str(tmp_path / "rtl"), str(tmp_path / "net"), "--sim", "icarus", "--images", "3",
+                 "-o", str(tmp_path / "sim"), *data]) == 0
+    assert "| icarus | 1x28x28-6c3p1-mp2-10 | 3 | 0 |" in capsys.readouterr().out
 
 
 def test_import_reads_a_cnn_from_seed_format_files(tmp_path, capsys):
@@ -375,11 +382,14 @@ def test_import_reads_a_cnn_from_seed_format_files(tmp_path, capsys):
     assert "weight characters, expected" in capsys.readouterr().err and not (tmp_path / "wrong").exists()
 
 
-def test_hardware_refuses_uint8_input(tmp_path, capsys):
-    from bnncore.cli import main
+def test_hardware_runs_uint8_input(tmp_path):
+    """An MLP on 8-bit pixels: its first engine sums weighted bit planes, as the golden model
+    does, for every class and score (Icarus)."""
+    from bnncore import api
     rng = np.random.default_rng(6)
     net = FoldedNetwork((DenseLayer(rng.integers(0, 2, (4, 6)), rng.integers(0, 6 * 255, 4), in_bits=8),),
                         OutputHead(rng.integers(0, 2, (2, 4)), [0, 0]), InputScheme("uint8"))
-    d = export(net, tmp_path / "n")
-    assert main(["rtl", str(d), "-o", str(tmp_path / "rtl")]) == 2
-    assert "network 6-4-2 has 8-bit (uint8) input; the accelerator generator builds" in capsys.readouterr().err
+    rtl = api.generate(net, tmp_path / "rtl", fold=[(3, 4), (1, 2)], vhdl=False)
+    images = rng.integers(0, 256, (20, 6)).astype(np.uint8)
+    r = api.simulate(rtl, net, images, sim="icarus", build_dir=tmp_path / "sim")
+    assert r["mismatches"] == 0 and r["images"] == 20
