@@ -99,11 +99,29 @@ def rtl_table(info: dict) -> Table:
     """The folding and the timing model of a design (its rtl.json)."""
     rows = [(l["layer"], l["n_in"], l["n_out"], l["pe"], l["simd"], l["nf"], l["sf"], l["cycles_per_image"],
              f"{l['memory_bits']['weights']:,}") for l in info["folding"]]
+    head = ("layer", "in", "out", "PE", "SIMD", "NF", "SF", "cycles", "weight bits")
     t = info["timing"]
-    return Table(("layer", "in", "out", "PE", "SIMD", "NF", "SF", "cycles", "weight bits"), rows,
-                 f"cycles per image (slowest layer) {t['cycles_per_image']}, initiation interval "
-                 f"{t['initiation_interval']:g}, latency {t['latency']} cycles "
-                 f"({'pipelined' if info['pipelined'] else 'shallow'} engines, {info['pipeline_depth']} stages)")
+    note = (f"cycles per image (slowest layer) {t['cycles_per_image']}, initiation interval "
+            f"{t['initiation_interval']:g}{'' if t.get('exact', True) else ' (estimated)'}, latency {t['latency']} cycles "
+            f"({'pipelined' if info['pipelined'] else 'shallow'} engines, {info['pipeline_depth']} stages)")
+    if any("window" in l for l in info["folding"]):
+        # a column saying what each engine is, and its positions: a convolution's cycles are
+        # its window positions times NF * SF
+        rows = [(r[0], _layer_kind(l), l.get("positions", 1)) + r[1:] for r, l in zip(rows, info["folding"])]
+        head = (head[0], "kind", "positions") + head[1:]
+    return Table(head, rows, note)
+
+
+def _layer_kind(l: dict) -> str:
+    w = l.get("window")
+    if w is None:
+        return l["kind"] if l["kind"] == "output" else "dense"
+    if w["dense"]:
+        return f"{'output' if l['kind'] == 'output' else 'dense'} on {'x'.join(map(str, w['in_shape']))}"
+    text = f"conv {w['kernel'][0]}x{w['kernel'][1]}" + (f" pad {w['padding']} of {w['pad_value']}" if w["padding"] else "")
+    if w["value_bits"] != 1:
+        text += f", {w['value_bits']}-bit in"
+    return text + "".join(f" + pool {p['size']} ({len(p['and_channels'])} AND)" for p in l.get("pools", []))
 
 
 def sim_table(r: dict) -> Table:

@@ -19,7 +19,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .engine import LayerEngine
-from .window import MaxPool, PixelCollector, SlidingWindow
+from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
 from .plan import Plan, address_bits, rom_slices, threshold_words, weight_words
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom"]
@@ -132,8 +132,13 @@ class AcceleratorCore(wiring.Component):
             m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),
                          getattr(self, f"t{k}_addr").eq(eng.t_addr), eng.t_data.eq(getattr(self, f"t{k}_data"))]
             if f.window is not None:
-                m.submodules[f"window{k}"] = swu = SlidingWindow(window=f.window, simd=f.simd)
-                connect(m, pixels if pixels is not None else wiring.flipped(self.i_stream), swu.i)
+                m.submodules[f"window{k}"] = swu = SlidingWindow(window=f.window, simd=f.simd,
+                                                                  slot_enables=not eng.memory_buffer)
+                if pixels is None:       # the input map, a row per beat
+                    m.submodules.input_rows = rows = RowUnpacker(width=f.window.width, pixel_bits=f.window.pixel_bits)
+                    connect(m, wiring.flipped(self.i_stream), rows.i)
+                    pixels = rows.o
+                connect(m, pixels, swu.i)
                 connect(m, swu.o, eng.wr)
             elif k > 0:
                 connect(m, engines[-1].out, eng.wr)

@@ -51,6 +51,9 @@ __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
 #: Attributes of the copies of broadcast registers: Amaranth would merge identical registers.
 KEEP = {"keep": 1}
+#: A buffer of at most this many bits is registers, not a memory: a block RAM of iCE40 (4 kbit)
+#: for the 27 bits of three 3x3 windows of one channel is most of a small device's budget.
+MEMORY_MIN_BITS = 256
 #: Bits of the input word per copy of the first read stage's select (pipelined engines).
 SEL_COLUMNS = 8
 
@@ -180,10 +183,12 @@ class LayerEngine(wiring.Component):
 
     @property
     def memory_buffer(self) -> bool:
-        """True when the producer writes whole SIMD-bit words, one per synapse fold (always
-        for the first layer): the buffer is then a memory, block RAM on an FPGA, instead of
-        registers. Otherwise (PE-bit writes, SIMD-bit reads) it is a register array."""
-        return self._in_width == self._fold.word_bits and self._in_slots == self._fold.sf
+        """True when the producer writes whole SIMD-bit words, one per synapse fold (the first
+        layer, a window's engine) and the buffer holds more than ``MEMORY_MIN_BITS``: it is
+        then a memory, block RAM on an FPGA, instead of registers. Otherwise (PE-bit writes,
+        SIMD-bit reads, or a buffer of a few words) it is a register array."""
+        return (self._in_width == self._fold.word_bits and self._in_slots == self._fold.sf
+                and self._banks * self._in_slots * self._in_width > MEMORY_MIN_BITS)
 
     def elaborate(self, platform):
         m = Module()

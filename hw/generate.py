@@ -680,7 +680,7 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
                       "values_per_image": plan.in_values,
                       "bit_order": ("beat b, payload bits [v * value_bits, (v + 1) * value_bits) = input value "
                                     "b * width / value_bits + v, in the network's (y, x, channel) order: "
-                                    + ("one pixel, all its channels, per beat" if plan.convolutional
+                                    + ("one row of pixels, all their channels, per beat" if plan.convolutional
                                        else "the first layer's SIMD values per beat"))},
             "output": {"payload": "o_stream__payload", "valid": "o_stream__valid", "ready": "o_stream__ready",
                        "width": lay.size, "class_bits": plan.class_bits, "class_lsb": 0,

@@ -82,8 +82,10 @@ def absorb_output_registers(netlist: dict, path: str = "netlist") -> dict:
         # pseudo-dual-port (a 36-bit port A): every output is read on port B's clock
         pdp = int(_param(ram, "DATA_WIDTH_A", "0"), 2) == 36
         if pdp and conn.get("CEA", ["0"]) != ["0"]:
-            raise NetlistError(f"{path}: {name}: a pseudo-dual-port block RAM with port A enabled "
-                               f"(CEA={conn['CEA']}); expected a ROM (CEA 0)")
+            # a RAM the design writes (a line buffer, a window buffer): its reads are not on the
+            # weight path this pass is for, and port A's clock must stay its own
+            skipped[name] = "written through port A (a RAM, not a ROM)"
+            continue
         moves, halves, why = [], set(), ""
         for port, bits in conn.items():
             if not port.startswith("DO") or not isinstance(bits[0], int):

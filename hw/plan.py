@@ -126,10 +126,6 @@ class Window:
         """Column bits of a line-buffer address (row slot in the bits above)."""
         return max(1, (self.width - 1).bit_length())
 
-    @property
-    def buffer_bits(self) -> int:
-        return (self.rows << self.x_bits) * self.pixel_bits
-
     def describe(self) -> dict:
         return {"in_shape": [self.channels, self.height, self.width], "kernel": [self.kh, self.kw],
                 "padding": self.padding, "pad_value": self.pad_value, "value_bits": self.value_bits,
@@ -278,8 +274,9 @@ class LayerFold:
     @property
     def memory_bits(self) -> dict:
         bits = {"weights": self.weight_depth * self.weight_width, "thresholds": self.nf * self.pe * self.value_bits}
-        if self.window is not None:
-            bits["line_buffer"] = self.window.buffer_bits
+        if self.window is not None:   # a word per SIMD channels of a pixel (hw/window.py)
+            w = self.window
+            bits["line_buffer"] = (w.rows << (w.x_bits + (w.channels // self.simd - 1).bit_length())) * self.word_bits
         return bits
 
 
@@ -342,16 +339,16 @@ class Plan:
 
     @property
     def in_width(self) -> int:
-        """Bits per beat of the input stream: the first layer's SIMD values, or one pixel
-        (all its channels) of a convolutional network."""
+        """Bits per beat of the input stream: the first layer's SIMD values, or one row of
+        pixels (all their channels) of a convolutional network."""
         first = self.layers[0]
-        return first.window.pixel_bits if self.convolutional else first.word_bits
+        return first.window.width * first.window.pixel_bits if self.convolutional else first.word_bits
 
     @property
     def in_beats(self) -> int:
-        """Beats per image: the first layer's synapse folds, or the pixels of the input map."""
+        """Beats per image: the first layer's synapse folds, or the rows of the input map."""
         first = self.layers[0]
-        return first.window.height * first.window.width if self.convolutional else first.sf
+        return first.window.height if self.convolutional else first.sf
 
     @property
     def in_values(self) -> int:

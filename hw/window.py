@@ -23,7 +23,31 @@ from amaranth.lib.wiring import In, Out
 from .engine import buffer_port
 from .plan import Pool, Window
 
-__all__ = ["SlidingWindow", "PixelCollector", "MaxPool"]
+__all__ = ["SlidingWindow", "PixelCollector", "MaxPool", "RowUnpacker"]
+
+
+class RowUnpacker(wiring.Component):
+    """A row of ``width`` pixels per transfer in, one pixel per transfer out (the first pixel
+    in the low bits). The input stream of a convolutional accelerator carries rows: a beat per
+    pixel would make a simulator's testbench wake 784 times per MNIST image."""
+
+    def __init__(self, *, width: int, pixel_bits: int):
+        self._w, self._pb = width, pixel_bits
+        super().__init__({"i": In(stream.Signature(width * pixel_bits)), "o": Out(stream.Signature(pixel_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        W, pb = self._w, self._pb
+        row = Signal(W * pb)
+        left = Signal(range(W + 1))
+        pop = self.o.valid & self.o.ready
+        m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(row[:pb]),
+                     self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready))]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [row.eq(self.i.payload), left.eq(W)]
+        with m.Elif(pop):
+            m.d.sync += [row.eq(row >> pb), left.eq(left - 1)]
+        return m
 
 
 class SlidingWindow(wiring.Component):
@@ -35,6 +59,9 @@ class SlidingWindow(wiring.Component):
         The input map, the kernel, the padding and its value.
     simd : int
         Values per word written into the engine's buffer (divides the channels).
+    slot_enables : bool
+        Drive ``o.slot_en`` (each word's write enable, decoded and registered) for an engine
+        whose buffer is a register array; a memory buffer needs only ``we`` and ``slot``.
 
     Attributes
     ----------
@@ -52,12 +79,12 @@ class SlidingWindow(wiring.Component):
     into the next image while the reader finishes this one.
     """
 
-    def __init__(self, *, window: Window, simd: int):
+    def __init__(self, *, window: Window, simd: int, slot_enables: bool = False):
         if not isinstance(window, Window):
             raise TypeError(f"window must be a Window, not {window!r}")
         if not isinstance(simd, int) or simd < 1 or window.channels % simd:
             raise TypeError(f"simd must divide the window's {window.channels} channels, not {simd!r}")
-        self._w, self._simd = window, simd
+        self._w, self._simd, self._slot_enables = window, simd, slot_enables
         super().__init__({"i": In(stream.Signature(window.pixel_bits)),
                           "o": Out(buffer_port(simd * window.value_bits, self.words))})
 
@@ -79,36 +106,49 @@ class SlidingWindow(wiring.Component):
         chunk = simd * w.value_bits
         SF = self.words
 
-        m.submodules.lines = mem = memory.Memory(shape=w.pixel_bits, depth=R << xbits, init=[])
+        cbits = (CW - 1).bit_length()
+        # one word per SIMD channels of a pixel (the words the reader reads), so that a wide
+        # pixel takes a narrow, deep memory: block RAMs are 16 bits wide on iCE40, 36 on ECP5
+        m.submodules.lines = mem = memory.Memory(shape=chunk, depth=R << (xbits + cbits), init=[])
         wp, rp = mem.write_port(), mem.read_port()
 
-        # --- writer: pixels into the row slot it took
+        # --- writer: a pixel into the row slot it took, a word per cycle
         free = Signal(range(R + 1), init=R)          # rows the writer may take
         freed = Signal(range(H + 1))                 # rows the reader frees this cycle
         wx = Signal(range(max(2, W)))
         wslot = Signal(max(1, rbits))
-        in_row = Signal()
+        wc = Signal(range(max(2, CW)))               # the pixel's word being written
+        pixel = Signal(w.pixel_bits)
+        loaded = Signal()                            # `pixel` holds words still to write
+        ax = Signal(range(max(2, W)))               # column of the next pixel accepted
         row_done = Signal()
+        last_chunk = loaded & (wc == CW - 1)
         accept = self.i.valid & self.i.ready
-        take = accept & ~in_row
-        m.d.comb += [self.i.ready.eq(in_row | (free != 0)),
-                     wp.addr.eq(Cat(wx[:xbits], wslot[:rbits]) if rbits else wx[:xbits]),
-                     wp.data.eq(self.i.payload), wp.en.eq(accept),
-                     row_done.eq(accept & (wx == W - 1))]
+        take = accept & (ax == 0)                    # a row's first pixel takes a row
+        m.d.comb += [self.i.ready.eq((~loaded | last_chunk) & ((ax != 0) | (free != 0))),
+                     wp.addr.eq(Cat(*([wc[:cbits]] if cbits else []), wx[:xbits], *([wslot[:rbits]] if rbits else []))),
+                     wp.data.eq(pixel.word_select(wc, chunk) if CW > 1 else pixel), wp.en.eq(loaded),
+                     row_done.eq(last_chunk & (wx == W - 1))]
         m.d.sync += free.eq(free - take + freed)
         with m.If(accept):
+            m.d.sync += [pixel.eq(self.i.payload), loaded.eq(1), ax.eq(Mux(ax == W - 1, 0, ax + 1))]
+        with m.Elif(last_chunk):
+            m.d.sync += loaded.eq(0)
+        with m.If(loaded):
+            m.d.sync += wc.eq(Mux(wc == CW - 1, 0, wc + 1))
+        with m.If(last_chunk):
             with m.If(wx == W - 1):
-                m.d.sync += [wx.eq(0), in_row.eq(0)]
+                m.d.sync += wx.eq(0)
                 if rbits:
                     m.d.sync += wslot.eq(wslot + 1)
             with m.Else():
-                m.d.sync += [wx.eq(wx + 1), in_row.eq(1)]
+                m.d.sync += wx.eq(wx + 1)
 
         # --- reader: windows, one word per cycle
         written = Signal(range(H + R + 1))           # rows written of the reader's image and after
         rbase = Signal(max(1, rbits))                # slot of the reader's image's row 0
         noy, nox = Signal(range(max(2, OH))), Signal(range(max(2, OW)))    # the next window
-        coy, cox = Signal.like(noy), Signal.like(nox)                      # the one being issued
+        coy, cox = Signal.like(noy, name="coy"), Signal.like(nox, name="cox")  # the one being issued
         ky, kx = Signal(range(max(2, KH))), Signal(range(max(2, KW)))
         cw = Signal(range(max(2, CW)))
         word = Signal(range(max(2, SF)))
@@ -124,7 +164,7 @@ class SlidingWindow(wiring.Component):
         m.d.sync += written.eq(written + row_done - Mux(end_image, H, 0))
         # a row is freed when the next row of windows no longer reads it, the rest at the end
         m.d.comb += freed.eq(Mux(end_image, H - max(0, OH - 1 - P),
-                                 Mux(last_of_row & (coy >= P), 1, 0)))
+                                 Mux(last_of_row & (coy >= P) if P else last_of_row, 1, 0)))
         with m.If(end_image):
             if rbits:
                 m.d.sync += rbase.eq(rbase + H)
@@ -149,23 +189,27 @@ class SlidingWindow(wiring.Component):
 
         # the word's pixel: row coy + ky - P, column cox + kx - P, or padding
         yp, xp = coy + ky, cox + kx                  # P above the map's coordinates
-        inside = (yp >= P) & (yp < H + P) & (xp >= P) & (xp < W + P)
+        # (without padding every position is inside: no comparison, which lint would call constant)
+        inside = ((yp >= P) & (yp < H + P) & (xp >= P) & (xp < W + P)) if P else Const(1)
         y = (yp - P)[:max(1, (H + KH).bit_length())]
         x = (xp - P)[:xbits]
         slot = (rbase + y)[:rbits] if rbits else None
-        m.d.comb += rp.addr.eq(Cat(x, slot) if rbits else x)
+        m.d.comb += rp.addr.eq(Cat(*([cw[:cbits]] if cbits else []), x, *([slot] if rbits else [])))
         # stage 1: the line buffer's word, and what to take of it
         s1_v, s1_pad, s1_last = Signal(), Signal(), Signal()
-        s1_cw, s1_word = Signal.like(cw), Signal.like(word)
-        m.d.sync += [s1_v.eq(busy), s1_pad.eq(~inside), s1_last.eq(last_word), s1_cw.eq(cw), s1_word.eq(word)]
+        s1_word = Signal.like(word)
+        m.d.sync += [s1_v.eq(busy), s1_pad.eq(~inside), s1_last.eq(last_word), s1_word.eq(word)]
         pad_word = Const(int("".join([format(w.pad_value, f"0{w.value_bits}b")] * simd), 2), chunk)
-        chunks = Array(rp.data.word_select(c, chunk) for c in range(CW))
         # stage 2: into the engine's buffer
         o_v, o_last = Signal(), Signal()
         o_slot, o_data = Signal.like(word), Signal(chunk)
         m.d.sync += [o_v.eq(s1_v), o_last.eq(s1_v & s1_last), o_slot.eq(s1_word),
-                     o_data.eq(Mux(s1_pad, pad_word, chunks[s1_cw]))]
+                     o_data.eq(Mux(s1_pad, pad_word, rp.data))]
         m.d.comb += [self.o.we.eq(o_v), self.o.last.eq(o_last), self.o.slot.eq(o_slot), self.o.data.eq(o_data)]
+        if self._slot_enables:
+            slot_en = Signal(SF)
+            m.d.sync += slot_en.eq(Cat(s1_v & (s1_word == k) for k in range(SF)))
+            m.d.comb += self.o.slot_en.eq(slot_en)
         return m
 
 
@@ -206,8 +250,11 @@ class PixelCollector(wiring.Component):
 
 class MaxPool(wiring.Component):
     """size x size max-pool of bits, stride size, on a pixel stream: per channel the OR of the
-    window, or the AND for the channels ``pool.modes`` marks. A row of partial results in
-    registers; the pixels of a trailing row or column that fills no window are dropped."""
+    window, or the AND for the channels ``pool.modes`` marks. The pixels of a window's row are
+    merged in a register; the partial results of the windows of a row of windows wait in a
+    memory (a word per window), read when a window's row starts and written (or, on its last
+    row, merged and sent) when it ends. The pixels of a trailing row or column that fills no
+    window are dropped."""
 
     def __init__(self, *, pool: Pool):
         if not isinstance(pool, Pool):
@@ -223,24 +270,32 @@ class MaxPool(wiring.Component):
         x, y = Signal(range(max(2, W))), Signal(range(max(2, H)))
         xi, yi = Signal(range(max(2, K))), Signal(range(max(2, K)))
         j = Signal(range(max(2, OW)))
-        acc = Array(Signal(C, name=f"acc{k}") for k in range(OW))
         mode = Const(sum(1 << c for c, v in enumerate(p.modes) if v), C)
+
+        def merge(a, b):
+            return ((a | b) & ~mode) | (a & b & mode)
+
+        m.submodules.rows = mem = memory.Memory(shape=C, depth=max(2, OW), init=[])
+        wp, rp = mem.write_port(), mem.read_port()
+        h = Signal(C)                                # the window's row so far
         o_valid, o_data = Signal(), Signal(C)
         ready = ~o_valid | self.o.ready
         accept = self.i.valid & ready
-        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(o_valid), self.o.payload.eq(o_data)]
+        keep = accept & (x < OW * K) & (y < OH * K)
+        pix = self.i.payload
+        row = Mux(xi == 0, pix, merge(h, pix))
+        done = keep & (xi == K - 1)                  # the window's row is complete
+        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(o_valid), self.o.payload.eq(o_data),
+                     rp.addr.eq(j), rp.en.eq(keep & (xi == 0)),
+                     wp.addr.eq(j), wp.data.eq(Mux(yi == 0, row, merge(rp.data, row))),
+                     wp.en.eq(done & (yi != K - 1))]
         with m.If(self.o.ready):
             m.d.sync += o_valid.eq(0)
+        with m.If(keep):
+            m.d.sync += h.eq(row)
+        with m.If(done & (yi == K - 1)):
+            m.d.sync += [o_valid.eq(1), o_data.eq(merge(rp.data, row))]
         with m.If(accept):
-            pix = self.i.payload
-            prev = acc[j]
-            first = (xi == 0) & (yi == 0)
-            merged = Mux(first, pix, ((prev | pix) & ~mode) | (prev & pix & mode))
-            with m.If((x < OW * K) & (y < OH * K)):
-                with m.If((xi == K - 1) & (yi == K - 1)):
-                    m.d.sync += [o_valid.eq(1), o_data.eq(merged)]
-                with m.Else():
-                    m.d.sync += acc[j].eq(merged)
             with m.If(x == W - 1):
                 m.d.sync += [x.eq(0), xi.eq(0), j.eq(0)]
                 with m.If(y == H - 1):
