@@ -14,7 +14,7 @@ Streams (``amaranth.lib.stream``, valid/ready):
   low bits, then the scores, class 0 first.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -175,7 +175,9 @@ class AcceleratorCore(wiring.Component):
         scores = [Signal(signed(sw), name=f"score{c}") for c in range(n_classes)]
         cur, cur_idx = Mux(res.slot == 0, 0, best), best_idx
         for p in range(out.pe):
-            idx = res.slot * out.pe + p
+            # the class of PE p from a table of the slots' first classes, not a multiplier
+            idx = (Array(Const(k * out.pe, range(n_classes + out.pe)) for k in range(out.nf))[res.slot] + p
+                   if out.pe > 1 else res.slot + p)
             take = (idx < n_classes) & (key(res.data[p]) > cur)
             cur, cur_idx = Mux(take, key(res.data[p]), cur), Mux(take, idx, cur_idx)
         final_scores = []

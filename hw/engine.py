@@ -40,7 +40,7 @@ t + 8  write into the consumer, the bank complete at t + 9
 ====== ==========================================================================
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -319,7 +319,10 @@ class LayerEngine(wiring.Component):
                                              part[lo:lo + n].eq(Array([w[lo:lo + n] for w in group])[sel])]
                         parts.append(part)
                 hi = Signal(range(max(2, len(parts))), name="x_sel_hi", reset_less=True)
-                m.d.sync += [hi.eq(rptr * n_groups + (sf >> gbits)), x_word.eq(Array(parts)[hi])]
+                # the bank's first group from a table: rptr * n_groups with more than two banks
+                # became a DSP multiplier in Yosys' ECP5 flow
+                base = Array(Const(b * n_groups, len(hi)) for b in range(B))[rptr]
+                m.d.sync += [hi.eq(base + (sf >> gbits)), x_word.eq(Array(parts)[hi])]
             m.d.comb += x.eq(x_word)
 
         def delayed(signals, stage):

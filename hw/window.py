@@ -117,7 +117,8 @@ class SlidingWindow(wiring.Component):
         freed = Signal(range(H + 1))                 # rows the reader frees this cycle
         wx = Signal(range(max(2, W)))
         wslot = Signal(max(1, rbits))
-        wc = Signal(range(max(2, CW)))               # the pixel's word being written
+        wc = Signal(range(max(2, CW)))               # the pixel's word being written (a multiplexer,
+                                                     # not word_select's shift: a multiplier on ECP5)
         pixel = Signal(w.pixel_bits)
         loaded = Signal()                            # `pixel` holds words still to write
         ax = Signal(range(max(2, W)))               # column of the next pixel accepted
@@ -127,7 +128,7 @@ class SlidingWindow(wiring.Component):
         take = accept & (ax == 0)                    # a row's first pixel takes a row
         m.d.comb += [self.i.ready.eq((~loaded | last_chunk) & ((ax != 0) | (free != 0))),
                      wp.addr.eq(Cat(*([wc[:cbits]] if cbits else []), wx[:xbits], *([wslot[:rbits]] if rbits else []))),
-                     wp.data.eq(pixel.word_select(wc, chunk) if CW > 1 else pixel), wp.en.eq(loaded),
+                     wp.data.eq(Array(pixel.word_select(c, chunk) for c in range(CW))[wc] if CW > 1 else pixel), wp.en.eq(loaded),
                      row_done.eq(last_chunk & (wx == W - 1))]
         m.d.sync += free.eq(free - take + freed)
         with m.If(accept):

