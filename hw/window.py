@@ -23,7 +23,10 @@ from amaranth.lib.wiring import In, Out
 from .engine import buffer_port
 from .plan import Pool, Window
 
-__all__ = ["SlidingWindow", "PixelCollector", "MaxPool", "RowUnpacker"]
+__all__ = ["SlidingWindow", "PixelCollector", "MaxPool", "RowUnpacker", "POOL_LOGIC_BITS"]
+
+#: A pool's row of partial results of at most this many bits is flip-flops, not a memory.
+POOL_LOGIC_BITS = 384
 
 
 class RowUnpacker(wiring.Component):
@@ -41,8 +44,10 @@ class RowUnpacker(wiring.Component):
         row = Signal(W * pb)
         left = Signal(range(W + 1))
         pop = self.o.valid & self.o.ready
-        m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(row[:pb]),
-                     self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready))]
+        # ready from this unit's own state: passed through from the window unit it made a
+        # path from the line buffer's writer to the board top's byte deserialiser and the row
+        # register's load enable (15.8 ns on an ECP5-85F); a row takes W + 1 cycles
+        m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(row[:pb]), self.i.ready.eq(left == 0)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [row.eq(self.i.payload), left.eq(W)]
         with m.Elif(pop):
@@ -249,6 +254,25 @@ class PixelCollector(wiring.Component):
         return m
 
 
+class _RegisterRow:
+    """A memory's write or read port over a row of registers (``share`` joins the two): the
+    read data is registered at an enabled read, as a synchronous read port's."""
+
+    def __init__(self, m, width, depth):
+        self._m = m
+        self.addr = Signal(range(max(2, depth)))
+        self.en = Signal()
+        self.data = Signal(width)
+        self._regs = Array(Signal(width, name=f"row{k}") for k in range(depth))
+
+    def share(self, write):
+        m = self._m
+        with m.If(write.en):
+            m.d.sync += self._regs[write.addr].eq(write.data)
+        with m.If(self.en):
+            m.d.sync += self.data.eq(self._regs[self.addr])
+
+
 class MaxPool(wiring.Component):
     """size x size max-pool of bits, stride size, on a pixel stream: per channel the OR of the
     window, or the AND for the channels ``pool.modes`` marks. The pixels of a window's row are
@@ -276,8 +300,15 @@ class MaxPool(wiring.Component):
         def merge(a, b):
             return ((a | b) & ~mode) | (a & b & mode)
 
-        m.submodules.rows = mem = memory.Memory(shape=C, depth=max(2, OW), init=[])
-        wp, rp = mem.write_port(), mem.read_port()
+        if OW * C > POOL_LOGIC_BITS:
+            m.submodules.rows = mem = memory.Memory(shape=C, depth=max(2, OW), init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+        else:
+            # a row of a few hundred bits in flip-flops, read and written as the memory would
+            # be: as a block RAM on iCE40 (16 bits wide) a 48-channel row took 3 of the UP5K's
+            # 30 blocks for 336 bits
+            wp, rp = _RegisterRow(m, C, OW), _RegisterRow(m, C, OW)
+            rp.share(wp)
         h = Signal(C)                                # the window's row so far
         o_valid, o_data = Signal(), Signal(C)
         # the input waits for the output register to empty, even when it empties this cycle:

@@ -153,7 +153,8 @@ def run_pool(p: Pool, images: np.ndarray, seed: int):
     return out
 
 
-@pytest.mark.parametrize("shape, size", [((3, 4, 4), 2), ((5, 7, 6), 2), ((2, 7, 8), 3), ((9, 3, 3), 3)])
+@pytest.mark.parametrize("shape, size", [((3, 4, 4), 2), ((5, 7, 6), 2), ((2, 7, 8), 3), ((9, 3, 3), 3),
+                                         ((40, 5, 31), 2)])      # a row of 600 bits: a memory
 def test_pool_unit_equals_naive_model(shape, size):
     c, h, w = shape
     rng = np.random.default_rng(c * h + w)
