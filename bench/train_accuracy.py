@@ -42,6 +42,10 @@ RUNS = {
         "--dataset", "mnist", "--topology", "1x28x28-32c3p1-mp2-64c3p1-mp2-96c3p1-mp2-10", "--input", "threshold",
         "--epochs", "20", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "100",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
+    "mnist-cnn-up5k": (0.988, "fits the iCE40 UP5K with the accelerator's buffers (docs/results.md)", [
+        "--dataset", "mnist", "--topology", "1x28x28-32c3p1-mp2-48c3p1-mp2-64c3p1-mp2-10", "--input", "threshold",
+        "--epochs", "20", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "100",
+        "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "fashion-cnn": (0.915, "float CNNs of this size 92-93%; seed 002 85.1%", [
         "--dataset", "fashion-mnist", "--topology", "1x28x28-64c3p1-mp2-128c3p1-mp2-512-10", "--input", "uint8",
         "--epochs", "15", "--shift", "1", "--dropout", "0.2", "--pool-order", "before", "--batch-size", "50",
