@@ -124,8 +124,9 @@ class SlidingWindow(wiring.Component):
         freed = Signal(range(H + 1))                 # rows the reader frees this cycle
         wx = Signal(range(max(2, W)))
         wslot = Signal(max(1, rbits))
-        wc = Signal(range(max(2, CW)))               # the pixel's word being written (a multiplexer,
-                                                     # not word_select's shift: a multiplier on ECP5)
+        # the pixel shifts a word per cycle: a multiplexer of its words was CNV's critical path
+        # on an ECP5-85F (a 64-to-1 of 4 bits, 72.6 MHz), word_select's shift a multiplier
+        wc = Signal(range(max(2, CW)))               # the pixel's word being written
         pixel = Signal(w.pixel_bits)
         loaded = Signal()                            # `pixel` holds words still to write
         ax = Signal(range(max(2, W)))               # column of the next pixel accepted
@@ -135,13 +136,15 @@ class SlidingWindow(wiring.Component):
         take = accept & (ax == 0)                    # a row's first pixel takes a row
         m.d.comb += [self.i.ready.eq((~loaded | last_chunk) & ((ax != 0) | (free != 0))),
                      wp.addr.eq(Cat(*([wc[:cbits]] if cbits else []), wx[:xbits], *([wslot[:rbits]] if rbits else []))),
-                     wp.data.eq(Array(pixel.word_select(c, chunk) for c in range(CW))[wc] if CW > 1 else pixel), wp.en.eq(loaded),
+                     wp.data.eq(pixel[:chunk]), wp.en.eq(loaded),
                      row_done.eq(last_chunk & (wx == W - 1))]
         m.d.sync += free.eq(free - take + freed)
         with m.If(accept):
             m.d.sync += [pixel.eq(self.i.payload), loaded.eq(1), ax.eq(Mux(ax == W - 1, 0, ax + 1))]
         with m.Elif(last_chunk):
             m.d.sync += loaded.eq(0)
+        with m.Elif(loaded):
+            m.d.sync += pixel.eq(pixel >> chunk)
         with m.If(loaded):
             m.d.sync += wc.eq(Mux(wc == CW - 1, 0, wc + 1))
         with m.If(last_chunk):
