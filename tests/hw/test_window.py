@@ -13,6 +13,17 @@ from bnncore.hw.plan import Pool, Window
 from bnncore.hw.window import MaxPool, SlidingWindow
 
 
+def _simulate(dut, bench):
+    """Run ``bench`` against ``dut`` in Amaranth's simulator, on a 100 MHz clock."""
+    top = Module()
+    top.submodules.dut = dut
+    top.domains.sync = ClockDomain("sync")
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def naive_windows(image: np.ndarray, w: Window, simd: int) -> list:
     """Per window position (raster order), the words a window unit writes: (channel chunk of
     SIMD values, as an integer of value_bits per value), in (ky, kx, chunk) order."""
@@ -71,13 +82,7 @@ def run_window(w: Window, simd: int, images: np.ndarray, seed: int, banks: int =
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    top.domains.sync = ClockDomain("sync")
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     return windows
 
 
@@ -143,13 +148,7 @@ def run_pool(p: Pool, images: np.ndarray, seed: int):
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    top.domains.sync = ClockDomain("sync")
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     return out
 
 
