@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from .engine import LayerEngine
 from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
-from .plan import Plan, address_bits, rom_slices, threshold_words, weight_words
+from .plan import Plan, address_bits, rom_slices, threshold_words, weight_rom, weight_words
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom"]
 
@@ -39,7 +39,8 @@ def rom_ports(plan: Plan) -> list:
     A ROM of ``slices`` column slices (``plan.rom_slices``) has one address per slice."""
     roms = []
     for f in plan.layers:
-        roms.append((f"w{f.index}", f.weight_depth, f.weight_width, f.weight_slices))
+        rom = weight_rom(f, plan.pipelined)
+        roms.append((f"w{f.index}", rom.depth, rom.width, rom.slices))
         t_width = f.pe * _value_bits(plan, f)
         roms.append((f"t{f.index}", f.nf, t_width, len(rom_slices(t_width))))
     return roms
@@ -66,12 +67,19 @@ class AcceleratorCore(wiring.Component):
         per column slice of the weight ROM (``rom_ports``), slice 0 in the low bits.
     w<k>_data, t<k>_data : In
         ROM data, one cycle after the address.
+    taps : list
+        After elaboration, where each layer of the network (``net.layers``, then the output
+        head) leaves its unit, in that order: ``("map", stream)`` for a feature map (pixels in
+        raster order, bit c of a pixel is channel c), ``("dense", port, fold)`` for a dense
+        layer's buffer writes (PE bits per slot), ``("output", port, fold)`` for the output
+        engine's scores. For a simulator's bench that looks inside (hw/diagnose.py).
     """
 
     def __init__(self, *, plan: Plan, popcount_form: str = "chain"):
         if not isinstance(plan, Plan):
             raise TypeError(f"plan must be a Plan, not {plan!r}")
         self._plan, self._popcount_form = plan, popcount_form
+        self.taps = []
         members = {"i_stream": In(stream.Signature(plan.in_width)),
                    "o_stream": Out(stream.Signature(payload_layout(plan)))}
         for name, depth, width, slices in rom_ports(plan):
@@ -113,6 +121,7 @@ class AcceleratorCore(wiring.Component):
         plan = self._plan
         folds = plan.layers
         engines, pixels = [], None        # pixels: the feature-map stream the next window reads
+        taps = []
         for k, f in enumerate(folds):
             if f.window is not None:
                 in_width, in_slots = f.word_bits, f.sf
@@ -154,11 +163,16 @@ class AcceleratorCore(wiring.Component):
                     pe=f.pe, nf=f.nf, channels=f.n_out, banks=max(2, -(-(per_window + plan.depth + 3) // per_window)))
                 connect(m, eng.out, col.wr)
                 pixels = col.o
+                taps.append(("map", pixels))
                 for j, pool in enumerate(f.pools):
                     m.submodules[f"pool{k}_{j}"] = mp = MaxPool(pool=pool)
                     connect(m, pixels, mp.i)
                     pixels = mp.o
+                    taps.append(("map", pixels))
+            else:
+                taps.append(("dense" if f.kind == "hidden" else "output", eng.out, f))
             engines.append(eng)
+        self.taps = taps
 
         # --- arg-max over the output engine's scores, lowest index wins ties
         res = engines[-1].out
@@ -214,25 +228,35 @@ class SimAccelerator(wiring.Component):
     ----------
     plan : Plan
     net : bnncore.network.FoldedNetwork
+    contents : dict, optional
+        {ROM name: words} to hold instead of ``net``'s (the contents of a design's ROM files,
+        ``diagnose.read_rom_files``); ROMs it does not name hold ``net``'s.
+
+    Attributes
+    ----------
+    core : AcceleratorCore
+        The core, for benches that look inside (its ``taps``).
     """
 
-    def __init__(self, *, plan: Plan, net):
+    def __init__(self, *, plan: Plan, net, contents: dict | None = None):
         from .plan import check_network
         check_network(net, plan)
-        self._plan, self._net = plan, net
+        self._plan, self._net, self._contents = plan, net, dict(contents or {})
+        self.core = AcceleratorCore(plan=plan)
         super().__init__({"i_stream": In(stream.Signature(plan.in_width)),
                           "o_stream": Out(stream.Signature(payload_layout(plan)))})
 
     def elaborate(self, platform):
         m = Module()
         plan, net = self._plan, self._net
-        m.submodules.core = core = AcceleratorCore(plan=plan)
+        m.submodules.core = core = self.core
         wiring.connect(m, wiring.flipped(self.i_stream), core.i_stream)
         wiring.connect(m, core.o_stream, wiring.flipped(self.o_stream))
         for f, stage in zip(plan.layers, net.weight_layers):
             values = stage.thresholds if f.kind == "hidden" else stage.bias
-            contents = {f"w{f.index}": weight_words(stage.matrix, f),
+            contents = {f"w{f.index}": weight_words(stage.matrix, f, weight_rom(f, plan.pipelined).row_words),
                         f"t{f.index}": threshold_words(values, f, _value_bits(plan, f))}
+            contents.update({n: w for n, w in self._contents.items() if n in contents})
             for name, depth, width, _ in rom_ports(plan)[2 * f.index:2 * f.index + 2]:
                 add_rom(m, name, contents[name], depth, width, getattr(core, f"{name}_addr"),
                         getattr(core, f"{name}_data"))

@@ -44,7 +44,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group, rom_slices
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group, rom_slices, weight_rom
 from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -129,10 +129,12 @@ class LayerEngine(wiring.Component):
     out : Out(buffer_port(PE, NF)) or Out(result_port(...))
         This engine's results: PE bits (hidden) or PE scores (output) per write.
     w_addr, w_data : Out, In
-        Weight ROM read port (data one cycle after the address), PE * SIMD bits per word. The
-        word is read in ``fold.weight_slices`` column slices (``plan.rom_slices``), each with
-        its own address: ``w_addr`` is their concatenation, slice 0 in the low bits (all equal;
-        a pipelined engine drives each from its own register, next to its block RAMs).
+        Weight ROM read port (data one cycle after the address), one row of
+        ``plan.weight_rom(fold, pipelined)`` per read: a word of PE * SIMD bits, or in a
+        pipelined engine's deep ROM several, of which the engine selects one after its register.
+        The row is read in column slices (``plan.rom_slices``), each with its own address:
+        ``w_addr`` is their concatenation, slice 0 in the low bits (all equal; a pipelined
+        engine drives each from its own register, next to its block RAMs).
     t_addr, t_data : Out, In
         Threshold/bias ROM read port, PE * value_bits per word, in ``t_slices`` column slices
         with one address each, as the weight ROM.
@@ -160,14 +162,15 @@ class LayerEngine(wiring.Component):
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
         self._value_bits, self._score_bits = value_bits, score_bits
         self._pipelined = bool(pipelined)
+        self._rom = weight_rom(fold, self._pipelined)
         self._popcount_form = check_popcount_form(popcount_form, "popcount_form")
         out = (buffer_port(fold.pe, fold.nf) if fold.kind == "hidden"
                else result_port(fold.pe, score_bits, fold.nf))
         super().__init__({
             "wr": In(buffer_port(in_width, in_slots)),
             "out": Out(out),
-            "w_addr": Out(unsigned(address_bits(fold.weight_depth) * fold.weight_slices)),
-            "w_data": In(fold.weight_width),
+            "w_addr": Out(unsigned(address_bits(self._rom.depth) * self._rom.slices)),
+            "w_data": In(self._rom.width),
             "t_addr": Out(unsigned(address_bits(fold.nf) * self.t_slices)),
             "t_data": In(fold.pe * value_bits),
         })
@@ -175,6 +178,11 @@ class LayerEngine(wiring.Component):
     @property
     def fold(self) -> LayerFold:
         return self._fold
+
+    @property
+    def rom(self):
+        """The weight ROM as the engine reads it (``plan.weight_rom``)."""
+        return self._rom
 
     @property
     def t_slices(self) -> int:
@@ -253,15 +261,30 @@ class LayerEngine(wiring.Component):
         ready_image = Mux(busy, full.bit_select(next_r, 1), full.bit_select(rptr, 1))
         go = (~busy | last) & ready_image & self.out.space
         m.d.comb += [release.eq(last_issue), self.out.claim.eq(go)]
+        K = self._rom.row_words
+        if K > 1:
+            # a deep ROM holds K words per row (plan.weight_rom): the row and the word in it
+            wrow = Signal(range(max(2, self._rom.depth)))
+            wsel = Signal(range(K))
+            with m.If(busy):
+                with m.If(last):
+                    m.d.sync += [wrow.eq(0), wsel.eq(0)]
+                with m.Elif(wsel == K - 1):
+                    m.d.sync += [wrow.eq(wrow + 1), wsel.eq(0)]
+                with m.Else():
+                    m.d.sync += wsel.eq(wsel + 1)
+            raddr = wrow
+        else:
+            raddr = waddr
         if self._pipelined:
             # the weight address through a register, one copy per column slice of the ROM
             # (ROM_SLICE_BITS wide): a full cycle for its fan-out to the slice's block RAMs,
             # not to all of a wide ROM's, which spread over the device
-            wa_q = [Signal.like(waddr, name=f"w_addr_rep_s{s}", attrs=KEEP) for s in range(f.weight_slices)]
-            m.d.sync += [q.eq(waddr) for q in wa_q]
+            wa_q = [Signal.like(raddr, name=f"w_addr_rep_s{s}", attrs=KEEP) for s in range(self._rom.slices)]
+            m.d.sync += [q.eq(raddr) for q in wa_q]
             m.d.comb += self.w_addr.eq(Cat(*wa_q))
         else:
-            m.d.comb += self.w_addr.eq(Cat(*[waddr] * f.weight_slices))
+            m.d.comb += self.w_addr.eq(Cat(*[raddr] * self._rom.slices))
         m.d.sync += busy.eq(go | (busy & ~last))
         sf_next = Signal.like(sf, name="sf_next")   # for registers that must equal sf
         m.d.comb += sf_next.eq(sf)
@@ -356,9 +379,24 @@ class LayerEngine(wiring.Component):
             # register broadcasting SIMD bits to all of them made the longest route (9.7 ns on
             # an ECP5-85F). The copies are marked keep in synthesis (hw/synth.py), else Yosys
             # merges them back into one.
-            w_q2 = Signal.like(self.w_data, name="w_q2", reset_less=True)
+            # A row of K words selects the word on its way: the select is three cycles behind
+            # the issue, as the row in w_q, in one register copy per SEL_COLUMNS bits.
+            W = f.weight_width
+            w_q2 = Signal(W, name="w_q2", reset_less=True)
             x_p = [Signal.like(x, name=f"x_rep_p{p}", attrs=KEEP, reset_less=True) for p in range(PE)]
-            m.d.sync += [w_q2.eq(w_q)] + [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
+            m.d.sync += [x_p[p].eq(groups[p // REP_GROUP]) for p in range(PE)]
+            if K == 1:
+                m.d.sync += w_q2.eq(w_q)
+            else:
+                sel = wsel
+                for stage in range(2):
+                    sel, prev = Signal(range(K), name=f"w_sel_{stage + 1}", reset_less=True), sel
+                    m.d.sync += sel.eq(prev)
+                for c, lo in enumerate(range(0, W, SEL_COLUMNS)):
+                    n = min(SEL_COLUMNS, W - lo)
+                    sel_c = Signal(range(K), name=f"w_sel_rep_c{c}", attrs=KEEP, reset_less=True)
+                    m.d.sync += [sel_c.eq(sel),
+                                 w_q2[lo:lo + n].eq(Array(w_q.word_select(j, W)[lo:lo + n] for j in range(K))[sel_c])]
             # the threshold ROM's address (the word's nf), one register per column slice: a
             # shallow ROM is logic, and one address register fanned out to all of its LUTs
             # made a 12.5 ns route on an ECP5-85F

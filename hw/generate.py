@@ -35,7 +35,7 @@ from bnncore.fileio import (OutputDirError, atomic_write_text, check_replaceable
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
-from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_words, timing, weight_words
+from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_words, timing, weight_rom, weight_words
 from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe", "load_rtl", "RtlError",
@@ -62,7 +62,8 @@ def rom_images(net: FoldedNetwork, plan: Plan) -> dict:
     for f, stage in zip(plan.layers, net.weight_layers):
         vb = _value_bits(plan, f)
         values = stage.bias if f.kind == "output" else stage.thresholds
-        images[f"w{f.index}"] = (f.weight_width, weight_words(stage.matrix, f))
+        rom = weight_rom(f, plan.pipelined)
+        images[f"w{f.index}"] = (rom.width, weight_words(stage.matrix, f, rom.row_words))
         images[f"t{f.index}"] = (f.pe * vb, threshold_words(values, f, vb))
     return images
 

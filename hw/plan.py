@@ -27,7 +27,7 @@ from bnncore.network import FoldedNetwork
 
 __all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
-           "ROM_SLICE_BITS"]
+           "ROM_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
@@ -39,6 +39,12 @@ REP_GROUP = 6
 #: an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path at 83.6 MHz:
 #: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
 ROM_SLICE_BITS = 144
+#: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM at its widest (512 x
+#: 36). A deeper ROM's read data would pass a multiplexer of block RAMs before the engine's
+#: register, and a block RAM read without its output register is slow to its outputs (CNV's
+#: critical path on an ECP5-85F at 61.4 MHz: a 16,704-word ROM, 5.6 ns to the data, then a
+#: 17-to-1 multiplexer across the device); ``weight_rom`` puts such a ROM's words side by side.
+ROM_ROW_DEPTH = 512
 
 
 def pipeline_depth(pipelined: bool) -> int:
@@ -72,6 +78,30 @@ def rom_slices(width: int) -> list:
     """Column slices ``(lo, width)`` of a ROM word of ``width`` bits, ``ROM_SLICE_BITS`` each
     (the last one narrower); slice ``s`` reads bits ``lo .. lo + width - 1`` of the word."""
     return [(lo, min(ROM_SLICE_BITS, width - lo)) for lo in range(0, width, ROM_SLICE_BITS)]
+
+
+@dataclass(frozen=True)
+class WeightRom:
+    """The weight ROM of a layer as it is stored: ``depth`` rows of ``width`` bits, each row
+    ``row_words`` consecutive weight words side by side (word ``i`` in row ``i // row_words``
+    at bits ``(i % row_words) * word width``), read in ``slices`` column slices."""
+    depth: int
+    width: int
+    row_words: int
+
+    @property
+    def slices(self) -> int:
+        return len(rom_slices(self.width))
+
+
+def weight_rom(fold, pipelined: bool = True) -> WeightRom:
+    """The weight ROM of ``fold``: one word per row, or for a pipelined engine whose ROM is
+    deeper than ``ROM_ROW_DEPTH``, as many words per row as bring it to that depth or less.
+    The engine then registers the row as it leaves the block RAMs (the block RAM's own output
+    register on ECP5) and selects the word after that register, a cycle later (hw/engine.py):
+    the same block RAMs, no multiplexer behind their unregistered outputs."""
+    k = max(1, -(-fold.weight_depth // ROM_ROW_DEPTH)) if pipelined else 1
+    return WeightRom(-(-fold.weight_depth // k), k * fold.weight_width, k)
 
 
 def _positive_int(value, what):
@@ -264,11 +294,6 @@ class LayerFold:
     @property
     def weight_width(self) -> int:
         return self.pe * self.simd
-
-    @property
-    def weight_slices(self) -> int:
-        """Column slices of the weight ROM, each with its own address (``rom_slices``)."""
-        return len(rom_slices(self.weight_width))
 
     @property
     def word_bits(self) -> int:
@@ -516,7 +541,8 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
                 key = (pe * simd, f.cycles, -simd)
                 if rom_blocks:
                     value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
-                    blocks = rom_blocks(f.weight_depth, f.weight_width) + rom_blocks(f.nf, pe * value_bits)
+                    rom = weight_rom(f, kw.get("pipelined", True))
+                    blocks = rom_blocks(rom.depth, rom.width) + rom_blocks(f.nf, pe * value_bits)
                     if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD values
                         blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), f.word_bits)
                     key = (blocks,) + key
@@ -535,9 +561,11 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
 
 # --- ROM contents ---------------------------------------------------------------------------
 
-def weight_words(weights: np.ndarray, fold: LayerFold) -> list:
+def weight_words(weights: np.ndarray, fold: LayerFold, row_words: int = 1) -> list:
     """Weight ROM words of one layer: word nf * SF + sf, bit pe * SIMD + s is the weight of
-    neuron nf * PE + pe for input sf * SIMD + s. Padded inputs get 1, padded neurons 0."""
+    neuron nf * PE + pe for input sf * SIMD + s. Padded inputs get 1, padded neurons 0. With
+    ``row_words`` > 1, the ROM's rows (``WeightRom``): that many words each, the first in the
+    low bits, the last row padded with 0."""
     w = np.zeros((fold.nf * fold.pe, fold.sf * fold.simd), np.uint8)
     w[:, fold.n_in:] = 1
     w[:fold.n_out, :fold.n_in] = weights
@@ -546,6 +574,10 @@ def weight_words(weights: np.ndarray, fold: LayerFold) -> list:
         for sf in range(fold.sf):
             block = w[nf * fold.pe:(nf + 1) * fold.pe, sf * fold.simd:(sf + 1) * fold.simd]
             words.append(_bits_to_int(block.reshape(-1)))
+    if row_words > 1:
+        width = fold.weight_width
+        words = [sum(w << (j * width) for j, w in enumerate(words[r:r + row_words]))
+                 for r in range(0, len(words), row_words)]
     return words
 
 

@@ -17,22 +17,23 @@ class Harness(Elaboratable):
     def __init__(self, engine, weights, values, value_bits):
         self.engine = engine
         f = engine.fold
-        self.w = weight_words(weights, f)
+        self.w = weight_words(weights, f, engine.rom.row_words)
         self.t = threshold_words(values, f, value_bits)
-        self.widths = (f.weight_width, f.pe * value_bits)
+        self.t_width = f.pe * value_bits
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = e = self.engine
         f = e.fold
-        add_rom(m, "w", self.w, f.weight_depth, f.weight_width, e.w_addr, e.w_data)
-        add_rom(m, "t", self.t, f.nf, self.widths[1], e.t_addr, e.t_data)
+        add_rom(m, "w", self.w, e.rom.depth, e.rom.width, e.w_addr, e.w_data)
+        add_rom(m, "t", self.t, f.nf, self.t_width, e.t_addr, e.t_data)
         return m
 
 
-def run_engine(fold, weights, values, images, in_width, value_bits, score_bits=None, space_p=1.0, seed=0):
+def run_engine(fold, weights, values, images, in_width, value_bits, score_bits=None, space_p=1.0, seed=0,
+               pipelined=False, cycles=4000):
     eng = LayerEngine(fold=fold, in_width=in_width, in_slots=math.ceil(fold.n_in / in_width),
-                      value_bits=value_bits, score_bits=score_bits)
+                      value_bits=value_bits, score_bits=score_bits, pipelined=pipelined)
     top = Module()
     top.submodules.h = Harness(eng, weights, values, value_bits)
     top.domains.sync = ClockDomain("sync")
@@ -42,7 +43,7 @@ def run_engine(fold, weights, values, images, in_width, value_bits, score_bits=N
 
     async def bench(ctx):
         img, slot, current = 0, 0, {}
-        for _ in range(4000):
+        for _ in range(cycles):
             if len(results) == len(images):
                 return
             # producer: claim a bank, then write the image slot by slot
@@ -108,6 +109,23 @@ def test_engine_equals_definition(layer, kind):
         sb = n_in.bit_length() + 4
         got = run_engine(fold, w, b, x, in_width, 8, score_bits=sb, space_p=space_p, seed=seed)
         assert got.tolist() == (2 * agree - n_in + b).tolist()
+
+
+@pytest.mark.parametrize("n_in, pe, simd", [(601, 1, 1), (700, 2, 1)])
+def test_pipelined_engine_with_a_deep_rom(n_in, pe, simd):
+    # deeper than ROM_ROW_DEPTH: the ROM holds several words per row (plan.weight_rom), the
+    # last row padded, and the engine selects the word after its register
+    n_out = 3
+    fold = LayerFold(n_in, n_out, pe, simd)
+    eng = LayerEngine(fold=fold, in_width=64, in_slots=math.ceil(n_in / 64), pipelined=True)
+    assert eng.rom.row_words > 1 and fold.weight_depth % eng.rom.row_words
+    rng = np.random.default_rng(n_in)
+    w = rng.integers(0, 2, (n_out, n_in)).astype(np.uint8)
+    x = rng.integers(0, 2, (3, n_in)).astype(np.uint8)
+    t = (x[:, None, :] == w[None, :, :]).sum(-1)[1]        # image 1 exactly at each threshold
+    got = run_engine(fold, w, t, x, 64, fold.value_bits, space_p=0.5, pipelined=True,
+                     cycles=3 * fold.cycles * 3)
+    assert got.tolist() == ((x[:, None, :] == w[None, :, :]).sum(-1) >= t).astype(int).tolist()
 
 
 def test_engine_validation():

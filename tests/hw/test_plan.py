@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import (ROM_SLICE_BITS, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices,
+from bnncore.hw.plan import (ROM_ROW_DEPTH, ROM_SLICE_BITS, WeightRom, weight_rom, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices,
                               threshold_words, timing, weight_words)
 
 
@@ -79,6 +79,21 @@ def test_rom_blocks_shapes():
     assert up5k.rom_blocks(2048, 2) == 1 and up5k.rom_blocks(100, 100) == 7    # 256 x 16: ceil(100 / 16)
     assert ecp5.rom_blocks(464, 36 * 64) == 64 and ecp5.rom_blocks(1024, 18) == 1
     assert ecp5.rom_blocks(513, 36) == 2
+
+
+def test_deep_weight_rom_rows():
+    # a pipelined engine's ROM deeper than ROM_ROW_DEPTH holds several words per row, one
+    # block RAM deep; a shallow engine's never does
+    f = LayerFold(1201, 3, 1, 1)                    # 3 x 1201 = 3,603 words of 1 bit
+    assert weight_rom(f, pipelined=False) == WeightRom(3603, 1, 1)
+    rom = weight_rom(f)
+    assert rom == WeightRom(451, 8, 8) and rom.depth <= ROM_ROW_DEPTH
+    assert weight_rom(LayerFold(512, 1, 1, 1)) == WeightRom(512, 1, 1)
+    w = np.random.default_rng(1).integers(0, 2, (3, 1201)).astype(np.uint8)
+    words, rows = weight_words(w, f), weight_words(w, f, rom.row_words)
+    assert len(rows) == rom.depth
+    assert all((rows[i // 8] >> (i % 8)) & 1 == words[i] for i in range(len(words)))
+    assert rows[-1] >> (len(words) % 8) == 0       # the last row's unused words are 0
 
 
 def test_weight_words_layout_and_padding():
