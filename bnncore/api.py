@@ -122,7 +122,7 @@ def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build
     return the measurements (``results.json``). A ``FoldedNetwork`` is exported into the build
     directory first (the bench reads an export). ``options``: those of
     ``bnncore.sim.runner.simulate`` (``gap``, ``stall``, ``seed``, ``waves``, ``swap_roms``,
-    ``progress``, ``log``)."""
+    ``progress``, ``log``, ``diagnose``)."""
     from .sim.runner import simulate as run
     build = Path(build_dir or Path("build") / "sim" / sim)
     if isinstance(net, FoldedNetwork):

@@ -128,7 +128,7 @@ def _check_tools(sim: str):
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
              waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False,
-             progress=None, log=None) -> dict:
+             progress=None, log=None, diagnose: bool = True) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
     ``net_dir``'s network must be the one the RTL was generated from (rtl.json records its
@@ -145,6 +145,9 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     ``gap``, ``stall``: probabilities in [0, 1) of an idle input cycle and of output
     backpressure. The bench stops with the image it waits for when the design has produced
     no result for longer than the timing model allows (a watchdog, not a hang).
+    ``diagnose``: on a mismatch, run the first differing image through the design's Amaranth
+    model with the same ROM contents and name the first layer and pixel that differ from the
+    golden model (hw/diagnose.py; a few seconds to minutes, by the design's size).
     Raises SimulationError when the bench fails (mismatches included), with its findings.
     """
     from cocotb_tools.runner import get_runner
@@ -161,6 +164,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     if bits.ndim != 2 or not len(bits):
         raise ValueError(f"bits must be a non-empty (images, inputs) array, not shape {bits.shape}")
     _check_tools(sim)
+    gate_level = sources is not None
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
     net_dir = Path(net_dir).resolve()
     net = load(net_dir)
@@ -271,8 +275,34 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     out.update({"simulator": sim, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
                 "topology": info["topology"], "spec": info.get("spec")})
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
+    if out.get("mismatches") and isinstance(out.get("first_mismatch"), dict) and diagnose:
+        image = out["first_mismatch"]["image"]
+        log(f"{sim}: image {image} differs; running it through the design's Amaranth model to find the layer")
+        out["diagnosis"] = _diagnose(info, net, bits[image], image, Path(rom_dir).resolve() if rom_dir else rtl_dir,
+                                     netlist=gate_level)
+        atomic_write_text(results, json.dumps(out, indent=2) + "\n")
     if failed or out.get("mismatches") or out.get("failures"):
-        why = "; ".join(out.get("failures") or []) or (f"{out.get('mismatches')} mismatches, first: "
-                                                        f"{out.get('first_mismatch')}")
+        first = out.get("first_mismatch")
+        if isinstance(first, dict):      # the golden activations stay in results.json
+            first = (f"image {first.get('image')}: class {first.get('actual_class')}, scores {first.get('actual_scores')}; "
+                     f"the golden model's class {first.get('expected_class')}, scores {first.get('expected_scores')}")
+        why = "; ".join(f for f in out.get("failures") or [] if "mismatches" not in f)
+        if out.get("mismatches"):
+            why = "; ".join(filter(None, [f"{out['mismatches']} mismatches, the first {first}", why]))
+        if out.get("diagnosis"):
+            why += f"; {out['diagnosis']}"
         raise SimulationError(f"{sim}: bench test {test} failed: {why}; see {build_dir / 'sim.log'}")
     return out
+
+
+def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool) -> str:
+    """The layer and pixel where ``image`` first departs from the golden model, in the design's
+    Amaranth model holding the ROM files the simulator read (hw/diagnose.py)."""
+    from bnncore.hw.diagnose import describe, first_difference, read_rom_files
+    from bnncore.hw.generate import plan_of
+
+    try:
+        contents = None if netlist else read_rom_files(info, rom_dir)
+        return describe(image, first_difference(plan_of(info), net, values, contents=contents))
+    except (OSError, ValueError) as e:
+        return f"no diagnosis: {e}"

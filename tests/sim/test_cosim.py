@@ -102,12 +102,16 @@ def test_reset_mid_stream(designs, sim, tmp_path):
 
 
 def test_mismatch_is_reported(designs, tmp_path):
-    """A wrong ROM file makes the bench fail with the first mismatching image named."""
+    """Wrong ROM files make the bench fail with the first mismatching image named, and the
+    layer and neuron where it departs from the golden model (the first: every ROM is wrong)."""
     need("icarus")
     root, net, plan, bits = designs["padded"]
     other = random_net(CONFIGS["padded"][0], np.random.default_rng(98))
     write_rom_files(other, plan, tmp_path / "wrong")
-    with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches; first: \{'image': \d+"):
+    with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches, the first image (\d+): class \d+, "
+                                              r"scores \[.*\]; the golden model's class \d+, scores \[.*\]; image \1 "
+                                              r"departs from the golden model first at layer 0 \(dense, output \d+\): "
+                                              r"neuron \d+ is [01], the golden model's [01];"):
         simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=tmp_path / "b", rom_dir=tmp_path / "wrong")
 
 

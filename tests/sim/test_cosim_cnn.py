@@ -12,7 +12,7 @@ from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, O
 from .test_cosim import need
 
 pytest.importorskip("cocotb_tools.runner")
-from bnncore.sim.runner import simulate  # noqa: E402
+from bnncore.sim.runner import SimulationError, simulate  # noqa: E402
 
 
 def _thresholds(rng, n, top):
@@ -41,6 +41,34 @@ def cnn_8bit(rng):
     return net, [(4, 3), (2, 6)]
 
 
+def balanced(net, values):
+    """``net`` with each hidden layer's thresholds set, layer by layer, so that about half of
+    each channel's outputs fire over ``values``, after the pools behind the layer (bisection
+    through the golden model): random thresholds left one design's later layers constant
+    over the images, and a bench that compares constant results checks little."""
+    from dataclasses import replace
+
+    from bnncore.golden import infer
+    layers = list(net.layers)
+    for i, layer in enumerate(layers):
+        if layer.kind == "pool":
+            continue
+        n_out = len(layer.thresholds)
+        seen = i                        # the activation that is measured: after the layer's pools
+        while seen + 1 < len(layers) and layers[seen + 1].kind == "pool":
+            seen += 1
+        top = int(np.prod(layer.weights.shape[1:])) * (2**layer.in_bits - 1)
+        lo, hi = np.zeros(n_out, np.int64), np.full(n_out, top + 1, np.int64)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            layers[i] = replace(layer, thresholds=mid)
+            act = infer(replace(net, layers=tuple(layers)), values, return_layers=True).activations[seen]
+            fires = act.reshape(len(values), -1, n_out).mean((0, 1))
+            lo, hi = np.where(fires > 0.5, mid + 1, lo), np.where(fires > 0.5, hi, mid)   # OR and AND pools alike grow with it
+        layers[i] = replace(layer, thresholds=lo)
+    return replace(net, layers=tuple(layers))
+
+
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
     made = {}
@@ -48,10 +76,12 @@ def designs(tmp_path_factory):
         root = tmp_path_factory.mktemp(name)
         rng = np.random.default_rng(20 + k)
         net, folds = make(rng)
+        top = 256 if net.input.scheme == "uint8" else 2
+        values = rng.integers(0, top, (12, net.n_inputs)).astype(np.uint8)
+        net = balanced(net, values)
         export(net, root / "net")
         generate(net, plan_for(net, folds), root / "rtl")
-        top = 256 if net.input.scheme == "uint8" else 2
-        made[name] = (root, net, rng.integers(0, top, (12, net.n_inputs)).astype(np.uint8))
+        made[name] = (root, net, values)
     return made
 
 
@@ -74,6 +104,24 @@ def test_conv_reset_mid_stream(designs, tmp_path):
     root, net, values = designs["cnn"]
     r = simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "b", test="reset_mid_stream")
     assert r["mismatches"] == 0 and r["images"] == len(values) - len(values) // 2
+
+
+def test_a_mismatch_names_the_first_layer_and_pixel(designs, tmp_path):
+    """Other weights in the ROM files the simulator reads (every channel of the first
+    convolution firing): the report names that layer and its first pixel that differs."""
+    import json
+    from dataclasses import replace
+
+    from bnncore.hw.generate import swap_rom_files
+    need("icarus")
+    root, net, values = designs["cnn"]
+    c0 = net.layers[0]
+    bad = replace(net, layers=(replace(c0, thresholds=np.zeros_like(c0.thresholds)),) + net.layers[1:])
+    info = json.loads((root / "rtl" / "rtl.json").read_text())
+    roms = swap_rom_files(bad, info, tmp_path / "roms")
+    with pytest.raises(SimulationError, match=r"mismatches.*; image \d+ departs from the golden model first at "
+                                              r"layer 0 \(conv, output 5x9x8\): pixel \(y=\d+, x=\d+\): channels "):
+        simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "b", rom_dir=roms)
 
 
 @pytest.mark.slow
