@@ -39,12 +39,15 @@ REP_GROUP = 6
 #: an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path at 83.6 MHz:
 #: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
 ROM_SLICE_BITS = 144
-#: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM at its widest (512 x
-#: 36). A deeper ROM's read data would pass a multiplexer of block RAMs before the engine's
-#: register, and a block RAM read without its output register is slow to its outputs (CNV's
-#: critical path on an ECP5-85F at 61.4 MHz: a 16,704-word ROM, 5.6 ns to the data, then a
-#: 17-to-1 multiplexer across the device); ``weight_rom`` puts such a ROM's words side by side.
-ROM_ROW_DEPTH = 512
+#: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM deep in its deepest
+#: configuration that wastes no bits (2048 x 9, which Yosys picks for such a ROM). A deeper
+#: ROM's read data would pass a multiplexer of block RAMs before the engine's register, and a
+#: block RAM read without its output register is slow to its outputs (CNV's critical path on
+#: an ECP5-85F at 61.4 MHz: a 16,704-word ROM, 5.6 ns to the data, then a 17-to-1 multiplexer
+#: across the device); ``weight_rom`` puts such a ROM's words side by side. Rows of 512 words
+#: (512 x 36) worked too, but fed the word select four times as many wires: the 85F's router
+#: did not converge.
+ROM_ROW_DEPTH = 2048
 
 
 def pipeline_depth(pipelined: bool) -> int:

@@ -84,16 +84,16 @@ def test_rom_blocks_shapes():
 def test_deep_weight_rom_rows():
     # a pipelined engine's ROM deeper than ROM_ROW_DEPTH holds several words per row, one
     # block RAM deep; a shallow engine's never does
-    f = LayerFold(1201, 3, 1, 1)                    # 3 x 1201 = 3,603 words of 1 bit
-    assert weight_rom(f, pipelined=False) == WeightRom(3603, 1, 1)
+    f = LayerFold(4201, 3, 1, 2)                    # 3 x 2101 = 6,303 words of 2 bits
+    assert weight_rom(f, pipelined=False) == WeightRom(6303, 2, 1)
     rom = weight_rom(f)
-    assert rom == WeightRom(451, 8, 8) and rom.depth <= ROM_ROW_DEPTH
-    assert weight_rom(LayerFold(512, 1, 1, 1)) == WeightRom(512, 1, 1)
-    w = np.random.default_rng(1).integers(0, 2, (3, 1201)).astype(np.uint8)
+    assert rom == WeightRom(1576, 8, 4) and rom.depth <= ROM_ROW_DEPTH
+    assert weight_rom(LayerFold(2048, 1, 1, 1)) == WeightRom(2048, 1, 1)
+    w = np.random.default_rng(1).integers(0, 2, (3, 4201)).astype(np.uint8)
     words, rows = weight_words(w, f), weight_words(w, f, rom.row_words)
     assert len(rows) == rom.depth
-    assert all((rows[i // 8] >> (i % 8)) & 1 == words[i] for i in range(len(words)))
-    assert rows[-1] >> (len(words) % 8) == 0       # the last row's unused words are 0
+    assert all((rows[i // 4] >> (2 * (i % 4))) & 3 == words[i] for i in range(len(words)))
+    assert rows[-1] >> (2 * (len(words) % 4)) == 0  # the last row's unused words are 0
 
 
 def test_weight_words_layout_and_padding():
