@@ -25,6 +25,9 @@ EPOCHS   ?= 10
 TRAIN_ARGS ?=
 
 PYTEST_ARGS ?=
+# Test processes: one per core (pytest-xdist), each taking whole test files, so that a file's
+# module-scoped designs and netlists are built once. JOBS=1 runs them in this process.
+JOBS ?= auto
 
 # $(call stamp,NAME,VALUE) is build/.params/NAME holding VALUE, rewritten (and so newer than
 # what was built from it) only when VALUE changes: a file target that lists it as a
@@ -67,7 +70,7 @@ $(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt $(call stamp,demo-net,$(DEMO_RUN)
 SLOW ?=
 test: setup
 	$(if $(DATA_DIR),BNN_DATA_DIR=$(abspath $(DATA_DIR)),) $(BIN)/python -m pytest \
-		$(if $(SLOW),,-m "not slow") $(PYTEST_ARGS)
+		$(if $(SLOW),,-m "not slow") $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # Reruns continue the run of the same options (--resume); TRAIN_ARGS=--force starts it anew.
 train: setup
