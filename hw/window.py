@@ -14,6 +14,10 @@ Feature maps stream pixel by pixel in raster order, all channels of a pixel in o
     An engine's output pixel (NF writes of PE bits) into one word of all its channels.
 ``MaxPool``
     size x size max-pool of bits, stride size: per channel OR, or AND.
+
+Only control state (counters, valid flags) is reset; data registers are ``reset_less``: a
+valid flag guards them, and the reset's fan-out to every data flip-flop of CNV's units was the
+ECP5-85F's critical path (13 ns of routing).
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
@@ -41,7 +45,7 @@ class RowUnpacker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W, pb = self._w, self._pb
-        row = Signal(W * pb)
+        row = Signal(W * pb, reset_less=True)
         left = Signal(range(W + 1))
         k = Signal(range(max(2, W)))                 # the next pixel of the row
         # the row register loads once per row and is read through a multiplexer: shifting it
@@ -127,7 +131,7 @@ class SlidingWindow(wiring.Component):
         # the pixel shifts a word per cycle: a multiplexer of its words was CNV's critical path
         # on an ECP5-85F (a 64-to-1 of 4 bits, 72.6 MHz), word_select's shift a multiplier
         wc = Signal(range(max(2, CW)))               # the pixel's word being written
-        pixel = Signal(w.pixel_bits)
+        pixel = Signal(w.pixel_bits, reset_less=True)
         loaded = Signal()                            # `pixel` holds words still to write
         ax = Signal(range(max(2, W)))               # column of the next pixel accepted
         row_done = Signal()
@@ -213,7 +217,7 @@ class SlidingWindow(wiring.Component):
         pad_word = Const(int("".join([format(w.pad_value, f"0{w.value_bits}b")] * simd), 2), chunk)
         # stage 2: into the engine's buffer
         o_v, o_last = Signal(), Signal()
-        o_slot, o_data = Signal.like(word), Signal(chunk)
+        o_slot, o_data = Signal.like(word, reset_less=True), Signal(chunk, reset_less=True)
         m.d.sync += [o_v.eq(s1_v), o_last.eq(s1_v & s1_last), o_slot.eq(s1_word),
                      o_data.eq(Mux(s1_pad, pad_word, rp.data))]
         m.d.comb += [self.o.we.eq(o_v), self.o.last.eq(o_last), self.o.slot.eq(o_slot), self.o.data.eq(o_data)]
@@ -238,7 +242,7 @@ class PixelCollector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         PE, NF, C, B = self._pe, self._nf, self._c, self._banks
-        regs = [Signal(NF * PE, name=f"pixel{b}") for b in range(B)]
+        regs = [Signal(NF * PE, name=f"pixel{b}", reset_less=True) for b in range(B)]
         full = Signal(B)
         used = Signal(range(B + 1))
         wptr, rptr = Signal(range(B)), Signal(range(B))
@@ -267,8 +271,8 @@ class _RegisterRow:
         self._m = m
         self.addr = Signal(range(max(2, depth)))
         self.en = Signal()
-        self.data = Signal(width)
-        self._regs = Array(Signal(width, name=f"row{k}") for k in range(depth))
+        self.data = Signal(width, reset_less=True)
+        self._regs = Array(Signal(width, name=f"row{k}", reset_less=True) for k in range(depth))
 
     def share(self, write):
         m = self._m
@@ -314,8 +318,8 @@ class MaxPool(wiring.Component):
             # 30 blocks for 336 bits
             wp, rp = _RegisterRow(m, C, OW), _RegisterRow(m, C, OW)
             rp.share(wp)
-        h = Signal(C)                                # the window's row so far
-        o_valid, o_data = Signal(), Signal(C)
+        h = Signal(C, reset_less=True)               # the window's row so far
+        o_valid, o_data = Signal(), Signal(C, reset_less=True)
         # the input waits for the output register to empty, even when it empties this cycle:
         # a ready passed through from the next unit made a chain of handshakes across units
         # (window writer, pool, pixel collector, engine), an ECP5-25F's critical path at 90.9 MHz
