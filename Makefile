@@ -25,9 +25,10 @@ EPOCHS   ?= 10
 TRAIN_ARGS ?=
 
 PYTEST_ARGS ?=
-# Test processes: one per core (pytest-xdist), each taking whole test files, so that a file's
-# module-scoped designs and netlists are built once. JOBS=1 runs them in this process.
-JOBS ?= auto
+# Test processes (pytest-xdist, each taking whole test files, so that a file's module-scoped
+# designs and netlists are built once): JOBS=auto for one per core. 1 (the default, what CI
+# runs) runs them all in this process.
+JOBS ?= 1
 
 # $(call stamp,NAME,VALUE) is build/.params/NAME holding VALUE, rewritten (and so newer than
 # what was built from it) only when VALUE changes: a file target that lists it as a
