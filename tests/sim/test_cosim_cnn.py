@@ -160,7 +160,7 @@ def test_conv_gate_level_netlist_equals_golden(designs, device, tmp_path):
 
 @pytest.mark.slow
 def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
-    """A CNN whose line buffer and window buffer Yosys maps to ECP5 block RAMs written at run
+    """A CNN whose line buffer Yosys maps to an ECP5 block RAM written at run
     time (the DP16KD model of hw/synth.py writes, with byte enables), synthesized and run on
     Verilator against the golden model (Icarus takes tens of minutes on this netlist)."""
     from bnncore.hw import synth
@@ -174,7 +174,7 @@ def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
     text = netlist.read_text()
     # a block RAM written at run time has data pins driven by the design, not constants
     written = [c for c in text.split("DP16KD #(")[1:] if re.search(r"\.DI[AB]\d+\((?!\d+'h)", c.split(");")[0])]
-    assert len(written) >= 2, "expected block RAMs written at run time"
+    assert written, "expected a block RAM written at run time"
     r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "sim", gap=0.2,
                  stall=0.2, sources=[netlist, synth.cell_models(dev, tmp_path / "gate")],
                  defines=synth.cell_model_defines(dev))
