@@ -238,7 +238,8 @@ def test_synthesize(small_design, device):
     assert r["fmax_mhz"] > 10
     ii = float(timing(plan).ii)
     assert r["initiation_interval"] == ii
-    assert r["images_per_second"] == pytest.approx(r["fmax_mhz"] * 1e6 / ii, rel=1e-4)
+    # from the unrounded Fmax; the report's Fmax is rounded to 0.01 MHz
+    assert abs(r["images_per_second"] - r["fmax_mhz"] * 1e6 / ii) <= 0.005e6 / ii + 0.5
     bitstream = out / r["files"]["bitstream"]
     assert bitstream.stat().st_size > 10_000
     script = (out / "run.sh").read_text()
