@@ -93,13 +93,9 @@ def first_difference(plan: Plan, net, values: np.ndarray, *, contents: dict | No
                         seen[k].append(ctx.get(tap[1].payload))
                 elif ctx.get(tap[1].we):
                     port, f = tap[1], tap[2]
-                    slot = ctx.get(port.slot)
-                    if tap[0] == "dense":
-                        d = ctx.get(port.data)
-                        seen[k].update({slot * f.pe + p: (d >> p) & 1 for p in range(f.pe)})
-                    else:
-                        d = ctx.get(port.data)
-                        seen[k].update({slot * f.pe + p: int(d[p]) for p in range(f.pe)})
+                    slot, d = ctx.get(port.slot), ctx.get(port.data)
+                    seen[k].update({slot * f.pe + p: (d >> p) & 1 if tap[0] == "dense" else int(d[p])
+                                    for p in range(f.pe)})
             if ctx.get(dut.o_stream.valid) and "scores" not in result:
                 result["scores"] = [int(s) for s in ctx.get(dut.o_stream.payload).scores]
             # on until every layer's output is out: a pool drops a trailing row, which the

@@ -286,7 +286,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         if isinstance(first, dict):      # the golden activations stay in results.json
             first = (f"image {first.get('image')}: class {first.get('actual_class')}, scores {first.get('actual_scores')}; "
                      f"the golden model's class {first.get('expected_class')}, scores {first.get('expected_scores')}")
-        why = "; ".join(f for f in out.get("failures") or [] if "mismatches" not in f)
+        why = "; ".join(out.get("failures") or [])
         if out.get("mismatches"):
             why = "; ".join(filter(None, [f"{out['mismatches']} mismatches, the first {first}", why]))
         if out.get("diagnosis"):
