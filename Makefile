@@ -46,7 +46,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim,synth,cluster,interop]'
+	$(BIN)/python -m pip install --quiet -e '.[test,hw,sim,synth,board,cluster,interop]'
 	@touch $@
 
 # The main job, as file targets: each step reruns only when its input changed.

@@ -420,7 +420,10 @@ def _pins(device: Device, rtl: dict) -> tuple:
 
 def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json") -> str:
     # names are plain (generate.load_rtl checks them), quoted all the same
-    chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
+    if top == "bnn_board":      # the board top (RTLIL) sets the ROM files on its bnn_top instance
+        chparams = "read_rtlil bnn_board.il"
+    else:
+        chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
     files = " ".join(f'"{f}"' for f in rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
     lines = [
         "# Read the RTL without elaborating it, set the ROM files (read now, at synthesis time),",
@@ -441,18 +444,19 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.j
     return "\n".join(lines) + "\n"
 
 
-def _commands(device: Device, tools: dict, freq: float, seed: int, router: str, outreg: bool = True) -> list:
-    pins_file = "bnn_fpga.pcf" if device.family == "ice40" else "bnn_fpga.lpf"
+def _commands(device: Device, tools: dict, freq: float, seed: int, router: str, outreg: bool = True,
+              top: str = "bnn_fpga") -> list:
+    pins_file = f"{top}.pcf" if device.family == "ice40" else f"{top}.lpf"
+    # a board's pins are all given; the placeholder top's are placed by nextpnr
+    free = [] if top == "bnn_board" else [f"--{pins_file[-3:]}-allow-unconstrained"]
     common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
               "--router", router, "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
     if device.family == "ice40":
-        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, "--pcf-allow-unconstrained",
-               "--asc", "bnn.asc"]
+        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, *free, "--asc", "bnn.asc"]
         pack = [*tools["pack"], "bnn.asc", "bnn.bin"]
     else:
         pnr = [*tools["nextpnr"], *device.pnr_args, "--speed", str(device.speed), *common, "--lpf", pins_file,
-               "--lpf-allow-unconstrained",
-               "--textcfg", "bnn.config"]
+               *free, "--textcfg", "bnn.config"]
         pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
         if outreg:
             absorb = [sys.executable, "-m", "bnncore.hw.outreg", "bnn.json", "--summary", "outreg.json"]
@@ -587,7 +591,7 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
                bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
-               log=print) -> dict:
+               board: str | None = None, baud: int | None = None, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
@@ -597,7 +601,13 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     ``speed``: the ECP5 speed grade to time for (6, 7 or 8; default 6, the slowest).
     ``bram_outreg``: on ECP5, move the flip-flops that register the block RAMs' read data into
     the block RAMs' output registers (hw/outreg.py) before place and route.
+    ``board``: a name in hw/boards.py's ``BOARDS`` (``device`` is then the board's, or None):
+    the accelerator behind the serial link (hw/link.py) on the board's pins and clock, at
+    ``baud`` (default: the fastest standard rate the clock gives).
     """
+    board_top = None
+    if board is not None:
+        device, freq, board_top, baud = _board(board, device, freq, baud)
     device = _device(device).with_speed(speed)
     router = router or ("router2" if device.family == "ecp5" else "router1")
     if router not in ("router1", "router2"):
@@ -615,12 +625,20 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                   "yosys.log", "nextpnr.log"):
         (out / stale).unlink(missing_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
-    (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl))
-    pins_name, pins_text = _pins(device, rtl)
-    (out / pins_name).write_text(pins_text)
-    (out / "synth.ys").write_text(_yosys_script(rtl, device, "bnn_fpga"))
+    if board_top is None:
+        top = "bnn_fpga"
+        (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl))
+        pins_name, pins_text = _pins(device, rtl)
+        (out / pins_name).write_text(pins_text)
+    else:
+        top = "bnn_board"
+        log(f"{board}: board top and pins ...")
+        for name, text in board_top(rtl).items():
+            (out / name).write_text(text)
+        pins_name = "bnn_board.pcf" if device.family == "ice40" else "bnn_board.lpf"
+    (out / "synth.ys").write_text(_yosys_script(rtl, device, top))
     synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
-    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router, bram_outreg)
+    steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router, bram_outreg, top)
     if not bitstream:
         steps = steps[:-1]
     script = ["#!/bin/sh", f"# {device.part}: rerun the flow by hand (bnncore {__version__}).", "set -e",
@@ -635,7 +653,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                              log=lambda line: log(f"{device.name}: {line}"))
         log(f"{device.name}: {what} done in {seconds[what]:.1f} s")
         if what == "synthesis":
-            cells = _cells(json.loads((out / "stat.json").read_text()), "bnn_fpga")
+            cells = _cells(json.loads((out / "stat.json").read_text()), top)
             summary = _summary_cells(cells, device)
             _check_resources(summary, device)
             log(f"{device.name}: {summary}")
@@ -683,6 +701,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         "bram_bits_per_cycle": device.brams * device.bram_read_width,
         "bandwidth_bound_cycles": round(bound, 1),
         "bandwidth_efficiency": round(bound / ii, 3),
+        "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud,
+                                             "link_bound_images_per_second": _link_bound(rtl, baud)},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,
@@ -698,6 +718,40 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
             (out / "icetime.log").write_text(r.stdout)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _board(name: str, device, freq, baud) -> tuple:
+    """(device, clock MHz, a function of rtl.json giving the board top's files, baud) of a board."""
+    from .boards import BOARDS, board_files, default_baud
+    if name not in BOARDS:
+        raise SynthError(f"unknown board {name!r}; expected one of {', '.join(BOARDS)}")
+    b = BOARDS[name]
+    if device is not None and _device(device).name != b.device.name:
+        raise SynthError(f"board {name} carries the {b.device.part}, not {_device(device).part}; "
+                         "leave --device out with --board")
+    hz = b.clock_hz
+    if freq is not None and abs(freq - hz / 1e6) > 1e-6:
+        raise SynthError(f"board {name}: the design runs on the board's {hz / 1e6:g} MHz oscillator "
+                         f"(no PLL is generated yet), not {freq:g} MHz; leave --freq out")
+    baud = baud or default_baud(hz)
+
+    def files(rtl):
+        from .link import LinkTop
+        try:
+            top = LinkTop(info=rtl, rom_files={m["parameter"]: m["file"] for m in rtl["memories"].values()},
+                          clock_hz=hz, baud=baud)
+        except ValueError as e:
+            raise SynthError(f"board {name}: {e}") from None
+        return board_files(b, top)
+    return b.device, hz / 1e6, files, baud
+
+
+def _link_bound(rtl: dict, baud: int) -> float:
+    """Images per second the serial link carries at most (frames both ways, 10 bits a byte)."""
+    pin, pout = rtl["ports"]["input"], rtl["ports"]["output"]
+    image = pin["beats_per_image"] * math.ceil(pin["width"] / 8) + 6
+    answer = math.ceil(pout["width"] / 8) + 6
+    return round(baud / (10 * (image + answer)), 1)
 
 
 def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True) -> Path:

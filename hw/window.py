@@ -143,12 +143,18 @@ class SlidingWindow(wiring.Component):
                      wp.data.eq(pixel[:chunk]), wp.en.eq(loaded),
                      row_done.eq(last_chunk & (wx == W - 1))]
         m.d.sync += free.eq(free - take + freed)
+        # `pixel` takes the payload whenever it has no words left to write, valid or not
+        # (`loaded` says whether it was a transfer): its wide load enable then depends on this
+        # unit's own registers, not on the previous unit's valid (CNV's critical path on an
+        # ECP5-85F ran from the layer-6 collector's valid into layer 7's 512-bit pixel register)
+        with m.If(~loaded | last_chunk):
+            m.d.sync += pixel.eq(self.i.payload)
+        with m.Else():
+            m.d.sync += pixel.eq(pixel >> chunk)
         with m.If(accept):
-            m.d.sync += [pixel.eq(self.i.payload), loaded.eq(1), ax.eq(Mux(ax == W - 1, 0, ax + 1))]
+            m.d.sync += [loaded.eq(1), ax.eq(Mux(ax == W - 1, 0, ax + 1))]
         with m.Elif(last_chunk):
             m.d.sync += loaded.eq(0)
-        with m.Elif(loaded):
-            m.d.sync += pixel.eq(pixel >> chunk)
         with m.If(loaded):
             m.d.sync += wc.eq(Mux(wc == CW - 1, 0, wc + 1))
         with m.If(last_chunk):

@@ -24,7 +24,7 @@ import numpy as np
 from bnncore.fileio import atomic_write_text
 from bnncore.hw.tools import find_tool, find_verilator
 
-__all__ = ["simulate", "SIMULATORS", "SimulationError"]
+__all__ = ["simulate", "simulate_link", "SIMULATORS", "SimulationError"]
 
 SIMULATORS = ("verilator", "icarus", "ghdl")
 
@@ -306,3 +306,82 @@ def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool)
         return describe(image, first_difference(plan_of(info), net, values, contents=contents))
     except (OSError, ValueError) as e:
         return f"no diagnosis: {e}"
+
+
+def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator", build_dir,
+                  clock_hz: float = 12e6, baud: int = 3_000_000, rx_buffer: int = 512, log=None) -> dict:
+    """Simulate the board link (``bnn_link``: hw/link.py's LinkTop, the RTL of ``rtl_dir`` behind
+    its UART) with sim/tb_link.py: the host driver classifies ``values`` (N, inputs) over the
+    UART pins and sends bad frames; every answer is checked against the golden model of
+    ``net_dir`` (the network the RTL was generated from). Verilator or Icarus. Returns the
+    bench's results; raises SimulationError when it fails."""
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+
+    from bnncore.exports import load
+    from bnncore.hw.generate import load_rtl
+    from bnncore.hw.link import LinkTop
+    from bnncore.hw.uart import divisor_for
+
+    if sim not in ("verilator", "icarus"):
+        raise ValueError(f"the link bench runs on verilator or icarus, not {sim!r}")
+    _check_tools(sim)
+    rtl_dir, build_dir, net_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve(), Path(net_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    info = load_rtl(rtl_dir)
+    net = load(net_dir)
+    if (info.get("network") or {}).get("sha256") != net.digest():
+        raise SimulationError(f"{net_dir}: not the network {rtl_dir} was generated from")
+    values = np.asarray(values)
+    if values.ndim != 2 or len(values) < 2:
+        raise ValueError(f"values must be (images, inputs) with at least 2 images, not shape {values.shape}")
+    params = _rom_parameters(info, rtl_dir)
+    sources = [rtl_dir / f for f in info["files"]["verilog"]]
+    if sim == "verilator":
+        work, sources, params = _verilator_dirs(build_dir, sources, params)
+    else:
+        work = build_dir
+    work.mkdir(parents=True, exist_ok=True)
+    top = LinkTop(info=info, rom_files=params, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
+    (work / "bnn_link.v").write_text(verilog.convert(top, name="bnn_link", emit_src=False))
+    sources = list(sources) + [work / "bnn_link.v"]
+    build_args = []
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                      "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2"), "--no-public-flat-rw"]
+        vlt = work / "bnn_public.vlt"
+        vlt.write_text('`verilator_config\npublic_flat_rw -module "bnn_link" -var "*"\n')
+        sources.append(vlt)
+    np.save(build_dir / "values.npy", values)
+    results = build_dir / "results.json"
+    results.unlink(missing_ok=True)
+    cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir), "values": str(build_dir / "values.npy"),
+           "results": str(results), "divisor": divisor_for(clock_hz, baud)}
+    (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
+    log = log or (lambda line: None)
+    runner = get_runner(sim)
+    log(f"{sim}: building the link bench in {work}")
+    runner.build(sources=sources, hdl_toplevel="bnn_link", build_dir=work, build_args=build_args,
+                 timescale=("1ns", "1ps"), log_file=work / "build.log")
+    log(f"{sim}: classifying {len(values)} images over the UART")
+    try:
+        runner.test(test_module="bnncore.sim.tb_link", test_filter=r"(^|\.)link$", hdl_toplevel="bnn_link",
+                    hdl_toplevel_lang="verilog", build_dir=work, test_dir=work,
+                    extra_env={"BNN_SIM_CONFIG": str(build_dir / "bench.json")},
+                    results_xml=str(work / "results.xml"), log_file=work / "sim.log")
+        failed = False
+    except SystemExit:
+        failed = True
+    if work != build_dir:
+        shutil.copyfile(work / "sim.log", build_dir / "sim.log")
+    if not results.exists():
+        raise SimulationError(f"{sim}: the link bench wrote no results; see {build_dir / 'sim.log'}")
+    out = json.loads(results.read_text())
+    if failed:
+        why = [f"{len(out['mismatches'])} mismatches"] if out.get("mismatches") else []
+        why += [f"{c['case']}: answered {c['answer']!r}" for c in out.get("checks", []) if not c["ok"]]
+        if not out.get("info_ok"):
+            why.append(f"INFO answered {out.get('info')}")
+        raise SimulationError(f"{sim}: the link bench failed: {'; '.join(why) or 'see the log'}; "
+                              f"see {build_dir / 'sim.log'}")
+    return out

@@ -1,0 +1,278 @@
+"""The serial link to an accelerator on a board: frames, their encoder and decoder, and the host
+driver. The board's side is hw/link.py, built from the constants here; docs/link.md is the
+protocol's manual, with byte examples.
+
+A frame, both ways::
+
+    0xB5 | command (1 byte) | length (2 bytes, little-endian) | payload (length bytes) | CRC (2 bytes)
+
+CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF; ``binascii.crc_hqx(data, 0xFFFF)``)
+of the command, length and payload bytes, sent low byte first.
+
+Commands (host to board) and their answers (board to host, same command byte):
+
+- ``INFO`` (0x01), no payload: the design's description (``DeviceInfo``).
+- ``CLASSIFY`` (0x02), an image's input beats (each ``ceil(width / 8)`` bytes, least
+  significant first): the output word (class index in the low bits, then the scores).
+
+Anything the board cannot do is answered by an ``ERROR`` frame (0xEE) of two bytes: the error
+code and the command byte it answers. The board then goes on with the next frame; nothing it
+stores changes. Frames may follow each other without waiting for answers, up to the board's
+receive buffer (``DeviceInfo.rx_buffer`` bytes, counting the frames not answered yet): answers
+come in the order of the frames.
+
+The transport is anything with ``write(bytes)`` and ``read(n) -> bytes`` (at most ``n`` bytes;
+fewer, or none, when its timeout passes): pyserial's ``Serial``, or the simulation's
+(sim/tb_link.py), so that the same driver runs against a board and against the RTL.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SYNC", "INFO", "CLASSIFY", "ERROR", "ERRORS", "LinkError", "DeviceInfo", "crc16", "encode",
+           "Decoder", "Link", "info_blob", "image_payloads", "decode_output", "open_serial", "design_digest"]
+
+SYNC = 0xB5
+INFO, CLASSIFY, ERROR = 0x01, 0x02, 0xEE
+#: error code -> meaning
+ERRORS = {1: "bad CRC", 2: "wrong length for the command", 3: "unknown command",
+          4: "frame truncated (the line went idle mid-frame)", 5: "receive buffer overrun (bytes lost)"}
+BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, TIMEOUT, OVERRUN = 1, 2, 3, 4, 5
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 0xFFFF
+
+
+class LinkError(RuntimeError):
+    """The board answered an error, or the link broke (no answer, a corrupt frame)."""
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of ``data``."""
+    return binascii.crc_hqx(bytes(data), 0xFFFF)
+
+
+def encode(command: int, payload: bytes = b"") -> bytes:
+    """One frame."""
+    payload = bytes(payload)
+    if not 0 <= command <= 0xFF:
+        raise ValueError(f"a command is a byte, not {command!r}")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"a frame holds at most {MAX_PAYLOAD:,} payload bytes, not {len(payload):,}")
+    body = bytes([command]) + struct.pack("<H", len(payload)) + payload
+    return bytes([SYNC]) + body + struct.pack("<H", crc16(body))
+
+
+class Decoder:
+    """Frames out of a byte stream: ``feed(data)`` returns the (command, payload) of each frame
+    it completes. Bytes before a sync byte are skipped; a frame whose CRC is wrong raises
+    LinkError."""
+
+    def __init__(self):
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        self._buf += data
+        frames = []
+        while True:
+            start = self._buf.find(SYNC)
+            if start < 0:
+                self._buf.clear()
+                return frames
+            del self._buf[:start]
+            if len(self._buf) < 4:
+                return frames
+            n = struct.unpack_from("<H", self._buf, 2)[0]
+            if len(self._buf) < 6 + n:
+                return frames
+            body, crc = bytes(self._buf[1:4 + n]), struct.unpack_from("<H", self._buf, 4 + n)[0]
+            del self._buf[:6 + n]
+            if crc16(body) != crc:
+                raise LinkError(f"an answer with a bad CRC (command 0x{body[0]:02x}, {n} bytes): "
+                                "the line is noisy or the baud rates differ")
+            frames.append((body[0], body[3:]))
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+# --- what the board says of itself --------------------------------------------------------
+
+_INFO_HEAD = struct.Struct("<BIIHHHBHBBH8s8sH")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The answer to INFO: what the design holds and how to talk to it."""
+    version: int
+    clock_hz: int
+    baud: int
+    rx_buffer: int          # bytes of receive buffer
+    in_width: int           # bits per input beat
+    in_beats: int           # beats per image
+    value_bits: int         # bits per input value (1, or 8 for an 8-bit first layer)
+    out_width: int          # bits of the output word
+    class_bits: int
+    score_bits: int
+    classes: int
+    network: str            # hex: the first 8 bytes of the built-in network's sha256
+    design: str             # hex: the first 8 bytes of the digest of topology and folding
+    spec: str               # the topology string
+
+    @property
+    def image_bytes(self) -> int:
+        return self.in_beats * -(-self.in_width // 8)
+
+    @property
+    def out_bytes(self) -> int:
+        return -(-self.out_width // 8)
+
+    def seconds_per_image(self) -> float:
+        """The link's own bound: an image's frame and its answer on the wire (10 bits a byte)."""
+        return 10 * ((6 + self.image_bytes) + (6 + self.out_bytes)) / self.baud
+
+
+def design_digest(info: dict) -> str:
+    """Hex digest of what a network must share with a design to run in it: topology, folding,
+    port widths (rtl.json's fields)."""
+    keep = {"topology": info["topology"], "spec": info.get("spec"),
+            "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf")} for l in info["folding"]],
+            "input": {k: info["ports"]["input"][k] for k in ("width", "beats_per_image", "value_bits")},
+            "output": {k: info["ports"]["output"][k] for k in ("width", "class_bits", "score_bits")}}
+    return hashlib.sha256(repr(sorted(keep.items())).encode()).hexdigest()
+
+
+def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int) -> bytes:
+    """The INFO payload a design built from ``info`` (rtl.json) answers."""
+    pin, pout = info["ports"]["input"], info["ports"]["output"]
+    spec = (info.get("spec") or "-".join(map(str, info["topology"]))).encode("ascii")
+    net = (info.get("network") or {}).get("sha256") or "0" * 16
+    return _INFO_HEAD.pack(PROTOCOL_VERSION, int(clock_hz), int(baud), rx_buffer, pin["width"], pin["beats_per_image"],
+                           pin["value_bits"], pout["width"], pout["class_bits"], pout["score_bits"],
+                           info["topology"][-1], bytes.fromhex(net[:16]), bytes.fromhex(design_digest(info)[:16]),
+                           len(spec)) + spec
+
+
+def parse_info(payload: bytes) -> DeviceInfo:
+    if len(payload) < _INFO_HEAD.size:
+        raise LinkError(f"an INFO answer of {len(payload)} bytes; expected at least {_INFO_HEAD.size}")
+    f = _INFO_HEAD.unpack_from(payload)
+    spec = payload[_INFO_HEAD.size:_INFO_HEAD.size + f[-1]]
+    if f[0] != PROTOCOL_VERSION:
+        raise LinkError(f"the board speaks protocol version {f[0]}; this driver speaks {PROTOCOL_VERSION}")
+    return DeviceInfo(*f[:11], network=f[11].hex(), design=f[12].hex(), spec=spec.decode("ascii", "replace"))
+
+
+# --- images and results -------------------------------------------------------------------
+
+def image_payloads(values: np.ndarray, dev: DeviceInfo) -> list:
+    """CLASSIFY payloads of images (N, values) in the network's (y, x, channel) order."""
+    from bnncore.hw.plan import input_words
+    nb = -(-dev.in_width // 8)
+    words = input_words(np.asarray(values), dev.in_width, dev.in_beats, dev.value_bits)
+    return [b"".join(w.to_bytes(nb, "little") for w in beats) for beats in words]
+
+
+def decode_output(payload: bytes, dev: DeviceInfo) -> tuple:
+    """(class, scores) of a CLASSIFY answer."""
+    if len(payload) != dev.out_bytes:
+        raise LinkError(f"a CLASSIFY answer of {len(payload)} bytes; the design's output word has {dev.out_bytes}")
+    word = int.from_bytes(payload, "little")
+    cls = word & ((1 << dev.class_bits) - 1)
+    scores, sb = [], dev.score_bits
+    for c in range(dev.classes):
+        s = (word >> (dev.class_bits + c * sb)) & ((1 << sb) - 1)
+        scores.append(s - (1 << sb) if s >> (sb - 1) else s)
+    return cls, scores
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+class Link:
+    """The host's side: ``info()``, ``classify(values)``; ``transport`` as in the module doc.
+    ``timeout``: seconds without a byte from the board before it is declared silent."""
+
+    def __init__(self, transport, timeout: float = 2.0):
+        self.t, self.timeout = transport, timeout
+        self._dec = Decoder()
+        self._frames = []
+        self._info = None
+
+    def _next(self) -> tuple:
+        deadline = time.monotonic() + self.timeout
+        while not self._frames:
+            data = self.t.read(max(1, 64))
+            if data:
+                self._frames += self._dec.feed(data)
+                deadline = time.monotonic() + self.timeout
+            elif time.monotonic() > deadline:
+                raise LinkError(f"no answer from the board for {self.timeout:g} s "
+                                f"({self._dec.pending} bytes of a frame received): is it configured, "
+                                "on this port, at this baud rate?")
+        return self._frames.pop(0)
+
+    def request(self, command: int, payload: bytes = b"") -> bytes:
+        """Send one frame; return its answer's payload, or raise LinkError with the board's error."""
+        self.t.write(encode(command, payload))
+        return self._answer(command)
+
+    def _answer(self, command: int) -> bytes:
+        cmd, payload = self._next()
+        if cmd == ERROR:
+            code = payload[0] if payload else 0
+            about = payload[1] if len(payload) > 1 else command
+            raise LinkError(f"the board answered error {code} ({ERRORS.get(code, 'unknown')}) "
+                            f"to a frame of command 0x{about:02x}")
+        if cmd != command:
+            raise LinkError(f"an answer to command 0x{cmd:02x} where 0x{command:02x} was expected")
+        return payload
+
+    def info(self) -> DeviceInfo:
+        self._info = parse_info(self.request(INFO))
+        return self._info
+
+    def classify(self, values: np.ndarray, progress=None) -> tuple:
+        """Classes (N,) and scores (N, classes) of images (N, values), pipelined: as many frames
+        in flight as the board's receive buffer holds."""
+        dev = self._info or self.info()
+        values = np.asarray(values)
+        room = dev.in_beats * dev.in_width // dev.value_bits
+        if values.ndim != 2 or values.shape[1] > room:
+            raise ValueError(f"images of shape {values.shape[1:]}; the design takes at most {room} values per image")
+        frames = [encode(CLASSIFY, p) for p in image_payloads(values, dev)]
+        window = max(1, dev.rx_buffer // len(frames[0])) if frames else 1
+        classes = np.zeros(len(frames), np.int64)
+        scores = np.zeros((len(frames), dev.classes), np.int64)
+        sent = done = 0
+        while done < len(frames):
+            while sent < len(frames) and sent - done < window:
+                self.t.write(frames[sent])
+                sent += 1
+            try:
+                out = self._answer(CLASSIFY)
+            except LinkError as e:
+                raise LinkError(f"image {done}: {e}") from None
+            classes[done], scores[done] = decode_output(out, dev)
+            done += 1
+            if progress:
+                progress(done, len(frames))
+        return classes, scores
+
+
+def open_serial(port: str, baud: int, timeout: float = 0.05):
+    """A pyserial port, 8N1, no flow control."""
+    try:
+        import serial
+    except ImportError:
+        raise LinkError("the serial link needs pyserial: pip install 'bnncore[board]' (or pip install pyserial)") from None
+    try:
+        return serial.Serial(port, baudrate=baud, timeout=timeout)
+    except (serial.SerialException, OSError) as e:
+        raise LinkError(f"{port}: cannot open it ({e})") from None

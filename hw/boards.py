@@ -1,0 +1,132 @@
+"""Boards: the accelerator with its serial link (hw/link.py) on real pins.
+
+A board is a device (hw/synth.py's ``DEVICES``, with the board's package), an amaranth-boards
+platform (its pin tables, I/O standards and oscillator), the button that resets the design and
+the LEDs that show its state. ``board_files`` renders the board-level top ``bnn_board`` (RTLIL)
+and its pin constraints with the platform; hw/synth.py builds them with the accelerator.
+
+The design runs on the board's oscillator (12 MHz on the iCEBreaker, 25 MHz on the ULX3S and
+the iCESugar-Pro); the UART runs at the fastest standard rate that the clock divides to within
+1% (3 Mbaud at 12 MHz, 1 Mbaud at 25 MHz; the boards' USB-serial chips reach 3 Mbaud).
+
+LEDs: ``busy`` (an image on its way in, or answers to send), ``error`` (an error was answered
+since the reset), ``alive`` (blinks at about 1 Hz), each where the board has one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from .synth import DEVICES, Device, SynthError
+
+__all__ = ["Board", "BOARDS", "board_files", "default_baud", "BAUD_RATES"]
+
+#: Rates the boards' USB-serial chips (FTDI FT2232H / FT231X, CH340) generate exactly.
+BAUD_RATES = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    device: Device
+    platform: str                    # "module:Class" in amaranth_boards
+    reset: tuple | None              # (resource, number) of the reset button
+    leds: dict = field(default_factory=dict)   # role -> (resource, number)
+    notes: str = ""
+
+    def make_platform(self):
+        module, cls = self.platform.split(":")
+        try:
+            mod = importlib.import_module(f"amaranth_boards.{module}")
+        except ImportError:
+            raise SynthError("board definitions need amaranth-boards: pip install 'bnncore[hw]'") from None
+        return getattr(mod, cls)()
+
+    @property
+    def clock_hz(self) -> float:
+        p = self.make_platform()
+        return float(p.default_clk_frequency)
+
+
+def _package(device: str, name: str, part: str, package: str) -> Device:
+    d = DEVICES[device]
+    args = list(d.pnr_args)
+    args[args.index("--package") + 1] = package
+    return replace(d, name=name, part=part, pnr_args=tuple(args))
+
+
+BOARDS = {b.name: b for b in (
+    Board("icebreaker", DEVICES["up5k"], "icebreaker:ICEBreakerPlatform", reset=("button", 0),
+          leds={"error": ("led", 0), "busy": ("led", 1)},
+          notes="1BitSquared iCEBreaker: iCE40UP5K-SG48, 12 MHz, FT2232H (the second port, "
+                "usually /dev/ttyUSB1), user button resets, red LED error, green LED busy"),
+    Board("ulx3s-25f", DEVICES["ecp5-25f"], "ulx3s:ULX3S_25F_Platform", reset=("button_fire", 0),
+          leds={"alive": ("led", 0), "busy": ("led", 1), "error": ("led", 7)},
+          notes="Radiona ULX3S with LFE5U-25F: 25 MHz, FT231X (/dev/ttyUSB0), FIRE1 resets"),
+    Board("ulx3s-85f", DEVICES["ecp5-85f"], "ulx3s:ULX3S_85F_Platform", reset=("button_fire", 0),
+          leds={"alive": ("led", 0), "busy": ("led", 1), "error": ("led", 7)},
+          notes="Radiona ULX3S with LFE5U-85F: 25 MHz, FT231X (/dev/ttyUSB0), FIRE1 resets"),
+    Board("icesugar-pro", _package("ecp5-25f", "ecp5-25f-bg256", "LFE5U-25F-6BG256C", "CABGA256"),
+          "icesugar_pro:ICESugarProPlatform", reset=None, leds={},
+          notes="Muse Lab iCESugar-Pro: LFE5U-25F-BG256, 25 MHz, UART through its iCELink "
+                "debugger (/dev/ttyACM0); no button or LED on the module: reset at power-up only"),
+)}
+
+
+def default_baud(clock_hz: float) -> int:
+    """The fastest of BAUD_RATES that ``clock_hz`` divides to within 1% (at least 4 cycles a bit)."""
+    for baud in BAUD_RATES:
+        d = round(clock_hz / baud)
+        if d >= 4 and abs(clock_hz / d - baud) / baud <= 0.01:
+            return baud
+    raise SynthError(f"no standard baud rate from a {clock_hz / 1e6:g} MHz clock")
+
+
+class BoardTop(Elaboratable):
+    """The accelerator and its link on ``board``'s pins (``bnn_board``)."""
+
+    POR_CYCLES = 1 << 10     # reset held after configuration (iCE40 block RAMs read 0 for a few µs)
+
+    def __init__(self, board: Board, link_top):
+        self.board, self.link_top = board, link_top
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.board
+        clk = platform.request(platform.default_clk, dir="i")
+        m.domains.sync = ClockDomain()
+        m.d.comb += ClockSignal().eq(clk.i)
+        # a power-on reset counter in a domain of its own that nothing resets
+        m.domains.por = ClockDomain(reset_less=True)
+        m.d.comb += ClockSignal("por").eq(clk.i)
+        por = Signal(range(self.POR_CYCLES), init=self.POR_CYCLES - 1)
+        with m.If(por != 0):
+            m.d.por += por.eq(por - 1)
+        rst = Signal()
+        m.d.comb += rst.eq(por != 0)
+        if b.reset:
+            button = platform.request(*b.reset)
+            m.d.comb += rst.eq((por != 0) | button.i)
+        m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
+        uart = platform.request("uart", 0)
+        m.submodules.link = link = self.link_top
+        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        roles = {"busy": link.busy, "error": link.error}
+        if "alive" in b.leds:
+            blink = Signal(range(int(b.clock_hz)))
+            m.d.sync += blink.eq(blink + 1)
+            roles["alive"] = blink[-1]
+        for role, (name, number) in b.leds.items():
+            m.d.comb += platform.request(name, number).o.eq(roles[role])
+        return m
+
+
+def board_files(board: Board, link_top, name: str = "bnn_board") -> dict:
+    """{file name: text} of the board-level top (RTLIL) and its pin constraints."""
+    plan = board.make_platform().prepare(BoardTop(board, link_top), name=name)
+    keep = {f"{name}.il", f"{name}.pcf", f"{name}.lpf"}
+    return {f: (c if isinstance(c, str) else c.decode()) for f, c in plan.files.items() if f in keep}

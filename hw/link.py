@@ -1,0 +1,307 @@
+"""The board's side of the serial link (bnncore/link.py is the host's, and holds the protocol's
+constants): a UART, a receive buffer, a frame parser that streams images into the accelerator
+as their bytes arrive, and a responder that answers each frame in order.
+
+``Link`` sits between the UART pins and the accelerator's streams (``bnn_top``'s ports);
+``LinkTop`` is ``Link`` with ``bnn_top`` instantiated, the module that a board top (hw/boards.py)
+wraps and that the link's cocotb bench (sim/tb_link.py) simulates.
+
+The parser hands the responder a ticket per frame (answer INFO, send the next result, drop the
+next result and answer an error, or answer an error): an image whose frame turns out bad
+(a wrong CRC, bytes lost, the line idle mid-frame) has still gone into the accelerator, whole
+(a truncated one is completed with zero bytes), so its result is dropped, and the accelerator
+never holds part of an image.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bnncore import link as proto
+
+from .uart import UARTRx, UARTTx
+
+__all__ = ["Link", "LinkTop", "crc16_update"]
+
+# ticket kinds
+_T_INFO, _T_RESULT, _T_DROP, _T_ERROR = 0, 1, 2, 3
+
+
+def crc16_update(crc, byte):
+    """CRC-16/CCITT-FALSE after one more byte (most significant bit first), as logic."""
+    c = crc
+    for i in range(8):
+        feedback = c[15] ^ byte[7 - i]
+        c = Cat(Const(0, 1), c[:15]) ^ Mux(feedback, 0x1021, 0)
+    return c
+
+
+class Link(wiring.Component):
+    """Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (hw/uart.py's ``divisor_for``).
+    in_width, in_beats, out_width : int
+        The accelerator's input beat width, beats per image and output word width.
+    info : bytes
+        The INFO answer's payload (``bnncore.link.info_blob``).
+    rx_buffer : int
+        Bytes of receive buffer (a power of two; a block RAM on iCE40 at 512).
+    timeout : int
+        Cycles of an idle line inside a frame after which the frame is dropped as truncated.
+    """
+
+    def __init__(self, *, divisor: int, in_width: int, in_beats: int, out_width: int, info: bytes,
+                 rx_buffer: int = 512, timeout: int | None = None):
+        if rx_buffer < 16 or rx_buffer & (rx_buffer - 1):
+            raise ValueError(f"rx_buffer must be a power of two >= 16, not {rx_buffer!r}")
+        self._divisor, self._in_width, self._in_beats, self._out_width = divisor, in_width, in_beats, out_width
+        self._info, self._rx_buffer = bytes(info), rx_buffer
+        self._timeout = timeout or 40 * 10 * divisor
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "core_i": Out(stream.Signature(in_width)), "core_o": In(stream.Signature(out_width)),
+            # for LEDs: a frame being received, an image in the accelerator, an error answered
+            "receiving": Out(1), "busy": Out(1), "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        NB = math.ceil(self._in_width / 8)
+        IMG = NB * self._in_beats
+        OB = math.ceil(self._out_width / 8)
+        info = self._info
+        m.submodules.rx = rx = UARTRx(self._divisor)
+        m.submodules.tx = tx = UARTTx(self._divisor)
+        # a byte's 9th bit: bytes were lost (the buffer was full) just before it
+        m.submodules.rxq = rxq = fifo.SyncFIFOBuffered(width=9, depth=self._rx_buffer)
+        m.submodules.tickets = tickets = fifo.SyncFIFO(width=2 + 3 + 8, depth=8)
+        lost = Signal()
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
+                     rxq.w_data.eq(Cat(rx.data, lost)), rxq.w_en.eq(rx.strobe)]
+
+        # --- parser
+        byte = rxq.r_data[:8]
+        overrun = Signal()                           # bytes of this frame were lost
+        cmd = Signal(8)
+        length = Signal(16)
+        count = Signal(16)                           # payload bytes still to come
+        crc = Signal(16)
+        crc_lo = Signal(8)
+        idle = Signal(range(self._timeout + 1))
+        beat = Signal(NB * 8, reset_less=True)
+        bc = Signal(range(max(2, NB)))               # bytes of the beat so far
+        beat_full = Signal()
+        streaming = Signal()                         # the payload is an image going in
+        t_kind, t_code = Signal(2), Signal(3)
+        m.d.comb += [self.core_i.payload.eq(beat[:self._in_width]), self.core_i.valid.eq(beat_full),
+                     tickets.w_data.eq(Cat(t_kind, t_code, cmd))]
+        with m.If(self.core_i.ready):
+            m.d.sync += beat_full.eq(0)
+
+        def take_into_beat(value):
+            m.d.sync += [beat.eq(Cat(beat[8:], value)), bc.eq(Mux(bc == NB - 1, 0, bc + 1))]
+            with m.If(bc == NB - 1):
+                m.d.sync += beat_full.eq(1)
+
+        def ticket(kind, code=0):
+            m.d.comb += [tickets.w_en.eq(1), t_kind.eq(kind), t_code.eq(code)]
+
+        read = Signal()
+        m.d.comb += rxq.r_en.eq(read)
+        got = read & rxq.r_rdy
+        in_frame = Signal()
+        with m.If(got & in_frame & rxq.r_data[8]):
+            m.d.sync += overrun.eq(1)
+        with m.If(got | ~in_frame | rxq.r_rdy):     # idle: nothing received, nothing waiting
+            m.d.sync += idle.eq(0)
+        with m.Elif(idle != self._timeout):
+            m.d.sync += idle.eq(idle + 1)
+        timed_out = in_frame & (idle == self._timeout)
+
+        with m.FSM():
+            with m.State("sync"):
+                m.d.comb += read.eq(1)
+                with m.If(got & (byte == proto.SYNC)):
+                    m.d.sync += [crc.eq(0xFFFF), overrun.eq(0), streaming.eq(0), cmd.eq(0)]
+                    m.next = "command"
+            with m.State("command"):
+                m.d.comb += [read.eq(1), in_frame.eq(1)]
+                with m.If(got):
+                    m.d.sync += [cmd.eq(byte), crc.eq(crc16_update(crc, byte))]
+                    m.next = "length0"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+            with m.State("length0"):
+                m.d.comb += [read.eq(1), in_frame.eq(1)]
+                with m.If(got):
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc16_update(crc, byte))]
+                    m.next = "length1"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+            with m.State("length1"):
+                m.d.comb += [read.eq(1), in_frame.eq(1)]
+                with m.If(got):
+                    full = Cat(length[:8], byte)
+                    m.d.sync += [length.eq(full), count.eq(full), crc.eq(crc16_update(crc, byte)),
+                                 streaming.eq((cmd == proto.CLASSIFY) & (full == IMG)), bc.eq(0)]
+                    m.next = "payload"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+            with m.State("payload"):
+                m.d.comb += in_frame.eq(1)
+                with m.If(count == 0):
+                    m.next = "crc0"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+                with m.Else():
+                    m.d.comb += read.eq(~streaming | ~beat_full)
+                    with m.If(got):
+                        m.d.sync += [count.eq(count - 1), crc.eq(crc16_update(crc, byte))]
+                        with m.If(streaming):
+                            take_into_beat(byte)
+            with m.State("pad"):
+                # a truncated frame: an image is completed with zero bytes and its result dropped
+                with m.If(~streaming | (count == 0)):
+                    with m.If(tickets.w_rdy):
+                        # bytes lost with none after them to carry the mark: an overrun
+                        ticket(Mux(streaming, _T_DROP, _T_ERROR), Mux(overrun | lost, proto.OVERRUN, proto.TIMEOUT))
+                        m.d.sync += lost.eq(0)
+                        m.next = "sync"
+                with m.Elif(~beat_full):
+                    m.d.sync += count.eq(count - 1)
+                    take_into_beat(Const(0, 8))
+            with m.State("crc0"):
+                m.d.comb += [read.eq(1), in_frame.eq(1)]
+                with m.If(got):
+                    m.d.sync += crc_lo.eq(byte)
+                    m.next = "crc1"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+            with m.State("crc1"):
+                m.d.comb += [read.eq(tickets.w_rdy), in_frame.eq(1)]
+                bad = Mux(overrun, proto.OVERRUN, Mux(Cat(crc_lo, byte) != crc, proto.BAD_CRC, 0))
+                with m.If(got):
+                    with m.If(streaming):
+                        ticket(Mux(bad != 0, _T_DROP, _T_RESULT), bad)
+                    with m.Elif(bad != 0):
+                        ticket(_T_ERROR, bad)
+                    with m.Elif(cmd == proto.INFO):
+                        ticket(Mux(length == 0, _T_INFO, _T_ERROR), Mux(length == 0, 0, proto.BAD_LENGTH))
+                    with m.Elif(cmd == proto.CLASSIFY):
+                        ticket(_T_ERROR, proto.BAD_LENGTH)
+                    with m.Else():
+                        ticket(_T_ERROR, proto.UNKNOWN_COMMAND)
+                    m.next = "sync"
+                with m.Elif(timed_out):
+                    m.next = "pad"
+
+        with m.If(rx.strobe):
+            m.d.sync += lost.eq(~rxq.w_rdy)
+
+        # --- responder: a frame per ticket, in order
+        r_kind, r_code, r_cmd = tickets.r_data[:2], tickets.r_data[2:5], tickets.r_data[5:]
+        result = Signal(OB * 8, reset_less=True)
+        idx = Signal(16)                             # byte of the answer being sent
+        plen = Signal(16)
+        out_cmd = Signal(8)
+        out_crc = Signal(16)
+        info_rom = Array(Const(b, 8) for b in (info or b"\0"))
+        payload_byte = Signal(8)
+        with m.Switch(r_kind):
+            with m.Case(_T_INFO):
+                m.d.comb += payload_byte.eq(info_rom[idx - 4] if len(info) > 1 else info_rom[0])
+            with m.Case(_T_RESULT):
+                m.d.comb += payload_byte.eq(result[:8])
+            with m.Default():
+                m.d.comb += payload_byte.eq(Mux(idx == 4, r_code, r_cmd))
+        cur = Signal(8)
+        with m.If(idx == 0):
+            m.d.comb += cur.eq(proto.SYNC)
+        with m.Elif(idx == 1):
+            m.d.comb += cur.eq(out_cmd)
+        with m.Elif(idx == 2):
+            m.d.comb += cur.eq(plen[:8])
+        with m.Elif(idx == 3):
+            m.d.comb += cur.eq(plen[8:])
+        with m.Elif(idx < plen + 4):
+            m.d.comb += cur.eq(payload_byte)
+        with m.Elif(idx == plen + 4):
+            m.d.comb += cur.eq(out_crc[:8])
+        with m.Else():
+            m.d.comb += cur.eq(out_crc[8:])
+        error_seen = Signal()
+        m.d.comb += [self.error.eq(error_seen), self.receiving.eq(in_frame), tx.i.payload.eq(cur)]
+        with m.FSM():
+            with m.State("wait"):
+                with m.If(tickets.r_rdy):
+                    m.d.sync += [idx.eq(0), out_crc.eq(0xFFFF)]
+                    with m.Switch(r_kind):
+                        with m.Case(_T_INFO):
+                            m.d.sync += [out_cmd.eq(proto.INFO), plen.eq(len(info))]
+                            m.next = "send"
+                        with m.Case(_T_RESULT):
+                            m.d.sync += [out_cmd.eq(proto.CLASSIFY), plen.eq(OB)]
+                            m.next = "result"
+                        with m.Case(_T_DROP):
+                            m.d.sync += [out_cmd.eq(proto.ERROR), plen.eq(2), error_seen.eq(1)]
+                            m.next = "result"
+                        with m.Default():
+                            m.d.sync += [out_cmd.eq(proto.ERROR), plen.eq(2), error_seen.eq(1)]
+                            m.next = "send"
+            with m.State("result"):
+                m.d.comb += self.core_o.ready.eq(1)
+                with m.If(self.core_o.valid):
+                    m.d.sync += result.eq(self.core_o.payload)
+                    m.next = "send"
+            with m.State("send"):
+                m.d.comb += tx.i.valid.eq(1)
+                with m.If(tx.i.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If((idx >= 1) & (idx < plen + 4)):
+                        m.d.sync += out_crc.eq(crc16_update(out_crc, cur))
+                    with m.If((idx >= 4) & (idx < plen + 4) & (r_kind == _T_RESULT)):
+                        m.d.sync += result.eq(result >> 8)
+                    with m.If(idx == plen + 5):
+                        m.d.comb += tickets.r_en.eq(1)
+                        m.next = "wait"
+        # an image on its way in, or answers to send
+        m.d.comb += self.busy.eq((streaming & in_frame) | tickets.r_rdy)
+        return m
+
+
+class LinkTop(wiring.Component):
+    """``Link`` with the accelerator (``bnn_top``, a Verilog module of ``bnn rtl``) instantiated:
+    clock, reset, ``rx``/``tx`` and three status outputs. ``rom_files``: {parameter: file} for
+    the accelerator's ROM file parameters."""
+
+    def __init__(self, *, info: dict, rom_files: dict, clock_hz: float, baud: int, rx_buffer: int = 512,
+                 timeout: int | None = None):
+        from bnncore.link import info_blob
+        from .uart import divisor_for
+        divisor = divisor_for(clock_hz, baud)
+        pin, pout = info["ports"]["input"], info["ports"]["output"]
+        self._rom_files = dict(rom_files)
+        self._link = Link(divisor=divisor, in_width=pin["width"], in_beats=pin["beats_per_image"],
+                          out_width=pout["width"], info=info_blob(info, round(clock_hz), baud, rx_buffer),
+                          rx_buffer=rx_buffer, timeout=timeout)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "receiving": Out(1), "busy": Out(1),
+                          "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self._link
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), self.receiving.eq(link.receiving),
+                     self.busy.eq(link.busy), self.error.eq(link.error)]
+        m.submodules.accelerator = Instance(
+            "bnn_top", **{f"p_{k}": v for k, v in self._rom_files.items()},
+            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_i_stream__payload=link.core_i.payload, i_i_stream__valid=link.core_i.valid,
+            o_i_stream__ready=link.core_i.ready,
+            o_o_stream__payload=link.core_o.payload, o_o_stream__valid=link.core_o.valid,
+            i_o_stream__ready=link.core_o.ready)
+        return m

@@ -1,0 +1,56 @@
+"""The board link (``bnn_link``: the accelerator behind its UART) in co-simulation: the host
+driver of bnncore/link.py classifies images over the UART pins, each answer compared with the
+golden model, and bad frames are answered with their errors (sim/tb_link.py)."""
+
+import numpy as np
+import pytest
+
+from bnncore.exports import export
+from bnncore.hw.generate import generate
+from bnncore.hw.plan import make_plan
+
+from ..hw.test_accelerator import random_net
+from .test_cosim import need
+from .test_cosim_cnn import _design, cnn_8bit
+
+pytest.importorskip("cocotb_tools.runner")
+from bnncore.sim.runner import SimulationError, simulate_link  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    root = tmp_path_factory.mktemp("link-mlp")
+    rng = np.random.default_rng(5)
+    sizes = (37, 11, 6, 5)
+    net = random_net(sizes, rng, 0.2)
+    export(net, root / "net")
+    generate(net, make_plan(sizes, [(4, 8), (3, 4), (2, 3)], banks=2), root / "rtl", vhdl=False)
+    return root, rng.integers(0, 2, (10, sizes[0])).astype(np.uint8)
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_link_mlp(mlp, sim, tmp_path):
+    need(sim)
+    root, values = mlp
+    r = simulate_link(root / "rtl", root / "net", values, sim=sim, build_dir=tmp_path / "b")
+    assert r["info_ok"] and not r["mismatches"] and r["images"] == len(values) + 2
+    assert [c["case"] for c in r["checks"] if c["ok"]] == ["bad CRC", "wrong length", "unknown command", "truncated"]
+
+
+def test_link_cnn_8bit(tmp_path):
+    """A CNN with an 8-bit first layer: the input stream carries pixels (a beat per row)."""
+    need("verilator")
+    root, net, values = _design(tmp_path, cnn_8bit, 31, images=6)
+    r = simulate_link(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "b",
+                      clock_hz=25e6, baud=1_000_000)
+    assert r["info_ok"] and not r["mismatches"]
+    assert r["info"]["baud"] == 1_000_000 and r["info"]["clock_hz"] == 25_000_000
+
+
+def test_link_other_network_is_refused(mlp, tmp_path):
+    """The bench runs the golden model of the network the RTL was generated from, only."""
+    root, values = mlp
+    other = random_net((37, 11, 6, 5), np.random.default_rng(99), 0.2)
+    export(other, tmp_path / "other")
+    with pytest.raises(SimulationError, match="not the network"):
+        simulate_link(root / "rtl", tmp_path / "other", values, sim="icarus", build_dir=tmp_path / "b")
