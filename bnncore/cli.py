@@ -401,13 +401,79 @@ def cmd_experiment(args):
 
 def cmd_synth(args):
     from .hw.synth import synthesize
-    out = Path(args.out or Path("build") / "synth" / args.device)
-    r = synthesize(args.rtl, args.device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
+    device = args.device or (None if args.board else "ecp5-25f")
+    out = Path(args.out or Path("build") / "synth" / (args.board or device))
+    r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
-                   log=log.info)
+                   board=args.board, baud=args.baud, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
+    if r.get("board"):
+        b = r["board"]
+        print(f"{b['name']}: {b['clock_mhz']:g} MHz, UART at {b['baud']:,} baud (at most "
+              f"{b['link_bound_images_per_second']:,} images/s over it); then: bnn run --port PORT "
+              f"--baud {b['baud']} NET")
+
+
+def cmd_run(args):
+    from .data import load_dataset
+    from .exports import load
+    from .link import Link, open_serial
+    net = load(args.net)
+    dataset = args.dataset or net_dataset(Path(args.net))
+    ds = load_dataset(dataset, args.data_dir)
+    images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
+    n = min(args.images or len(labels), len(labels))
+    values = net.input.bits(images[:n])
+    t = open_serial(args.port, args.baud)
+    r = run_on_board(Link(t, timeout=args.timeout), net, values, labels[:n], args.net, progress_bar=_bar)
+    print(r["table"])
+
+
+def run_on_board(link, net, values, labels, net_name, progress_bar=None) -> dict:
+    """Classify ``values`` on the board behind ``link``, compare with the golden model; the
+    measurements and a table (``bnn run``)."""
+    import time as _time
+
+    import numpy as np
+
+    from .golden import infer
+    from .link import LinkError
+    dev = link.info()
+    if dev.network != net.digest()[:16]:
+        raise LinkError(f"the board holds network {dev.network} ({dev.spec}), not {net_name}'s "
+                        f"{net.digest()[:16]} ({net.spec}): build the bitstream for it (bnn rtl, bnn synth --board)")
+    t0 = _time.perf_counter()
+    if progress_bar:
+        with progress_bar(len(values), "board", "image") as update:
+            classes, scores = link.classify(values, progress=update)
+    else:
+        classes, scores = link.classify(values)
+    seconds = _time.perf_counter() - t0
+    gold = infer(net, values, return_layers=True)
+    same = (classes == gold.classes) & np.all(scores == gold.scores, axis=1)
+    link_rate = 1 / dev.seconds_per_image()
+    acc_rate = dev.accelerator_images_per_second()
+    r = {"images": len(values), "accuracy": float(np.mean(classes == labels)), "golden_agree": int(same.sum()),
+         "seconds": seconds, "images_per_second": len(values) / seconds, "link_bound": link_rate,
+         "accelerator_bound": acc_rate, "baud": dev.baud, "clock_hz": dev.clock_hz, "spec": dev.spec}
+    bound = "the link" if link_rate < acc_rate else "the accelerator"
+    r["table"] = "\n".join([
+        "| images | accuracy | agree with the golden model | images/s | link bound | accelerator bound |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {len(values):,} | {100 * r['accuracy']:.2f}% | {r['golden_agree']:,} of {len(values):,} | "
+        f"{r['images_per_second']:,.0f} | {link_rate:,.0f} | {acc_rate:,.0f} |",
+        "",
+        f"{dev.spec} at {dev.clock_hz / 1e6:g} MHz, {dev.baud:,} baud: an image's frame takes "
+        f"{1e6 * dev.seconds_per_image():.0f} µs on the wire; {bound} limits the rate."])
+    if r["golden_agree"] != len(values):
+        first = int(np.flatnonzero(~same)[0])
+        raise LinkError(f"{len(values) - r['golden_agree']} of {len(values)} images differ from the golden model, "
+                        f"the first image {first}: class {classes[first]}, scores {scores[first].tolist()}; "
+                        f"the golden model's class {gold.classes[first]}, scores {gold.scores[first].tolist()}\n"
+                        + r["table"])
+    return r
 
 
 def _int_list(option: str, text: str, minimum: int, what: str) -> list:
@@ -451,6 +517,7 @@ EXAMPLES = {
     "rtl": "bnn rtl build/net -o build/rtl --check",
     "sim": "bnn sim build/rtl build/net --sim verilator",
     "synth": "bnn synth build/rtl --device ecp5-25f",
+    "run": "bnn run build/net --port /dev/ttyUSB1 --images 1000",
     "sweep": "bnn sweep build/net --device ecp5-25f",
     "experiment": "bnn experiment cnn --mode tiny",
     "report": "bnn report build",
@@ -613,9 +680,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _verb(sub, "synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
                        "resources, Fmax, throughput, bitstream")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
-    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="the FPGA")
-    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
-                   "missing it is reported, not an error")
+    p.add_argument("--device", choices=tuple(DEVICES), help="the FPGA (default: ecp5-25f, or the board's)")
+    from .hw.boards import BOARDS
+    p.add_argument("--board", choices=tuple(BOARDS),
+                   help="build for a board: the accelerator behind a UART on its pins, clocked by its oscillator "
+                        "(docs/link.md); without it the top is a byte stream on placeholder pins")
+    p.add_argument("--baud", type=_count(1),
+                   help="with --board: the UART's rate (default: the fastest standard rate the clock gives)")
+    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5, the "
+                   "oscillator's with --board); missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=("router1", "router2"),
                    help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
@@ -627,8 +700,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "
                         "flip-flops become the block RAMs' output registers, which shortens the paths from "
                         "the block RAMs)")
-    p.add_argument("-o", "--out", help="output directory (default: build/synth/<device>)")
+    p.add_argument("-o", "--out", help="output directory (default: build/synth/<board or device>)")
     p.set_defaults(func=cmd_synth)
+
+    p = _verb(sub, "run", help="classify test images on a board over its serial link (a bitstream of "
+                       "`bnn synth --board`): accuracy, agreement with the golden model, images/s")
+    p.add_argument("net", type=Path, help="the export directory of the network the bitstream holds")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
+    p.add_argument("--baud", type=_count(1), default=3_000_000,
+                   help="the rate the bitstream was built for (bnn synth --board prints it)")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's (its manifest)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which images")
+    p.add_argument("--images", type=_count(1), help="how many (default: all of the split)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds without an answer before giving up")
+    p.add_argument("--data-dir", help=data_dir_help)
+    p.set_defaults(func=cmd_run)
 
     p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
                        "plot of LUTs and block RAMs against throughput, with the Pareto front")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import math
 import struct
 import time
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class Decoder:
 
 # --- what the board says of itself --------------------------------------------------------
 
-_INFO_HEAD = struct.Struct("<BIIHHHBHBBH8s8sH")
+_INFO_HEAD = struct.Struct("<BIIHHHBHBBHI8s8sH")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class DeviceInfo:
     class_bits: int
     score_bits: int
     classes: int
+    interval: int           # cycles between images (the initiation interval, rounded up)
     network: str            # hex: the first 8 bytes of the built-in network's sha256
     design: str             # hex: the first 8 bytes of the digest of topology and folding
     spec: str               # the topology string
@@ -135,8 +137,12 @@ class DeviceInfo:
         return -(-self.out_width // 8)
 
     def seconds_per_image(self) -> float:
-        """The link's own bound: an image's frame and its answer on the wire (10 bits a byte)."""
-        return 10 * ((6 + self.image_bytes) + (6 + self.out_bytes)) / self.baud
+        """The link's own bound: an image's frame and its answer on the wire (10 bits a byte;
+        the two directions overlap when frames are pipelined, so the longer one counts)."""
+        return 10 * max(6 + self.image_bytes, 6 + self.out_bytes) / self.baud
+
+    def accelerator_images_per_second(self) -> float:
+        return self.clock_hz / max(1, self.interval)
 
 
 def design_digest(info: dict) -> str:
@@ -156,7 +162,8 @@ def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int) -> bytes:
     net = (info.get("network") or {}).get("sha256") or "0" * 16
     return _INFO_HEAD.pack(PROTOCOL_VERSION, int(clock_hz), int(baud), rx_buffer, pin["width"], pin["beats_per_image"],
                            pin["value_bits"], pout["width"], pout["class_bits"], pout["score_bits"],
-                           info["topology"][-1], bytes.fromhex(net[:16]), bytes.fromhex(design_digest(info)[:16]),
+                           info["topology"][-1], math.ceil(info["timing"]["initiation_interval"]),
+                           bytes.fromhex(net[:16]), bytes.fromhex(design_digest(info)[:16]),
                            len(spec)) + spec
 
 
@@ -167,7 +174,7 @@ def parse_info(payload: bytes) -> DeviceInfo:
     spec = payload[_INFO_HEAD.size:_INFO_HEAD.size + f[-1]]
     if f[0] != PROTOCOL_VERSION:
         raise LinkError(f"the board speaks protocol version {f[0]}; this driver speaks {PROTOCOL_VERSION}")
-    return DeviceInfo(*f[:11], network=f[11].hex(), design=f[12].hex(), spec=spec.decode("ascii", "replace"))
+    return DeviceInfo(*f[:12], network=f[12].hex(), design=f[13].hex(), spec=spec.decode("ascii", "replace"))
 
 
 # --- images and results -------------------------------------------------------------------

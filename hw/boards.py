@@ -2,8 +2,9 @@
 
 A board is a device (hw/synth.py's ``DEVICES``, with the board's package), an amaranth-boards
 platform (its pin tables, I/O standards and oscillator), the button that resets the design and
-the LEDs that show its state. ``board_files`` renders the board-level top ``bnn_board`` (RTLIL)
-and its pin constraints with the platform; hw/synth.py builds them with the accelerator.
+the LEDs that show its state. hw/link.py's ``board_files`` renders the board-level top
+``bnn_board`` (RTLIL) and its pin constraints with the platform; hw/synth.py builds them with
+the accelerator. (This module needs no Amaranth: ``bnn --help`` lists the boards.)
 
 The design runs on the board's oscillator (12 MHz on the iCEBreaker, 25 MHz on the ULX3S and
 the iCESugar-Pro); the UART runs at the fastest standard rate that the clock divides to within
@@ -18,12 +19,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field, replace
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
-
 from .synth import DEVICES, Device, SynthError
 
-__all__ = ["Board", "BOARDS", "board_files", "default_baud", "BAUD_RATES"]
+__all__ = ["Board", "BOARDS", "default_baud", "BAUD_RATES"]
 
 #: Rates the boards' USB-serial chips (FTDI FT2232H / FT231X, CH340) generate exactly.
 BAUD_RATES = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
@@ -84,49 +82,3 @@ def default_baud(clock_hz: float) -> int:
         if d >= 4 and abs(clock_hz / d - baud) / baud <= 0.01:
             return baud
     raise SynthError(f"no standard baud rate from a {clock_hz / 1e6:g} MHz clock")
-
-
-class BoardTop(Elaboratable):
-    """The accelerator and its link on ``board``'s pins (``bnn_board``)."""
-
-    POR_CYCLES = 1 << 10     # reset held after configuration (iCE40 block RAMs read 0 for a few µs)
-
-    def __init__(self, board: Board, link_top):
-        self.board, self.link_top = board, link_top
-
-    def elaborate(self, platform):
-        m = Module()
-        b = self.board
-        clk = platform.request(platform.default_clk, dir="i")
-        m.domains.sync = ClockDomain()
-        m.d.comb += ClockSignal().eq(clk.i)
-        # a power-on reset counter in a domain of its own that nothing resets
-        m.domains.por = ClockDomain(reset_less=True)
-        m.d.comb += ClockSignal("por").eq(clk.i)
-        por = Signal(range(self.POR_CYCLES), init=self.POR_CYCLES - 1)
-        with m.If(por != 0):
-            m.d.por += por.eq(por - 1)
-        rst = Signal()
-        m.d.comb += rst.eq(por != 0)
-        if b.reset:
-            button = platform.request(*b.reset)
-            m.d.comb += rst.eq((por != 0) | button.i)
-        m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
-        uart = platform.request("uart", 0)
-        m.submodules.link = link = self.link_top
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
-        roles = {"busy": link.busy, "error": link.error}
-        if "alive" in b.leds:
-            blink = Signal(range(int(b.clock_hz)))
-            m.d.sync += blink.eq(blink + 1)
-            roles["alive"] = blink[-1]
-        for role, (name, number) in b.leds.items():
-            m.d.comb += platform.request(name, number).o.eq(roles[role])
-        return m
-
-
-def board_files(board: Board, link_top, name: str = "bnn_board") -> dict:
-    """{file name: text} of the board-level top (RTLIL) and its pin constraints."""
-    plan = board.make_platform().prepare(BoardTop(board, link_top), name=name)
-    keep = {f"{name}.il", f"{name}.pcf", f"{name}.lpf"}
-    return {f: (c if isinstance(c, str) else c.decode()) for f, c in plan.files.items() if f in keep}

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth import Array, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib import fifo, io, stream, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from bnncore import link as proto
 
 from .uart import UARTRx, UARTTx
 
-__all__ = ["Link", "LinkTop", "crc16_update"]
+__all__ = ["Link", "LinkTop", "BoardTop", "board_files", "crc16_update"]
 
 # ticket kinds
 _T_INFO, _T_RESULT, _T_DROP, _T_ERROR = 0, 1, 2, 3
@@ -305,3 +306,53 @@ class LinkTop(wiring.Component):
             o_o_stream__payload=link.core_o.payload, o_o_stream__valid=link.core_o.valid,
             i_o_stream__ready=link.core_o.ready)
         return m
+
+
+class BoardTop(Elaboratable):
+    """The accelerator and its link on ``board``'s pins (``bnn_board``)."""
+
+    POR_CYCLES = 1 << 10     # reset held after configuration (iCE40 block RAMs read 0 for a few µs)
+
+    def __init__(self, board, link_top):
+        self.board, self.link_top = board, link_top
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.board
+
+        def pin(direction, port, name):
+            m.submodules[name] = buf = io.Buffer(direction, port)
+            return buf.i if direction == "i" else buf.o
+
+        m.domains.sync = ClockDomain()
+        m.d.comb += ClockSignal().eq(pin("i", platform.request(platform.default_clk, dir="-"), "clk_buf"))
+        # a power-on reset counter in a domain of its own that nothing resets
+        m.domains.por = ClockDomain(reset_less=True)
+        m.d.comb += ClockSignal("por").eq(ClockSignal())
+        por = Signal(range(self.POR_CYCLES), init=self.POR_CYCLES - 1)
+        with m.If(por != 0):
+            m.d.por += por.eq(por - 1)
+        rst = Signal()
+        m.d.comb += rst.eq(por != 0)
+        if b.reset:
+            button = pin("i", platform.request(*b.reset, dir="-"), "reset_buf")
+            m.d.comb += rst.eq((por != 0) | button)
+        m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.link = link = self.link_top
+        m.d.comb += [link.rx.eq(pin("i", uart.rx, "rx_buf")), pin("o", uart.tx, "tx_buf").eq(link.tx)]
+        roles = {"busy": link.busy, "error": link.error}
+        if "alive" in b.leds:
+            blink = Signal(range(int(b.clock_hz)))
+            m.d.sync += blink.eq(blink + 1)
+            roles["alive"] = blink[-1]
+        for role, (name, number) in b.leds.items():
+            m.d.comb += pin("o", platform.request(name, number, dir="-"), f"led_{role}").eq(roles[role])
+        return m
+
+
+def board_files(board, link_top, name: str = "bnn_board") -> dict:
+    """{file name: text} of the board-level top (RTLIL) and its pin constraints."""
+    plan = board.make_platform().prepare(BoardTop(board, link_top), name=name)
+    keep = {f"{name}.il", f"{name}.pcf", f"{name}.lpf"}
+    return {f: (c if isinstance(c, str) else c.decode()) for f, c in plan.files.items() if f in keep}

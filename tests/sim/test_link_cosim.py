@@ -54,3 +54,17 @@ def test_link_other_network_is_refused(mlp, tmp_path):
     export(other, tmp_path / "other")
     with pytest.raises(SimulationError, match="not the network"):
         simulate_link(root / "rtl", tmp_path / "other", values, sim="icarus", build_dir=tmp_path / "b")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
+def test_link_gate_level(mlp, device, tmp_path):
+    """The synthesized netlist of the accelerator behind its UART (the receive buffer a block
+    RAM), with the device's cell models on Icarus: the same bench, the same answers."""
+    need("icarus")
+    root, values = mlp
+    r = simulate_link(root / "rtl", root / "net", values[:6], sim="icarus", build_dir=tmp_path / "b",
+                      gate_level=device)
+    assert r["info_ok"] and not r["mismatches"] and all(c["ok"] for c in r["checks"])
+    text = (tmp_path / "b" / "gate" / "bnn_link_netlist.v").read_text()
+    assert ("SB_RAM40_4K" if device == "up5k" else "DP16KD") in text
