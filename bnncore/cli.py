@@ -687,8 +687,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(docs/link.md); without it the top is a byte stream on placeholder pins")
     p.add_argument("--baud", type=_count(1),
                    help="with --board: the UART's rate (default: the fastest standard rate the clock gives)")
-    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5, the "
-                   "oscillator's with --board); missing it is reported, not an error")
+    p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
+                   "with --board, the board's oscillator by default, another frequency through a PLL; "
+                   "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=("router1", "router2"),
                    help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "

@@ -313,8 +313,8 @@ class BoardTop(Elaboratable):
 
     POR_CYCLES = 1 << 10     # reset held after configuration (iCE40 block RAMs read 0 for a few µs)
 
-    def __init__(self, board, link_top):
-        self.board, self.link_top = board, link_top
+    def __init__(self, board, link_top, pll=None):
+        self.board, self.link_top, self.pll = board, link_top, pll
 
     def elaborate(self, platform):
         m = Module()
@@ -324,19 +324,27 @@ class BoardTop(Elaboratable):
             m.submodules[name] = buf = io.Buffer(direction, port)
             return buf.i if direction == "i" else buf.o
 
+        osc_port = platform.request(platform.default_clk, dir="-")
         m.domains.sync = ClockDomain()
-        m.d.comb += ClockSignal().eq(pin("i", platform.request(platform.default_clk, dir="-"), "clk_buf"))
-        # a power-on reset counter in a domain of its own that nothing resets
+        locked = Const(1)
+        if self.pll is None:
+            m.d.comb += ClockSignal().eq(pin("i", osc_port, "clk_buf"))
+        else:
+            clk, locked = Signal(), Signal()
+            m.submodules.pll = self._pll(osc_port, clk, locked, platform.default_clk_frequency / 1e6)
+            m.d.comb += ClockSignal().eq(clk)
+        # a power-on reset counter in a domain of its own that nothing resets (on the PLL's
+        # clock, the reset also waits for its lock)
         m.domains.por = ClockDomain(reset_less=True)
         m.d.comb += ClockSignal("por").eq(ClockSignal())
         por = Signal(range(self.POR_CYCLES), init=self.POR_CYCLES - 1)
         with m.If(por != 0):
             m.d.por += por.eq(por - 1)
         rst = Signal()
-        m.d.comb += rst.eq(por != 0)
+        m.d.comb += rst.eq((por != 0) | ~locked)
         if b.reset:
             button = pin("i", platform.request(*b.reset, dir="-"), "reset_buf")
-            m.d.comb += rst.eq((por != 0) | button)
+            m.d.comb += rst.eq((por != 0) | ~locked | button)
         m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
         uart = platform.request("uart", 0, dir="-")
         m.submodules.link = link = self.link_top
@@ -351,8 +359,28 @@ class BoardTop(Elaboratable):
         return m
 
 
-def board_files(board, link_top, name: str = "bnn_board") -> dict:
-    """{file name: text} of the board-level top (RTLIL) and its pin constraints."""
-    plan = board.make_platform().prepare(BoardTop(board, link_top), name=name)
+    def _pll(self, osc_port, clk, locked, in_mhz):
+        p = self.pll
+        params = {f"p_{k}": v for k, v in p.params.items()}
+        if p.primitive == "SB_PLL40_CORE":
+            # the oscillator's pin is the PLL's own pad on iCE40 boards (pin 35 on the
+            # iCEBreaker): the pad feeds the PLL directly, with no input buffer between
+            return Instance("SB_PLL40_PAD", **params, i_PACKAGEPIN=osc_port.io, o_PLLOUTGLOBAL=clk, o_LOCK=locked,
+                            i_RESETB=1, i_BYPASS=0)
+        m = Module()
+        m.submodules.clk_buf = buf = io.Buffer("i", osc_port)
+        # ecppll's instance: the attributes set the loop filter (nextpnr reads them)
+        m.submodules.pll = Instance("EHXPLLL", **params, a_FREQUENCY_PIN_CLKI=f"{in_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{p.mhz:g}",
+                        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+                        i_CLKI=buf.i, o_CLKOP=clk, i_CLKFB=clk, o_LOCK=locked, i_RST=0, i_STDBY=0,
+                        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                        i_PLLWAKESYNC=0, i_ENCLKOP=0)
+        return m
+
+
+def board_files(board, link_top, name: str = "bnn_board", pll=None) -> dict:
+    """{file name: text} of the board-level top (RTLIL) and its pin constraints; ``pll``
+    (hw/boards.py's ``pll``) clocks the design from the oscillator."""
+    plan = board.make_platform().prepare(BoardTop(board, link_top, pll), name=name)
     keep = {f"{name}.il", f"{name}.pcf", f"{name}.lpf"}
     return {f: (c if isinstance(c, str) else c.decode()) for f, c in plan.files.items() if f in keep}

@@ -606,9 +606,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     the accelerator behind the serial link (hw/link.py) on the board's pins and clock, at
     ``baud`` (default: the fastest standard rate the clock gives).
     """
-    board_top = None
+    board_top = board_pll = None
     if board is not None:
-        device, freq, board_top, baud = _board(board, device, freq, baud)
+        device, freq, board_top, baud, board_pll = _board(board, device, freq, baud)
     device = _device(device).with_speed(speed)
     router = router or ("router2" if device.family == "ecp5" else "router1")
     if router not in ("router1", "router2"):
@@ -702,7 +702,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         "bram_bits_per_cycle": device.brams * device.bram_read_width,
         "bandwidth_bound_cycles": round(bound, 1),
         "bandwidth_efficiency": round(bound / ii, 3),
-        "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud,
+        "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud, "pll": board_pll,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
@@ -730,10 +730,11 @@ def _board(name: str, device, freq, baud) -> tuple:
     if device is not None and _device(device).name != b.device.name:
         raise SynthError(f"board {name} carries the {b.device.part}, not {_device(device).part}; "
                          "leave --device out with --board")
-    hz = b.clock_hz
+    hz, made = b.clock_hz, None
     if freq is not None and abs(freq - hz / 1e6) > 1e-6:
-        raise SynthError(f"board {name}: the design runs on the board's {hz / 1e6:g} MHz oscillator "
-                         f"(no PLL is generated yet), not {freq:g} MHz; leave --freq out")
+        from .boards import pll
+        made = pll(b.device.family, hz / 1e6, freq)
+        hz = made.mhz * 1e6
     baud = baud or default_baud(hz)
 
     def files(rtl):
@@ -743,8 +744,10 @@ def _board(name: str, device, freq, baud) -> tuple:
                           clock_hz=hz, baud=baud)
         except ValueError as e:
             raise SynthError(f"board {name}: {e}") from None
-        return board_files(b, top)
-    return b.device, hz / 1e6, files, baud
+        return board_files(b, top, pll=made)
+    made_info = None if made is None else {"primitive": made.primitive, "from_mhz": b.clock_hz / 1e6,
+                                           "params": made.params}
+    return b.device, hz / 1e6, files, baud, made_info
 
 
 def _link_bound(rtl: dict, baud: int) -> float:

