@@ -14,6 +14,11 @@ Commands (host to board) and their answers (board to host, same command byte):
 - ``INFO`` (0x01), no payload: the design's description (``DeviceInfo``).
 - ``CLASSIFY`` (0x02), an image's input beats (each ``ceil(width / 8)`` bytes, least
   significant first): the output word (class index in the low bits, then the scores).
+- ``WRITE`` (0x03), a memory's index (1 byte), a word address (4 bytes) and the word
+  (``ceil(width / 8)`` bytes, least significant first), on a design built with writable
+  memories: an empty answer once the word is written (after its CRC was checked).
+- ``NETWORK`` (0x04), 8 bytes: the network identity INFO reports from now on (``load``
+  clears it before the first word and sets it after the last).
 
 Anything the board cannot do is answered by an ``ERROR`` frame (0xEE) of two bytes: the error
 code and the command byte it answers. The board then goes on with the next frame; nothing it
@@ -41,11 +46,15 @@ __all__ = ["SYNC", "INFO", "CLASSIFY", "ERROR", "ERRORS", "LinkError", "DeviceIn
            "Decoder", "Link", "info_blob", "image_payloads", "decode_output", "open_serial", "design_digest"]
 
 SYNC = 0xB5
-INFO, CLASSIFY, ERROR = 0x01, 0x02, 0xEE
+INFO, CLASSIFY, WRITE, NETWORK, ERROR = 0x01, 0x02, 0x03, 0x04, 0xEE
 #: error code -> meaning
 ERRORS = {1: "bad CRC", 2: "wrong length for the command", 3: "unknown command",
-          4: "frame truncated (the line went idle mid-frame)", 5: "receive buffer overrun (bytes lost)"}
-BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, TIMEOUT, OVERRUN = 1, 2, 3, 4, 5
+          4: "frame truncated (the line went idle mid-frame)", 5: "receive buffer overrun (bytes lost)",
+          6: "no such memory", 7: "address past the memory's end",
+          8: "the design's memories are read-only (built without --writable)"}
+BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, TIMEOUT, OVERRUN, NO_MEMORY, BAD_ADDRESS, READ_ONLY = range(1, 9)
+#: INFO flags
+WRITABLE = 1
 PROTOCOL_VERSION = 1
 MAX_PAYLOAD = 0xFFFF
 
@@ -106,13 +115,16 @@ class Decoder:
 
 # --- what the board says of itself --------------------------------------------------------
 
-_INFO_HEAD = struct.Struct("<BIIHHHBHBBHI8s8sH")
+_INFO_HEAD = struct.Struct("<BBIIHHHBHBBHI8s8sH")
+#: where the network identity sits in INFO's payload (the board keeps it in a register)
+INFO_NETWORK_OFFSET = _INFO_HEAD.size - 18
 
 
 @dataclass(frozen=True)
 class DeviceInfo:
     """The answer to INFO: what the design holds and how to talk to it."""
     version: int
+    flags: int              # WRITABLE: its memories can be written over the link
     clock_hz: int
     baud: int
     rx_buffer: int          # bytes of receive buffer
@@ -155,12 +167,12 @@ def design_digest(info: dict) -> str:
     return hashlib.sha256(repr(sorted(keep.items())).encode()).hexdigest()
 
 
-def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int) -> bytes:
+def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False) -> bytes:
     """The INFO payload a design built from ``info`` (rtl.json) answers."""
     pin, pout = info["ports"]["input"], info["ports"]["output"]
     spec = (info.get("spec") or "-".join(map(str, info["topology"]))).encode("ascii")
     net = (info.get("network") or {}).get("sha256") or "0" * 16
-    return _INFO_HEAD.pack(PROTOCOL_VERSION, int(clock_hz), int(baud), rx_buffer, pin["width"], pin["beats_per_image"],
+    return _INFO_HEAD.pack(PROTOCOL_VERSION, WRITABLE if writable else 0, int(clock_hz), int(baud), rx_buffer, pin["width"], pin["beats_per_image"],
                            pin["value_bits"], pout["width"], pout["class_bits"], pout["score_bits"],
                            info["topology"][-1], math.ceil(info["timing"]["initiation_interval"]),
                            bytes.fromhex(net[:16]), bytes.fromhex(design_digest(info)[:16]),
@@ -174,7 +186,7 @@ def parse_info(payload: bytes) -> DeviceInfo:
     spec = payload[_INFO_HEAD.size:_INFO_HEAD.size + f[-1]]
     if f[0] != PROTOCOL_VERSION:
         raise LinkError(f"the board speaks protocol version {f[0]}; this driver speaks {PROTOCOL_VERSION}")
-    return DeviceInfo(*f[:12], network=f[12].hex(), design=f[13].hex(), spec=spec.decode("ascii", "replace"))
+    return DeviceInfo(*f[:13], network=f[13].hex(), design=f[14].hex(), spec=spec.decode("ascii", "replace"))
 
 
 # --- images and results -------------------------------------------------------------------
@@ -253,24 +265,66 @@ class Link:
         room = dev.in_beats * dev.in_width // dev.value_bits
         if values.ndim != 2 or values.shape[1] > room:
             raise ValueError(f"images of shape {values.shape[1:]}; the design takes at most {room} values per image")
+        classes = np.zeros(len(values), np.int64)
+        scores = np.zeros((len(values), dev.classes), np.int64)
         frames = [encode(CLASSIFY, p) for p in image_payloads(values, dev)]
-        window = max(1, dev.rx_buffer // len(frames[0])) if frames else 1
-        classes = np.zeros(len(frames), np.int64)
-        scores = np.zeros((len(frames), dev.classes), np.int64)
-        sent = done = 0
+        for k, out in enumerate(self._pipeline(frames, CLASSIFY, "image", progress)):
+            classes[k], scores[k] = decode_output(out, dev)
+        return classes, scores
+
+    def _pipeline(self, frames: list, command: int, what: str, progress=None):
+        """Send ``frames`` with as many in flight as the board's receive buffer holds; yield the
+        answers' payloads in order."""
+        dev = self._info or self.info()
+        in_flight, sent, done = 0, 0, 0
         while done < len(frames):
-            while sent < len(frames) and sent - done < window:
+            while sent < len(frames) and (sent == done or in_flight + len(frames[sent]) <= dev.rx_buffer):
                 self.t.write(frames[sent])
+                in_flight += len(frames[sent])
                 sent += 1
             try:
-                out = self._answer(CLASSIFY)
+                yield self._answer(command)
             except LinkError as e:
-                raise LinkError(f"image {done}: {e}") from None
-            classes[done], scores[done] = decode_output(out, dev)
+                raise LinkError(f"{what} {done}: {e}") from None
+            in_flight -= len(frames[done])
             done += 1
             if progress:
                 progress(done, len(frames))
-        return classes, scores
+
+    def load(self, net, info: dict, progress=None) -> int:
+        """Write ``net``'s weights and thresholds into the board's memories; return the words
+        written. ``info``: the rtl.json of the design the board holds (its topology and folding:
+        the memories' layout). The board must have been built with writable memories; while
+        it loads, INFO reports the network 0000000000000000, and ``net``'s identity after the
+        last word."""
+        from bnncore.hw.generate import plan_of, rom_images
+        from bnncore.hw.plan import check_network
+        dev = self.info()
+        if not dev.flags & WRITABLE:
+            raise LinkError("the board's design has read-only memories: build it with "
+                            "`bnn synth --board ... --writable` to load networks into it")
+        if dev.design != design_digest(info)[:16]:
+            raise LinkError(f"the board holds a design of {dev.spec} ({dev.design}), not the RTL's {info.get('spec')} "
+                            f"({design_digest(info)[:16]}): topology, folding or port widths differ, so its "
+                            "memories cannot hold this layout")
+        plan = plan_of(info)
+        try:
+            check_network(net, plan)
+        except ValueError as e:
+            raise LinkError(f"network {net.spec} does not fit the board's design {dev.spec}: {e}") from None
+        images = rom_images(net, plan)
+        frames = []
+        for k, name in enumerate(info["memories"]):
+            width, words = images[name]
+            nb = -(-width // 8)
+            frames += [encode(WRITE, bytes([k]) + struct.pack("<I", a) + w.to_bytes(nb, "little"))
+                       for a, w in enumerate(words)]
+        self.request(NETWORK, bytes(8))
+        for _ in self._pipeline(frames, WRITE, "word", progress):
+            pass
+        self.request(NETWORK, bytes.fromhex(net.digest()[:16]))
+        self._info = None
+        return len(frames)
 
 
 def open_serial(port: str, baud: int, timeout: float = 0.05):

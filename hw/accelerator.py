@@ -263,10 +263,11 @@ class SimAccelerator(wiring.Component):
         return m
 
 
-def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, data):
+def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, data, write=None):
     """Add to ``m`` the ROM ``name`` holding ``words``, read as the RTL's ``bnn_rom`` reads it:
     one memory per column slice (``rom_slices``), each through its own address (a part of
-    ``addr``)."""
+    ``addr``). ``write``: (enable, address, word) signals of a write port (a whole word, every
+    slice), for a memory written at run time (hw/link.py)."""
     abits = address_bits(depth)
     for s, (lo, w) in enumerate(rom_slices(width)):
         init = [(word >> lo) & ((1 << w) - 1) for word in words]
@@ -274,3 +275,7 @@ def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, dat
         m.submodules[f"rom_{name}_s{s}"] = mem
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(addr[s * abits:(s + 1) * abits]), data[lo:lo + w].eq(rd.data)]
+        if write is not None:
+            en, waddr, wdata = write
+            wp = mem.write_port()
+            m.d.comb += [wp.en.eq(en), wp.addr.eq(waddr), wp.data.eq(wdata[lo:lo + w])]

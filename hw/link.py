@@ -29,7 +29,7 @@ from .uart import UARTRx, UARTTx
 __all__ = ["Link", "LinkTop", "BoardTop", "board_files", "crc16_update"]
 
 # ticket kinds
-_T_INFO, _T_RESULT, _T_DROP, _T_ERROR = 0, 1, 2, 3
+_T_INFO, _T_RESULT, _T_DROP, _T_ERROR, _T_ACK = 0, 1, 2, 3, 4
 
 
 def crc16_update(crc, byte):
@@ -54,20 +54,31 @@ class Link(wiring.Component):
         Bytes of receive buffer (a power of two; a block RAM on iCE40 at 512).
     timeout : int
         Cycles of an idle line inside a frame after which the frame is dropped as truncated.
+    memories : list of (width, depth)
+        The accelerator's memories that WRITE may write (the order of rtl.json's
+        ``memories``); none: a read-only design, WRITE and NETWORK are refused.
+
+    A written word leaves on ``mem_sel``, ``mem_addr``, ``mem_data`` with a one-cycle
+    ``mem_we``, once its frame's CRC has been checked.
     """
 
     def __init__(self, *, divisor: int, in_width: int, in_beats: int, out_width: int, info: bytes,
-                 rx_buffer: int = 512, timeout: int | None = None):
+                 rx_buffer: int = 512, timeout: int | None = None, memories=()):
         if rx_buffer < 16 or rx_buffer & (rx_buffer - 1):
             raise ValueError(f"rx_buffer must be a power of two >= 16, not {rx_buffer!r}")
+        if len(memories) > 255:
+            raise ValueError(f"at most 255 writable memories, not {len(memories)}")
         self._divisor, self._in_width, self._in_beats, self._out_width = divisor, in_width, in_beats, out_width
         self._info, self._rx_buffer = bytes(info), rx_buffer
         self._timeout = timeout or 40 * 10 * divisor
+        self._memories = [(int(w), int(d)) for w, d in memories]
+        wmax = max([w for w, _ in self._memories] or [1])
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "core_i": Out(stream.Signature(in_width)), "core_o": In(stream.Signature(out_width)),
             # for LEDs: a frame being received, an image in the accelerator, an error answered
             "receiving": Out(1), "busy": Out(1), "error": Out(1),
+            "mem_we": Out(1), "mem_sel": Out(8), "mem_addr": Out(32), "mem_data": Out(math.ceil(wmax / 8) * 8),
         })
 
     def elaborate(self, platform):
@@ -80,7 +91,7 @@ class Link(wiring.Component):
         m.submodules.tx = tx = UARTTx(self._divisor)
         # a byte's 9th bit: bytes were lost (the buffer was full) just before it
         m.submodules.rxq = rxq = fifo.SyncFIFOBuffered(width=9, depth=self._rx_buffer)
-        m.submodules.tickets = tickets = fifo.SyncFIFO(width=2 + 3 + 8, depth=8)
+        m.submodules.tickets = tickets = fifo.SyncFIFO(width=3 + 4 + 8, depth=8)
         lost = Signal()
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
                      rxq.w_data.eq(Cat(rx.data, lost)), rxq.w_en.eq(rx.strobe)]
@@ -98,7 +109,18 @@ class Link(wiring.Component):
         bc = Signal(range(max(2, NB)))               # bytes of the beat so far
         beat_full = Signal()
         streaming = Signal()                         # the payload is an image going in
-        t_kind, t_code = Signal(2), Signal(3)
+        t_kind, t_code = Signal(3), Signal(4)
+        quiet = Signal()                             # no answer pending or being sent
+        # WRITE and NETWORK: the payload's fields, taken by position
+        mems = self._memories
+        writable = bool(mems)
+        pos = Signal(16)
+        wsel, waddr = self.mem_sel, self.mem_addr
+        wdata = self.mem_data
+        nbuf = Signal(64)
+        netid = Signal(64, init=int.from_bytes(info[proto.INFO_NETWORK_OFFSET:proto.INFO_NETWORK_OFFSET + 8],
+                                               "little"))
+        m.d.sync += self.mem_we.eq(0)
         m.d.comb += [self.core_i.payload.eq(beat[:self._in_width]), self.core_i.valid.eq(beat_full),
                      tickets.w_data.eq(Cat(t_kind, t_code, cmd))]
         with m.If(self.core_i.ready):
@@ -149,7 +171,9 @@ class Link(wiring.Component):
                 with m.If(got):
                     full = Cat(length[:8], byte)
                     m.d.sync += [length.eq(full), count.eq(full), crc.eq(crc16_update(crc, byte)),
-                                 streaming.eq((cmd == proto.CLASSIFY) & (full == IMG)), bc.eq(0)]
+                                 streaming.eq((cmd == proto.CLASSIFY) & (full == IMG)), bc.eq(0), pos.eq(0)]
+                    if writable:      # a shorter word leaves the bytes above it 0
+                        m.d.sync += wdata.eq(0)
                     m.next = "payload"
                 with m.Elif(timed_out):
                     m.next = "pad"
@@ -162,9 +186,19 @@ class Link(wiring.Component):
                 with m.Else():
                     m.d.comb += read.eq(~streaming | ~beat_full)
                     with m.If(got):
-                        m.d.sync += [count.eq(count - 1), crc.eq(crc16_update(crc, byte))]
+                        m.d.sync += [count.eq(count - 1), crc.eq(crc16_update(crc, byte)), pos.eq(pos + 1),
+                                     nbuf.eq(Cat(nbuf[8:], byte))]
                         with m.If(streaming):
                             take_into_beat(byte)
+                        if writable:
+                            with m.If(pos == 0):
+                                m.d.sync += wsel.eq(byte)
+                            for k in range(4):
+                                with m.If(pos == 1 + k):
+                                    m.d.sync += waddr[8 * k:8 * k + 8].eq(byte)
+                            for k in range(len(wdata) // 8):
+                                with m.If(pos == 5 + k):
+                                    m.d.sync += wdata[8 * k:8 * k + 8].eq(byte)
             with m.State("pad"):
                 # a truncated frame: an image is completed with zero bytes and its result dropped
                 with m.If(~streaming | (count == 0)):
@@ -184,7 +218,10 @@ class Link(wiring.Component):
                 with m.Elif(timed_out):
                     m.next = "pad"
             with m.State("crc1"):
-                m.d.comb += [read.eq(tickets.w_rdy), in_frame.eq(1)]
+                # WRITE and NETWORK take effect when every earlier frame is answered: an image
+                # sent before a write is classified with what it found, INFO tells the truth
+                changes = (cmd == proto.WRITE) | (cmd == proto.NETWORK)
+                m.d.comb += [read.eq(tickets.w_rdy & (~changes | quiet)), in_frame.eq(1)]
                 bad = Mux(overrun, proto.OVERRUN, Mux(Cat(crc_lo, byte) != crc, proto.BAD_CRC, 0))
                 with m.If(got):
                     with m.If(streaming):
@@ -195,6 +232,27 @@ class Link(wiring.Component):
                         ticket(Mux(length == 0, _T_INFO, _T_ERROR), Mux(length == 0, 0, proto.BAD_LENGTH))
                     with m.Elif(cmd == proto.CLASSIFY):
                         ticket(_T_ERROR, proto.BAD_LENGTH)
+                    with m.Elif((cmd == proto.WRITE) | (cmd == proto.NETWORK)):
+                        if not writable:
+                            ticket(_T_ERROR, proto.READ_ONLY)
+                        else:
+                            nbytes = Array(Const(5 + math.ceil(w / 8), 16) for w, _ in mems)
+                            depth = Array(Const(d, 32) for _, d in mems)
+                            with m.If(cmd == proto.NETWORK):
+                                with m.If(length == 8):
+                                    m.d.sync += netid.eq(nbuf)
+                                    ticket(_T_ACK)
+                                with m.Else():
+                                    ticket(_T_ERROR, proto.BAD_LENGTH)
+                            with m.Elif((length < 1) | (wsel >= len(mems))):
+                                ticket(_T_ERROR, Mux(length < 1, proto.BAD_LENGTH, proto.NO_MEMORY))
+                            with m.Elif(length != nbytes[wsel]):
+                                ticket(_T_ERROR, proto.BAD_LENGTH)
+                            with m.Elif(waddr >= depth[wsel]):
+                                ticket(_T_ERROR, proto.BAD_ADDRESS)
+                            with m.Else():
+                                m.d.sync += self.mem_we.eq(1)
+                                ticket(_T_ACK)
                     with m.Else():
                         ticket(_T_ERROR, proto.UNKNOWN_COMMAND)
                     m.next = "sync"
@@ -205,7 +263,7 @@ class Link(wiring.Component):
             m.d.sync += lost.eq(~rxq.w_rdy)
 
         # --- responder: a frame per ticket, in order
-        r_kind, r_code, r_cmd = tickets.r_data[:2], tickets.r_data[2:5], tickets.r_data[5:]
+        r_kind, r_code, r_cmd = tickets.r_data[:3], tickets.r_data[3:7], tickets.r_data[7:]
         result = Signal(OB * 8, reset_less=True)
         idx = Signal(16)                             # byte of the answer being sent
         plen = Signal(16)
@@ -215,7 +273,11 @@ class Link(wiring.Component):
         payload_byte = Signal(8)
         with m.Switch(r_kind):
             with m.Case(_T_INFO):
-                m.d.comb += payload_byte.eq(info_rom[idx - 4] if len(info) > 1 else info_rom[0])
+                at = (idx - 4)[:16]
+                off = proto.INFO_NETWORK_OFFSET
+                in_net = (at >= off) & (at < off + 8) if len(info) >= off + 8 else Const(0)
+                m.d.comb += payload_byte.eq(Mux(in_net, netid.word_select((at - off)[:3], 8),
+                                                info_rom[at] if len(info) > 1 else info_rom[0]))
             with m.Case(_T_RESULT):
                 m.d.comb += payload_byte.eq(result[:8])
             with m.Default():
@@ -239,6 +301,7 @@ class Link(wiring.Component):
         m.d.comb += [self.error.eq(error_seen), self.receiving.eq(in_frame), tx.i.payload.eq(cur)]
         with m.FSM():
             with m.State("wait"):
+                m.d.comb += quiet.eq(~tickets.r_rdy)
                 with m.If(tickets.r_rdy):
                     m.d.sync += [idx.eq(0), out_crc.eq(0xFFFF)]
                     with m.Switch(r_kind):
@@ -251,6 +314,9 @@ class Link(wiring.Component):
                         with m.Case(_T_DROP):
                             m.d.sync += [out_cmd.eq(proto.ERROR), plen.eq(2), error_seen.eq(1)]
                             m.next = "result"
+                        with m.Case(_T_ACK):
+                            m.d.sync += [out_cmd.eq(r_cmd), plen.eq(0)]
+                            m.next = "send"
                         with m.Default():
                             m.d.sync += [out_cmd.eq(proto.ERROR), plen.eq(2), error_seen.eq(1)]
                             m.next = "send"
@@ -276,35 +342,62 @@ class Link(wiring.Component):
 
 
 class LinkTop(wiring.Component):
-    """``Link`` with the accelerator (``bnn_top``, a Verilog module of ``bnn rtl``) instantiated:
-    clock, reset, ``rx``/``tx`` and three status outputs. ``rom_files``: {parameter: file} for
-    the accelerator's ROM file parameters."""
+    """``Link`` with the accelerator instantiated: clock, reset, ``rx``/``tx`` and three status
+    outputs.
 
-    def __init__(self, *, info: dict, rom_files: dict, clock_hz: float, baud: int, rx_buffer: int = 512,
-                 timeout: int | None = None):
+    Read-only (the default): ``bnn_top``, a Verilog module of ``bnn rtl``, its ROMs initialised
+    from ``rom_files`` ({parameter: file}). ``writable``: ``bnn_core`` with its memories here,
+    initialised with ``contents`` ({memory name: words}, the ROM files' contents) and written by
+    the link's WRITE frames (a block RAM's second port; the same block RAMs as the ROMs)."""
+
+    def __init__(self, *, info: dict, rom_files: dict | None = None, clock_hz: float, baud: int,
+                 rx_buffer: int = 512, timeout: int | None = None, writable: bool = False,
+                 contents: dict | None = None):
         from bnncore.link import info_blob
         from .uart import divisor_for
         divisor = divisor_for(clock_hz, baud)
         pin, pout = info["ports"]["input"], info["ports"]["output"]
-        self._rom_files = dict(rom_files)
+        if writable and contents is None:
+            raise ValueError("a writable design needs its memories' contents")
+        if not writable and rom_files is None:
+            raise ValueError("a read-only design needs its ROM files")
+        self._info, self._rom_files, self._writable = info, dict(rom_files or {}), writable
+        self._contents = contents
+        mems = [(mem["width"], mem["depth"]) for mem in info["memories"].values()] if writable else ()
         self._link = Link(divisor=divisor, in_width=pin["width"], in_beats=pin["beats_per_image"],
-                          out_width=pout["width"], info=info_blob(info, round(clock_hz), baud, rx_buffer),
-                          rx_buffer=rx_buffer, timeout=timeout)
+                          out_width=pout["width"], info=info_blob(info, round(clock_hz), baud, rx_buffer, writable),
+                          rx_buffer=rx_buffer, timeout=timeout, memories=mems)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "receiving": Out(1), "busy": Out(1),
                           "error": Out(1)})
 
     def elaborate(self, platform):
+        from .accelerator import add_rom
+        from .plan import address_bits
         m = Module()
         m.submodules.link = link = self._link
         m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), self.receiving.eq(link.receiving),
                      self.busy.eq(link.busy), self.error.eq(link.error)]
-        m.submodules.accelerator = Instance(
-            "bnn_top", **{f"p_{k}": v for k, v in self._rom_files.items()},
-            i_clk=ClockSignal(), i_rst=ResetSignal(),
-            i_i_stream__payload=link.core_i.payload, i_i_stream__valid=link.core_i.valid,
-            o_i_stream__ready=link.core_i.ready,
-            o_o_stream__payload=link.core_o.payload, o_o_stream__valid=link.core_o.valid,
-            i_o_stream__ready=link.core_o.ready)
+        ports = dict(i_clk=ClockSignal(), i_rst=ResetSignal(),
+                     i_i_stream__payload=link.core_i.payload, i_i_stream__valid=link.core_i.valid,
+                     o_i_stream__ready=link.core_i.ready,
+                     o_o_stream__payload=link.core_o.payload, o_o_stream__valid=link.core_o.valid,
+                     i_o_stream__ready=link.core_o.ready)
+        if not self._writable:
+            m.submodules.accelerator = Instance("bnn_top", **{f"p_{k}": v for k, v in self._rom_files.items()},
+                                                **ports)
+            return m
+        for k, (name, mem) in enumerate(self._info["memories"].items()):
+            depth, width = mem["depth"], mem["width"]
+            abits = address_bits(depth)
+            addr = Signal(mem["slices"] * abits, name=f"{name}_addr")
+            data = Signal(width, name=f"{name}_data")
+            ports[f"o_{name}_addr"], ports[f"i_{name}_data"] = addr, data
+            words = list(self._contents[name])
+            if len(words) != depth:
+                raise ValueError(f"memory {name}: {len(words)} words given, its depth is {depth}")
+            add_rom(m, name, words, depth, width, addr, data,
+                    write=(link.mem_we & (link.mem_sel == k), link.mem_addr[:abits], link.mem_data))
+        m.submodules.accelerator = Instance("bnn_core", **ports)
         return m
 
 

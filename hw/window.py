@@ -262,18 +262,21 @@ class PixelCollector(wiring.Component):
         wptr, rptr = Signal(range(B)), Signal(range(B))
         pop = self.o.valid & self.o.ready
         done = self.wr.we & self.wr.last
-        m.d.comb += [self.wr.space.eq(used < B), self.o.valid.eq(full.bit_select(rptr, 1)),
+        # the output's valid is a flip-flop of its own (the next cycle's full[rptr]): decoded from
+        # rptr it began CNV's critical path into the next max-pool's row write enable
+        valid = Signal()
+        m.d.comb += [self.wr.space.eq(used < B), self.o.valid.eq(valid),
                      self.o.payload.eq(Array(r[:C] for r in regs)[rptr])]
         m.d.sync += used.eq(used + self.wr.claim - pop)
         for b in range(B):
             for s in range(NF):
                 with m.If(self.wr.slot_en[s] & (wptr == b)):
                     m.d.sync += regs[b].word_select(s, PE).eq(self.wr.data)
-        m.d.sync += full.eq((full | Mux(done, 1 << wptr, 0)) & ~Mux(pop, 1 << rptr, 0))
+        full_next = (full | Mux(done, 1 << wptr, 0)) & ~Mux(pop, 1 << rptr, 0)
+        rptr_next = Mux(pop, Mux(rptr == B - 1, 0, rptr + 1), rptr)
+        m.d.sync += [full.eq(full_next), rptr.eq(rptr_next), valid.eq(full_next.bit_select(rptr_next, 1))]
         with m.If(done):
             m.d.sync += wptr.eq(Mux(wptr == B - 1, 0, wptr + 1))
-        with m.If(pop):
-            m.d.sync += rptr.eq(Mux(rptr == B - 1, 0, rptr + 1))
         return m
 
 
@@ -343,10 +346,18 @@ class MaxPool(wiring.Component):
         pix = self.i.payload
         row = Mux(xi == 0, pix, merge(h, pix))
         done = keep & (xi == K - 1)                  # the window's row is complete
+        write = [done & (yi != K - 1), j, Mux(yi == 0, row, merge(rp.data, row))]
+        if W > K:
+            # the row's write a cycle late, from registers: its enable fanned out to every LUT RAM
+            # of CNV's pool rows (3.4 ns of routing). The entry's next read comes W - K + 1 pixels
+            # after the pixel that writes it, so at least two cycles later (one window a row,
+            # W == K, could read it in the cycle of the late write).
+            late = [Signal(), Signal.like(j), Signal(C, reset_less=True)]
+            m.d.sync += [r.eq(v) for r, v in zip(late, write)]
+            write = late
         m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(o_valid), self.o.payload.eq(o_data),
                      rp.addr.eq(j), rp.en.eq(keep & (xi == 0)),
-                     wp.addr.eq(j), wp.data.eq(Mux(yi == 0, row, merge(rp.data, row))),
-                     wp.en.eq(done & (yi != K - 1))]
+                     wp.en.eq(write[0]), wp.addr.eq(write[1]), wp.data.eq(write[2])]
         with m.If(self.o.ready):
             m.d.sync += o_valid.eq(0)
         with m.If(keep):

@@ -310,14 +310,16 @@ def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool)
 
 def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator", build_dir,
                   clock_hz: float = 12e6, baud: int = 3_000_000, rx_buffer: int = 512, gate_level=None,
-                  log=None) -> dict:
+                  writable: bool = False, load_net=None, log=None) -> dict:
     """Simulate the board link (``bnn_link``: hw/link.py's LinkTop, the RTL of ``rtl_dir`` behind
     its UART) with sim/tb_link.py: the host driver classifies ``values`` (N, inputs) over the
     UART pins and sends bad frames; every answer is checked against the golden model of
     ``net_dir`` (the network the RTL was generated from). Verilator or Icarus.
     ``gate_level``: a device (hw/synth.py's DEVICES): simulate the netlist Yosys synthesizes
-    for it, with its cell models, instead of the RTL. Returns the bench's results; raises
-    SimulationError when it fails."""
+    for it, with its cell models, instead of the RTL. ``writable``: the design's memories can
+    be written over the link; ``load_net``: an export directory of another network of the same
+    topology and folding, which the bench then loads over the link and checks. Returns the
+    bench's results; raises SimulationError when it fails."""
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
@@ -345,16 +347,24 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     else:
         work = build_dir
     work.mkdir(parents=True, exist_ok=True)
+    if load_net is not None and not writable:
+        raise ValueError("load_net loads a network over the link: it needs writable=True")
     defines = {}
+    contents = None
+    if writable:
+        from bnncore.hw.diagnose import read_rom_files
+        contents = read_rom_files(info, rtl_dir)
     if gate_level is None:
-        top = LinkTop(info=info, rom_files=params, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
+        top = LinkTop(info=info, rom_files=params, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer,
+                      writable=writable, contents=contents)
         (work / "bnn_link.v").write_text(verilog.convert(top, name="bnn_link", emit_src=False))
         sources = list(sources) + [work / "bnn_link.v"]
     else:
         from bnncore.hw.synth import DEVICES, cell_model_defines, cell_models, netlist
         device = DEVICES[gate_level]
         names = {m["parameter"]: m["file"] for m in info["memories"].values()}
-        top = LinkTop(info=info, rom_files=names, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer)
+        top = LinkTop(info=info, rom_files=names, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer,
+                      writable=writable, contents=contents)
         log and log(f"{gate_level}: synthesizing bnn_link for the gate-level bench")
         gate = netlist(rtl_dir, device, build_dir / "gate", top="bnn_link",
                        files={"bnn_link.v": verilog.convert(top, name="bnn_link", emit_src=False)})
@@ -371,7 +381,8 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     results = build_dir / "results.json"
     results.unlink(missing_ok=True)
     cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir), "values": str(build_dir / "values.npy"),
-           "results": str(results), "divisor": divisor_for(clock_hz, baud)}
+           "results": str(results), "divisor": divisor_for(clock_hz, baud),
+           "load_net": str(Path(load_net).resolve()) if load_net else None}
     (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
     log = log or (lambda line: None)
     runner = get_runner(sim)
@@ -397,6 +408,11 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
         why += [f"{c['case']}: answered {c['answer']!r}" for c in out.get("checks", []) if not c["ok"]]
         if not out.get("info_ok"):
             why.append(f"INFO answered {out.get('info')}")
+        if out.get("loaded_mismatches"):
+            why.append(f"after loading {load_net}: {len(out['loaded_mismatches'])} mismatches, "
+                       f"the first {out['loaded_mismatches'][0]}")
+        if load_net and out.get("loaded_info_ok") is False:
+            why.append("INFO does not report the loaded network")
         raise SimulationError(f"{sim}: the link bench failed: {'; '.join(why) or 'see the log'}; "
                               f"see {build_dir / 'sim.log'}")
     return out

@@ -6,8 +6,10 @@ here) runs in a thread through cocotb's bridge, over a transport that drives the
 ``rx`` pin and samples its ``tx`` pin bit by bit. The bench asks INFO, classifies images and
 compares every class and score with the golden model, then sends bad frames (a wrong CRC, a
 wrong length, an unknown command, a frame cut short) and checks that each is answered with
-its error and that the next images are still classified exactly. Config and results as for
-sim/tb.py (``BNN_SIM_CONFIG``).
+its error and that the next images are still classified exactly. With ``load_net`` in the
+config (a design with writable memories), it then loads that network over the link and
+classifies the images again against its golden model. Config and results as for sim/tb.py
+(``BNN_SIM_CONFIG``).
 """
 
 from __future__ import annotations
@@ -137,6 +139,23 @@ def _host(t: PinTransport, cfg: dict, gold, values: np.ndarray, net_digest: str)
         compare(i, cls, sc)
     out["mismatches"] = mismatches
     out["images"] = split + len(bad)
+    if cfg.get("load_net"):
+        # another network of the same topology and folding, loaded over the link into the
+        # running design; then every image again, against that network's golden model
+        from bnncore.exports import load as load_net
+        other = load_net(cfg["load_net"])
+        t0 = cocotb.utils.get_sim_time("ns")
+        out["words_loaded"] = lk.load(other, info)
+        out["load_cycles"] = int(cocotb.utils.get_sim_time("ns") - t0) // PERIOD_NS
+        dev = lk.info()
+        out["loaded_info_ok"] = dev.network == other.digest()[:16]
+        gold_b = infer(other, values, return_layers=True, backend="numpy")
+        cls, sc = lk.classify(values)
+        out["loaded_mismatches"] = [
+            {"image": i, "actual_class": int(cls[i]), "expected_class": int(gold_b.classes[i]),
+             "actual_scores": [int(v) for v in sc[i]], "expected_scores": [int(v) for v in gold_b.scores[i]]}
+            for i in range(n) if int(cls[i]) != int(gold_b.classes[i]) or list(sc[i]) != list(gold_b.scores[i])]
+        out["loaded_differs"] = int(np.sum(gold_b.classes != gold.classes) + np.sum(gold_b.scores != gold.scores))
     return out
 
 
@@ -163,3 +182,7 @@ async def link(dut):
     assert not result["mismatches"], f"{len(result['mismatches'])} mismatches, the first {result['mismatches'][0]}"
     failed = [c for c in result["checks"] if not c["ok"]]
     assert not failed, f"bad frames not answered as they should be: {failed}"
+    if cfg.get("load_net"):
+        assert result["loaded_info_ok"], "INFO does not report the loaded network"
+        assert not result["loaded_mismatches"], (f"after loading, {len(result['loaded_mismatches'])} mismatches, "
+                                                 f"the first {result['loaded_mismatches'][0]}")

@@ -51,10 +51,10 @@ class Bench(wiring.Component):
     rx: In(1, init=1)
     tx: Out(1, init=1)
 
-    def __init__(self, rx_buffer=64, timeout=400, period=3):
+    def __init__(self, rx_buffer=64, timeout=400, period=3, memories=(), info=INFO):
         self._period = period
-        self.link = Link(divisor=DIV, in_width=IN_WIDTH, in_beats=BEATS, out_width=OUT_WIDTH, info=INFO,
-                         rx_buffer=rx_buffer, timeout=timeout)
+        self.link = Link(divisor=DIV, in_width=IN_WIDTH, in_beats=BEATS, out_width=OUT_WIDTH, info=info,
+                         rx_buffer=rx_buffer, timeout=timeout, memories=memories)
         super().__init__()
 
     def elaborate(self, platform):
@@ -67,13 +67,24 @@ class Bench(wiring.Component):
         return m
 
 
-def run(chunks, answers, rx_buffer=64, timeout=400, period=3, cycles=200_000):
+def run(chunks, answers, rx_buffer=64, timeout=400, period=3, cycles=200_000, memories=(), info=INFO, writes=None):
     """Send each chunk of bytes (a pause of ``pause`` bit times after each) and return the frames
-    decoded from the line once ``answers`` have come (all that came in ``cycles`` if None)."""
-    dut = Bench(rx_buffer, timeout, period)
+    decoded from the line once ``answers`` have come (all that came in ``cycles`` if None).
+    ``writes``: a list that gets the (memory, address, word) of each memory write."""
+    dut = Bench(rx_buffer, timeout, period, memories, info)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     frames, dec = [], proto.Decoder()
+    link = dut.link
+
+    async def watch(ctx):
+        async for _, _, we, sel, addr, data in ctx.tick().sample(link.mem_we, link.mem_sel, link.mem_addr,
+                                                                 link.mem_data):
+            if we:
+                writes.append((sel, addr, data))
+
+    if writes is not None:
+        sim.add_testbench(watch, background=True)
 
     async def send(ctx):
         await ctx.tick().repeat(10)
@@ -173,3 +184,48 @@ def test_an_overrun_is_reported_and_the_link_recovers():
     assert (proto.ERROR, bytes([proto.OVERRUN, proto.CLASSIFY])) in frames[1:-1]
     cmd, payload = frames[-1]
     assert cmd == proto.CLASSIFY and int.from_bytes(payload, "little") - sum(imgs[3][0]) in range(1, 4)
+
+
+# --- writable memories: WRITE and NETWORK ------------------------------------------------
+
+MEMS = [(12, 5), (20, 3)]                       # (width, depth): words of 2 and 3 bytes
+BLOB = bytes(range(proto.INFO_NETWORK_OFFSET)) + bytes.fromhex("1122334455667788") + b"tail"
+
+
+def write(mem, addr, word, nbytes):
+    return proto.encode(proto.WRITE, bytes([mem]) + addr.to_bytes(4, "little") + word.to_bytes(nbytes, "little"))
+
+
+def test_writes_and_network_identity():
+    writes = []
+    chunks = [(write(0, 2, 0xABC, 2), 0), (write(1, 0, 0xFEDCB, 3), 0),
+              (proto.encode(proto.INFO), 0),
+              (proto.encode(proto.NETWORK, bytes.fromhex("0102030405060708")), 0),
+              (proto.encode(proto.INFO), 0)]
+    frames = run(chunks, 5, memories=MEMS, info=BLOB, writes=writes)
+    assert frames[0] == (proto.WRITE, b"") and frames[1] == (proto.WRITE, b"")
+    assert writes == [(0, 2, 0xABC), (1, 0, 0xFEDCB)]
+    assert frames[2] == (proto.INFO, BLOB)                   # the identity it was built with
+    assert frames[3] == (proto.NETWORK, b"")
+    assert frames[4] == (proto.INFO, BLOB.replace(bytes.fromhex("1122334455667788"),
+                                                  bytes.fromhex("0102030405060708")))
+
+
+@pytest.mark.parametrize("frame, code", [
+    (write(2, 0, 1, 2), proto.NO_MEMORY),
+    (write(0, 5, 1, 2), proto.BAD_ADDRESS),
+    (write(0, 1, 1, 3), proto.BAD_LENGTH),                   # memory 0's words are 2 bytes
+    (write(0, 1, 1, 2)[:-1] + b"\0", proto.BAD_CRC),
+    (proto.encode(proto.NETWORK, b"1234567"), proto.BAD_LENGTH),
+])
+def test_bad_writes_write_nothing(frame, code):
+    writes = []
+    frames = run([(frame, 0), (write(1, 2, 7, 3), 0)], 2, memories=MEMS, info=BLOB, writes=writes)
+    assert frames[0] == (proto.ERROR, bytes([code, frame[1]]))
+    assert frames[1] == (proto.WRITE, b"") and writes == [(1, 2, 7)]
+
+
+def test_a_read_only_design_refuses_writes():
+    frames = run([(write(0, 0, 1, 2), 0), (proto.encode(proto.NETWORK, bytes(8)), 0)], 2)
+    assert frames == [(proto.ERROR, bytes([proto.READ_ONLY, proto.WRITE])),
+                      (proto.ERROR, bytes([proto.READ_ONLY, proto.NETWORK]))]

@@ -125,7 +125,7 @@ def test_window_model_can_fail():
     assert got != [x for im in images for x in naive_windows(im, Window(2, 4, 5, 3, 3, 1, 0), 1)]
 
 
-def run_pool(p: Pool, images: np.ndarray, seed: int):
+def run_pool(p: Pool, images: np.ndarray, seed: int, p_valid: float = 0.7, p_ready: float = 0.6):
     dut = MaxPool(pool=p)
     rng = np.random.default_rng(seed)
     pixels = [pixel_word(px, 1) for im in images for px in im.reshape(-1, p.channels)]
@@ -134,8 +134,8 @@ def run_pool(p: Pool, images: np.ndarray, seed: int):
     async def bench(ctx):
         i, cycle = 0, 0
         while len(out) < expected and cycle < 100000:
-            valid = i < len(pixels) and rng.random() < 0.7
-            ready = rng.random() < 0.6
+            valid = i < len(pixels) and rng.random() < p_valid
+            ready = rng.random() < p_ready
             ctx.set(dut.i.valid, valid)
             if i < len(pixels):
                 ctx.set(dut.i.payload, pixels[i])
@@ -153,13 +153,18 @@ def run_pool(p: Pool, images: np.ndarray, seed: int):
 
 
 @pytest.mark.parametrize("shape, size", [((3, 4, 4), 2), ((5, 7, 6), 2), ((2, 7, 8), 3), ((9, 3, 3), 3),
-                                         ((40, 5, 31), 2)])      # a row of 600 bits: a memory
-def test_pool_unit_equals_naive_model(shape, size):
+                                         ((40, 5, 31), 2),       # a row of 600 bits: a memory
+                                         ((3, 4, 2), 2), ((4, 5, 3), 2), ((40, 4, 3), 2)])   # W = K, K + 1
+@pytest.mark.parametrize("rate", ["random", "full"])
+def test_pool_unit_equals_naive_model(shape, size, rate):
+    """With random input gaps and output stalls, and at full rate (a pixel every cycle, where
+    a row's entry is read soonest after its write)."""
     c, h, w = shape
     rng = np.random.default_rng(c * h + w)
     modes = tuple(int(m) for m in rng.integers(0, 2, c))
     images = rng.integers(0, 2, (3, h * w * c))
-    got = run_pool(Pool(c, h, w, size, modes), images, c)
+    rates = (0.7, 0.6) if rate == "random" else (1.0, 1.0)
+    got = run_pool(Pool(c, h, w, size, modes), images, c, *rates)
     want = []
     for im in images:
         x = im.reshape(h, w, c)[:h // size * size, :w // size * size]

@@ -58,13 +58,41 @@ def test_link_other_network_is_refused(mlp, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
-def test_link_gate_level(mlp, device, tmp_path):
+@pytest.mark.parametrize("writable", [False, True], ids=["rom", "writable"])
+def test_link_gate_level(mlp, other, device, writable, tmp_path):
     """The synthesized netlist of the accelerator behind its UART (the receive buffer a block
-    RAM), with the device's cell models on Icarus: the same bench, the same answers."""
+    RAM), with the device's cell models on Icarus: the same bench, the same answers; built
+    writable, network B loaded over the link into the netlist built for A."""
     need("icarus")
     root, values = mlp
     r = simulate_link(root / "rtl", root / "net", values[:6], sim="icarus", build_dir=tmp_path / "b",
-                      gate_level=device)
+                      gate_level=device, writable=writable, load_net=other if writable else None)
     assert r["info_ok"] and not r["mismatches"] and all(c["ok"] for c in r["checks"])
+    if writable:
+        assert r["loaded_info_ok"] and not r["loaded_mismatches"] and r["loaded_differs"] > 0
     text = (tmp_path / "b" / "gate" / "bnn_link_netlist.v").read_text()
     assert ("SB_RAM40_4K" if device == "up5k" else "DP16KD") in text
+
+
+@pytest.fixture(scope="module")
+def other(mlp, tmp_path_factory):
+    """Another network of the MLP's topology, exported."""
+    root = tmp_path_factory.mktemp("link-other")
+    net = random_net((37, 11, 6, 5), np.random.default_rng(77), 0.2)
+    export(net, root / "net")
+    return root / "net"
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_load_a_network_over_the_link(mlp, other, sim, tmp_path):
+    """A design built for network A with writable memories: images against A's golden model,
+    then B loaded over the link (every word of every memory), then the images against B's."""
+    need(sim)
+    root, values = mlp
+    r = simulate_link(root / "rtl", root / "net", values, sim=sim, build_dir=tmp_path / "b", writable=True,
+                      load_net=other)
+    assert r["info_ok"] and not r["mismatches"] and r["loaded_info_ok"] and not r["loaded_mismatches"]
+    assert r["loaded_differs"] > 0, "A and B answer the same: the test could not tell them apart"
+    import json
+    info = json.loads((root / "rtl" / "rtl.json").read_text())
+    assert r["words_loaded"] == sum(m["depth"] for m in info["memories"].values())
