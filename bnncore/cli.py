@@ -405,7 +405,7 @@ def cmd_synth(args):
     out = Path(args.out or Path("build") / "synth" / (args.board or device))
     r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
-                   board=args.board, baud=args.baud, log=log.info)
+                   board=args.board, baud=args.baud, writable=args.writable, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -413,7 +413,28 @@ def cmd_synth(args):
         b = r["board"]
         print(f"{b['name']}: {b['clock_mhz']:g} MHz, UART at {b['baud']:,} baud (at most "
               f"{b['link_bound_images_per_second']:,} images/s over it); then: bnn run --port PORT "
-              f"--baud {b['baud']} NET")
+              f"--baud {b['baud']} NET" + (f"; bnn load --port PORT --baud {b['baud']} {args.rtl} NET"
+                                           if b["writable"] else ""))
+
+
+def cmd_load(args):
+    import json as _json
+
+    from .exports import load
+    from .hw.generate import load_rtl
+    from .link import Link, open_serial
+    info = load_rtl(args.rtl, verify=False)
+    net = load(args.net)
+    t = open_serial(args.port, args.baud)
+    link = Link(t, timeout=args.timeout)
+    total = sum(m["depth"] for m in info["memories"].values())
+    import time as _time
+    t0 = _time.perf_counter()
+    with _bar(total, "load", "word") as update:
+        words = link.load(net, _json.loads(_json.dumps(info)), progress=update)
+    dev = link.info()
+    print(f"loaded {net.spec} ({dev.network}) into the board: {words:,} words in {_time.perf_counter() - t0:.1f} s; "
+          f"bnn run --port {args.port} --baud {args.baud} {args.net} checks it")
 
 
 def cmd_run(args):
@@ -518,6 +539,7 @@ EXAMPLES = {
     "sim": "bnn sim build/rtl build/net --sim verilator",
     "synth": "bnn synth build/rtl --device ecp5-25f",
     "run": "bnn run build/net --port /dev/ttyUSB1 --images 1000",
+    "load": "bnn load build/rtl build/net2 --port /dev/ttyUSB1",
     "sweep": "bnn sweep build/net --device ecp5-25f",
     "experiment": "bnn experiment cnn --mode tiny",
     "report": "bnn report build",
@@ -687,8 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(docs/link.md); without it the top is a byte stream on placeholder pins")
     p.add_argument("--baud", type=_count(1),
                    help="with --board: the UART's rate (default: the fastest standard rate the clock gives)")
+    p.add_argument("--writable", action="store_true",
+                   help="with --board: the weight and threshold memories can be written over the link "
+                        "(bnn load), so that another network of the same topology and folding runs without "
+                        "a new bitstream")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
-                   "with --board, the board's oscillator by default, another frequency through a PLL; "
+                   "with --board, the board's oscillator unless given (another frequency through a PLL); "
                    "missing it is reported, not an error")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=("router1", "router2"),
@@ -716,6 +742,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, help="seconds without an answer before giving up")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_run)
+
+    p = _verb(sub, "load", help="write a network's weights and thresholds into a running board over its serial "
+                       "link (a bitstream of `bnn synth --board --writable` for the same topology and folding)")
+    p.add_argument("rtl", type=Path, help="the `bnn rtl` directory the board's bitstream was built from")
+    p.add_argument("net", type=Path, help="the export directory of the network to load")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
+    p.add_argument("--baud", type=_count(1), default=3_000_000,
+                   help="the rate the bitstream was built for (bnn synth --board prints it)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds without an answer before giving up")
+    p.set_defaults(func=cmd_load)
 
     p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
                        "plot of LUTs and block RAMs against throughput, with the Pareto front")

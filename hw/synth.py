@@ -592,7 +592,7 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
                bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
-               board: str | None = None, baud: int | None = None, log=print) -> dict:
+               board: str | None = None, baud: int | None = None, writable: bool = False, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
@@ -604,8 +604,11 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     the block RAMs' output registers (hw/outreg.py) before place and route.
     ``board``: a name in hw/boards.py's ``BOARDS`` (``device`` is then the board's, or None):
     the accelerator behind the serial link (hw/link.py) on the board's pins and clock, at
-    ``baud`` (default: the fastest standard rate the clock gives).
+    ``baud`` (default: the fastest standard rate the clock gives); ``writable``: its memories
+    can be written over the link (``bnn load``), the ROM files' contents their initial ones.
     """
+    if writable and board is None:
+        raise SynthError("writable memories are written over a board's serial link: give a board")
     board_top = board_pll = None
     if board is not None:
         device, freq, board_top, baud, board_pll = _board(board, device, freq, baud)
@@ -634,7 +637,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     else:
         top = "bnn_board"
         log(f"{board}: board top and pins ...")
-        for name, text in board_top(rtl).items():
+        for name, text in board_top(rtl, out, writable).items():
             (out / name).write_text(text)
         pins_name = "bnn_board.pcf" if device.family == "ice40" else "bnn_board.lpf"
     (out / "synth.ys").write_text(_yosys_script(rtl, device, top))
@@ -703,6 +706,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         "bandwidth_bound_cycles": round(bound, 1),
         "bandwidth_efficiency": round(bound / ii, 3),
         "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud, "pll": board_pll,
+                                             "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
@@ -737,11 +741,13 @@ def _board(name: str, device, freq, baud) -> tuple:
         hz = made.mhz * 1e6
     baud = baud or default_baud(hz)
 
-    def files(rtl):
+    def files(rtl, rom_dir, writable):
+        from .diagnose import read_rom_files
         from .link import LinkTop, board_files
         try:
             top = LinkTop(info=rtl, rom_files={m["parameter"]: m["file"] for m in rtl["memories"].values()},
-                          clock_hz=hz, baud=baud)
+                          clock_hz=hz, baud=baud, writable=writable,
+                          contents=read_rom_files(rtl, rom_dir) if writable else None)
         except ValueError as e:
             raise SynthError(f"board {name}: {e}") from None
         return board_files(b, top, pll=made)

