@@ -356,20 +356,27 @@ def _bar(total: int, desc: str, unit: str):
         yield update
 
 
-def cmd_sim(args):
+def _split_inputs(args, net) -> tuple:
+    """(dataset, input values, labels) of the first ``args.images`` images of ``args.split``
+    (default: all), as the network's input scheme feeds them to its first layer."""
     from .data import load_dataset
-    from .exports import load
-    from .sim.runner import simulate
-    net = load(args.net)
     dataset = args.dataset or net_dataset(Path(args.net))
     ds = load_dataset(dataset, args.data_dir)
     images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
     n = min(args.images or len(labels), len(labels))
-    bits = net.input.bits(images[:n])
+    return dataset, net.input.bits(images[:n]), labels[:n]
+
+
+def cmd_sim(args):
+    from .exports import load
+    from .sim.runner import simulate
+    net = load(args.net)
+    dataset, bits, labels = _split_inputs(args, net)
+    n = len(bits)
     out = Path(args.out or Path("build") / "sim" / args.sim)
     log.info("simulating %d %s %s images on %s in %s", n, dataset, args.split, args.sim, out)
     with _bar(n, f"{args.sim}", "image") as update:
-        r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels[:n],
+        r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels,
                      gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms,
                      progress=update, log=log.info)
     from .report import sim_table
@@ -438,17 +445,12 @@ def cmd_load(args):
 
 
 def cmd_run(args):
-    from .data import load_dataset
     from .exports import load
     from .link import Link, open_serial
     net = load(args.net)
-    dataset = args.dataset or net_dataset(Path(args.net))
-    ds = load_dataset(dataset, args.data_dir)
-    images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
-    n = min(args.images or len(labels), len(labels))
-    values = net.input.bits(images[:n])
+    _, values, labels = _split_inputs(args, net)
     t = open_serial(args.port, args.baud)
-    r = run_on_board(Link(t, timeout=args.timeout), net, values, labels[:n], args.net, progress_bar=_bar)
+    r = run_on_board(Link(t, timeout=args.timeout), net, values, labels, args.net, progress_bar=_bar)
     print(r["table"])
 
 

@@ -29,6 +29,12 @@ def divisor_for(clk_hz: float, baud: int) -> int:
     return d
 
 
+def _checked(divisor) -> int:
+    if not isinstance(divisor, int) or divisor < 4:
+        raise ValueError(f"divisor must be an integer >= 4, not {divisor!r}")
+    return divisor
+
+
 class UARTRx(wiring.Component):
     """Receiver: ``data`` with a one-cycle ``strobe`` per byte; ``frame_error`` pulses instead
     when a stop bit is 0 (the byte is dropped). There is no flow control: the byte is there
@@ -40,9 +46,7 @@ class UARTRx(wiring.Component):
     frame_error: Out(1)
 
     def __init__(self, divisor: int):
-        if not isinstance(divisor, int) or divisor < 4:
-            raise ValueError(f"divisor must be an integer >= 4, not {divisor!r}")
-        self._d = divisor
+        self._d = _checked(divisor)
         super().__init__()
 
     def elaborate(self, platform):
@@ -98,9 +102,7 @@ class UARTTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
-        if not isinstance(divisor, int) or divisor < 4:
-            raise ValueError(f"divisor must be an integer >= 4, not {divisor!r}")
-        self._d = divisor
+        self._d = _checked(divisor)
         super().__init__()
 
     def elaborate(self, platform):
