@@ -95,7 +95,7 @@ def default_baud(clock_hz: float) -> int:
 class Pll:
     """A PLL from the board's oscillator to the design's clock: the primitive, its parameters,
     the frequency it achieves (MHz)."""
-    primitive: str          # SB_PLL40_CORE or EHXPLLL
+    primitive: str          # SB_PLL40_PAD (on the clock pin's own pad) or EHXPLLL
     params: dict
     mhz: float
 
@@ -118,7 +118,7 @@ def pll(family: str, in_mhz: float, out_mhz: float) -> Pll:
         params = {k: int(re.search(rf"\.{k}\([^)]*\),?\s*// {k} = *(\d+)", text).group(1))
                   for k in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE")}
         params["FEEDBACK_PATH"] = "SIMPLE"
-        primitive = "SB_PLL40_CORE"
+        primitive = "SB_PLL40_PAD"
     else:
         got = float(re.search(r"clkout0 frequency: ([\d.]+) MHz", r.stdout).group(1))
         params = {k: int(re.search(rf"\.{k}\((\d+)\)", text).group(1))

@@ -455,7 +455,7 @@ class BoardTop(Elaboratable):
     def _pll(self, osc_port, clk, locked, in_mhz):
         p = self.pll
         params = {f"p_{k}": v for k, v in p.params.items()}
-        if p.primitive == "SB_PLL40_CORE":
+        if p.primitive == "SB_PLL40_PAD":
             # the oscillator's pin is the PLL's own pad on iCE40 boards (pin 35 on the
             # iCEBreaker): the pad feeds the PLL directly, with no input buffer between
             return Instance("SB_PLL40_PAD", **params, i_PACKAGEPIN=osc_port.io, o_PLLOUTGLOBAL=clk, o_LOCK=locked,

@@ -364,7 +364,7 @@ def test_pll_parameters_come_from_the_tools():
     need("icepll", "yowasp-ecppll")
     from bnncore.hw.boards import pll
     p = pll("ice40", 12, 30)
-    assert p.primitive == "SB_PLL40_CORE" and p.mhz == 30.0
+    assert p.primitive == "SB_PLL40_PAD" and p.mhz == 30.0
     assert p.params == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1, "FEEDBACK_PATH": "SIMPLE"}
     e = pll("ecp5", 25, 100)
     assert (e.params["CLKI_DIV"], e.params["CLKFB_DIV"], e.params["CLKOP_DIV"], e.mhz) == (1, 4, 6, 100.0)
