@@ -425,7 +425,7 @@ def cmd_synth(args):
 
 
 def cmd_load(args):
-    import json as _json
+    import time
 
     from .exports import load
     from .hw.generate import load_rtl
@@ -435,12 +435,11 @@ def cmd_load(args):
     t = open_serial(args.port, args.baud)
     link = Link(t, timeout=args.timeout)
     total = sum(m["depth"] for m in info["memories"].values())
-    import time as _time
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     with _bar(total, "load", "word") as update:
-        words = link.load(net, _json.loads(_json.dumps(info)), progress=update)
+        words = link.load(net, info, progress=update)
     dev = link.info()
-    print(f"loaded {net.spec} ({dev.network}) into the board: {words:,} words in {_time.perf_counter() - t0:.1f} s; "
+    print(f"loaded {net.spec} ({dev.network}) into the board: {words:,} words in {time.perf_counter() - t0:.1f} s; "
           f"bnn run --port {args.port} --baud {args.baud} {args.net} checks it")
 
 

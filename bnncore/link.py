@@ -227,7 +227,7 @@ class Link:
     def _next(self) -> tuple:
         deadline = time.monotonic() + self.timeout
         while not self._frames:
-            data = self.t.read(max(1, 64))
+            data = self.t.read(64)
             if data:
                 self._frames += self._dec.feed(data)
                 deadline = time.monotonic() + self.timeout

@@ -232,7 +232,7 @@ class Link(wiring.Component):
                         ticket(Mux(length == 0, _T_INFO, _T_ERROR), Mux(length == 0, 0, proto.BAD_LENGTH))
                     with m.Elif(cmd == proto.CLASSIFY):
                         ticket(_T_ERROR, proto.BAD_LENGTH)
-                    with m.Elif((cmd == proto.WRITE) | (cmd == proto.NETWORK)):
+                    with m.Elif(changes):
                         if not writable:
                             ticket(_T_ERROR, proto.READ_ONLY)
                         else:

@@ -83,10 +83,6 @@ class PinTransport:
         del self.received[:len(out)]
         return out
 
-    @resume
-    async def idle(self, cycles: int):
-        await ClockCycles(self.dut.clk, cycles)
-
     def write(self, data: bytes):
         self._write(bytes(data))
 
