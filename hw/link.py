@@ -145,6 +145,8 @@ class Link(wiring.Component):
         with m.Elif(idle != self._timeout):
             m.d.sync += idle.eq(idle + 1)
         timed_out = in_frame & (idle == self._timeout)
+        crc_next = Signal(16)                        # the frame's CRC after this byte
+        m.d.comb += crc_next.eq(crc16_update(crc, byte))
 
         with m.FSM():
             with m.State("sync"):
@@ -155,14 +157,14 @@ class Link(wiring.Component):
             with m.State("command"):
                 m.d.comb += [read.eq(1), in_frame.eq(1)]
                 with m.If(got):
-                    m.d.sync += [cmd.eq(byte), crc.eq(crc16_update(crc, byte))]
+                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
                     m.next = "length0"
                 with m.Elif(timed_out):
                     m.next = "pad"
             with m.State("length0"):
                 m.d.comb += [read.eq(1), in_frame.eq(1)]
                 with m.If(got):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc16_update(crc, byte))]
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
                     m.next = "length1"
                 with m.Elif(timed_out):
                     m.next = "pad"
@@ -170,7 +172,7 @@ class Link(wiring.Component):
                 m.d.comb += [read.eq(1), in_frame.eq(1)]
                 with m.If(got):
                     full = Cat(length[:8], byte)
-                    m.d.sync += [length.eq(full), count.eq(full), crc.eq(crc16_update(crc, byte)),
+                    m.d.sync += [length.eq(full), count.eq(full), crc.eq(crc_next),
                                  streaming.eq((cmd == proto.CLASSIFY) & (full == IMG)), bc.eq(0), pos.eq(0)]
                     if writable:      # a shorter word leaves the bytes above it 0
                         m.d.sync += wdata.eq(0)
@@ -186,7 +188,7 @@ class Link(wiring.Component):
                 with m.Else():
                     m.d.comb += read.eq(~streaming | ~beat_full)
                     with m.If(got):
-                        m.d.sync += [count.eq(count - 1), crc.eq(crc16_update(crc, byte)), pos.eq(pos + 1),
+                        m.d.sync += [count.eq(count - 1), crc.eq(crc_next), pos.eq(pos + 1),
                                      nbuf.eq(Cat(nbuf[8:], byte))]
                         with m.If(streaming):
                             take_into_beat(byte)
