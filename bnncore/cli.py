@@ -408,11 +408,19 @@ def cmd_experiment(args):
 
 def cmd_synth(args):
     from .hw.synth import synthesize
+    if args.swap_weights:
+        from .hw.swap import swap_weights
+        out = Path(args.out) if args.out else args.swap_weights
+        r = swap_weights(args.rtl, args.swap_weights, rom_dir=args.roms, out=out, log=log.info)
+        net = (r.get("network") or {}).get("export") or args.roms or args.rtl
+        print(f"bitstream {out / r['files']['bitstream']} now holds the weights of {net}")
+        return
     device = args.device or (None if args.board else "ecp5-25f")
     out = Path(args.out or Path("build") / "synth" / (args.board or device))
     r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
-                   board=args.board, baud=args.baud, writable=args.writable, log=log.info)
+                   board=args.board, baud=args.baud, writable=args.writable, swappable=args.swappable,
+                   log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -724,6 +732,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_option(p)
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
+    p.add_argument("--swappable", action="store_true",
+                   help="iCE40: every ROM in block RAM, placed with placeholder contents, so that other weights "
+                        "of the same design go into the bitstream later with --swap-weights (costs block RAM "
+                        "for ROMs that would otherwise be logic)")
+    p.add_argument("--swap-weights", type=Path, metavar="BUILT",
+                   help="no synthesis: put the ROM files of RTL (or --roms) into the bitstream of BUILT, a "
+                        "--swappable build of the same topology, folding and widths (icebram; seconds), "
+                        "written into -o (default: BUILT itself)")
     p.add_argument("--no-bram-outreg", action="store_true",
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "
                         "flip-flops become the block RAMs' output registers, which shortens the paths from "

