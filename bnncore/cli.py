@@ -738,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "for ROMs that would otherwise be logic)")
     p.add_argument("--swap-weights", type=Path, metavar="BUILT",
                    help="no synthesis: put the ROM files of RTL (or --roms) into the bitstream of BUILT, a "
-                        "--swappable build of the same topology, folding and widths (icebram, ecpbram; seconds), "
+                        "--swappable build of the same topology, folding and widths (seconds), "
                         "written into -o (default: BUILT itself)")
     p.add_argument("--no-bram-outreg", action="store_true",
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "

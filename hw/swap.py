@@ -5,8 +5,9 @@ ROM in block RAM and builds with placeholder contents: random words whose bit co
 into the slices a block RAM holds of one data bit (256 words on iCE40, 512 on ECP5), all
 differ and are not all zero. Place and route keeps those contents where they are, so each
 slice is found again by its contents in the placed design (``swap/placeholder.asc`` or
-``.config``), and the family's tool (icestorm's ``icebram``, prjtrellis' ``ecpbram``)
-replaces it with the same slice of any network of the same topology and folding. ``swap``
+``.config``) and replaced with the same slice of any network of the same topology and
+folding, as icestorm's ``icebram`` and prjtrellis' ``ecpbram`` do (``patch``; the tests
+check it against them with ``patch_with_tool``). ``swap``
 does that for the network the build was made for, and ``swap_weights`` for any other, in
 seconds; ``decode`` reads the ROM words back out of a patched design through the
 placeholder's slices, the check that every ROM bit of the new network landed where the
@@ -29,7 +30,7 @@ from bnncore.fileio import atomic_write_text
 from .tools import ToolError, find_tool
 
 __all__ = ["SwapError", "Family", "FAMILIES", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
-           "swap_weights", "decode"]
+           "swap_weights", "decode", "patch", "patch_with_tool"]
 
 
 class SwapError(ValueError):
@@ -116,6 +117,19 @@ def _ice40_rams(text: str) -> dict:
     return out
 
 
+def _ice40_write(text: str, rams: dict) -> str:
+    """``text`` with the 16 data lines of each block RAM in ``rams`` (as ``_ice40_rams`` reads
+    them) written from its bits."""
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        if line.startswith(".ram_data") and tuple(line.split()[1:3]) in rams:
+            bits = rams[tuple(line.split()[1:3])]
+            for row in range(16):
+                value = int("".join("01"[b] for b in bits[row * 256:(row + 1) * 256][::-1]), 2)
+                lines[k + 1 + row] = f"{value:064x}"
+    return "\n".join(lines)
+
+
 def _ice40_slices() -> list:
     """Where a 256-word slice of one ROM bit column sits in a RAM4K, for each read width 16, 8,
     4, 2: a W-bit word's bits interleave over 16 / W lanes of a 16-bit row. Index arrays of
@@ -146,6 +160,18 @@ def _ecp5_rams(text: str) -> dict:
             w = np.array(words)
             out[line.split()[1]] = ((w[:, None] >> np.arange(9)) & 1).astype(np.uint8).ravel()
     return out
+
+
+def _ecp5_write(text: str, rams: dict) -> str:
+    """``text`` with the 256 data lines of each block RAM in ``rams`` (as ``_ecp5_rams`` reads
+    them) written from its bits."""
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        if line.startswith(".bram_init") and line.split()[1] in rams:
+            words = rams[line.split()[1]].reshape(2048, 9).astype(np.int64) @ (1 << np.arange(9))
+            for row in range(256):
+                lines[k + 1 + row] = " ".join(f"{w:03x}" for w in words[row * 8:(row + 1) * 8])
+    return "\n".join(lines)
 
 
 def _ecp5_slices() -> list:
@@ -192,17 +218,19 @@ class Family:
     slice_words: int
     text: str            # the placed design as text: nextpnr writes it, the packer reads it
     bitstream: str
-    tool: str
-    patch: object        # (tool, work folder, text, from hex, to hex) -> text
     pack: tuple          # the packer and its options, before the text and bitstream names
     rams: object         # text -> {block RAM: flat 0/1 array}
+    write: object        # (text, {block RAM: flat 0/1 array}) -> text with those contents
     slices: object       # () -> [index arrays of one slice's positions in a block RAM]
+    tool: str            # the family's own swapping tool (``patch_with_tool``)
+    patch: object        # (tool, work folder, text, from hex, to hex) -> text
 
 
 FAMILIES = {
-    "ice40": Family(256, "bnn.asc", "bnn.bin", "icebram", _icebram, ("icepack",), _ice40_rams, _ice40_slices),
-    "ecp5": Family(512, "bnn.config", "bnn.bit", "yowasp-ecpbram", _ecpbram, ("yowasp-ecppack", "--compress"),
-                   _ecp5_rams, _ecp5_slices),
+    "ice40": Family(256, "bnn.asc", "bnn.bin", ("icepack",), _ice40_rams, _ice40_write, _ice40_slices,
+                    "icebram", _icebram),
+    "ecp5": Family(512, "bnn.config", "bnn.bit", ("yowasp-ecppack", "--compress"), _ecp5_rams, _ecp5_write,
+                   _ecp5_slices, "yowasp-ecpbram", _ecpbram),
 }
 
 
@@ -240,12 +268,12 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     info = json.loads((built / "swap" / "rtl.json").read_text())
     fam = FAMILIES[info["family"]]
     placeholder = (built / "swap" / f"placeholder{Path(fam.text).suffix}").read_text()
-    tool, pack = _tool(fam.tool), [_tool(fam.pack[0]), *fam.pack[1:]]
+    pack = [_tool(fam.pack[0]), *fam.pack[1:]]
     out.mkdir(parents=True, exist_ok=True)
     work = out / "swap" / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    new, ph, text = {}, {}, placeholder
+    new, ph = {}, {}
     for name, mem in info["memories"].items():
         src = Path(rom_dir) / mem["file"]
         if not src.is_file():
@@ -254,12 +282,7 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
         if len(new[name]) != mem["depth"]:
             raise SwapError(f"{src}: {len(new[name])} words; the build's ROM {name} has {mem['depth']}")
         ph[name] = read_mem(built / "swap" / "placeholder" / mem["file"], mem["width"])
-        (work / f"{name}.from.hex").write_text(_hex(ph[name], fam.slice_words))
-        (work / f"{name}.to.hex").write_text(_hex(new[name], fam.slice_words))
-        try:
-            text = fam.patch(tool, work, text, f"{name}.from.hex", f"{name}.to.hex")
-        except SwapError as e:
-            raise SwapError(f"ROM {name}: {e}") from None
+    text = patch(info["family"], placeholder, ph, new)
     got = decode(info["family"], text, placeholder, ph)
     for name in new:   # every bit of every ROM, where the design reads it
         if not np.array_equal(got[name], new[name]):
@@ -313,28 +336,65 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print) -> dict:
     return report
 
 
-def decode(family: str, text: str, placeholder_text: str, placeholders: dict) -> dict:
-    """{ROM name: (depth, width) 0/1 array} read from the block RAMs of a placed design
-    (``text``, an .asc or .config) at the places where ``placeholder_text`` holds the slices of
-    ``placeholders`` (a swappable build's placeholder contents). Raises SwapError when a
-    slice is in no block RAM, or in more than one."""
+def _locate(family: str, placeholder_text: str, placeholders: dict) -> dict:
+    """{ROM name: [(column, first word, block RAM, index array)]}: where each slice of
+    ``placeholders`` (a swappable build's placeholder contents) is in ``placeholder_text``.
+    Raises SwapError when a slice is in no block RAM, or in more than one place."""
     fam = FAMILIES[family]
     where = {}
-    rams = fam.rams(text)
-    slices = fam.slices()
     for ram, bits in fam.rams(placeholder_text).items():
-        for idx in slices:
+        for idx in fam.slices():
             where.setdefault(bits[idx].tobytes(), {})[(ram, idx.tobytes())] = (ram, idx)
     out = {}
     for name, bits in placeholders.items():
-        depth, width = bits.shape
-        got = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
+        out[name] = []
         for col, lo, pattern in _slices(bits, fam.slice_words):
             places = list(where.get(pattern, {}).values())
             if len(places) != 1:
                 raise SwapError(f"ROM {name}, bit {col} of words {lo}-{lo + fam.slice_words - 1}: in "
                                 f"{len(places)} places of the placed design, not one")
-            ram, idx = places[0]
+            out[name].append((col, lo, *places[0]))
+    return out
+
+
+def decode(family: str, text: str, placeholder_text: str, placeholders: dict) -> dict:
+    """{ROM name: (depth, width) 0/1 array} read from the block RAMs of a placed design
+    (``text``, an .asc or .config) at the places where ``placeholder_text`` holds the slices of
+    ``placeholders``."""
+    fam, rams, out = FAMILIES[family], FAMILIES[family].rams(text), {}
+    for name, places in _locate(family, placeholder_text, placeholders).items():
+        depth, width = placeholders[name].shape
+        got = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
+        for col, lo, ram, idx in places:
             got[lo:lo + fam.slice_words, col] = rams[ram][idx]
         out[name] = got[:depth]
     return out
+
+
+def patch(family: str, placeholder_text: str, placeholders: dict, new: dict) -> str:
+    """``placeholder_text`` with each slice of ``placeholders`` replaced by the same slice of
+    ``new`` ({ROM name: (depth, width) 0/1 array}): what icebram and ecpbram do, without their
+    limit to hex files of whole digits (a ROM whose width is not a multiple of 4 gives them
+    all-zero pad columns, which they refuse as the same slice twice)."""
+    fam = FAMILIES[family]
+    rams, changed = fam.rams(placeholder_text), {}
+    for name, places in _locate(family, placeholder_text, placeholders).items():
+        depth, width = new[name].shape
+        padded = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
+        padded[:depth] = new[name]
+        for col, lo, ram, idx in places:
+            rams[ram][idx] = padded[lo:lo + fam.slice_words, col]
+            changed[ram] = rams[ram]
+    return fam.write(placeholder_text, changed)
+
+
+def patch_with_tool(family: str, placeholder_text: str, placeholders: dict, new: dict, work: Path) -> str:
+    """``patch`` by the family's own tool (icebram, ecpbram), one run per ROM: the tests'
+    independent check of ``patch`` on ROMs whose widths are multiples of 4."""
+    fam, text = FAMILIES[family], placeholder_text
+    tool = _tool(fam.tool)
+    for name in placeholders:
+        (work / f"{name}.from.hex").write_text(_hex(placeholders[name], fam.slice_words))
+        (work / f"{name}.to.hex").write_text(_hex(new[name], fam.slice_words))
+        text = fam.patch(tool, work, text, f"{name}.from.hex", f"{name}.to.hex")
+    return text

@@ -668,7 +668,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
               'cd "$(dirname "$0")"'] + [f"# {what}\n{_shell(cmd)}" for what, cmd in steps]
     if swappable:
         script.append("# weights: this bitstream holds placeholder ROM contents; put the ROM files' in with\n"
-                      "# bnn synth RTL --swap-weights . (icebram / ecpbram, hw/swap.py)")
+                      "# bnn synth RTL --swap-weights . (hw/swap.py)")
     (out / "run.sh").write_text("\n".join(script) + "\n")
     (out / "run.sh").chmod(0o755)
 
@@ -743,8 +743,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
         "network": rtl.get("network") if real_roms == rtl_dir else None,
         "swap": {"placeholder": "swap/placeholder" + (".asc" if device.family == "ice40" else ".config"),
-                 "placeholder_roms": "swap/placeholder",
-                 "tool": "icebram" if device.family == "ice40" else "ecpbram"} if swappable else None,
+                 "placeholder_roms": "swap/placeholder"} if swappable else None,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,

