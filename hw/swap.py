@@ -324,14 +324,10 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print) -> dict:
                         "only the weights and thresholds of the same topology, folding and widths swap in")
     out = Path(out).resolve() if out else built
     swap(built, Path(rom_dir) if rom_dir else Path(rtl_dir), out, log=log)
-    report = dict(report, network=info.get("network"))
-    if out != built:
-        for name in ("swap", "pnr.json", "bnn.json"):
-            src = built / name
-            if src.is_dir():
-                shutil.copytree(src, out / name, dirs_exist_ok=True)
-            elif src.is_file():
-                shutil.copyfile(src, out / name)
+    report = dict(report, network=info.get("network") if rom_dir is None else None)
+    if out != built:   # the placeholder design, for the next swap from here; the rest stays in BUILT
+        shutil.copytree(built / "swap", out / "swap", dirs_exist_ok=True)
+        report["placed_design_from"] = str(built)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 

@@ -620,7 +620,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         device, freq, board_top, baud, board_pll = _board(board, device, freq, baud)
     device = _device(device).with_speed(speed)
     if swappable and (board is not None or not bitstream):
-        raise SynthError("a swappable build is a bitstream whose ROMs icebram or ecpbram patch "
+        raise SynthError("a swappable build is a bitstream whose ROM contents are patched later "
                          + ("(not --board: the link's INFO answer names the network in logic, which a swap "
                             "would leave stale; build the board --writable and use bnn load)" if board else
                             "(not --no-bitstream)"))
@@ -641,6 +641,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         (out / stale).unlink(missing_ok=True)
     shutil.rmtree(out / "swap", ignore_errors=True)
     real_roms = Path(rom_dir).resolve() if rom_dir else rtl_dir
+    swap_files = None
     if swappable:
         from .swap import SwapError, prepare
         try:
@@ -691,7 +692,8 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     if swappable:
         from .swap import FAMILIES, SwapError, swap
         fam = FAMILIES[device.family]
-        (out / fam.text).replace(out / "swap" / f"placeholder{Path(fam.text).suffix}")
+        swap_files = {"placeholder": f"swap/placeholder{Path(fam.text).suffix}", "placeholder_roms": "swap/placeholder"}
+        (out / fam.text).replace(out / swap_files["placeholder"])
         (out / fam.bitstream).unlink()
         for mem in rtl["memories"].values():   # the design's own ROM files, as without --swappable
             shutil.copyfile(real_roms / mem["file"], out / mem["file"])
@@ -742,8 +744,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                                              "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
         "network": rtl.get("network") if real_roms == rtl_dir else None,
-        "swap": {"placeholder": "swap/placeholder" + (".asc" if device.family == "ice40" else ".config"),
-                 "placeholder_roms": "swap/placeholder"} if swappable else None,
+        "swap": swap_files,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
                   "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,
