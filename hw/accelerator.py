@@ -42,7 +42,7 @@ def rom_ports(plan: Plan) -> list:
         rom = weight_rom(f, plan.pipelined)
         roms.append((f"w{f.index}", rom.depth, rom.width, rom.slices))
         t_width = f.pe * _value_bits(plan, f)
-        roms.append((f"t{f.index}", f.nf, t_width, len(rom_slices(t_width))))
+        roms.append((f"t{f.index}", f.nf, t_width, len(rom_slices(t_width, f.nf))))
     return roms
 
 
@@ -269,7 +269,7 @@ def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, dat
     ``addr``). ``write``: (enable, address, word) signals of a write port (a whole word, every
     slice), for a memory written at run time (hw/link.py)."""
     abits = address_bits(depth)
-    for s, (lo, w) in enumerate(rom_slices(width)):
+    for s, (lo, w) in enumerate(rom_slices(width, depth)):
         init = [(word >> lo) & ((1 << w) - 1) for word in words]
         mem = memory.Memory(shape=unsigned(w), depth=max(1, len(init)), init=init)
         m.submodules[f"rom_{name}_s{s}"] = mem

@@ -187,7 +187,7 @@ class LayerEngine(wiring.Component):
     @property
     def t_slices(self) -> int:
         """Column slices of the threshold/bias ROM (``plan.rom_slices``)."""
-        return len(rom_slices(self._fold.pe * self._value_bits))
+        return len(rom_slices(self._fold.pe * self._value_bits, self._fold.nf))
 
     @property
     def memory_buffer(self) -> bool:
@@ -278,7 +278,7 @@ class LayerEngine(wiring.Component):
             raddr = waddr
         if self._pipelined:
             # the weight address through a register, one copy per column slice of the ROM
-            # (ROM_SLICE_BITS wide): a full cycle for its fan-out to the slice's block RAMs,
+            # (plan.slice_bits wide): a full cycle for its fan-out to the slice's block RAMs,
             # not to all of a wide ROM's, which spread over the device
             wa_q = [Signal.like(raddr, name=f"w_addr_rep_s{s}", attrs=KEEP) for s in range(self._rom.slices)]
             m.d.sync += [q.eq(raddr) for q in wa_q]

@@ -35,7 +35,7 @@ from bnncore.fileio import (OutputDirError, atomic_write_text, check_replaceable
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
-from .plan import ROM_SLICE_BITS, Plan, address_bits, check_network, threshold_words, timing, weight_rom, weight_words
+from .plan import Plan, address_bits, check_network, slice_bits, threshold_words, timing, weight_rom, weight_words
 from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe", "load_rtl", "RtlError",
@@ -172,7 +172,7 @@ def _core_verilog(plan: Plan, popcount_form: str = "chain") -> str:
 
 def _port_widths(plan: Plan) -> dict:
     """{ROM name: (address bits per slice, width, depth, bits per slice, slices)}."""
-    return {name: (address_bits(depth), width, depth, min(ROM_SLICE_BITS, width), slices)
+    return {name: (address_bits(depth), width, depth, min(slice_bits(depth), width), slices)
             for name, depth, width, slices in rom_ports(plan)}
 
 

@@ -26,19 +26,26 @@ import numpy as np
 from bnncore.network import FoldedNetwork
 
 __all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
-           "threshold_words", "pipeline_depth", "read_group", "rom_slices", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
-           "ROM_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
+           "threshold_words", "pipeline_depth", "read_group", "rom_slices", "slice_bits", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
+           "ROM_SLICE_BITS", "DEEP_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
-#: Bits per column slice of a weight ROM, each read through its own copy of the address
-#: register. A multiple of every block-RAM port width of iCE40 (16, 8, 4, 2) and ECP5 (36, 18,
-#: 9, 4, 2, 1), so slicing never adds a block RAM; a 144-bit slice is 4 ECP5 block RAMs wide, so
-#: an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path at 83.6 MHz:
-#: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
+#: Bits per column slice of a ROM of at most 256 words, each slice read through its own copy
+#: of the address register. A multiple of every block-RAM port width of iCE40 (16, 8, 4, 2) and
+#: ECP5 (36, 18, 9, 4, 2, 1), so slicing never adds a block RAM; a 144-bit slice is 4 ECP5 block
+#: RAMs wide, so an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path
+#: at 83.6 MHz: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
 ROM_SLICE_BITS = 144
+#: (depth at most, bits per slice) of deeper ROMs: two ECP5 block RAMs of the widest port that
+#: holds the depth, a multiple of iCE40's too (512 words: 2 x 36 on ECP5, 9 x 8 on iCE40;
+#: 2,048 words: 2 x 9 and 9 x 2). A 144-bit slice of a 2,048-word ROM was 16 block RAMs of
+#: 2048 x 9 spread over the device behind one register (CNV's critical path on the ECP5-85F
+#: at 88.0 MHz: 10.6 ns of routing to one of them). Deeper ROMs belong to shallow engines,
+#: whose slices share one address, and keep 144.
+DEEP_SLICE_BITS = ((256, ROM_SLICE_BITS), (512, 72), (1024, 36), (2048, 18))
 #: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM deep in its deepest
 #: configuration that wastes no bits (2048 x 9, which Yosys picks for such a ROM). A deeper
 #: ROM's read data would pass a multiplexer of block RAMs before the engine's register, and a
@@ -77,10 +84,17 @@ def address_bits(depth: int) -> int:
     return max(1, (max(2, depth) - 1).bit_length())
 
 
-def rom_slices(width: int) -> list:
-    """Column slices ``(lo, width)`` of a ROM word of ``width`` bits, ``ROM_SLICE_BITS`` each
-    (the last one narrower); slice ``s`` reads bits ``lo .. lo + width - 1`` of the word."""
-    return [(lo, min(ROM_SLICE_BITS, width - lo)) for lo in range(0, width, ROM_SLICE_BITS)]
+def slice_bits(depth: int) -> int:
+    """Bits per column slice of a ROM of ``depth`` words (``DEEP_SLICE_BITS``)."""
+    return next((bits for most, bits in DEEP_SLICE_BITS if depth <= most), ROM_SLICE_BITS)
+
+
+def rom_slices(width: int, depth: int) -> list:
+    """Column slices ``(lo, width)`` of a ROM of ``depth`` words of ``width`` bits,
+    ``slice_bits(depth)`` each (the last one narrower); slice ``s`` reads bits
+    ``lo .. lo + width - 1`` of the word."""
+    bits = slice_bits(depth)
+    return [(lo, min(bits, width - lo)) for lo in range(0, width, bits)]
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,7 @@ class WeightRom:
 
     @property
     def slices(self) -> int:
-        return len(rom_slices(self.width))
+        return len(rom_slices(self.width, self.depth))
 
 
 def weight_rom(fold, pipelined: bool = True) -> WeightRom:

@@ -112,3 +112,20 @@ def test_generation_is_reproducible(rtl, tmp_path):
     assert all(l.endswith(" ...") for l in lines[::2]) and all(" done in " in l for l in lines[1::2]), lines
     for name in sorted(p.name for p in out.iterdir()):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_deep_rom_in_narrow_column_slices(tmp_path):
+    """A ROM of more than 512 words is read in 36-bit column slices (plan.slice_bits), each
+    through its own address: layer 0's 40-bit words, 600 deep, are slices of 36 and 4 bits."""
+    need("iverilog")
+    sizes = (400, 60, 10)
+    net = random_net(sizes, np.random.default_rng(3))
+    plan = make_plan(sizes, [(2, 20), (2, 20)])
+    out = generate(net, plan, tmp_path / "rtl", vhdl=False)
+    w0 = json.loads((out / "rtl.json").read_text())["memories"]["w0"]
+    assert (w0["depth"], w0["width"], w0["slices"]) == (600, 40, 2)
+    assert ".WIDTH(40), .DEPTH(600), .ABITS(10), .SLICE_BITS(36)" in (out / "bnn_top.v").read_text()
+    bits = np.random.default_rng(4).integers(0, 2, (6, sizes[0])).astype(np.uint8)
+    gold = infer(net, bits, return_layers=True)
+    classes, scores = run_icarus(out, bits, tmp_path / "sim")
+    assert classes.tolist() == gold.classes.tolist() and scores.tolist() == gold.scores.tolist()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import (ROM_ROW_DEPTH, ROM_SLICE_BITS, WeightRom, weight_rom, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices,
+from bnncore.hw.plan import (ROM_ROW_DEPTH, ROM_SLICE_BITS, WeightRom, weight_rom, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices, slice_bits,
                               threshold_words, timing, weight_words)
 
 
@@ -151,15 +151,26 @@ def test_read_group_balances_the_two_stages(sf, banks, group):
     assert read_group(sf, banks) == group
 
 
-@pytest.mark.parametrize("width", [1, 143, 144, 145, 300, 1764, 2304, 2432])
-def test_rom_slices_cover_the_word_and_add_no_block_ram(width):
-    slices = rom_slices(width)
-    assert [lo for lo, _ in slices] == list(range(0, width, ROM_SLICE_BITS))
-    assert sum(w for _, w in slices) == width and all(0 < w <= ROM_SLICE_BITS for _, w in slices)
-    # a slice boundary falls on a block-RAM port boundary of every iCE40 and ECP5 mode, so the
-    # slices need exactly the block RAMs of the whole word
-    for port in (36, 18, 16, 9, 8, 4, 2, 1):
-        assert sum(-(-w // port) for _, w in slices) == -(-width // port)
+#: (words at most, port width) of each family's block-RAM modes, shallowest first: the mode
+#: synthesis takes for a ROM is the widest that holds its depth in one block RAM.
+ICE40_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+ECP5_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 255, 256, 257, 512, 513, 1024, 1025, 2048, 2049, 9000])
+@pytest.mark.parametrize("width", [1, 17, 18, 19, 143, 144, 145, 300, 1764, 2304, 2432])
+def test_rom_slices_cover_the_word_and_add_no_block_ram(width, depth):
+    slices = rom_slices(width, depth)
+    bits = slice_bits(depth)
+    assert [lo for lo, _ in slices] == list(range(0, width, bits))
+    assert sum(w for _, w in slices) == width and all(0 < w <= bits for _, w in slices)
+    # a slice boundary falls on a port boundary of the mode each family takes for the depth,
+    # so the slices need exactly the block RAMs of the whole word
+    for modes in (ICE40_MODES, ECP5_MODES):
+        port = next((p for words, p in modes if depth <= words), modes[-1][1])
+        assert sum(-(-w // port) for _, w in slices) == -(-width // port), (modes, port)
+    # deep ROMs in narrower slices: two ECP5 block RAMs of 2048 x 9 per address register
+    assert slice_bits(2048) == 18 and slice_bits(256) == ROM_SLICE_BITS == slice_bits(9000)
     assert address_bits(1) == 1 and address_bits(2) == 1 and address_bits(464) == 9 and address_bits(513) == 10
 
 
