@@ -24,13 +24,15 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine import buffer_port
+from .engine import KEEP, buffer_port
 from .plan import Pool, Window
 
 __all__ = ["SlidingWindow", "PixelCollector", "MaxPool", "RowUnpacker", "POOL_LOGIC_BITS"]
 
 #: A pool's row of partial results of at most this many bits is flip-flops, not a memory.
 POOL_LOGIC_BITS = 384
+#: Bits of a window unit's pixel register per copy of its load-or-shift select.
+PIXEL_SELECT_BITS = 64
 
 
 class RowUnpacker(wiring.Component):
@@ -147,16 +149,29 @@ class SlidingWindow(wiring.Component):
         # (`loaded` says whether it was a transfer): its wide load enable then depends on this
         # unit's own registers, not on the previous unit's valid (CNV's critical path on an
         # ECP5-85F ran from the layer-6 collector's valid into layer 7's 512-bit pixel register)
-        with m.If(~loaded | last_chunk):
-            m.d.sync += pixel.eq(self.i.payload)
-        with m.Else():
-            m.d.sync += pixel.eq(pixel >> chunk)
+        # The load-or-shift select is a register computed a cycle ahead, one copy per
+        # PIXEL_SELECT_BITS bits: decoded from `wc` and `loaded`, its fan-out to a wide pixel's
+        # multiplexers was CNV's critical path on an ECP5-85F (layer 7's 512-bit pixel, 5.7 ns
+        # of routing after three LUTs). Without words to write `wc` is 0, so the next cycle
+        # ends a pixel when `loaded` then holds and `wc` reaches CW - 1.
+        loaded_next = Mux(accept, 1, Mux(last_chunk, 0, loaded))
+        wc_next = Mux(loaded, Mux(wc == CW - 1, 0, wc + 1), wc)
+        reload = [Signal(init=1, name=f"pixel_reload_rep_c{c}", attrs=KEEP)
+                  for c in range(-(-w.pixel_bits // PIXEL_SELECT_BITS))]
+        m.d.sync += [r.eq(~loaded_next | (wc_next == CW - 1)) for r in reload]
+        for c, r in enumerate(reload):
+            lo = c * PIXEL_SELECT_BITS
+            part = pixel[lo:lo + PIXEL_SELECT_BITS]
+            with m.If(r):
+                m.d.sync += part.eq(self.i.payload[lo:lo + PIXEL_SELECT_BITS])
+            with m.Else():
+                m.d.sync += part.eq((pixel >> chunk)[lo:lo + PIXEL_SELECT_BITS])
         with m.If(accept):
             m.d.sync += [loaded.eq(1), ax.eq(Mux(ax == W - 1, 0, ax + 1))]
         with m.Elif(last_chunk):
             m.d.sync += loaded.eq(0)
         with m.If(loaded):
-            m.d.sync += wc.eq(Mux(wc == CW - 1, 0, wc + 1))
+            m.d.sync += wc.eq(wc_next)
         with m.If(last_chunk):
             with m.If(wx == W - 1):
                 m.d.sync += wx.eq(0)

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.hw.plan import Pool, Window
-from bnncore.hw.window import MaxPool, SlidingWindow
+from bnncore.hw.window import PIXEL_SELECT_BITS, MaxPool, SlidingWindow
 
 
 def _simulate(dut, bench):
@@ -113,6 +113,17 @@ def test_window_unit_equals_naive_model(case):
     got = run_window(w, simd, images, seed, banks)
     want = [words for im in images for words in naive_windows(im, w, simd)]
     assert got == want
+
+
+@pytest.mark.parametrize("simd", [1, 3, 12])
+def test_wide_pixel_in_several_select_copies(simd):
+    """A 96-bit pixel (12 channels of 8 bits) is loaded and shifted through two copies of its
+    load-or-shift select (PIXEL_SELECT_BITS each), a word per cycle when SIMD < channels."""
+    w = Window(12, 4, 5, 3, 3, 1, 0x5A, 8)
+    assert w.pixel_bits > PIXEL_SELECT_BITS
+    images = np.random.default_rng(simd).integers(0, 256, (2, w.height * w.width * w.channels))
+    got = run_window(w, simd, images, seed=simd)
+    assert got == [words for im in images for words in naive_windows(im, w, simd)]
 
 
 def test_window_model_can_fail():
