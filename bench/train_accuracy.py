@@ -35,8 +35,8 @@ RUNS = {
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     # binary CNNs: weights and activations +-1, padding with +1, max-pool before BatchNorm (FINN's order)
     "mnist-cnn": (0.993, "BinaryNet/FINN-style binary CNNs 99.3-99.5%", [
-        "--dataset", "mnist", "--topology", "1x28x28-64c3p1-mp2-128c3p1-mp2-512-10", "--input", "threshold",
-        "--epochs", "20", "--shift", "2", "--pool-order", "before", "--loss", "hinge", "--batch-size", "50",
+        "--dataset", "mnist", "--topology", "1x28x28-32c3p1-32c3p1-mp2-64c3p1-64c3p1-mp2-512-10",
+        "--input", "threshold", "--epochs", "30", "--shift", "2", "--pool-order", "before", "--loss", "hinge", "--batch-size", "50",
         "--val-size", "5000", "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "mnist-cnn-small": (0.988, "<= 100,000 weight bits (iCE40 UP5K block RAM)", [
         "--dataset", "mnist", "--topology", "1x28x28-32c3p1-mp2-64c3p1-mp2-96c3p1-mp2-10", "--input", "threshold",
@@ -47,8 +47,8 @@ RUNS = {
         "--epochs", "20", "--shift", "1", "--pool-order", "before", "--loss", "hinge", "--batch-size", "100",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "fashion-cnn": (0.915, "float CNNs of this size 92-93%; seed 002 85.1%", [
-        "--dataset", "fashion-mnist", "--topology", "1x28x28-64c3p1-mp2-128c3p1-mp2-512-10", "--input", "uint8",
-        "--epochs", "20", "--shift", "1", "--flip", "--dropout", "0.2", "--pool-order", "before", "--batch-size", "50",
+        "--dataset", "fashion-mnist", "--topology", "1x28x28-32c3p1-32c3p1-mp2-64c3p1-64c3p1-mp2-512-10",
+        "--input", "uint8", "--epochs", "30", "--shift", "1", "--flip", "--pool-order", "before", "--batch-size", "50",
         "--val-size", "5000",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
 }
