@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.hw.plan import Pool, Window
-from bnncore.hw.window import PIXEL_SELECT_BITS, MaxPool, SlidingWindow
+from bnncore.hw.window import PIXEL_SELECT_BITS, MaxPool, RowUnpacker, SlidingWindow
 
 
 def _simulate(dut, bench):
@@ -136,20 +136,19 @@ def test_window_model_can_fail():
     assert got != [x for im in images for x in naive_windows(im, Window(2, 4, 5, 3, 3, 1, 0), 1)]
 
 
-def run_pool(p: Pool, images: np.ndarray, seed: int, p_valid: float = 0.7, p_ready: float = 0.6):
-    dut = MaxPool(pool=p)
+def run_stream(dut, words: list, expected: int, p_valid: float, p_ready: float, seed: int):
+    """Drive ``words`` into ``dut.i`` with random gaps, take ``expected`` payloads from
+    ``dut.o`` with random stalls; return them and the cycles it took."""
     rng = np.random.default_rng(seed)
-    pixels = [pixel_word(px, 1) for im in images for px in im.reshape(-1, p.channels)]
-    out, expected = [], len(images) * p.out_h * p.out_w
+    out, cycles = [], [0]
 
     async def bench(ctx):
-        i, cycle = 0, 0
-        while len(out) < expected and cycle < 100000:
-            valid = i < len(pixels) and rng.random() < p_valid
+        i = 0
+        while len(out) < expected and cycles[0] < 100000:
+            valid = i < len(words) and rng.random() < p_valid
             ready = rng.random() < p_ready
             ctx.set(dut.i.valid, valid)
-            if i < len(pixels):
-                ctx.set(dut.i.payload, pixels[i])
+            ctx.set(dut.i.payload, words[i] if i < len(words) else 0)
             ctx.set(dut.o.ready, ready)
             await ctx.delay(1e-10)
             if valid and ctx.get(dut.i.ready):
@@ -157,10 +156,35 @@ def run_pool(p: Pool, images: np.ndarray, seed: int, p_valid: float = 0.7, p_rea
             if ready and ctx.get(dut.o.valid):
                 out.append(ctx.get(dut.o.payload))
             await ctx.tick()
-            cycle += 1
+            cycles[0] += 1
 
     _simulate(dut, bench)
-    return out
+    return out, cycles[0]
+
+
+def run_unpacker(width: int, pixel_bits: int, rows: list, p_valid: float, p_ready: float, seed: int):
+    """The pixels a RowUnpacker sends for ``rows`` (lists of pixels), and the cycles it took."""
+    words = [sum(px << (j * pixel_bits) for j, px in enumerate(r)) for r in rows]
+    return run_stream(RowUnpacker(width=width, pixel_bits=pixel_bits), words, width * len(rows), p_valid, p_ready, seed)
+
+
+@pytest.mark.parametrize("width, pixel_bits", [(1, 3), (2, 1), (5, 8), (28, 1), (32, 24)])
+@pytest.mark.parametrize("rates", [(0.7, 0.5), (1.0, 0.3), (0.4, 1.0), (1.0, 1.0)])
+def test_row_unpacker_sends_every_pixel_in_order(width, pixel_bits, rates):
+    """Every pixel of every row once, in order, whatever the gaps and stalls; at full rate a
+    row takes width + 1 cycles (the load, then a pixel per cycle)."""
+    rng = np.random.default_rng(width * pixel_bits)
+    rows = rng.integers(0, 1 << pixel_bits, (6, width)).tolist()
+    got, cycles = run_unpacker(width, pixel_bits, rows, *rates, seed=width)
+    assert got == [px for r in rows for px in r]
+    if rates == (1.0, 1.0):
+        # the last pixel leaves the output register two cycles after the row's last send
+        assert cycles == 6 * (width + 1) + 1
+
+
+def run_pool(p: Pool, images: np.ndarray, seed: int, p_valid: float = 0.7, p_ready: float = 0.6):
+    pixels = [pixel_word(px, 1) for im in images for px in im.reshape(-1, p.channels)]
+    return run_stream(MaxPool(pool=p), pixels, len(images) * p.out_h * p.out_w, p_valid, p_ready, seed)[0]
 
 
 @pytest.mark.parametrize("shape, size", [((3, 4, 4), 2), ((5, 7, 6), 2), ((2, 7, 8), 3), ((9, 3, 3), 3),
