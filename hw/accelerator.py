@@ -22,7 +22,8 @@ from .engine import LayerEngine
 from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
 from .plan import Plan, address_bits, rom_slices, threshold_words, weight_rom, weight_words
 
-__all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom"]
+__all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom", "engine_banks",
+           "collector_banks"]
 
 
 def payload_layout(plan: Plan) -> data.StructLayout:
@@ -32,6 +33,22 @@ def payload_layout(plan: Plan) -> data.StructLayout:
 
 def _value_bits(plan: Plan, fold) -> int:
     return fold.value_bits if fold.kind == "hidden" else plan.bias_bits
+
+
+def engine_banks(plan: Plan, fold) -> int:
+    """Images (windows) the input buffer of ``fold``'s engine holds. Behind a window, a third
+    bank: the window unit then writes a window while the engine still reads the one before
+    the last, and its two-cycle pipeline never leaves the engine waiting (with two, each
+    window of an NF = 1 engine cost 2 more cycles)."""
+    return max(plan.banks, 3) if fold.window is not None else plan.banks
+
+
+def collector_banks(plan: Plan, fold) -> int:
+    """Pixels the collector behind a convolution's engine holds. A pixel is claimed when its
+    window starts and freed when the next unit takes it, ``plan.depth + 3`` cycles after the
+    window's last issue: enough pixels for the engine never to wait on that loop."""
+    per_window = fold.nf * fold.sf
+    return max(2, -(-(per_window + plan.depth + 3) // per_window))
 
 
 def rom_ports(plan: Plan) -> list:
@@ -129,11 +146,7 @@ class AcceleratorCore(wiring.Component):
                 in_width, in_slots = plan.in_width, plan.in_beats
             else:
                 in_width, in_slots = folds[k - 1].pe, folds[k - 1].nf
-            # behind a window, a third bank: the window unit then writes a window while the
-            # engine still reads the one before the last, and its two-cycle pipeline never
-            # leaves the engine waiting (with two, each window of an NF = 1 engine cost 2 more)
-            banks = max(plan.banks, 3) if f.window is not None else plan.banks
-            eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=banks,
+            eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=engine_banks(plan, f),
                               value_bits=_value_bits(plan, f),
                               score_bits=plan.score_bits if f.kind == "output" else None,
                               pipelined=plan.pipelined, popcount_form=self._popcount_form)
@@ -155,12 +168,8 @@ class AcceleratorCore(wiring.Component):
                 self._input_stage(m, eng.wr)
             pixels = None
             if f.window is not None and f.kind == "hidden":
-                # a pixel is claimed when its window starts and freed when the next unit takes it,
-                # plan.depth + 3 cycles after the window's last issue: enough pixels for the engine
-                # never to wait on that loop
-                per_window = f.nf * f.sf
-                m.submodules[f"pixels{k}"] = col = PixelCollector(
-                    pe=f.pe, nf=f.nf, channels=f.n_out, banks=max(2, -(-(per_window + plan.depth + 3) // per_window)))
+                m.submodules[f"pixels{k}"] = col = PixelCollector(pe=f.pe, nf=f.nf, channels=f.n_out,
+                                                                  banks=collector_banks(plan, f))
                 connect(m, eng.out, col.wr)
                 pixels = col.o
                 taps.append(("map", pixels))
