@@ -521,7 +521,8 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
     may be missing, empty or an earlier RTL directory holding nothing but its own files;
     anything else is refused. ``rtl.json`` records the sha256 of every file and the digest
     of ``net`` (and ``source``, the export directory it was read from, if given).
-    ``log`` is called with a line as each step (Verilog, VHDL, ROM files) starts and ends.
+    ``log`` is called with a line as each step (Verilog, VHDL, ROM files, a CNN's timing model)
+    starts and ends.
     """
     check_network(net, plan)
     plain_name(f"{prefix}w0.mem", "prefix")
@@ -549,7 +550,8 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
         (work / "bnn_lint.vlt").write_text(lint_config())
         with _step(log, "ROM files"):
             write_rom_files(net, plan, work, prefix)
-        info = describe(plan, prefix, vhdl)
+        with _step(log if plan.convolutional else None, "timing model (hw/cycles.py)"):
+            info = describe(plan, prefix, vhdl)
         info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
         info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}
         (work / "rtl.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -694,7 +696,8 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
         "pipelined": plan.pipelined, "pipeline_depth": plan.depth,
         "timing": {"cycles_per_layer": list(t.cycles), "cycles_per_image": t.bottleneck,
                    "initiation_interval": float(t.ii), "initiation_interval_fraction": [t.ii.numerator, t.ii.denominator],
-                   "latency": t.latency, "exact": t.exact},
+                   "latency": t.latency, "exact": t.exact, "latency_exact": True,
+                   **({"period": t.period, "steady_from": t.steady_from} if t.period is not None else {})},
         "memories": roms,
         "memory_bits_total": sum(r["bits"] for r in roms.values()),
     }

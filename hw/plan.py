@@ -17,6 +17,7 @@ Padding when PE or SIMD do not divide the sizes, and why it cannot change a resu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -674,11 +675,18 @@ class Timing:
     ii : Fraction, the initiation interval: average cycles between images in steady state
         with inputs back to back and the output always ready
     latency : int, cycles from the first input beat's acceptance to the result's valid
+    exact : bool, ``ii`` is the RTL's to the cycle (else an estimate); ``latency`` always is
+    period, steady_from : int or None; for a CNN, the steady state repeats every ``period``
+        results from result ``steady_from`` on (the mean over any whole number of periods
+        from there is ``ii``); None for an MLP, whose period divides 1, ``banks`` and
+        ``out_depth`` from the third result on, and for a CNN whose model found no period
     """
     cycles: tuple
     ii: Fraction
     latency: int
     exact: bool = True
+    period: int | None = None
+    steady_from: int | None = None
 
     @property
     def bottleneck(self) -> int:
@@ -721,12 +729,15 @@ def timing(plan: Plan) -> Timing:
     return Timing(cyc, ii, latency)
 
 
+@functools.lru_cache(maxsize=32)
 def _conv_timing(plan: Plan) -> Timing:
-    """An estimate for networks with windows (not exact yet): the slowest engine sets the
-    interval; the latency is each engine's first window's wait for its rows plus an image's
-    worth of work."""
-    D = plan.depth
-    cyc = tuple(l.cycles for l in plan.layers)
-    ii = Fraction(max(cyc + (plan.in_beats,)))
-    latency = plan.in_beats + sum(c + D + 2 for c in cyc)
-    return Timing(cyc, ii, latency, exact=False)
+    """A CNN's window units, collectors and pools make no closed form: the cycle model of
+    hw/cycles.py runs the design's control until it repeats (a few images; seconds for
+    FINN's CNV). The latency is exact; the interval is when the model finds the period
+    within its budget of images (a layer slightly faster than the bottleneck fills its
+    buffers over hundreds of images before the state repeats), else the mean of the
+    intervals it saw."""
+    from .cycles import simulate
+    run = simulate(plan)
+    return Timing(tuple(l.cycles for l in plan.layers), run.ii, run.latency, run.period is not None,
+                  run.period, run.steady_from)

@@ -1,6 +1,7 @@
 """Co-simulation of convolutional designs (window units, pools, 8-bit first layers) with cocotb
 on Verilator, Icarus and GHDL, every class and score against the golden model."""
 
+import json
 import re
 
 import numpy as np
@@ -110,6 +111,8 @@ def test_conv_networks(designs, config, sim, tmp_path):
     root, net, values = designs[config]
     r = simulate(root / "rtl", root / "net", values, sim=sim, build_dir=tmp_path / "b")
     assert r["mismatches"] == 0 and r["images"] == len(values)
+    timing = json.loads((root / "rtl" / "rtl.json").read_text())["timing"]
+    assert r["latency"] == timing["latency"] and timing["latency_exact"]       # the cycle model's
     r = simulate(root / "rtl", root / "net", values, sim=sim, build_dir=tmp_path / "b", gap=0.3, stall=0.4, seed=3)
     assert r["mismatches"] == 0
 
