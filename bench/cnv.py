@@ -77,7 +77,9 @@ def main():
     sim = api.simulate(rtl, net_dir, images, sim="verilator", build_dir=out / "sim",
                        log=lambda line: print(line, flush=True))
     rows = [("verilator", f"{sim['images']} random images", f"{sim['mismatches']} mismatches",
-             f"interval {sim.get('ii')} cycles", f"build {sim['build_s']:.0f} s, run {sim['run_s']:.0f} s")]
+             f"interval {sim.get('ii')} cycles (model {float(info['timing']['initiation_interval']):g})",
+             f"latency {sim['latency']} cycles (model {info['timing']['latency']})",
+             f"build {sim['build_s']:.0f} s, run {sim['run_s']:.0f} s")]
     if args.synth:
         r = api.synthesize(rtl, args.synth, out / f"synth-{args.synth}", freq=args.freq,
                            log=lambda line: print(line, flush=True))

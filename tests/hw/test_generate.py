@@ -129,3 +129,15 @@ def test_deep_rom_in_narrow_column_slices(tmp_path):
     gold = infer(net, bits, return_layers=True)
     classes, scores = run_icarus(out, bits, tmp_path / "sim")
     assert classes.tolist() == gold.classes.tolist() and scores.tolist() == gold.scores.tolist()
+
+
+def test_block_ram_estimate_warns_where_the_bits_fit():
+    """A plan whose ROM bits fit the UP5K but whose shapes do not: 4,096-bit words one deep
+    are 256 blocks of 256 x 16 (w0), 448 bits 28 (t0), 640 bits 40 (w1), 160 bits 10 (t1)."""
+    from bnncore.hw.generate import check_buildable
+    from bnncore.hw.synth import DEVICES
+    plan = make_plan((64, 64, 10), [(64, 64), (10, 64)])
+    assert check_buildable(plan, DEVICES["up5k"]) == [
+        "its ROMs take about 334 block RAMs in up5k's shapes, the device has 30 (304 too many) unless Yosys puts "
+        "some in logic; bnn synth will tell"]
+    assert check_buildable(make_plan((64, 64, 10), [(4, 16), (2, 16)]), DEVICES["up5k"]) == []
