@@ -114,6 +114,8 @@ DEVICES = {d.name: d for d in (
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
 IO_BITS = 8
+#: Bits of the board top's beat register per registered copy of its shift enable.
+BEAT_SELECT_BITS = 64
 
 
 # --- tools ----------------------------------------------------------------------------------
@@ -333,17 +335,27 @@ def fpga_top_verilog(rtl: dict) -> str:
     """``bnn_fpga``: bnn_top behind a byte-wide input stream and a class-index output.
 
     Each beat of ``in_width`` bits is sent as ceil(in_width / 8) bytes, least significant byte
-    first (the last byte's high bits are ignored); the output is the class index. The pins
+    first (the last byte's high bits are ignored), and takes two cycles more than its bytes;
+    the output is the class index. The pins
     are a placeholder: no board is assumed (see the constraints file written beside it).
     """
     p_in = rtl["ports"]["input"]
     p_out = rtl["ports"]["output"]
     width, cbits = p_in["width"], p_out["class_bits"]
     nbytes = math.ceil(width / IO_BITS)
+    bits = nbytes * IO_BITS
     cnt = max(1, (nbytes - 1).bit_length())
     files = "".join(f'    parameter {m["parameter"]} = "{m["file"]}",\n' for m in rtl["memories"].values())
-    shift = f"{{in_data, beat[{nbytes * IO_BITS - 1}:{IO_BITS}]}}" if nbytes > 1 else "in_data"
+    shifted = f"{{byte_q, beat[{bits - 1}:{IO_BITS}]}}" if nbytes > 1 else "byte_q"
     overrides = ", ".join(f'.{m["parameter"]}({m["parameter"]})' for m in rtl["memories"].values())
+    # the shift of the beat register takes a cycle after the byte, under one registered copy
+    # of its enable per BEAT_SELECT_BITS bits: the enable decoded from in_valid and `full`,
+    # routed to every flip-flop of CNV's 768-bit beat, was its critical path on an ECP5-85F
+    # (90.6 MHz, 10 ns of routing)
+    parts = [(lo, min(lo + BEAT_SELECT_BITS, bits)) for lo in range(0, bits, BEAT_SELECT_BITS)]
+    copies = "".join(f"    reg  take_rep_c{c};\n" for c in range(len(parts)))
+    shifts = "".join(f"        take_rep_c{c} <= take;\n        if (take_rep_c{c}) beat[{hi - 1}:{lo}] <= shifted[{hi - 1}:{lo}];\n"
+                     for c, (lo, hi) in enumerate(parts))
     return f"""\
 // Board-level top for synthesis (bnncore {__version__}): bnn_top behind a {IO_BITS}-bit input stream
 // and a class-index output. An image beat of {width} bits arrives as {nbytes} bytes, least
@@ -360,26 +372,34 @@ module bnn_fpga #(
     output wire                out_valid,
     input  wire                out_ready
 );
-    reg  [{nbytes * IO_BITS - 1}:0] beat;
+    reg  [{bits - 1}:0] beat;
+    reg  [{IO_BITS - 1}:0] byte_q;
     reg  [{cnt - 1}:0] count;
-    reg  full;
-    wire core_ready;
+    reg  full, pending;          // the beat is complete; its last byte is being shifted in
+{copies}    wire core_ready;
     wire [{p_out["width"] - 1}:0] result;
+    wire [{bits - 1}:0] shifted = {shifted};
     // the reset pin through a register: straight from the pin it reached the whole design
     // in one cycle (8.7 ns of routing from the pad on an ECP5-85F)
     reg  rst_q = 1'b1;
     always @(posedge clk) rst_q <= rst;
-    assign in_ready = !full;
+    assign in_ready = !full && !pending;
+    wire take = in_valid && in_ready;
     always @(posedge clk) begin
-        if (rst_q) begin
+        byte_q <= in_data;
+{shifts}        if (rst_q) begin
             count <= 0;
             full <= 1'b0;
+            pending <= 1'b0;
         end else begin
-            if (in_valid && !full) begin
-                beat <= {shift};
+            if (take) begin
                 count <= (count == {nbytes - 1}) ? 0 : count + 1'b1;
                 if (count == {nbytes - 1})
-                    full <= 1'b1;
+                    pending <= 1'b1;
+            end
+            if (pending) begin
+                pending <= 1'b0;
+                full <= 1'b1;
             end
             if (full && core_ready)
                 full <= 1'b0;

@@ -169,14 +169,17 @@ endmodule
 """
 
 
-def test_fpga_top_byte_stream_equals_golden(tmp_path):
+@pytest.mark.parametrize("sizes, folds", [
+    ((37, 11, 6), [(4, 13), (3, 4)]),               # 13-bit beats: two bytes each, 3 beats
+    ((150, 11, 6), [(4, 75), (3, 4)]),              # 75 bits: 10 bytes, two copies of the shift enable
+])
+def test_fpga_top_byte_stream_equals_golden(tmp_path, sizes, folds):
     """bnn_fpga (byte-wide input, class out) on Icarus, with random gaps and backpressure."""
     if shutil.which("iverilog") is None:
         pytest.skip("iverilog is not installed (make setup installs it)")
     rng = np.random.default_rng(3)
-    sizes = (37, 11, 6)
     net = random_net(sizes, rng)
-    plan = make_plan(sizes, [(4, 13), (3, 4)])       # 13-bit beats: two bytes each, 3 beats
+    plan = make_plan(sizes, folds)
     rtl_dir = generate(net, plan, tmp_path / "rtl", vhdl=False)
     rtl = json.loads((rtl_dir / "rtl.json").read_text())
     (rtl_dir / "bnn_fpga.v").write_text(synth.fpga_top_verilog(rtl))
