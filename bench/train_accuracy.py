@@ -48,7 +48,7 @@ RUNS = {
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
     "fashion-cnn": (0.915, "float CNNs of this size 92-93%; seed 002 85.1%", [
         "--dataset", "fashion-mnist", "--topology", "1x28x28-32c3p1-32c3p1-mp2-64c3p1-64c3p1-mp2-512-10",
-        "--input", "uint8", "--epochs", "30", "--shift", "1", "--flip", "--pool-order", "before", "--batch-size", "50",
+        "--input", "uint8", "--epochs", "40", "--shift", "1", "--no-flip", "--pool-order", "before", "--batch-size", "50",
         "--val-size", "5000",
         "--lr", "0.01", "--lr-end", "1e-5", "--schedule", "cosine"]),
 }
