@@ -262,13 +262,14 @@ def _run_batch(net, table, prepared, x, return_layers):
     return np.argmax(s, axis=1), s, acts             # first maximum: lowest index wins ties
 
 
-def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False,
+def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False, return_scores: bool = False,
           batch_size: int = 64, threads: int | None = None, backend: str | None = None) -> Inference:
     """Run ``net`` on inputs (N, n) of 0/1 bits, or of pixels for 'uint8' input
     (``net.input.bits(images)`` for uint8 images), in (y, x, channel) order.
 
     Returns the predicted classes; with ``return_layers``, also every hidden layer's
-    activation bits and the output scores. ``threads``: batches run at once (default: the
+    activation bits and the output scores; with ``return_scores``, the scores without the
+    activations. ``threads``: batches run at once (default: the
     cores this process may use). ``backend``: ``numba`` or ``numpy`` (default:
     :func:`default_backend`); both give the same integers.
     """
@@ -295,11 +296,13 @@ def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False
         results = [work(s) for s in starts]
     if not results:
         empty = Inference(np.zeros(0, np.int64))
-        return empty if not return_layers else Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64),
+        if not return_layers:
+            return Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64) if return_scores else None)
+        return Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64),
                                                          [np.zeros((0,) + _act_shape(l), np.uint8) for l in net.layers])
     classes = np.concatenate([r[0] for r in results])
     if not return_layers:
-        return Inference(classes)
+        return Inference(classes, np.concatenate([r[1] for r in results]) if return_scores else None)
     return Inference(classes, np.concatenate([r[1] for r in results]),
                      [np.concatenate([r[2][i] for r in results]) for i in range(len(net.layers))])
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from bnncore.network import FoldedNetwork
 
-__all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words",
+__all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words", "input_beat_bytes",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "slice_bits", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
            "ROM_SLICE_BITS", "DEEP_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
 
@@ -610,19 +610,28 @@ def threshold_words(values: np.ndarray, fold: LayerFold, width: int) -> list:
     return [sum((int(v[nf * fold.pe + p]) & mask) << (p * width) for p in range(fold.pe)) for nf in range(fold.nf)]
 
 
-def input_words(values: np.ndarray, width: int, beats: int, value_bits: int = 1) -> list:
-    """The input stream's beats for images of input values (N, n) in the network's (y, x,
-    channel) order: per image a list of ``beats`` integers of ``width`` bits, each holding
-    the next ``width / value_bits`` values, the first in the low bits; values past the last
-    input are 0. (A dense first layer's beat is SIMD values; a convolutional network's beat
-    is one pixel, all its channels.)"""
+def input_beat_bytes(values: np.ndarray, width: int, beats: int, value_bits: int = 1, align: int = 1) -> np.ndarray:
+    """The input stream's beats for images of input values (N, n) as bytes (N, beats,
+    bytes per beat), each beat little-endian and zero-padded to a multiple of ``align`` bytes:
+    see ``input_words``."""
     values = np.asarray(values, np.uint8)
     n_values = width // value_bits * beats
     padded = np.zeros((len(values), n_values), np.uint8)
     padded[:, :values.shape[1]] = values
     bits = np.unpackbits(padded[:, :, None], axis=2, bitorder="little")[:, :, :value_bits]
     packed = np.packbits(bits.reshape(len(values), beats, width), axis=2, bitorder="little")
-    return [[int.from_bytes(packed[i, b].tobytes(), "little") for b in range(beats)] for i in range(len(values))]
+    extra = -packed.shape[2] % align
+    return np.pad(packed, ((0, 0), (0, 0), (0, extra))) if extra else packed
+
+
+def input_words(values: np.ndarray, width: int, beats: int, value_bits: int = 1) -> list:
+    """The input stream's beats for images of input values (N, n) in the network's (y, x,
+    channel) order: per image a list of ``beats`` integers of ``width`` bits, each holding
+    the next ``width / value_bits`` values, the first in the low bits; values past the last
+    input are 0. (A dense first layer's beat is SIMD values; a convolutional network's beat
+    is one pixel, all its channels.)"""
+    packed = input_beat_bytes(values, width, beats, value_bits)
+    return [[int.from_bytes(packed[i, b].tobytes(), "little") for b in range(beats)] for i in range(len(packed))]
 
 
 def _bits_to_int(bits: np.ndarray) -> int:

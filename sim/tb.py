@@ -29,6 +29,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeo
 from bnncore.exports import load
 from bnncore.golden import infer
 from bnncore.hw.plan import input_words
+from bnncore.sim.scoreboard import budget_cycles, compare, decode, interval, timing_failures, watchdog_failure
 
 PERIOD_NS = 10
 
@@ -133,40 +134,20 @@ class TB:
                 await RisingEdge(self.o_valid)
 
     def decode(self, payload: int):
-        cls = payload & ((1 << self.class_bits) - 1)
-        scores = []
-        for c in range(self.n_classes):
-            s = (payload >> (self.class_bits + c * self.score_bits)) & ((1 << self.score_bits) - 1)
-            scores.append(s - (1 << self.score_bits) if s >> (self.score_bits - 1) else s)
-        return cls, scores
+        return decode(payload, self.class_bits, self.score_bits, self.n_classes)
 
     # --- scoreboard
     def score(self, first: int = 0) -> dict:
-        mismatches, first_bad = 0, None
-        for k, payload in enumerate(self.results):
-            n = first + k
-            cls, scores = self.decode(payload)
-            exp_cls, exp_scores = int(self.gold.classes[n]), self.gold.scores[n].tolist()
-            if cls != exp_cls or scores != exp_scores:
-                mismatches += 1
-                if first_bad is None:
-                    first_bad = {"image": n, "expected_class": exp_cls, "actual_class": cls,
-                                 "expected_scores": exp_scores, "actual_scores": scores,
-                                 "golden_activations": [a[n].tolist() for a in self.gold.activations]}
-                    self.log.error("image %d: expected class %d scores %s, got class %d scores %s; golden "
-                                   "activations per layer: %s", n, exp_cls, exp_scores, cls, scores,
-                                   ["".join(map(str, a[n])) for a in self.gold.activations])
-        return {"mismatches": mismatches, "first_mismatch": first_bad}
-
-
-def budget_cycles(info: dict, n: int, gap: float, stall: float) -> int:
-    """Cycles that ``n`` images may take before the watchdog calls the design stuck: four
-    times what the timing model expects, with the input slowed by its gaps and the output by
-    its backpressure, plus a margin. A correct design never comes near it."""
-    t = info["timing"]
-    beats = info["ports"]["input"]["beats_per_image"]
-    per_image = max(float(t["initiation_interval"]), beats / (1 - gap)) / (1 - stall)
-    return int(4 * (t["latency"] + n * per_image)) + 1000
+        result = compare([self.decode(p) for p in self.results], first, self.gold.classes, self.gold.scores,
+                         lambda n: [a[n] for a in self.gold.activations])
+        bad = result["first_mismatch"]
+        if bad is not None:
+            n = bad["image"]
+            self.log.error("image %d: expected class %d scores %s, got class %d scores %s; golden "
+                           "activations per layer: %s", n, bad["expected_class"], bad["expected_scores"],
+                           bad["actual_class"], bad["actual_scores"],
+                           ["".join(map(str, a[n])) for a in self.gold.activations])
+        return result
 
 
 async def run_stream(tb, first: int, last: int, gap: float, stall: float) -> list:
@@ -181,9 +162,7 @@ async def run_stream(tb, first: int, last: int, gap: float, stall: float) -> lis
         drv.cancel()
         mon.cancel()
         stuck = first + len(tb.results)
-        return [f"watchdog: no result for image {stuck} ({len(tb.results)} of {last - first} images done, "
-                f"{len(tb.t_in)} accepted) after {budget} cycles, 4x what the timing model allows; the design "
-                "stopped producing results"]
+        return [watchdog_failure(stuck, len(tb.results), last - first, len(tb.t_in), budget)]
     await drv
     return []
 
@@ -218,23 +197,10 @@ async def stream(dut):
         "accuracy": float(np.mean(np.array(classes) == np.load(labels))) if labels else None,
         "golden_accuracy": float(np.mean(tb.gold.classes == np.load(labels))) if labels else None,
     })
-    window = min(24, n - 1)
-    if window >= 1:
-        result["ii"] = (tb.t_out[-1] - tb.t_out[-1 - window]) / window
-    failures = []                 # beside the mismatches, which the result counts itself
-    model = tb.info["timing"]
+    result["ii"] = interval(tb.t_out)
     back_to_back = not cfg.get("gap") and not cfg.get("stall")
-    if back_to_back and model.get("latency_exact", model.get("exact", True)) and result["latency"] != model["latency"]:
-        failures.append(f"latency {result['latency']} cycles, the model says {model['latency']}")
-    if back_to_back and model.get("exact", True):
-        num, den = model["initiation_interval_fraction"]
-        # over whole periods of the steady state (a CNN's model says which; an MLP's divides 24
-        # from the third result on)
-        period, start = model.get("period", 1), model.get("steady_from", 2)
-        span = window // period * period
-        if n > 30 and span and n - 1 - span >= start and (tb.t_out[-1] - tb.t_out[-1 - span]) * den != num * span:
-            failures.append(f"initiation interval {(tb.t_out[-1] - tb.t_out[-1 - span]) / span} over the last "
-                            f"{span} results, the model says {num / den}")
+    # beside the mismatches, which the result counts itself
+    failures = timing_failures(tb.info["timing"], tb.t_in, tb.t_out) if back_to_back else []
     result["failures"] = failures
     _write(cfg, result)
     assert not failures and not result["mismatches"], "; ".join(
