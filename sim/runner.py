@@ -1,4 +1,5 @@
-"""Run the cocotb bench (sim/tb.py) on Verilator, Icarus or GHDL through cocotb's runner.
+"""Run a bench of the generated RTL: cocotb's (sim/tb.py) on Verilator, Icarus or GHDL, or the native
+Verilator one (sim/native.py).
 
 ``simulate(rtl_dir, net_dir, bits, sim=..., build_dir=...)`` builds the generated RTL
 (Verilog for Verilator and Icarus, VHDL for GHDL) with the ROM files of ``net_dir``'s network
@@ -24,9 +25,11 @@ import numpy as np
 from bnncore.fileio import atomic_write_text
 from bnncore.hw.tools import find_tool, find_verilator
 
-__all__ = ["simulate", "simulate_link", "SIMULATORS", "SimulationError"]
+__all__ = ["simulate", "simulate_link", "SIMULATORS", "BENCHES", "SimulationError"]
 
 SIMULATORS = ("verilator", "icarus", "ghdl")
+#: The benches: cocotb's (sim/tb.py, every simulator), and the native one (sim/native.py, Verilator).
+BENCHES = ("cocotb", "native")
 
 
 class SimulationError(RuntimeError):
@@ -102,6 +105,15 @@ def _verilator_dirs(build_dir: Path, sources: list, params: dict):
     return work, copies, roms
 
 
+def _verilator_args() -> list:
+    """Verilator's options for a bench's model."""
+    # Small C++ functions: g++ is superlinear in function size, and a large network's flat
+    # netlist otherwise gives eval functions that take many minutes to compile.
+    return ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+            "--output-split", "20000", "--output-split-cfuncs", "500",
+            "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2"), *os.environ.get("BNN_VERILATOR_ARGS", "").split()]
+
+
 def _check_tools(sim: str):
     if not os.environ.get("PATH"):
         os.environ["PATH"] = os.defpath
@@ -128,7 +140,7 @@ def _check_tools(sim: str):
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
              rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
              waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False,
-             progress=None, log=None, diagnose: bool = True) -> dict:
+             progress=None, log=None, diagnose: bool = True, bench: str = "cocotb", jobs: int = 1) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
     ``net_dir``'s network must be the one the RTL was generated from (rtl.json records its
@@ -148,6 +160,9 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     ``diagnose``: on a mismatch, run the first differing image through the design's Amaranth
     model with the same ROM contents and name the first layer and pixel that differ from the
     golden model (hw/diagnose.py; a few seconds to minutes, by the design's size).
+    ``bench``: ``"cocotb"`` (sim/tb.py, every simulator) or ``"native"`` (sim/native.py: a C++
+    driver compiled into the Verilator model, about three times faster; the ``stream`` test
+    only, no waveforms); ``jobs``: the native bench's shards, run at once.
     Raises SimulationError when the bench fails (mismatches included), with its findings.
     """
     from cocotb_tools.runner import get_runner
@@ -157,6 +172,16 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if bench not in BENCHES:
+        raise ValueError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
+    if bench == "native" and sim != "verilator":
+        raise ValueError(f"the native bench is Verilator's: simulate on {sim} with the cocotb bench")
+    if bench == "native" and test != "stream":
+        raise ValueError(f"the native bench runs the stream test only: run {test} with the cocotb bench")
+    if bench == "native" and waves:
+        raise ValueError("the native bench writes no waveforms: use the cocotb bench for them")
+    if not isinstance(jobs, int) or jobs < 1 or (jobs > 1 and bench != "native"):
+        raise ValueError(f"jobs must be a positive integer, more than 1 with the native bench only, not {jobs!r}")
     for name, p in (("gap", gap), ("stall", stall)):
         if not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
@@ -212,16 +237,10 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     if sim == "verilator":
         build_dir, sources, params = _verilator_dirs(build_dir, list(sources), params)
         build_dir.mkdir(parents=True, exist_ok=True)
-    runner = get_runner(sim)
     build_args, test_args, plusargs = [], [], []
     if sim == "verilator":
-        # Small C++ functions: g++ is superlinear in function size, and a large network's
-        # flat netlist otherwise gives eval functions that take many minutes to compile.
-        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                      "--output-split", "20000", "--output-split-cfuncs", "500",
-                      "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2")]
-        build_args += os.environ.get("BNN_VERILATOR_ARGS", "").split()
-        if not waves and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
+        build_args = _verilator_args()
+        if not waves and bench == "cocotb" and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
             # cocotb's runner builds with --public-flat-rw: every signal of the design visible
             # to VPI, which keeps Verilator from optimising any of them away. The bench only
             # touches the top level's ports, so only those are made public.
@@ -240,28 +259,40 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         if os.path.exists(user_dir / stale):
             os.unlink(user_dir / stale)
     log = log or (lambda line: None)
-    log(f"{sim}: building {len(sources)} source files in {build_dir}")
-    t0 = time.perf_counter()
-    kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                  waves=waves, log_file=build_dir / "build.log", defines=dict(defines or {}))
-    if lang == "vhdl":
-        runner.build(sources=sources, **kwargs)
-    else:
-        # Icarus (-P) and Verilator (-G) take a string parameter as a quoted literal
-        runner.build(sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
-    build_s = time.perf_counter() - t0
-    log(f"{sim}: built in {build_s:.1f} s; simulating {len(bits):,} images")
-    env = {"BNN_SIM_CONFIG": str(user_dir / "bench.json")}
+    log(f"{sim}: building {len(sources)} source files in {build_dir}" + (" (native bench)" if bench == "native" else ""))
     t0 = time.perf_counter()
     failed = False
-    try:
-        with _watch(user_dir / "progress", progress):
-            runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
-                        hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env, waves=waves,
-                        parameters=params if sim == "ghdl" else None, test_args=test_args, plusargs=plusargs,
-                        results_xml=str(build_dir / "results.xml"), log_file=build_dir / "sim.log")
-    except SystemExit:   # cocotb's runner exits when a test fails
-        failed = True
+    if bench == "native":
+        from . import native
+        exe = native.build(info, sources, params, dict(defines or {}), build_dir, build_args, jobs=max(2, jobs))
+        build_s = time.perf_counter() - t0
+        log(f"{sim}: built in {build_s:.1f} s; simulating {len(bits):,} images in {jobs} shard(s)")
+        t0 = time.perf_counter()
+        out = native.run(exe, info, net, bits, build_dir=build_dir, gap=gap, stall=stall, seed=seed, jobs=jobs,
+                         labels=labels, progress=progress)
+        atomic_write_text(user_dir / "results.json", json.dumps(out, indent=2) + "\n")
+    else:
+        runner = get_runner(sim)
+        kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                      waves=waves, log_file=build_dir / "build.log", defines=dict(defines or {}))
+        if lang == "vhdl":
+            runner.build(sources=sources, **kwargs)
+        else:
+            # Icarus (-P) and Verilator (-G) take a string parameter as a quoted literal
+            runner.build(sources=sources, parameters={k: f'"{v}"' for k, v in params.items()}, **kwargs)
+        build_s = time.perf_counter() - t0
+        log(f"{sim}: built in {build_s:.1f} s; simulating {len(bits):,} images")
+        env = {"BNN_SIM_CONFIG": str(user_dir / "bench.json")}
+        t0 = time.perf_counter()
+        try:
+            with _watch(user_dir / "progress", progress):
+                runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
+                            hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env,
+                            waves=waves, parameters=params if sim == "ghdl" else None, test_args=test_args,
+                            plusargs=plusargs, results_xml=str(build_dir / "results.xml"),
+                            log_file=build_dir / "sim.log")
+        except SystemExit:   # cocotb's runner exits when a test fails
+            failed = True
     run_s = time.perf_counter() - t0
     if build_dir != user_dir:     # the logs and waveforms where the user asked for them
         for f in build_dir.iterdir():
@@ -272,7 +303,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
     if not results.exists():
         raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
     out = json.loads(results.read_text())
-    out.update({"simulator": sim, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
+    out.update({"simulator": sim, "bench": bench, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
                 "topology": info["topology"], "spec": info.get("spec")})
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
     if out.get("mismatches") and isinstance(out.get("first_mismatch"), dict) and diagnose:
@@ -291,7 +322,8 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
             why = "; ".join(filter(None, [f"{out['mismatches']} mismatches, the first {first}", why]))
         if out.get("diagnosis"):
             why += f"; {out['diagnosis']}"
-        raise SimulationError(f"{sim}: bench test {test} failed: {why}; see {build_dir / 'sim.log'}")
+        where = build_dir / ("results.json" if bench == "native" else "sim.log")
+        raise SimulationError(f"{sim}: bench test {test} failed: {why}; see {where}")
     return out
 
 

@@ -148,7 +148,7 @@ def test_other_network_refused_unless_swapped(designs, tmp_path):
 
 
 def test_watchdog_budget():
-    from bnncore.sim.tb import budget_cycles
+    from bnncore.sim.scoreboard import budget_cycles
     info = {"timing": {"initiation_interval": 10.0, "latency": 50}, "ports": {"input": {"beats_per_image": 4}}}
     assert budget_cycles(info, 100, 0.0, 0.0) == 4 * (50 + 1000) + 1000
     assert budget_cycles(info, 100, 0.9, 0.0) == int(4 * (50 + 100 * 4 / (1 - 0.9))) + 1000   # the input binds
@@ -238,3 +238,65 @@ def test_vhdl_of_designs_that_crashed_icarus(hidden, folds, tmp_path):
     net = random_net(sizes, np.random.default_rng(hidden))
     plan = make_plan(sizes, folds) if folds else auto_fold(sizes, 1024)
     check_vhdl(generate(net, plan, tmp_path / "rtl"))
+
+
+def test_native_bench(designs, tmp_path):
+    """The native Verilator bench: a design whose payloads are between 32 and 64 bits (the
+    input) and wider than 64 (the output), three shards, the latency and the interval the
+    cocotb bench measures; then with gaps and backpressure."""
+    root, net, plan, bits = designs["sliced"]
+    info = json.loads((root / "rtl" / "rtl.json").read_text())
+    assert 32 < info["ports"]["input"]["width"] <= 64 < info["ports"]["output"]["width"]
+    seen = []
+    r = simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", bench="native", jobs=3,
+                 progress=lambda done, total: seen.append((done, total)))
+    assert r["mismatches"] == 0 and r["images"] == len(bits) and not r["failures"]
+    assert [(s["first"], s["images"]) for s in r["shards"]] == [(0, 13), (13, 13), (26, 14)]
+    assert seen[-1] == (len(bits), len(bits)) and seen == sorted(seen), seen
+    ref = simulate(root / "rtl", root / "net", bits[:13], sim="verilator", build_dir=tmp_path / "c")
+    assert (r["shards"][0]["latency"], r["shards"][0]["ii"]) == (ref["latency"], ref["ii"]) == (
+        info["timing"]["latency"], ref["ii"])
+    whole = simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", bench="native")
+    r = simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", bench="native",
+                 gap=0.3, stall=0.4, seed=5)
+    assert r["mismatches"] == 0
+    # an input idle 9 cycles in 10: 20 cycles per image of 2 beats, where the design takes 8.5
+    r = simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", bench="native",
+                 gap=0.9, stall=0.5, seed=6)
+    assert r["mismatches"] == 0 and r["cycles"] > 1.8 * whole["cycles"]
+
+
+def test_native_bench_reports_mismatches_and_a_stalled_design(designs, tmp_path):
+    """Wrong ROM files: the first mismatching image and the layer where it departs; a design
+    that stops producing results: the watchdog, with the image it stopped at."""
+    from bnncore.fileio import sha256_file
+    root, net, plan, bits = designs["padded"]
+    other = random_net(CONFIGS["padded"][0], np.random.default_rng(98))
+    write_rom_files(other, plan, tmp_path / "wrong")
+    with pytest.raises(SimulationError, match=r"bench test stream failed: \d+ mismatches, the first image (\d+): .*; "
+                                              r"image \1 departs from the golden model first at layer 0"):
+        simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", rom_dir=tmp_path / "wrong",
+                 bench="native")
+    hung = tmp_path / "rtl"
+    shutil.copytree(root / "rtl", hung)
+    top = (hung / "bnn_top.v").read_text().replace(".o_stream__valid(o_stream__valid)", ".o_stream__valid()")
+    (hung / "bnn_top.v").write_text(top.replace("endmodule", "    assign o_stream__valid = 1'b0;\nendmodule"))
+    info = json.loads((hung / "rtl.json").read_text())
+    info["sha256"]["bnn_top.v"] = sha256_file(hung / "bnn_top.v")
+    (hung / "rtl.json").write_text(json.dumps(info))
+    with pytest.raises(SimulationError, match=r"bench test stream failed: images 0\.\.1: watchdog: no result for image 0 "
+                                              r"\(0 of 2 images done, \d accepted\) after \d+ cycles.*images 2\.\.3: "
+                                              r"watchdog: no result for image 2 "):
+        simulate(hung, root / "net", bits[:4], sim="verilator", build_dir=tmp_path / "c", bench="native", jobs=2)
+
+
+def test_native_bench_refusals(designs, tmp_path):
+    root, net, plan, bits = designs["serial"]
+    for options, message in [(dict(sim="icarus", bench="native"), "the native bench is Verilator's"),
+                             (dict(bench="native", test="reset_mid_stream"), "stream test only"),
+                             (dict(bench="native", waves=True), "no waveforms"),
+                             (dict(jobs=2), "more than 1 with the native bench only"),
+                             (dict(bench="native", jobs=0), "positive integer"),
+                             (dict(bench="verilog"), "bench must be one of cocotb, native")]:
+        with pytest.raises(ValueError, match=message):
+            simulate(root / "rtl", root / "net", bits, build_dir=tmp_path / "b", **options)

@@ -182,3 +182,16 @@ def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
                  stall=0.2, sources=[netlist, synth.cell_models(dev, tmp_path / "gate")],
                  defines=synth.cell_model_defines(dev))
     assert r["images"] == len(values) and r["mismatches"] == 0
+
+
+def test_conv_native_bench(designs, tmp_path):
+    """The native Verilator bench on the 8-bit CNN, in two shards: every result the golden
+    model's, each shard's latency the cycle model's; then with gaps and backpressure."""
+    root, net, values = designs["cnn8"]
+    r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "b", bench="native", jobs=2)
+    assert r["mismatches"] == 0 and r["images"] == len(values) and r["bench"] == "native"
+    timing = json.loads((root / "rtl" / "rtl.json").read_text())["timing"]
+    assert [s["latency"] for s in r["shards"]] == [timing["latency"]] * 2
+    r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "b", bench="native",
+                 gap=0.3, stall=0.4, seed=3)
+    assert r["mismatches"] == 0 and r["images"] == len(values)
