@@ -60,6 +60,7 @@ class Device:
     icetime: str = ""        # icetime -d option
     speed: int = 0           # the speed grade nextpnr times the design for (ECP5; 0: none to choose)
     speed_grades: tuple = () # the grades the part is sold in and nextpnr models
+    reset_buffer: str = ""   # Verilog driving the board top's rst_g from rst_q on a global net
 
     def with_speed(self, speed: int | None) -> "Device":
         """This device at speed grade ``speed`` (ECP5: 6, the slowest and the default, 7 or 8):
@@ -96,6 +97,10 @@ ICE40_BRAM = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 ECP5_BRAM = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 #: ECP5 speed grades nextpnr models; the parts here are named at the first, the slowest.
 ECP5_SPEED_GRADES = (6, 7, 8)
+#: The board top's registered reset onto a global network (nextpnr-ecp5 promotes clocks only;
+#: nextpnr-ice40 promotes a high-fan-out reset itself). Routed through the fabric, that reset
+#: was CNV's critical path on an ECP5-85F (82.8 MHz: 10.3 ns of routing to layer 0's flags).
+ECP5_RESET_BUFFER = "DCCA rst_buf (.CLKI(rst_q), .CE(1'b1), .CLKO(rst_g));"
 
 DEVICES = {d.name: d for d in (
     Device("up5k", "ice40", "iCE40UP5K-SG48", ("--up5k", "--package", "sg48"),
@@ -106,10 +111,10 @@ DEVICES = {d.name: d for d in (
            icetime="hx8k"),
     Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
            luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM,
-           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES),
+           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES, reset_buffer=ECP5_RESET_BUFFER),
     Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
            luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM,
-           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES),
+           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES, reset_buffer=ECP5_RESET_BUFFER),
 )}
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
@@ -331,13 +336,15 @@ def check_fit(rtl: dict, device: Device):
 
 # --- board-level top ------------------------------------------------------------------------
 
-def fpga_top_verilog(rtl: dict) -> str:
+def fpga_top_verilog(rtl: dict, reset_buffer: str = "") -> str:
     """``bnn_fpga``: bnn_top behind a byte-wide input stream and a class-index output.
 
     Each beat of ``in_width`` bits is sent as ceil(in_width / 8) bytes, least significant byte
     first (the last byte's high bits are ignored), and takes two cycles more than its bytes;
     the output is the class index. The pins
     are a placeholder: no board is assumed (see the constraints file written beside it).
+    ``reset_buffer``: Verilog that drives the core's reset ``rst_g`` from the registered reset
+    pin ``rst_q`` through a global buffer (``Device.reset_buffer``; default: a wire).
     """
     p_in = rtl["ports"]["input"]
     p_out = rtl["ports"]["output"]
@@ -383,6 +390,8 @@ module bnn_fpga #(
     // in one cycle (8.7 ns of routing from the pad on an ECP5-85F)
     reg  rst_q = 1'b1;
     always @(posedge clk) rst_q <= rst;
+    wire rst_g;
+    {reset_buffer or "assign rst_g = rst_q;"}
     assign in_ready = !full && !pending;
     wire take = in_valid && in_ready;
     always @(posedge clk) begin
@@ -406,7 +415,7 @@ module bnn_fpga #(
         end
     end
     bnn_top #({overrides}) top (
-        .clk(clk), .rst(rst_q),
+        .clk(clk), .rst(rst_g),
         .i_stream__payload(beat[{width - 1}:0]), .i_stream__valid(full), .i_stream__ready(core_ready),
         .o_stream__payload(result), .o_stream__valid(out_valid), .o_stream__ready(out_ready)
     );
@@ -671,7 +680,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
     if board_top is None:
         top = "bnn_fpga"
-        (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl))
+        (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl, device.reset_buffer))
         pins_name, pins_text = _pins(device, rtl)
         (out / pins_name).write_text(pins_text)
     else:
