@@ -28,25 +28,31 @@ from bnncore.network import FoldedNetwork
 
 __all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "auto_fold", "fastest_cycles", "bias_bits_for", "check_network", "Timing", "timing", "weight_words", "input_words", "input_beat_bytes",
            "threshold_words", "pipeline_depth", "read_group", "rom_slices", "slice_bits", "address_bits", "POPCOUNT_CHUNK", "REP_GROUP",
-           "ROM_SLICE_BITS", "DEEP_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
+           "ROM_SLICE_BITS", "SHALLOW_SLICE_BITS", "DEEP_SLICE_BITS", "ROM_ROW_DEPTH", "WeightRom", "weight_rom"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
-#: Bits per column slice of a ROM of at most 256 words, each slice read through its own copy
+#: Bits per column slice of a ROM of 65 to 256 words, each slice read through its own copy
 #: of the address register. A multiple of every block-RAM port width of iCE40 (16, 8, 4, 2) and
 #: ECP5 (36, 18, 9, 4, 2, 1), so slicing never adds a block RAM; a 144-bit slice is 4 ECP5 block
 #: RAMs wide, so an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path
 #: at 83.6 MHz: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
 ROM_SLICE_BITS = 144
+#: Bits per column slice of a ROM of at most 64 words, which Yosys builds from logic on ECP5
+#: (every such ROM of CNV: a LUT per bit and word select), not block RAM: a 144-bit slice of
+#: 18 words was 144 LUT multiplexers spread along layer 1's PEs behind one address register
+#: (CNV's critical path on the ECP5-85F at 84.3 MHz, 9.9 ns of routing). A multiple of iCE40's
+#: port widths, so iCE40 block RAMs stay as many.
+SHALLOW_SLICE_BITS = 48
 #: (depth at most, bits per slice) of deeper ROMs: two ECP5 block RAMs of the widest port that
 #: holds the depth, a multiple of iCE40's too (512 words: 2 x 36 on ECP5, 9 x 8 on iCE40;
 #: 2,048 words: 2 x 9 and 9 x 2). A 144-bit slice of a 2,048-word ROM was 16 block RAMs of
 #: 2048 x 9 spread over the device behind one register (CNV's critical path on the ECP5-85F
 #: at 88.0 MHz: 10.6 ns of routing to one of them). Deeper ROMs belong to shallow engines,
 #: whose slices share one address, and keep 144.
-DEEP_SLICE_BITS = ((256, ROM_SLICE_BITS), (512, 72), (1024, 36), (2048, 18))
+DEEP_SLICE_BITS = ((64, SHALLOW_SLICE_BITS), (256, ROM_SLICE_BITS), (512, 72), (1024, 36), (2048, 18))
 #: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM deep in its deepest
 #: configuration that wastes no bits (2048 x 9, which Yosys picks for such a ROM). A deeper
 #: ROM's read data would pass a multiplexer of block RAMs before the engine's register, and a

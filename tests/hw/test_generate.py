@@ -49,9 +49,9 @@ def test_files_and_rtl_json(rtl):
     assert info["timing"]["latency"] == t.latency and info["timing"]["cycles_per_layer"] == list(t.cycles)
     assert info["ports"]["input"] == {**info["ports"]["input"], "width": 30, "beats_per_image": 2}
     assert info["memories"]["w0"] == {"depth": 4, "width": 180, "bits": 720, "file": "bnn_w0.mem",
-                                      "parameter": "W0_FILE", "slices": 2}
+                                      "parameter": "W0_FILE", "slices": 4}
     assert info["memories"]["w1"]["slices"] == 1
-    assert ".SLICE_BITS(144)" in (out / "bnn_top.v").read_text()
+    assert ".SLICE_BITS(48)" in (out / "bnn_top.v").read_text()
     # the weights are read from the files, not baked into the RTL
     top = (out / "bnn_top.v").read_text()
     assert 'parameter W0_FILE = "bnn_w0.mem"' in top and "$readmemb" in (out / "bnn_rom.v").read_text()

@@ -157,7 +157,7 @@ ICE40_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 ECP5_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 
-@pytest.mark.parametrize("depth", [1, 2, 255, 256, 257, 512, 513, 1024, 1025, 2048, 2049, 9000])
+@pytest.mark.parametrize("depth", [1, 2, 18, 64, 65, 255, 256, 257, 512, 513, 1024, 1025, 2048, 2049, 9000])
 @pytest.mark.parametrize("width", [1, 17, 18, 19, 143, 144, 145, 300, 1764, 2304, 2432])
 def test_rom_slices_cover_the_word_and_add_no_block_ram(width, depth):
     slices = rom_slices(width, depth)
@@ -166,11 +166,13 @@ def test_rom_slices_cover_the_word_and_add_no_block_ram(width, depth):
     assert sum(w for _, w in slices) == width and all(0 < w <= bits for _, w in slices)
     # a slice boundary falls on a port boundary of the mode each family takes for the depth,
     # so the slices need exactly the block RAMs of the whole word
-    for modes in (ICE40_MODES, ECP5_MODES):
+    # (ECP5 builds a ROM of at most 64 words from logic: its slices need no port boundaries)
+    for modes in (ICE40_MODES, ECP5_MODES) if depth > 64 else (ICE40_MODES,):
         port = next((p for words, p in modes if depth <= words), modes[-1][1])
         assert sum(-(-w // port) for _, w in slices) == -(-width // port), (modes, port)
     # deep ROMs in narrower slices: two ECP5 block RAMs of 2048 x 9 per address register
-    assert slice_bits(2048) == 18 and slice_bits(256) == ROM_SLICE_BITS == slice_bits(9000)
+    assert slice_bits(2048) == 18 and slice_bits(256) == ROM_SLICE_BITS == slice_bits(9000) == slice_bits(65)
+    assert slice_bits(64) == slice_bits(1) == 48
     assert address_bits(1) == 1 and address_bits(2) == 1 and address_bits(464) == 9 and address_bits(513) == 10
 
 

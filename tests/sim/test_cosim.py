@@ -36,8 +36,8 @@ CONFIGS = {
     "serial": ((20, 9, 4), [(1, 1), (1, 3)], 2, 0.0),
     "parallel": ((12, 8, 6, 3), [(8, 12), (6, 8), (3, 6)], 3, 0.4),
     "extremes": ((9, 7, 2), [(7, 2), (2, 7)], 2, 0.5),
-    # ROMs in column slices, each with its own address: 1,200-bit weight words (9 slices),
-    # 168-bit threshold words (2)
+    # ROMs in column slices, each with its own address: 1,200-bit weight words (25 slices of
+    # 48 bits: 4 words deep), 168-bit threshold words (4), 80-bit weight words (2)
     "sliced": ((100, 48, 5), [(24, 50), (5, 16)], 2, 0.3),
 }
 
@@ -66,7 +66,7 @@ def test_random_networks(designs, config, sim, tmp_path):
     root, net, plan, bits = designs[config]
     if config == "sliced":
         roms = json.loads((root / "rtl" / "rtl.json").read_text())["memories"]
-        assert (roms["w0"]["slices"], roms["t0"]["slices"], roms["w1"]["slices"]) == (9, 2, 1)
+        assert (roms["w0"]["slices"], roms["t0"]["slices"], roms["w1"]["slices"]) == (25, 4, 2)
     seen, lines = [], []
     r = simulate(root / "rtl", root / "net", bits, sim=sim, build_dir=tmp_path / "b",
                  progress=lambda done, total: seen.append((done, total)), log=lines.append)
@@ -297,6 +297,7 @@ def test_native_bench_refusals(designs, tmp_path):
                              (dict(bench="native", waves=True), "no waveforms"),
                              (dict(jobs=2), "more than 1 with the native bench only"),
                              (dict(bench="native", jobs=0), "positive integer"),
+                             (dict(pgo=True), "pgo builds the native bench"),
                              (dict(bench="verilog"), "bench must be one of cocotb, native")]:
         with pytest.raises(ValueError, match=message):
             simulate(root / "rtl", root / "net", bits, build_dir=tmp_path / "b", **options)
