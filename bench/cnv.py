@@ -1,14 +1,16 @@
 """FINN's CNV topology through the accelerator flow: generated, simulated bit-exact, synthesized.
 
-    python bench/cnv.py [--images 20] [--target-cycles 8100] [--synth ecp5-85f] [--out build/bench/cnv]
+    python bench/cnv.py [--images 20] [--target-cycles 8100] [--synth ecp5-85f] [--bench native]
+        [--out build/bench/cnv]
 
 CNV is 3x32x32-64c3-64c3-mp2-128c3-128c3-mp2-256c3-256c3-512-512-10 with an 8-bit input
 (1.54 Mbit of weights), FINN's and BNN-PYNQ's CIFAR-10 network. CIFAR-10 is not needed to
 check the hardware: the weights are random bits and the thresholds random values near the
 middle of each layer's range (so that the activations are not constant), the images random
 32x32x3 pixels. The network is exported, `bnn rtl` generates it, Verilator runs the images
-against the golden model (every class and score), and with ``--synth`` the design goes
-through Yosys and nextpnr. Prints a table; nothing is timed as a test.
+against the golden model (every class and score; the native bench by default), and with
+``--synth`` the design goes through Yosys and nextpnr. Prints a table; nothing is timed as a
+test.
 """
 
 import argparse
@@ -60,6 +62,7 @@ def main():
     ap.add_argument("--target-cycles", type=int, default=None, help="default: the fastest CNV allows")
     ap.add_argument("--synth", help="a device (ecp5-85f) to synthesize for")
     ap.add_argument("--freq", type=float, default=100.0)
+    ap.add_argument("--bench", choices=("native", "cocotb"), default="native", help="bnn sim --bench")
     ap.add_argument("--out", default="build/bench/cnv")
     args = ap.parse_args()
     out = Path(args.out)
@@ -74,7 +77,7 @@ def main():
     print(f"{TOPOLOGY}: {sum(l['memory_bits']['weights'] for l in info['folding']):,} weight bits, folded to "
           f"{info['timing']['cycles_per_image']} cycles per image, generated in {generate_s:.0f} s")
     images = np.random.default_rng(1).integers(0, 256, (args.images, 32 * 32 * 3)).astype(np.uint8)
-    sim = api.simulate(rtl, net_dir, images, sim="verilator", build_dir=out / "sim",
+    sim = api.simulate(rtl, net_dir, images, sim="verilator", build_dir=out / "sim", bench=args.bench,
                        log=lambda line: print(line, flush=True))
     rows = [("verilator", f"{sim['images']} random images", f"{sim['mismatches']} mismatches",
              f"interval {sim.get('ii')} cycles (model {float(info['timing']['initiation_interval']):g})",

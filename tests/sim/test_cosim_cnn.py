@@ -186,12 +186,15 @@ def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
 
 def test_conv_native_bench(designs, tmp_path):
     """The native Verilator bench on the 8-bit CNN, in two shards: every result the golden
-    model's, each shard's latency the cycle model's; then with gaps and backpressure."""
+    model's, each shard's latency the cycle model's; then built profile-guided, with gaps and
+    backpressure."""
     root, net, values = designs["cnn8"]
     r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "b", bench="native", jobs=2)
     assert r["mismatches"] == 0 and r["images"] == len(values) and r["bench"] == "native"
     timing = json.loads((root / "rtl" / "rtl.json").read_text())["timing"]
     assert [s["latency"] for s in r["shards"]] == [timing["latency"]] * 2
+    lines = []
     r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "b", bench="native",
-                 gap=0.3, stall=0.4, seed=3)
+                 gap=0.3, stall=0.4, seed=3, pgo=True, log=lines.append)
     assert r["mismatches"] == 0 and r["images"] == len(values)
+    assert "profile-guided" in lines[0] and list((tmp_path / "b" / "profile").rglob("*.gcda"))
