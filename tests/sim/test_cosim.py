@@ -155,19 +155,25 @@ def test_watchdog_budget():
     assert budget_cycles(info, 100, 0.0, 0.5) == 4 * (50 + 2000) + 1000
 
 
+def hung_design(rtl, out):
+    """A copy of the RTL in ``rtl`` whose result valid is tied low, as a hung engine looks from
+    outside (its rtl.json checksums updated)."""
+    from bnncore.fileio import sha256_file
+    shutil.copytree(rtl, out)
+    top = (out / "bnn_top.v").read_text().replace(".o_stream__valid(o_stream__valid)", ".o_stream__valid()")
+    (out / "bnn_top.v").write_text(top.replace("endmodule", "    assign o_stream__valid = 1'b0;\nendmodule"))
+    info = json.loads((out / "rtl.json").read_text())
+    info["sha256"]["bnn_top.v"] = sha256_file(out / "bnn_top.v")
+    (out / "rtl.json").write_text(json.dumps(info))
+    return out
+
+
 def test_stalled_design_is_caught_by_the_watchdog(designs, tmp_path):
     """A design that stops producing results (here: its result valid tied low, as a hung
     engine looks from outside) fails with the image it stopped at instead of hanging."""
     need("icarus")
-    from bnncore.fileio import sha256_file
     root, net, plan, bits = designs["serial"]
-    hung = tmp_path / "rtl"
-    shutil.copytree(root / "rtl", hung)
-    top = (hung / "bnn_top.v").read_text().replace(".o_stream__valid(o_stream__valid)", ".o_stream__valid()")
-    (hung / "bnn_top.v").write_text(top.replace("endmodule", "    assign o_stream__valid = 1'b0;\nendmodule"))
-    info = json.loads((hung / "rtl.json").read_text())
-    info["sha256"]["bnn_top.v"] = sha256_file(hung / "bnn_top.v")
-    (hung / "rtl.json").write_text(json.dumps(info))
+    hung = hung_design(root / "rtl", tmp_path / "rtl")
     with pytest.raises(SimulationError, match=r"bench test stream failed: watchdog: no result for image 0 \(0 of 3 "
                                               r"images done, \d accepted\) after \d+ cycles"):
         simulate(hung, root / "net", bits[:3], sim="icarus", build_dir=tmp_path / "b")
@@ -269,7 +275,6 @@ def test_native_bench(designs, tmp_path):
 def test_native_bench_reports_mismatches_and_a_stalled_design(designs, tmp_path):
     """Wrong ROM files: the first mismatching image and the layer where it departs; a design
     that stops producing results: the watchdog, with the image it stopped at."""
-    from bnncore.fileio import sha256_file
     root, net, plan, bits = designs["padded"]
     other = random_net(CONFIGS["padded"][0], np.random.default_rng(98))
     write_rom_files(other, plan, tmp_path / "wrong")
@@ -277,13 +282,7 @@ def test_native_bench_reports_mismatches_and_a_stalled_design(designs, tmp_path)
                                               r"image \1 departs from the golden model first at layer 0"):
         simulate(root / "rtl", root / "net", bits, sim="verilator", build_dir=tmp_path / "b", rom_dir=tmp_path / "wrong",
                  bench="native")
-    hung = tmp_path / "rtl"
-    shutil.copytree(root / "rtl", hung)
-    top = (hung / "bnn_top.v").read_text().replace(".o_stream__valid(o_stream__valid)", ".o_stream__valid()")
-    (hung / "bnn_top.v").write_text(top.replace("endmodule", "    assign o_stream__valid = 1'b0;\nendmodule"))
-    info = json.loads((hung / "rtl.json").read_text())
-    info["sha256"]["bnn_top.v"] = sha256_file(hung / "bnn_top.v")
-    (hung / "rtl.json").write_text(json.dumps(info))
+    hung = hung_design(root / "rtl", tmp_path / "rtl")
     with pytest.raises(SimulationError, match=r"bench test stream failed: images 0\.\.1: watchdog: no result for image 0 "
                                               r"\(0 of 2 images done, \d accepted\) after \d+ cycles.*images 2\.\.3: "
                                               r"watchdog: no result for image 2 "):
