@@ -844,7 +844,7 @@ def main(argv=None) -> int:
         print(f"bnn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted) as e:
-        print(f"bnn {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        print(f"bnn {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

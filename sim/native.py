@@ -321,21 +321,27 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
         shards.append((lo, hi, budget, subprocess.Popen(cmd, stdout=stderr, stderr=subprocess.STDOUT), stderr))
     t0 = time.perf_counter()
     last = None
-    while True:
-        running = [s for s in shards if s[3].poll() is None]
-        if progress is not None:
-            done = 0
-            for k in range(jobs):
-                try:
-                    done += int((build_dir / f"shard{k}.progress").read_text().split()[0])
-                except (OSError, ValueError, IndexError):
-                    pass
-            if done != last:
-                last = done
-                progress(done, n)
-        if not running:
-            break
-        time.sleep(0.25)
+    try:
+        while True:
+            running = [s for s in shards if s[3].poll() is None]
+            if progress is not None:
+                done = 0
+                for k in range(jobs):
+                    try:
+                        done += int((build_dir / f"shard{k}.progress").read_text().split()[0])
+                    except (OSError, ValueError, IndexError):
+                        pass
+                if done != last:
+                    last = done
+                    progress(done, n)
+            if not running:
+                break
+            time.sleep(0.25)
+    finally:        # interrupted: no shard outlives the run
+        for *_, proc, _ in shards:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     wall = time.perf_counter() - t0
     results, failures = [], []
     for k, (lo, hi, budget, proc, stderr) in enumerate(shards):
@@ -357,7 +363,6 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
         c, s = _decode_all(r["payloads"], out["class_bits"], out["score_bits"], info["topology"][-1])
         decoded_cls.append(c), decoded_scores.append(s)
     classes = np.concatenate(decoded_cls)
-    scores = np.concatenate(decoded_scores) if classes.size else np.zeros((0, info["topology"][-1]), np.int64)
     # the shards' results in image order; a stuck shard leaves a gap, so compare shard by shard
     result = {"mismatches": 0, "first_mismatch": None}
     for (lo, *_), c, s in zip(shards, decoded_cls, decoded_scores):
