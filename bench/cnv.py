@@ -1,7 +1,7 @@
 """FINN's CNV topology through the accelerator flow: generated, simulated bit-exact, synthesized.
 
     python bench/cnv.py [--images 20] [--target-cycles 8100] [--synth ecp5-85f] [--bench native]
-        [--out build/bench/cnv]
+        [--seed 1] [--no-global-reset] [--out build/bench/cnv]
 
 CNV is 3x32x32-64c3-64c3-mp2-128c3-128c3-mp2-256c3-256c3-512-512-10 with an 8-bit input
 (1.54 Mbit of weights), FINN's and BNN-PYNQ's CIFAR-10 network. CIFAR-10 is not needed to
@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--synth", help="a device (ecp5-85f) to synthesize for")
     ap.add_argument("--freq", type=float, default=100.0)
     ap.add_argument("--bench", choices=("native", "cocotb"), default="native", help="bnn sim --bench")
+    ap.add_argument("--seed", type=int, default=1, help="bnn synth --seed")
+    ap.add_argument("--global-reset", action=argparse.BooleanOptionalAction, default=True,
+                    help="bnn synth --global-reset (default: on)")
     ap.add_argument("--out", default="build/bench/cnv")
     args = ap.parse_args()
     out = Path(args.out)
@@ -84,8 +87,8 @@ def main():
              f"latency {sim['latency']} cycles (model {info['timing']['latency']})",
              f"build {sim['build_s']:.0f} s, run {sim['run_s']:.0f} s")]
     if args.synth:
-        r = api.synthesize(rtl, args.synth, out / f"synth-{args.synth}", freq=args.freq,
-                           log=lambda line: print(line, flush=True))
+        r = api.synthesize(rtl, args.synth, out / f"synth-{args.synth}", freq=args.freq, seed=args.seed,
+                           global_reset=args.global_reset, log=lambda line: print(line, flush=True))
         res = r["resources"]
         rows.append((r["device"]["part"], f"{res['luts']:,} LUTs, {res['ffs']:,} FFs, {res['brams']} block RAMs",
                      f"{r['fmax_mhz']:.1f} MHz", f"{r['images_per_second']:,} images/s",

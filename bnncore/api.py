@@ -140,7 +140,7 @@ def synthesize(rtl_dir, device: str = "ecp5-25f", out_dir=None, **options) -> di
     """``bnn synth``: synthesis, place and route (and a bitstream) of ``rtl_dir`` for
     ``device``; return the report (``report.json``). ``options``: those of
     ``bnncore.hw.synth.synthesize`` (``freq``, ``seed``, ``router``, ``speed``, ``bitstream``,
-    ``bram_outreg``, ``rom_dir``, ``swappable``, ``log``); new weights into a swappable build:
+    ``bram_outreg``, ``rom_dir``, ``swappable``, ``global_reset``, ``log``); new weights into a swappable build:
     ``bnncore.hw.swap.swap_weights``."""
     from .hw.synth import synthesize as run
     options.setdefault("log", lambda line: None)

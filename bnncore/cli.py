@@ -420,7 +420,7 @@ def cmd_synth(args):
     r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
                    board=args.board, baud=args.baud, writable=args.writable, swappable=args.swappable,
-                   log=log.info)
+                   global_reset=args.global_reset, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -754,6 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "
                         "flip-flops become the block RAMs' output registers, which shortens the paths from "
                         "the block RAMs)")
+    p.add_argument("--global-reset", action="store_true",
+                   help="ECP5: the registered reset reaches the design through a global buffer (DCCA), not the "
+                        "fabric, where it can be the critical path of a large design; nextpnr can fail to route "
+                        "the buffer's input (try another --seed)")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<board or device>)")
     p.set_defaults(func=cmd_synth)
 

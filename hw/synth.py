@@ -98,8 +98,10 @@ ECP5_BRAM = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 #: ECP5 speed grades nextpnr models; the parts here are named at the first, the slowest.
 ECP5_SPEED_GRADES = (6, 7, 8)
 #: The board top's registered reset onto a global network (nextpnr-ecp5 promotes clocks only;
-#: nextpnr-ice40 promotes a high-fan-out reset itself). Routed through the fabric, that reset
-#: was CNV's critical path on an ECP5-85F (82.8 MHz: 10.3 ns of routing to layer 0's flags).
+#: nextpnr-ice40 promotes a high-fan-out reset itself), with ``synthesize(global_reset=True)``.
+#: Routed through the fabric, that reset was CNV's critical path on an ECP5-85F (82.8 MHz:
+#: 10.3 ns of routing to layer 0's flags); not the default, as nextpnr once failed to route
+#: the buffer's input (CNV at placement seed 3).
 ECP5_RESET_BUFFER = "DCCA rst_buf (.CLKI(rst_q), .CE(1'b1), .CLKO(rst_g));"
 
 DEVICES = {d.name: d for d in (
@@ -624,7 +626,7 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
                bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
                board: str | None = None, baud: int | None = None, writable: bool = False, swappable: bool = False,
-               log=print) -> dict:
+               global_reset: bool = False, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
@@ -641,6 +643,9 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     ``swappable``: every ROM in block RAM, built with placeholder contents and then patched with
     the ROM files' (hw/swap.py), so that ``bnn synth --swap-weights`` puts other weights of the
     same design into the bitstream without place and route.
+    ``global_reset``: on ECP5, the top's registered reset reaches the design through a global
+    buffer (``Device.reset_buffer``) instead of the fabric; nextpnr can fail to route the
+    buffer's input (seen once in four runs of CNV: another ``seed`` routed).
     """
     if writable and board is None:
         raise SynthError("writable memories are written over a board's serial link: give a board")
@@ -680,7 +685,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
     if board_top is None:
         top = "bnn_fpga"
-        (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl, device.reset_buffer))
+        (out / "bnn_fpga.v").write_text(fpga_top_verilog(rtl, device.reset_buffer if global_reset else ""))
         pins_name, pins_text = _pins(device, rtl)
         (out / pins_name).write_text(pins_text)
     else:
