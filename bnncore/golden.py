@@ -294,17 +294,14 @@ def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False
             results = list(pool.map(work, starts))
     else:
         results = [work(s) for s in starts]
+    scores = return_layers or return_scores
     if not results:
-        empty = Inference(np.zeros(0, np.int64))
-        if not return_layers:
-            return Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64) if return_scores else None)
-        return Inference(empty.classes, np.zeros((0, net.head.n_out), np.int64),
-                                                         [np.zeros((0,) + _act_shape(l), np.uint8) for l in net.layers])
-    classes = np.concatenate([r[0] for r in results])
-    if not return_layers:
-        return Inference(classes, np.concatenate([r[1] for r in results]) if return_scores else None)
-    return Inference(classes, np.concatenate([r[1] for r in results]),
-                     [np.concatenate([r[2][i] for r in results]) for i in range(len(net.layers))])
+        return Inference(np.zeros(0, np.int64), np.zeros((0, net.head.n_out), np.int64) if scores else None,
+                         [np.zeros((0,) + _act_shape(l), np.uint8) for l in net.layers] if return_layers else None)
+    return Inference(np.concatenate([r[0] for r in results]),
+                     np.concatenate([r[1] for r in results]) if scores else None,
+                     [np.concatenate([r[2][i] for r in results]) for i in range(len(net.layers))]
+                     if return_layers else None)
 
 
 def _act_shape(layer) -> tuple:

@@ -243,31 +243,41 @@ def build(info: dict, sources: list, params: dict, defines: dict, build_dir: Pat
            *[f"-D{k}={v}" for k, v in defines.items()], *[f'-G{k}="{v}"' for k, v in params.items()],
            str(bench), *map(str, sources)]
 
-    def fresh():     # make does not see a change of flags
-        for f in obj.glob("*"):
-            if f.suffix in (".o", ".a", ".gch") or f.name == "bnn_native":
-                f.unlink()
+    def verilate(flags: list, log_mode: str) -> Path:
+        # make rebuilds on changed sources, not on changed flags: objects of other flags go
+        used = " ".join(cmd + flags)
+        stamp = obj / "bnn_flags.txt"
+        if not stamp.exists() or stamp.read_text() != used:
+            for f in obj.glob("*"):
+                if f.suffix in (".o", ".a", ".gch") or f.name == "bnn_native":
+                    f.unlink()
+        exe = _verilate(cmd + flags, build_dir, log_mode)
+        stamp.write_text(used)
+        return exe
 
     if profile is None:
-        return _verilate(cmd, build_dir, "w")
+        return verilate([], "w")
     shutil.rmtree(data, ignore_errors=True)
-    fresh()
     where = f"-fprofile-dir={data}"
-    exe = _verilate(cmd + ["-CFLAGS", f"-fprofile-generate -fprofile-update=single {where}",
-                           "-LDFLAGS", "-fprofile-generate"], build_dir, "w")
-    inp = info["ports"]["input"]
-    beats = inp["beats_per_image"]
-    words = input_beat_bytes(profile, inp["width"], beats, inp.get("value_bits", 1), align=4)
-    (build_dir / "profile.in").write_bytes(words.tobytes())
+    exe = verilate(["-CFLAGS", f"-fprofile-generate -fprofile-update=single {where}", "-LDFLAGS", "-fprofile-generate"],
+                   "w")
+    beats = _write_beats(build_dir / "profile.in", info, profile)
     run = subprocess.run(_command(exe, build_dir / "profile.in", len(profile), beats, 0.0, 0.0, 0,
                                   budget_cycles(info, len(profile), 0.0, 0.0), build_dir / "profile.out",
                                   build_dir / "profile.progress"), capture_output=True, text=True)
     if run.returncode not in (0, WATCHDOG):
         raise SimulationError(f"verilator: the native bench's profile run stopped (exit {run.returncode}): "
                               f"{(run.stdout + run.stderr).strip()[-2000:]}")
-    fresh()
-    return _verilate(cmd + ["-CFLAGS", f"-fprofile-use -fprofile-correction -Wno-missing-profile {where}"],
-                     build_dir, "a")
+    return verilate(["-CFLAGS", f"-fprofile-use -fprofile-correction -Wno-missing-profile {where}"], "a")
+
+
+def _write_beats(path: Path, info: dict, values: np.ndarray) -> int:
+    """Write the input beats of ``values`` (images, inputs) for the driver; return the beats
+    per image."""
+    inp = info["ports"]["input"]
+    beats = inp["beats_per_image"]
+    path.write_bytes(input_beat_bytes(values, inp["width"], beats, inp.get("value_bits", 1), align=4).tobytes())
+    return beats
 
 
 def _read_output(path: Path, images: int, out_words: int) -> dict:
@@ -309,8 +319,7 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
     shards = []
     for k in range(jobs):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
-        words = input_beat_bytes(bits[lo:hi], inp["width"], beats, inp.get("value_bits", 1), align=4)
-        (build_dir / f"shard{k}.in").write_bytes(words.tobytes())
+        _write_beats(build_dir / f"shard{k}.in", info, bits[lo:hi])
         for stale in (f"shard{k}.out", f"shard{k}.progress"):
             if (build_dir / stale).exists():
                 os.unlink(build_dir / stale)

@@ -220,14 +220,15 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         raise SimulationError(f"the images have {bits.shape[1]} input values each, the RTL's network "
                               f"{info.get('spec', '')} {info['topology'][0]}")
     lang = "vhdl" if sim == "ghdl" else "verilog"
-    np.save(build_dir / "bits.npy", bits)
-    cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
-           "bits": str(build_dir / "bits.npy"), "results": str(build_dir / "results.json"),
-           "lang": lang, "gap": gap, "stall": stall, "seed": seed, "progress": str(build_dir / "progress")}
-    if labels is not None:
-        np.save(build_dir / "labels.npy", np.asarray(labels))
-        cfg["labels"] = str(build_dir / "labels.npy")
-    (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
+    if bench == "cocotb":        # what the bench in the simulator reads
+        np.save(build_dir / "bits.npy", bits)
+        cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
+               "bits": str(build_dir / "bits.npy"), "results": str(build_dir / "results.json"),
+               "lang": lang, "gap": gap, "stall": stall, "seed": seed, "progress": str(build_dir / "progress")}
+        if labels is not None:
+            np.save(build_dir / "labels.npy", np.asarray(labels))
+            cfg["labels"] = str(build_dir / "labels.npy")
+        (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
     if sources is None:
         params = _rom_parameters(info, Path(rom_dir).resolve() if rom_dir else rtl_dir)
         sources = [rtl_dir / f for f in info["files"][lang]]
@@ -277,7 +278,6 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
         t0 = time.perf_counter()
         out = native.run(exe, info, net, bits, build_dir=build_dir, gap=gap, stall=stall, seed=seed, jobs=jobs,
                          labels=labels, progress=progress)
-        atomic_write_text(user_dir / "results.json", json.dumps(out, indent=2) + "\n")
     else:
         runner = get_runner(sim)
         kwargs = dict(hdl_toplevel="bnn_top", build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
@@ -307,9 +307,10 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", buil
                 shutil.copyfile(f, user_dir / f.name)
         build_dir = user_dir
     results = build_dir / "results.json"
-    if not results.exists():
-        raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
-    out = json.loads(results.read_text())
+    if bench == "cocotb":
+        if not results.exists():
+            raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
+        out = json.loads(results.read_text())
     out.update({"simulator": sim, "bench": bench, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
                 "topology": info["topology"], "spec": info.get("spec")})
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report

@@ -118,6 +118,19 @@ def test_backends_agree_bit_for_bit(case):
         assert x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y)
 
 
+@settings(max_examples=20, deadline=None)
+@given(conv_networks())
+def test_scores_without_the_layers(case):
+    """return_scores: the scores return_layers gives, without the activations; none asked, none given."""
+    net, values = case
+    full = infer(net, values, return_layers=True, batch_size=8)
+    for inputs, n in ((values, len(values)), (values[:0], 0)):
+        out = infer(net, inputs, return_scores=True, batch_size=8)
+        assert out.activations is None and out.scores.shape == (n, net.head.n_out)
+        assert np.array_equal(out.scores, full.scores[:n]) and np.array_equal(out.classes, full.classes[:n])
+    assert infer(net, values).scores is None
+
+
 def test_backend_choice(monkeypatch):
     assert set(backend_names()) <= set(BACKENDS) and "numpy" in backend_names()
     monkeypatch.setenv("BNN_GOLDEN_BACKEND", "numpy")
