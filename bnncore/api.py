@@ -114,7 +114,7 @@ def generate(net, out_dir, *, vhdl: bool = True, log=None, **plan_options) -> Pa
     for w in warnings:
         logging.getLogger("bnncore").warning("warning: %s", w)
     from .hw.generate import generate as write_rtl
-    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log)
+    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=plan_options.get("force", False))
 
 
 def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build_dir=None, **options) -> dict:
@@ -127,6 +127,9 @@ def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build
     build = Path(build_dir or Path("build") / "sim" / sim)
     if isinstance(net, FoldedNetwork):
         from .exports import export
+        from .fileio import workspace
+        with workspace(build, "sim"):    # the export goes into the simulation's folder
+            pass
         net_dir = export(net, build / "net")
         obj = net
     else:

@@ -392,7 +392,7 @@ def _print_synth(r: dict):
 
 def cmd_report(args):
     from .report import write_report
-    print(f"report {write_report(args.build, args.out)}")
+    print(f"report {write_report(args.build, args.out, force=args.force)}")
 
 
 def cmd_experiment(args):
@@ -825,7 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _verb(sub, "report", help="one self-contained HTML page of every result under a build folder: training "
               "curves, fold reports, network summaries, timing models, simulations, synthesis and sweeps")
     p.add_argument("build", type=Path, help="the folder the stages wrote into, e.g. build")
-    p.add_argument("-o", "--out", type=Path, help="the page to write (default: BUILD/report.html)")
+    p.add_argument("-o", "--out", type=Path, help="the page to write (default: BUILD/report.html); an existing file "
+                   "is replaced only when it is an earlier report")
+    p.add_argument("--force", action="store_true", help="replace the file -o names even if it is not a report")
     p.set_defaults(func=cmd_report)
     return parser
 

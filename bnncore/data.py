@@ -38,6 +38,7 @@ import os
 import pickle
 import shutil
 import tarfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -182,6 +183,7 @@ class Cifar10:
     order, (N, 32 * 32 * 3), the order of every other stage."""
     name = "cifar-10"
     shape = (3, 32, 32)
+    archive_bytes = 170_498_071      # the published archive's size
     archive = "cifar-10-python.tar.gz"
     md5 = "c58f30108f718f92721af3b95e74349a"
     mirrors = ("https://www.cs.toronto.edu/~kriz/",)
@@ -389,6 +391,37 @@ def _check_download(path: Path, f: _File):
                         f"(or decompressed content md5 {f.md5}, got {content_md5})")
 
 
+#: the slowest download fetch waits for: a file of N bytes may take timeout + N / this seconds
+MIN_BYTES_PER_SECOND = 50_000
+
+
+def _gz_limit(f: _File) -> int:
+    """The most bytes a .gz of ``f`` may have: its content (the IDX header and the values) and
+    gzip's overhead on data that does not compress."""
+    content = 4 * (1 + len(f.shape)) + int(np.prod(f.shape))
+    return content + content // 100 + (1 << 16)
+
+
+def _download(url: str, out, limit: int, timeout: float):
+    """Copy ``url`` into the open file ``out``: at most ``limit`` bytes (more is refused as not
+    the file), within ``timeout`` seconds per read and ``timeout + limit /
+    MIN_BYTES_PER_SECOND`` in all (a mirror that trickles is given up on)."""
+    deadline = time.monotonic() + timeout + limit / MIN_BYTES_PER_SECOND
+    got = 0
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        while True:
+            if time.monotonic() > deadline:
+                raise DataError(f"slower than {MIN_BYTES_PER_SECOND // 1000} kB/s: gave up after "
+                                f"{got:,} bytes in {timeout + limit / MIN_BYTES_PER_SECOND:.0f} s")
+            block = r.read(min(1 << 16, limit + 1 - got))
+            if not block:
+                return
+            got += len(block)
+            if got > limit:
+                raise DataError(f"the mirror sent more than {limit:,} bytes, more than the file has; not the file")
+            out.write(block)
+
+
 def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, timeout: float = 60,
           log=print) -> Path:
     """Download dataset ``name`` into ``dest/<name>`` (default: the user cache).
@@ -418,8 +451,8 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, mirrors=None, tim
             url = mirror.rstrip("/") + "/" + f.name + ".gz"
             fd, tmp = temp_file(folder / f.name, ".part")
             try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                    shutil.copyfileobj(r, out)
+                with os.fdopen(fd, "wb") as out:
+                    _download(url, out, _gz_limit(f), timeout)
                 _check_download(Path(tmp), f)
                 os.replace(tmp, target)
                 log(f"{target}: downloaded from {url}, md5 ok")
@@ -445,8 +478,8 @@ def _fetch_cifar10(folder: Path, mirrors, timeout, log) -> Path:
         url = mirror.rstrip("/") + "/" + Cifar10.archive
         fd, tmp = temp_file(folder / Cifar10.archive, ".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                shutil.copyfileobj(r, out)
+            with os.fdopen(fd, "wb") as out:
+                _download(url, out, Cifar10.archive_bytes, timeout)
             digest = hashlib.md5(Path(tmp).read_bytes()).hexdigest()
             if digest != Cifar10.md5:
                 raise DataError(f"md5 {digest} of the download, expected {Cifar10.md5}")

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .fileio import atomic_savefig, atomic_write_text
+from .fileio import atomic_savefig, atomic_write_text, read_json_object
 
 __all__ = ["EXPERIMENTS", "run_experiment", "Run"]
 
@@ -455,6 +455,12 @@ def _plan(exp: Experiment, mode: str, data_dir) -> list:
 RUN_MEMORY_MIB = 2048
 
 
+#: what a run's result.json holds
+_RESULT_FIELDS = ("key", "group", "config", "epochs", "best_epoch", "test_acc", "val_acc", "train_acc",
+                  "last_test_acc", "seconds_per_epoch", "total_seconds", "wall_seconds", "folded_acc",
+                  "fold_mismatches")
+
+
 def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiments", data_dir=None,
                    jobs: int | None = None, progress: bool | None = None, ray: str | None = None,
                    threads: int | None = None) -> dict:
@@ -472,10 +478,19 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     exp = EXPERIMENTS[name]
     out = Path(out_root) / name
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "runs").is_dir())):
-        raise ValueError(f"{out}: exists and is not an earlier run of experiment {name} (no runs/ folder); "
-                         "choose another -o or remove it")
-    runs = _plan(exp, mode, data_dir)
+    from .fileio import OutputDirError, check_output, workspace
+    try:
+        check_output(out, "experiment", lambda d: set() if (d / "runs").is_dir() else None, in_place=True)
+        runs = _plan(exp, mode, data_dir)
+        with workspace(out, "experiment", lambda d: set() if (d / "runs").is_dir() else None):
+            return _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, progress)
+    except OutputDirError as e:
+        raise ValueError(str(e)) from None
+
+
+def _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, progress) -> dict:
+    from tqdm import tqdm
+    from .cluster import run_all
     cores = os.cpu_count() or 1
     jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))
     threads = threads or max(1, cores // jobs)
@@ -484,8 +499,13 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         run_dir = out / "runs" / mode / run.key.replace(" ", "_").replace("=", "")
         done = run_dir / "result.json"
         if done.exists():
-            r = json.loads(done.read_text())
-            if {k: r["config"][k] for k in run.config} == run.config:
+            r = read_json_object(done, ValueError, "")
+            missing = [k for k in _RESULT_FIELDS if k not in r] + (
+                [] if isinstance(r.get("config"), dict) and isinstance(r.get("epochs"), list) else ["config/epochs"])
+            if missing:
+                raise ValueError(f"{done}: field '{missing[0]}' missing or of the wrong type; not a result of bnn "
+                                 f"experiment (remove {run_dir} to run that run again)")
+            if {k: r["config"].get(k) for k in run.config} == run.config:
                 results[run.key] = r
                 continue
         todo.append((run, run_dir))

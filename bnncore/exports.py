@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .fileio import OutputDirError, check_replaceable, read_json_object, replace_dir, sha256_file, temp_sibling
+from .fileio import OutputDirError, new_output, read_json_object, sha256_file
 from .network import (ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer,
                       shape_str)
 
@@ -245,11 +245,13 @@ def _manifest_v1(net: FoldedNetwork) -> dict:
                         "n_in": s.n_in, "n_out": s.n_out} for s in net.stages]}
 
 
-def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_version: int = FORMAT_VERSION) -> Path:
+def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_version: int = FORMAT_VERSION,
+           force: bool = False) -> Path:
     """Write ``net`` into ``out_dir``; return the directory.
 
     ``out_dir`` may be missing, empty or an earlier export holding nothing but its own files,
-    which it then replaces atomically; anything else is refused (ExportError, nothing written).
+    which it then replaces atomically; anything else is refused (ExportError, nothing written)
+    unless ``force`` (an earlier output of bnncore's with other files: fileio's output rule).
     ``format_version=1`` writes the older format (dense networks only) for older readers.
     """
     if format_version not in (1, 2):
@@ -258,34 +260,28 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_
         "topology": net.spec, "layers": [_layer_entry(s) for s in net.stages]}
     out = Path(out_dir)
     try:
-        check_replaceable(out, "a bnncore export", _export_files)
+        with new_output(out, "export", _export_files, force=force) as tmp:
+            contents = {"weights.txt": weights_text(net), "thresholds.txt": thresholds_text(net)}
+            contents.update(rom_files(net))
+            files = {}
+            for rel, text in contents.items():
+                path = tmp / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            manifest = {
+                "format": FORMAT, "format_version": format_version, "bnncore_version": __version__,
+                "topology": shape["topology"],
+                "input": {"scheme": net.input.scheme, "level": net.input.level},
+                "layers": shape["layers"],
+                "network_sha256": net.digest(),
+                "conventions": CONVENTIONS,
+                "files": files,
+                "metadata": metadata or {},
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     except OutputDirError as e:
         raise ExportError(str(e)) from None
-    tmp = temp_sibling(out)
-    try:
-        contents = {"weights.txt": weights_text(net), "thresholds.txt": thresholds_text(net)}
-        contents.update(rom_files(net))
-        files = {}
-        for rel, text in contents.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-        manifest = {
-            "format": FORMAT, "format_version": format_version, "bnncore_version": __version__,
-            "topology": shape["topology"],
-            "input": {"scheme": net.input.scheme, "level": net.input.level},
-            "layers": shape["layers"],
-            "network_sha256": net.digest(),
-            "conventions": CONVENTIONS,
-            "files": files,
-            "metadata": metadata or {},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

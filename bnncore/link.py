@@ -158,13 +158,10 @@ class DeviceInfo:
 
 
 def design_digest(info: dict) -> str:
-    """Hex digest of what a network must share with a design to run in it: topology, folding,
-    port widths (rtl.json's fields)."""
-    keep = {"topology": info["topology"], "spec": info.get("spec"),
-            "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf")} for l in info["folding"]],
-            "input": {k: info["ports"]["input"][k] for k in ("width", "beats_per_image", "value_bits")},
-            "output": {k: info["ports"]["output"][k] for k in ("width", "class_bits", "score_bits")}}
-    return hashlib.sha256(repr(sorted(keep.items())).encode()).hexdigest()
+    """Hex digest of what a network's ROM files must share with a design to run right in it
+    (``hw.plan.design_digest``: everything the logic fixes at generation)."""
+    from bnncore.hw.plan import design_digest as digest
+    return digest(info)
 
 
 def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False) -> bytes:
@@ -297,21 +294,22 @@ class Link:
         the memories' layout). The board must have been built with writable memories; while
         it loads, INFO reports the network 0000000000000000, and ``net``'s identity after the
         last word."""
-        from bnncore.hw.generate import plan_of, rom_images
-        from bnncore.hw.plan import check_network
+        from bnncore.hw.generate import rom_images
+        from bnncore.hw.plan import check_network, plan_from_rtl as plan_of
         dev = self.info()
         if not dev.flags & WRITABLE:
             raise LinkError("the board's design has read-only memories: build it with "
                             "`bnn synth --board ... --writable` to load networks into it")
         if dev.design != design_digest(info)[:16]:
             raise LinkError(f"the board holds a design of {dev.spec} ({dev.design}), not the RTL's {info.get('spec')} "
-                            f"({design_digest(info)[:16]}): topology, folding or port widths differ, so its "
-                            "memories cannot hold this layout")
+                            f"({design_digest(info)[:16]}): its logic differs (layers, folding, pools, padding or "
+                            "widths), so this RTL's memory layout does not fit it; give the RTL folder the board's "
+                            "bitstream was built from")
         plan = plan_of(info)
         try:
             check_network(net, plan)
         except ValueError as e:
-            raise LinkError(f"network {net.spec} does not fit the board's design {dev.spec}: {e}") from None
+            raise LinkError(f"network {net.spec} cannot run in the board's design {dev.spec}: {e}") from None
         images = rom_images(net, plan)
         frames = []
         for k, name in enumerate(info["memories"]):
@@ -324,6 +322,11 @@ class Link:
             pass
         self.request(NETWORK, bytes.fromhex(net.digest()[:16]))
         self._info = None
+        after = self.info()
+        if after.network != net.digest()[:16] or after.design != dev.design:
+            raise LinkError(f"after loading, the board names network {after.network} (design {after.design}), not "
+                            f"{net.digest()[:16]} (design {dev.design}): the load did not take; reset the board "
+                            "and load again")
         return len(frames)
 
 

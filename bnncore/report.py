@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ from pathlib import Path
 from . import __version__
 from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
+
+log = logging.getLogger("bnncore")
 
 __all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
            "sweep_table", "collect", "write_report"]
@@ -173,10 +177,45 @@ def sweep_table(rows: list) -> Table:
 
 # --- finding the results under a build folder -----------------------------------------------------
 
-def _json(path: Path):
+#: the largest file the report reads: a result JSON or a plot
+READ_LIMIT = 16 << 20
+
+
+def read_inside(path: Path, root: Path, limit: int = READ_LIMIT) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes inside
+    ``root`` through no symbolic link, else None: the report follows no link out of the build
+    folder, never opens a FIFO or a device, and reads no more than it shows."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        rel = Path(path).relative_to(root)
+    except ValueError:
+        return None
+    here = Path(root)
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        return data if len(data) <= limit else None
+    finally:
+        os.close(fd)
+
+
+def _json(path: Path, root: Path):
+    raw = read_inside(path, root)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -206,7 +245,7 @@ def collect(build_dir) -> dict:
         for name in sorted(files):
             kind = _KINDS.get(name)
             if kind:
-                data = _json(here / name)
+                data = _json(here / name, root)
                 if data is not None and kind[1](data):
                     found[kind[0]].append((here, data))
     return found
@@ -231,8 +270,12 @@ th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
 """
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def _img(path: Path, alt: str, root: Path) -> str:
+    raw = read_inside(path, root)
+    if raw is None or not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return (f'<p class="empty">{html.escape(_rel(path, root))}: not shown (not a PNG file inside the build '
+                f'folder of at most {READ_LIMIT >> 20} MiB)</p>')
+    data = base64.b64encode(raw).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -255,8 +298,8 @@ def _rel(path: Path, root: Path) -> str:
 
 def _training(folder: Path, m: dict, root: Path) -> str:
     parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>", training_table(m).html()]
-    if (folder / "curve.png").is_file():
-        parts.append(_img(folder / "curve.png", f"training curve of {_rel(folder, root)}"))
+    if (folder / "curve.png").exists() or (folder / "curve.png").is_symlink():
+        parts.append(_img(folder / "curve.png", f"training curve of {_rel(folder, root)}", root))
     return "".join(parts)
 
 
@@ -291,8 +334,8 @@ def _synthesis(folder: Path, r: dict, root: Path) -> str:
 def _sweep(folder: Path, sw: dict, root: Path) -> str:
     parts = [f"<h3><code>{html.escape(_rel(folder, root))}</code>: {html.escape(sw['network'])} on "
              f"{html.escape(sw.get('part', sw['device']))}</h3>", sweep_table(sw["rows"]).html()]
-    if (folder / "sweep.png").is_file():
-        parts.append(_img(folder / "sweep.png", f"sweep of {_rel(folder, root)}"))
+    if (folder / "sweep.png").exists() or (folder / "sweep.png").is_symlink():
+        parts.append(_img(folder / "sweep.png", f"sweep of {_rel(folder, root)}", root))
     return "".join(parts)
 
 
@@ -325,6 +368,7 @@ _SECTIONS = (
 def render(build_dir) -> str:
     root = Path(build_dir)
     found = collect(root)
+    skipped = []
     body = [f"<h1>bnncore report: <code>{html.escape(str(root))}</code></h1>",
             f'<p class="note">bnncore {__version__}, {time.strftime("%Y-%m-%d %H:%M:%S")}; every figure below '
             "is read from the JSON files the stages wrote.</p>"]
@@ -332,19 +376,54 @@ def render(build_dir) -> str:
                                     for key, title, _ in _SECTIONS) + "</p>")
     for key, title, section in _SECTIONS:
         body.append(f'<h2 id="{key}">{title}</h2>')
-        items = found[key]
-        body.append(section(items, root) if items else f'<p class="empty">none under {html.escape(str(root))}</p>')
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>bnncore report: {html.escape(str(root))}</title><style>{_CSS}</style></head>\n<body>\n"
+        items, shown = found[key], []
+        for folder, data in items:   # a file that matches a section but lacks its fields is skipped, and said so
+            try:
+                section([(folder, data)], root)
+                shown.append((folder, data))
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
+                name = next(n for n, (k, _) in _KINDS.items() if k == key)
+                why = f"missing field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+                skipped.append(f"{_rel(folder / name, root)}: not shown ({why})")
+        body.append(section(shown, root) if shown else f'<p class="empty">none under {html.escape(str(root))}</p>')
+    if skipped:
+        body.append('<h2 id="skipped">Skipped files</h2><ul>' + "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
+                    + "</ul>")
+        for line in skipped:
+            log.warning("report: %s", line)
+    return (_HEAD + _GENERATOR
+            + f"<title>bnncore report: {html.escape(str(root))}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(build_dir, out=None) -> Path:
+#: the first bytes of every report, how an earlier one is told from a user's file
+_GENERATOR = '<meta name="generator" content="bnncore report">'
+_HEAD = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return head.startswith(_HEAD + _GENERATOR) or head.startswith(_HEAD + "<title>bnncore report: ")
+
+
+def write_report(build_dir, out=None, force: bool = False) -> Path:
     """Write the report of everything under ``build_dir`` to ``out`` (default:
-    ``build_dir/report.html``), atomically; return its path."""
+    ``build_dir/report.html``), atomically; return its path. An existing ``out`` is replaced
+    only when it is an earlier report (or with ``force``); never a folder, a link or a device."""
     root = Path(build_dir)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder (give the build folder the stages wrote into)")
     out = Path(out) if out else root / "report.html"
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise ValueError(f"{out}: exists and is not a regular file; choose another page to write (-o)")
+    if out.exists() and not force and not _is_report(out):
+        raise ValueError(f"{out}: exists and is not a bnncore report; refusing to replace it (choose another -o, "
+                         "or --force to replace it)")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out.parent}: no such folder; create it, or choose another -o")
     atomic_write_text(out, render(root))
     return out

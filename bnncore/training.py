@@ -201,15 +201,29 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
 
 
+def _run_files(d: Path):
+    """A run folder of a bnncore without output markers: ours when it holds a checkpoint."""
+    return set() if any((d / n).is_file() for n in ("best.pt", "checkpoint.pt")) else None
+
+
 def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, force: bool = False,
           progress: bool | None = None) -> dict:
     """Train ``cfg`` into ``out_dir``; return the final metrics (the last row plus the best).
 
     A run folder that already holds a run (``best.pt`` or ``checkpoint.pt``) is continued
     with ``resume``, replaced with ``force``, and otherwise refused: a new run would
-    overwrite the earlier model.
+    overwrite the earlier model. A folder that is not a run folder of ``bnn train`` is refused
+    (bnncore.fileio's output rule), and one run at a time writes a folder.
     """
-    out = Path(out_dir)
+    from .fileio import OutputDirError, workspace
+    try:
+        with workspace(Path(out_dir), "train", _run_files):
+            return _train(cfg, Path(out_dir), data_dir=data_dir, resume=resume, force=force, progress=progress)
+    except OutputDirError as e:
+        raise ValueError(str(e)) from None
+
+
+def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, progress) -> dict:
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory; choose another run folder")
     earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]

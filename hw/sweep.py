@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from bnncore.fileio import atomic_savefig, atomic_write_text
+from bnncore.fileio import atomic_savefig, atomic_write_text, check_output, workspace
 
 __all__ = ["sweep", "pareto", "plot_sweep"]
 
@@ -114,12 +114,9 @@ def plot_sweep(rows: list, path, title: str):
     atomic_savefig(fig, path, dpi=120)
 
 
-def _check_out_dir(out: Path):
-    """A sweep writes into a missing or empty folder, or over an earlier sweep (sweep.json),
-    never into a folder of something else."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "sweep.json").is_file())):
-        raise ValueError(f"{out}: exists and is not an earlier sweep's folder (no sweep.json); "
-                         "choose another -o or remove it")
+def _sweep_files(out: Path):
+    """A sweep folder of a bnncore without output markers: ours when it has sweep.json."""
+    return set() if (out / "sweep.json").is_file() else None
 
 
 def _memory_mib(topology, target: int, banks: int, device) -> int:
@@ -142,19 +139,23 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     terminal). ``ray``: run the points as tasks of the Ray cluster
     at that address (``auto``: the one this machine belongs to); default: local processes.
     """
-    from tqdm import tqdm
-    from bnncore.cluster import run_all
     from bnncore.exports import load
     from .synth import _device
     dev = _device(device).with_speed(speed)        # a bad device or grade fails here, not per point
-    part = dev.part
     out = Path(out_dir)
-    _check_out_dir(out)
+    check_output(out, "sweep", _sweep_files, in_place=True)
     net = load(net_dir)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise ValueError("seeds: give at least one placement seed")
-    out.mkdir(parents=True, exist_ok=True)
+    with workspace(out, "sweep", _sweep_files):
+        return _sweep(net, net_dir, dev, device, targets, out, jobs, freq, seeds, banks, speed, progress, ray)
+
+
+def _sweep(net, net_dir, dev, device, targets, out, jobs, freq, seeds, banks, speed, progress, ray) -> list:
+    from tqdm import tqdm
+    from bnncore.cluster import run_all
+    part = dev.part
     targets = sorted(set(int(t) for t in targets))
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     options = {"network_sha256": net.digest(), "device": device, "freq": freq, "seeds": seeds, "banks": banks,

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bnncore import __version__
-from bnncore.fileio import atomic_write_text
+from bnncore.fileio import OutputDirError, atomic_write_text, new_output
 
 from .tools import INSTALL, KEEP_COPIES, ToolError, find_tool, which
 
@@ -584,23 +584,14 @@ def _check_resources(summary: dict, device: Device):
         raise SynthError(f"the design does not fit {device.part}: " + "; ".join(over))
 
 
-def _check_out_dir(out: Path):
-    """Synthesis writes its files into ``out`` step by step (a run takes minutes to an hour):
-    ``out`` must be missing, empty or an earlier synthesis output (its run.sh is ours), so
-    that no file of the user's is overwritten."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise SynthError(f"{out}: exists and is not a directory; choose another output directory (-o)")
-    if not any(out.iterdir()):
-        return
+def _synth_files(out: Path):
+    """The files of a synthesis output of a bnncore without output markers (its run.sh is
+    ours): all of them, as that bnncore replaced the folder whole; None if it is not one."""
     try:
         ours = "(bnncore" in (out / "run.sh").read_text().split("\n", 2)[1]
     except (OSError, UnicodeDecodeError, IndexError):
         ours = False
-    if not ours:
-        raise SynthError(f"{out}: exists and is not an earlier `bnn synth` output (no run.sh of ours); refusing to "
-                         "write into it (choose another output directory, or remove it yourself)")
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()} if ours else None
 
 
 def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
@@ -626,8 +617,12 @@ def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
                bitstream: bool = True, router: str | None = None, speed: int | None = None, bram_outreg: bool = True,
                board: str | None = None, baud: int | None = None, writable: bool = False, swappable: bool = False,
-               global_reset: bool = False, log=print) -> dict:
+               global_reset: bool = False, force: bool = False, log=print) -> dict:
     """Synthesise, place and route ``rtl_dir`` for ``device``; return (and write) the report.
+
+    ``out_dir`` is written under the output rule (bnncore.fileio): missing, empty or an earlier
+    synthesis (``force``: any earlier output of bnncore's), replaced when the run succeeds and
+    left as it was when it fails.
 
     ``freq``: the clock nextpnr aims for, MHz (default: 25 on iCE40, 100 on ECP5).
     ``router``: nextpnr's router, 'router1' or 'router2' (default: router2 on ECP5, where
@@ -667,13 +662,18 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
     freq = freq or (25.0 if device.family == "ice40" else 100.0)
     yosys = find_yosys()
     tools = _pnr_tools(device)
-    out = Path(out_dir).resolve()
-    _check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "bnn.json", "outreg.json", "pnr.json", "bnn.asc", "bnn.bin", "bnn.config", "bnn.bit",
-                  "yosys.log", "nextpnr.log", "bnn_board.il", "bnn_fpga.v"):
-        (out / stale).unlink(missing_ok=True)
-    shutil.rmtree(out / "swap", ignore_errors=True)
+    try:
+        with new_output(Path(out_dir).resolve(), "synth", _synth_files, force=force, log=log) as out:
+            return _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, router, bram_outreg,
+                               board, board_top, baud, board_pll, writable, swappable, global_reset, yosys, tools,
+                               log)
+    except OutputDirError as e:
+        raise SynthError(str(e)) from None
+
+
+def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, router, bram_outreg, board, board_top,
+                baud, board_pll, writable, swappable, global_reset, yosys, tools, log) -> dict:
+    """``synthesize`` into the new output folder ``out``."""
     real_roms = Path(rom_dir).resolve() if rom_dir else rtl_dir
     swap_files = None
     if swappable:

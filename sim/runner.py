@@ -137,12 +137,29 @@ def _check_tools(sim: str):
         find_tool({"icarus": "iverilog", "ghdl": "ghdl"}[sim])
 
 
-def simulate(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
-             rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
-             waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False,
-             progress=None, log=None, diagnose: bool = True, bench: str = "cocotb", jobs: int = 1,
-             pgo: bool = False) -> dict:
+def simulate(rtl_dir, net_dir, bits: np.ndarray, *, build_dir, force: bool = False, **options) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
+
+    ``build_dir`` is the simulation's workspace (bnncore.fileio's output rule): missing, empty
+    or an earlier simulation's, whose builds are reused; any other folder is refused (``force``:
+    an output of another bnncore verb is taken over). One simulation at a time writes it; the
+    results of an earlier run are removed before the bench starts, so that a failed run leaves
+    none. ``options``: those of ``run_simulation``."""
+    from bnncore.fileio import OutputDirError, workspace
+    try:
+        with workspace(Path(build_dir).resolve(), "sim", force=force) as build:
+            (build / "results.json").unlink(missing_ok=True)
+            return run_simulation(rtl_dir, net_dir, bits, build_dir=build, **options)
+    except OutputDirError as e:
+        raise SimulationError(str(e)) from None
+
+
+def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
+                   rom_dir=None, gap: float = 0.0, stall: float = 0.0, seed: int = 0, test: str = "stream",
+                   waves: bool = False, sources=None, defines: dict | None = None, swap_roms: bool = False,
+                   progress=None, log=None, diagnose: bool = True, bench: str = "cocotb", jobs: int = 1,
+                   pgo: bool = False) -> dict:
+    """``simulate`` in the workspace ``build_dir``.
 
     ``net_dir``'s network must be the one the RTL was generated from (rtl.json records its
     digest), unless ``rom_dir`` holds its ROM files for this design, or ``swap_roms`` asks to

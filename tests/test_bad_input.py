@@ -33,7 +33,7 @@ def snapshot(root):
 
 
 def no_temporaries(root):
-    return [p.name for p in root.rglob(".*")] == []
+    return [p.name for p in root.rglob(".*") if p.name != ".bnncore-output"] == []
 
 
 def small_net(bias=(3, -2, 0), seed=0, sizes=(12, 7)):
@@ -60,14 +60,14 @@ def refused(capsys, tmp_path, argv, message, code=2):
 def test_export_refuses_a_foreign_directory(tmp_path, capsys):
     (tmp_path / "mine" / "sub").mkdir(parents=True)
     (tmp_path / "mine" / "sub" / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match=rf"^{tmp_path}/mine: exists and is not a bnncore export; refusing"):
+    with pytest.raises(ExportError, match=rf"^{tmp_path}/mine: exists, is not empty and was not written by bnn fold, export or import; refusing"):
         export(small_net(), tmp_path / "mine")
     assert (tmp_path / "mine" / "sub" / "notes.txt").read_text() == "keep me" and no_temporaries(tmp_path)
 
 
 def test_export_refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(ExportError, match=rf"^{tmp_path}/f: exists and is not a directory"):
+    with pytest.raises(ExportError, match=rf"^{tmp_path}/f: exists and is not a folder"):
         export(small_net(), tmp_path / "f")
     assert (tmp_path / "f").read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
@@ -75,8 +75,8 @@ def test_export_refuses_a_file(tmp_path):
 def test_export_refuses_an_export_holding_other_files(tmp_path):
     d = export(small_net(), tmp_path / "net")
     (d / "best.pt").write_bytes(b"the checkpoint being exported")
-    with pytest.raises(ExportError, match=rf"^{d}: holds files that are not part of the bnncore export "
-                                          r"it contains \(best\.pt\)"):
+    with pytest.raises(ExportError, match=rf"^{d}: holds files that bnn fold, export or import did not write "
+                                          r"\(best\.pt\)"):
         export(small_net(seed=1), d)
     assert (d / "best.pt").exists() and load(d) == small_net()
 
@@ -114,7 +114,7 @@ def test_rtl_is_swapped_in_whole(tmp_path, monkeypatch):
     assert not list(out.glob("*.vhd")) and json.loads((out / "rtl.json").read_text())["files"]["vhdl"] == []
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.v").write_text("// mine")
-    with pytest.raises(G.GenerateError, match=rf"^{tmp_path}/other: exists and is not a bnncore RTL directory"):
+    with pytest.raises(G.GenerateError, match=rf"^{tmp_path}/other: exists, is not empty and was not written by bnn rtl"):
         G.generate(net, plan, tmp_path / "other")
 
 
@@ -402,7 +402,7 @@ def test_synth_refuses_to_write_into_a_foreign_directory(tmp_path, capsys, rtl_d
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "report.json").write_text("my own report")
     refused(capsys, tmp_path, ["synth", rtl_dir, "-o", tmp_path / "mine"],
-            rf"^bnn synth: error: {tmp_path}/mine: exists and is not an earlier `bnn synth` output")
+            rf"^bnn synth: error: {tmp_path}/mine: exists, is not empty and was not written by bnn synth")
 
 
 def test_eval_with_a_manifest_without_dataset(tmp_path, capsys):

@@ -44,7 +44,7 @@ def test_unknown_experiment_and_mode(tmp_path):
 def test_a_foreign_folder_is_refused(tmp_path):
     (tmp_path / "batchnorm").mkdir()
     (tmp_path / "batchnorm" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"batchnorm: exists and is not an earlier run of experiment batchnorm"):
+    with pytest.raises(ValueError, match=r"batchnorm: exists, is not empty and was not written by bnn experiment"):
         run_experiment("batchnorm", mode="tiny", out_root=tmp_path)
     assert [p.name for p in (tmp_path / "batchnorm").iterdir()] == ["notes.txt"]
 

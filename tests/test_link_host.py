@@ -151,10 +151,10 @@ def test_load_refuses(design):
     with pytest.raises(proto.LinkError, match="read-only memories: build it with `bnn synth --board ... --writable`"):
         proto.Link(FakeBoard(net, info)).load(net, info)
     other_info = json.loads(json.dumps(describe(make_plan(SIZES, [(2, 8), (3, 4), (2, 3)], banks=2))))
-    with pytest.raises(proto.LinkError, match="holds a design of 37-11-6-5 .* folding or port widths differ"):
+    with pytest.raises(proto.LinkError, match="holds a design of 37-11-6-5 .* its logic differs"):
         proto.Link(FakeBoard(net, info, writable=True)).load(net, other_info)
     bigger = random_net((37, 12, 6, 5), np.random.default_rng(3), 0.2)
     board = FakeBoard(net, info, writable=True)
-    with pytest.raises(proto.LinkError, match="network 37-12-6-5 does not fit the board's design 37-11-6-5"):
+    with pytest.raises(proto.LinkError, match="network 37-12-6-5 cannot run in the board.s design 37-11-6-5: .*layer 0 outputs: the design has 11, the network 12"):
         proto.Link(board).load(bigger, info)
     assert board.writes == [] and board.identities == []          # refused before anything is written

@@ -120,5 +120,5 @@ def test_core_validation():
     with pytest.raises(TypeError, match=r"^plan must be a Plan, not 3$"):
         AcceleratorCore(plan=3)
     net = random_net((5, 3, 2), np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"^the plan does not match the network 5-3-2 at layer 0: the plan has 5 inputs -> 4, the network 5 inputs -> 3$"):
+    with pytest.raises(ValueError, match=r"^network 5-3-2 differs from the design \(5-4-2\) in what its logic fixes: layer 0 outputs: the design has 4, the network 3"):
         SimAccelerator(plan=make_plan((5, 4, 2), [(1, 1), (1, 1)]), net=net)

@@ -128,7 +128,7 @@ def test_pareto():
 def test_sweep_refuses_a_foreign_folder(tmp_path):
     from bnncore.hw.sweep import sweep
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not an earlier sweep"):
+    with pytest.raises(ValueError, match="was not written by bnn sweep"):
         sweep(tmp_path / "no-net", "up5k", [32], tmp_path, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 

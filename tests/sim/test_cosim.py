@@ -143,7 +143,7 @@ def test_other_network_refused_unless_swapped(designs, tmp_path):
     assert r["mismatches"] == 0 and r["images"] == len(bits)
     smaller = random_net((37, 11, 5), np.random.default_rng(96))
     export(smaller, tmp_path / "smaller")
-    with pytest.raises(SimulationError, match=r"topology 37-11-5 is not the RTL's 37-11-6-5"):
+    with pytest.raises(SimulationError, match=r"network 37-11-5 differs from the design \(37-11-6-5\) in what its logic fixes: layers: the design has 3, the network 2"):
         simulate(root / "rtl", tmp_path / "smaller", bits, sim="icarus", build_dir=tmp_path / "c", swap_roms=True)
 
 
