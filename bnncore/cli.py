@@ -93,13 +93,28 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 1/255") from None
 
 
-def _count(minimum: int):
-    return _number(int, lambda v: v >= minimum, f"at least {minimum}")
+def _count(minimum: int, maximum: int | None = None, why: str = ""):
+    if maximum is None:
+        return _number(int, lambda v: v >= minimum, f"at least {minimum}")
+    return _number(int, lambda v: minimum <= v <= maximum, f"in [{minimum}, {maximum:,}]{why}")
+
+
+#: a random seed: what torch, NumPy and nextpnr all take
+_seed = _count(0, 2**32 - 1)
+#: parallel processes or threads: each takes memory of its own
+_jobs = _count(1, 256, " (each process or thread takes memory of its own)")
+#: image buffers between layers, output FIFO depth: each bank and entry is a register or block RAM word
+_banks = _count(2, 16, " (each bank buffers a whole layer output)")
+_out_depth = _count(1, 1024, " (each entry is an output word of flip-flops)")
 
 
 #: A probability per cycle; 1 would never let a beat through (a stream stalled for ever).
 _probability = _number(float, lambda v: 0 <= v < 1, "in [0, 1) (a probability per cycle; 1 never lets a beat through)")
 _megahertz = _number(float, lambda v: 0 < v <= 1000, "a clock in MHz in (0, 1000]")
+_seconds = _number(float, lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]")
+
+
+_TRAIN_TYPES = {"seed": _seed, "threads": _count(0, 256, " (each thread takes memory of its own)")}
 
 
 def _add_train_options(p: argparse.ArgumentParser):
@@ -112,6 +127,8 @@ def _add_train_options(p: argparse.ArgumentParser):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
         elif f.name in _CHOICES:
             p.add_argument(flag, choices=_CHOICES[f.name], default=default, help=help_)
+        elif f.name in _TRAIN_TYPES:
+            p.add_argument(flag, type=_TRAIN_TYPES[f.name], default=default, help=help_, metavar=f.name.upper())
         else:
             p.add_argument(flag, type=type(default), default=default, help=help_, metavar=f.name.upper())
 
@@ -506,19 +523,20 @@ def run_on_board(link, net, values, labels, net_name, progress_bar=None) -> dict
     return r
 
 
-def _int_list(option: str, text: str, minimum: int, what: str) -> list:
+def _int_list(option: str, text: str, minimum: int, what: str, maximum: int = 2**32 - 1) -> list:
     try:
         values = [int(t) for t in text.split(",")]
     except ValueError:
         values = []
-    if not values or min(values) < minimum:
-        raise ValueError(f"{option} {text!r} does not parse: expected {what}, comma-separated, like '1,2,3'")
+    if not values or min(values) < minimum or max(values) > maximum or len(values) > 256:
+        raise ValueError(f"{option} {text!r} does not parse: expected {what} (at most {maximum:,}; 256 of them at "
+                         "most), comma-separated, like '1,2,3'")
     return values
 
 
 def cmd_sweep(args):
     from .hw.sweep import sweep
-    targets = _int_list("--targets", args.targets, 1, "positive cycles per image")
+    targets = _int_list("--targets", args.targets, 1, "positive cycles per image", 10**9)
     seeds = _int_list("--seeds", args.seeds, 0, "placement seeds (integers of at least 0)")
     out = Path(args.out or Path("build") / "sweep" / args.device)
     rows = sweep(args.net, args.device, targets, out, jobs=args.jobs, freq=args.freq, banks=args.banks,
@@ -673,8 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=tuple(DEVICES),
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
-    p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")
-    p.add_argument("--out-depth", type=_count(1), default=2, help="output FIFO depth (default: 2)")
+    p.add_argument("--banks", type=_banks, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--out-depth", type=_out_depth, default=2, help="output FIFO depth (default: 2)")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
                         "(fewer flip-flops, a lower clock; default: 9-stage pipelined engines)")
@@ -703,13 +721,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NET is not the network the RTL was generated from: simulate NET's weights in this RTL, "
                         "written as ROM files for its folding and passed through the ROM file parameters "
                         "(same topology and folding; default: refuse a different network)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random idle and stall cycles")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random idle and stall cycles")
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
     p.add_argument("--bench", choices=("cocotb", "native"), default="cocotb",
                    help="cocotb's bench (every simulator), or a C++ driver compiled into the Verilator model: the "
                         "same checks against the golden model, about three times faster, Verilator only, no "
                         "--waves (default: cocotb)")
-    p.add_argument("--jobs", type=_count(1), default=1,
+    p.add_argument("--jobs", type=_jobs, default=1,
                    help="with --bench native: split the images into this many shards, simulated at once, each from "
                         "reset (default: 1)")
     p.add_argument("--pgo", action="store_true",
@@ -735,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: 25 on iCE40, 100 on ECP5); "
                    "with --board, the board's oscillator unless given (another frequency through a PLL); "
                    "missing it is reported, not an error")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--seed", type=_seed, default=1, help="nextpnr placement seed")
     p.add_argument("--router", choices=("router1", "router2"),
                    help="nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
                         "router1 on iCE40)")
@@ -770,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's (its manifest)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="which images")
     p.add_argument("--images", type=_count(1), help="how many (default: all of the split)")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds without an answer before giving up")
+    p.add_argument("--timeout", type=_seconds, default=2.0,
+                   help="seconds an answer may take, however many stray bytes come first (default: 2)")
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_run)
 
@@ -781,7 +800,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
     p.add_argument("--baud", type=_count(1), default=3_000_000,
                    help="the rate the bitstream was built for (bnn synth --board prints it)")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds without an answer before giving up")
+    p.add_argument("--timeout", type=_seconds, default=2.0,
+                   help="seconds an answer may take, however many stray bytes come first (default: 2)")
     p.set_defaults(func=cmd_load)
 
     p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
@@ -793,12 +813,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="1",
                    help="nextpnr placement seeds, comma-separated: each point is placed and routed with each, "
                         "and reported at the median seed's Fmax with the range over all")
-    p.add_argument("--jobs", type=_count(1), help="parallel runs (default: the number of cores)")
+    p.add_argument("--jobs", type=_jobs, help="parallel runs (default: the number of cores)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each folding as a task of the Ray cluster at ADDRESS (host:port, or auto: the cluster this machine "
                         "belongs to), with its CPU and memory request; needs bnncore[cluster] and the paths on a file "
                         "system every node mounts (default: local processes)")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: per family)")
-    p.add_argument("--banks", type=_count(2), default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--banks", type=_banks, default=2, help="image buffers between layers (default: 2)")
     _add_speed_option(p)
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
@@ -812,8 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("quick", "full", "tiny"), default="quick",
                    help="quick: few epochs, minutes (default); full: the seeds' epoch counts where feasible; "
                    "tiny: 1 epoch on 1,000 images (CI)")
-    p.add_argument("--jobs", type=_count(1), help="runs in parallel (default: the number of cores)")
-    p.add_argument("--threads", type=_count(1), help="torch threads per run (default: the cores divided among "
+    p.add_argument("--jobs", type=_jobs, help="runs in parallel (default: the number of cores)")
+    p.add_argument("--threads", type=_jobs, help="torch threads per run (default: the cores divided among "
                    "the jobs)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each training run as a task of the Ray cluster at ADDRESS (host:port, or auto: the cluster this machine "
                         "belongs to), with its CPU and memory request; needs bnncore[cluster] and the paths on a file "
@@ -844,6 +864,12 @@ def main(argv=None) -> int:
         # that the interpreter's final flush does not report the closed pipe either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141                                    # 128 + SIGPIPE, as a shell tool ends
+    except MemoryError:
+        if os.environ.get("BNN_DEBUG"):
+            raise
+        print(f"bnn {args.command}: error: out of memory; the input is larger than this machine can take "
+              "(a smaller network, fewer images, or fewer jobs)", file=sys.stderr)
+        return 2
     except (ValueError, OSError, RuntimeError) as e:  # includes SimulationError, ToolError
         if os.environ.get("BNN_DEBUG"):
             raise

@@ -11,7 +11,11 @@ that every node mounts at the same place, and every node needs bnncore installed
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
+import socket
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 __all__ = ["run_all", "ray_available"]
@@ -44,6 +48,40 @@ def run_all(fn, jobs_args: list, *, workers: int, ray: str | None = None, cpus: 
     yield from _run_on_ray(fn, jobs_args, ray, cpus, memory_mib, fresh_process)
 
 
+#: how long connecting to a Ray cluster may take, seconds
+CONNECT_SECONDS = 30
+
+
+def _probe(address: str):
+    """Refuse at once a ``host:port`` where nothing listens (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or address.startswith(("ray://", "auto")):
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=min(10, CONNECT_SECONDS)).close()
+    except (OSError, ValueError, OverflowError) as e:
+        raise RuntimeError(f"--ray {address}: nothing answers there ({e}); start a cluster with `ray start --head` "
+                           "and give the address it prints, or auto") from None
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int, message: str):
+    """Raise TimeoutError(message) in the block after ``seconds`` (main thread only; elsewhere
+    the block runs unbounded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def fire(signum, frame):
+        raise TimeoutError(message)
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _run_on_ray(fn, jobs_args, address: str, cpus: float, memory_mib, fresh_process: bool):
     try:
         import ray
@@ -51,9 +89,11 @@ def _run_on_ray(fn, jobs_args, address: str, cpus: float, memory_mib, fresh_proc
         raise RuntimeError(f"--ray needs Ray: {RAY_INSTALL}") from None
     started = not ray.is_initialized()
     if started:
+        _probe(address)
         try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, ValueError, RuntimeError) as e:
+            with _deadline(CONNECT_SECONDS, f"--ray {address}: no Ray cluster answered within {CONNECT_SECONDS} s"):
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
             raise RuntimeError(f"--ray {address}: cannot connect to a Ray cluster ({e}); start one with "
                                "`ray start --head` or give its address") from None
     try:

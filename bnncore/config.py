@@ -3,11 +3,19 @@ from it without importing torch (3-4 s); the checks that need a model import it 
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, fields
 
 from .topology import parse
 
 __all__ = ["TrainConfig", "PRECISIONS", "CheckpointError"]
+
+
+#: the largest random seed (torch, NumPy and nextpnr all take it)
+MAX_SEED = 2**32 - 1
+#: the most torch threads a run may ask for
+MAX_THREADS = 256
 
 
 class CheckpointError(ValueError):
@@ -69,6 +77,11 @@ class TrainConfig:
         for name in ("limit", "val_size", "threads", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {getattr(self, name)}")
+        if self.seed > MAX_SEED:
+            raise ValueError(f"seed must be at most {MAX_SEED} (2**32 - 1), not {self.seed}")
+        if self.threads > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS}: each torch thread takes memory of its own, "
+                             f"and this machine has {os.cpu_count()} cores; not {self.threads}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), not {self.momentum}")
         if not isinstance(self.shift, int) or not 0 <= self.shift <= 8:

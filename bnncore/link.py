@@ -57,6 +57,8 @@ BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, TIMEOUT, OVERRUN, NO_MEMORY, BAD_ADDRESS, 
 WRITABLE = 1
 PROTOCOL_VERSION = 1
 MAX_PAYLOAD = 0xFFFF
+#: the longest wait for one answer a Link accepts, seconds
+MAX_TIMEOUT = 3600.0
 
 
 class LinkError(RuntimeError):
@@ -183,7 +185,20 @@ def parse_info(payload: bytes) -> DeviceInfo:
     spec = payload[_INFO_HEAD.size:_INFO_HEAD.size + f[-1]]
     if f[0] != PROTOCOL_VERSION:
         raise LinkError(f"the board speaks protocol version {f[0]}; this driver speaks {PROTOCOL_VERSION}")
-    return DeviceInfo(*f[:13], network=f[13].hex(), design=f[14].hex(), spec=spec.decode("ascii", "replace"))
+    dev = DeviceInfo(*f[:13], network=f[13].hex(), design=f[14].hex(), spec=spec.decode("ascii", "replace"))
+    rules = (("clock_hz", dev.clock_hz >= 1), ("baud", dev.baud >= 1), ("rx_buffer", dev.rx_buffer >= 1),
+             ("in_width", dev.in_width >= 1), ("in_beats", dev.in_beats >= 1),
+             ("value_bits", dev.value_bits in (1, 8) and dev.in_width % dev.value_bits == 0),
+             ("out_width", dev.out_width >= 1), ("score_bits", dev.score_bits >= 1), ("classes", dev.classes >= 1),
+             ("class_bits", (dev.classes - 1).bit_length() <= dev.class_bits <= 16),
+             ("out_width", dev.out_width >= dev.class_bits + dev.classes * dev.score_bits),
+             ("interval", dev.interval >= 1))
+    bad = next((name for name, ok in rules if not ok), None)
+    if bad:
+        raise LinkError(f"the board's INFO answer is not a design's: field {bad} = {getattr(dev, bad)} (with "
+                        f"{dev.classes} classes of {dev.score_bits}-bit scores, {dev.in_width}-bit input beats); "
+                        "is the right bitstream loaded, at this baud rate?")
+    return dev
 
 
 # --- images and results -------------------------------------------------------------------
@@ -216,22 +231,26 @@ class Link:
     ``timeout``: seconds without a byte from the board before it is declared silent."""
 
     def __init__(self, transport, timeout: float = 2.0):
-        self.t, self.timeout = transport, timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout!r}")
+        self.t, self.timeout = transport, float(timeout)
         self._dec = Decoder()
         self._frames = []
         self._info = None
 
     def _next(self) -> tuple:
+        """The next whole frame. It must arrive within ``timeout`` seconds whatever else the
+        board sends: bytes that make no frame (noise, a board streaming garbage) do not
+        extend the wait."""
         deadline = time.monotonic() + self.timeout
         while not self._frames:
+            if time.monotonic() > deadline:
+                raise LinkError(f"no answer from the board within {self.timeout:g} s "
+                                f"({self._dec.pending} bytes of a frame received): is it configured, "
+                                "on this port, at this baud rate?")
             data = self.t.read(64)
             if data:
                 self._frames += self._dec.feed(data)
-                deadline = time.monotonic() + self.timeout
-            elif time.monotonic() > deadline:
-                raise LinkError(f"no answer from the board for {self.timeout:g} s "
-                                f"({self._dec.pending} bytes of a frame received): is it configured, "
-                                "on this port, at this baud rate?")
         return self._frames.pop(0)
 
     def request(self, command: int, payload: bytes = b"") -> bytes:

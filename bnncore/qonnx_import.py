@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -297,18 +298,100 @@ def _move(n, graph: _Graph, where: np.ndarray) -> np.ndarray:
     return where.reshape(out[1:])
 
 
+#: The node domains a model may use: ONNX's own and the QONNX operators qonnx itself defines.
+#: qonnx imports the Python module a node's domain names to find its operator, so any other
+#: domain would run code that the model file chooses.
+SAFE_DOMAINS = ("", "ai.onnx", "qonnx.custom_op.general", "onnx.brevitas")
+#: bounds checked before anything is allocated for a model
+MAX_MODEL_BYTES = 1 << 30
+MAX_INPUT_VALUES = 1 << 16
+MAX_TENSOR_ELEMENTS = 1 << 26
+
+
+def _graph_nodes(graph):
+    """Every node of ``graph`` and of the graphs inside its nodes' attributes."""
+    import onnx
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graph_nodes(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _graph_nodes(g)
+
+
+def read_model(path):
+    """The ONNX model at ``path``, checked before qonnx or onnxruntime sees it: a regular file
+    of at most MAX_MODEL_BYTES, no node of a domain outside SAFE_DOMAINS (qonnx would import
+    the module it names), no tensor data in other files, an input of at most
+    MAX_INPUT_VALUES values and tensors of at most MAX_TENSOR_ELEMENTS elements."""
+    import onnx
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise QonnxImportError(f"{path}: missing or not a regular file")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise QonnxImportError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_MODEL_BYTES:,} a binary "
+                               "network's model can have")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:     # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise QonnxImportError(f"{path}: not an ONNX model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    nodes = list(_graph_nodes(model.graph)) + [n for f in model.functions for n in f.node]
+    for n in nodes:
+        if n.domain not in SAFE_DOMAINS:
+            raise QonnxImportError(f"{path}: node {n.name or n.op_type!r} ({n.op_type}) is of domain {n.domain!r}; "
+                                   f"bnncore reads the domains {', '.join(repr(d) for d in SAFE_DOMAINS)} only "
+                                   "(qonnx would import the Python module another domain names); export the model "
+                                   "with brevitas.export.export_qonnx")
+    for t in list(model.graph.initializer) + [a.t for n in nodes for a in n.attribute if a.HasField("t")]:
+        if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
+            raise QonnxImportError(f"{path}: tensor {t.name!r} keeps its data in another file; bnncore reads "
+                                   "models whose tensors are inside the model file (onnx.save without external data)")
+        if math.prod(t.dims) > MAX_TENSOR_ELEMENTS:
+            raise QonnxImportError(f"{path}: tensor {t.name!r} has {math.prod(t.dims):,} elements, more than "
+                                   f"{MAX_TENSOR_ELEMENTS:,}: not a network bnncore can build")
+    if len(model.graph.input) < 1:
+        raise QonnxImportError(f"{path}: the graph has no input")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    values = math.prod(d.dim_value for d in dims[1:]) if all(d.HasField("dim_value") for d in dims[1:]) else None
+    if values is not None and values > MAX_INPUT_VALUES:
+        raise QonnxImportError(f"{path}: input {model.graph.input[0].name!r} has {values:,} values per image, more "
+                               f"than {MAX_INPUT_VALUES:,}: not a network bnncore can build")
+    return model
+
+
 def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, log=None) -> QonnxImport:
     """Read the QONNX model at ``path`` (see the module docstring); return a :class:`QonnxImport`.
-    Nothing is verified here: :func:`verify_qonnx` does that on images."""
+    Nothing is verified here: :func:`verify_qonnx` does that on images. The file is checked
+    first (``read_model``); every error of qonnx or onnxruntime on it becomes a
+    QonnxImportError of one line."""
     _need()
+    for name, v in (("pixel_scale", pixel_scale), ("pixel_offset", pixel_offset)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e6:
+            raise QonnxImportError(f"{name} must be a finite number of magnitude at most 1e6, not {v!r}")
+    if not pixel_scale > 0:
+        raise QonnxImportError(f"pixel_scale must be positive (a larger pixel is a larger input), not {pixel_scale!r}")
+    model = read_model(path)
+    try:
+        return _import(path, model, pixel_scale, pixel_offset, log)
+    except (QonnxImportError, MemoryError):
+        raise
+    except Exception as e:   # qonnx's and onnxruntime's errors on a model that is malformed
+        text = " ".join(str(e).split())
+        raise QonnxImportError(f"{path}: qonnx or onnxruntime cannot run the model: {type(e).__name__}: "
+                               f"{text[:400]}") from None
+
+
+def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
     log = log or (lambda line: None)
     start = time.perf_counter()
     try:
-        model = cleanup_model(ModelWrapper(str(path)))
+        model = cleanup_model(ModelWrapper(model))
     except Exception as e:
-        raise QonnxImportError(f"{path}: not a model qonnx can read and clean up: {e}") from None
+        raise QonnxImportError(f"{path}: not a model qonnx can read and clean up: {' '.join(str(e).split())[:400]}") from None
     graph = _Graph(model)
     in_shape = graph.shape(model.graph.input[0].name)
     if len(in_shape) not in (2, 3, 4):
@@ -655,7 +738,13 @@ def verify_qonnx(imported: QonnxImport, pixels: np.ndarray, labels=None, batch_s
         if len(chunk) not in models:
             models[len(chunk)] = batched(imported.model, len(chunk))
         model = models[len(chunk)]
-        ctx = _execute(model, imported.model_input(chunk), full=True)
+        try:
+            ctx = _execute(model, imported.model_input(chunk), full=True)
+        except MemoryError:
+            raise
+        except Exception as e:   # onnxruntime's errors on a model that imported but does not run
+            raise QonnxImportError(f"qonnx's executor failed on the model: {type(e).__name__}: "
+                                   f"{' '.join(str(e).split())[:400]}") from None
         scores = ctx[model.graph.output[0].name].reshape(len(chunk), -1)
         gold = infer(net, net.input.bits(chunk), return_layers=True)
         classes.append(scores.argmax(1))

@@ -66,6 +66,11 @@ DEEP_SLICE_BITS = ((64, SHALLOW_SLICE_BITS), (256, ROM_SLICE_BITS), (512, 72), (
 ROM_ROW_DEPTH = 2048
 
 
+#: the most image buffers between layers, and output FIFO entries, a plan may have
+MAX_BANKS = 16
+MAX_OUT_DEPTH = 1024
+
+
 def pipeline_depth(pipelined: bool) -> int:
     """Cycles from an engine's last issue of an image until its consumer sees the image
     complete. Shallow: ROM read (1), XNOR-popcount (1), accumulate-and-compare (1), write into
@@ -374,9 +379,12 @@ class Plan:
                 raise ValueError(f"layer {b.index}: has {b.n_in} inputs, expected {a.n_out}")
             if b.in_bits != 1:
                 raise ValueError(f"layer {b.index}: only the first layer can have {b.in_bits}-bit inputs")
-        if not isinstance(self.banks, int) or self.banks < 2:
-            raise TypeError(f"banks must be an integer of at least 2, not {self.banks!r}")
-        _positive_int(self.out_depth, "out_depth")
+        if not isinstance(self.banks, int) or not 2 <= self.banks <= MAX_BANKS:
+            raise TypeError(f"banks must be an integer in [2, {MAX_BANKS}] (each bank buffers a whole layer "
+                            f"output), not {self.banks!r}")
+        if _positive_int(self.out_depth, "out_depth") > MAX_OUT_DEPTH:
+            raise TypeError(f"out_depth must be at most {MAX_OUT_DEPTH} (each entry is an output word of "
+                            f"flip-flops), not {self.out_depth}")
         if not isinstance(self.bias_bits, int) or not 2 <= self.bias_bits <= 32:
             raise TypeError(f"bias_bits must be an integer in [2, 32], not {self.bias_bits!r}")
         if not isinstance(self.pipelined, bool):

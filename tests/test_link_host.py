@@ -120,7 +120,7 @@ def test_link_errors(design):
     net, info, values = design
     with pytest.raises(proto.LinkError, match="bad CRC"):
         proto.Link(FakeBoard(net, info, corrupt="crc")).classify(values[:2])
-    with pytest.raises(proto.LinkError, match="no answer from the board for 0.2 s"):
+    with pytest.raises(proto.LinkError, match="no answer from the board within 0.2 s"):
         proto.Link(FakeBoard(net, info, silent=True), timeout=0.2).info()
     lk = proto.Link(FakeBoard(net, info))
     with pytest.raises(proto.LinkError, match=r"error 2 \(wrong length for the command\) to a frame of command 0x02"):
