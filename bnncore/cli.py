@@ -88,9 +88,12 @@ def _number(kind, ok, rule: str):
 def _fraction(text: str) -> float:
     """A number, also written as a fraction ('1/255')."""
     try:
-        return float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 1/255") from None
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number or a fraction such as 1/255") from None
+    if abs(value) > 1e6:
+        raise argparse.ArgumentTypeError(f"must be of magnitude at most 1e6, not {text}")
+    return value
 
 
 def _count(minimum: int, maximum: int | None = None, why: str = ""):
@@ -409,7 +412,11 @@ def _print_synth(r: dict):
 
 def cmd_report(args):
     from .report import write_report
-    print(f"report {write_report(args.build, args.out, force=args.force)}")
+    skipped = []
+    page = write_report(args.build, args.out, force=args.force, skipped=skipped)
+    for line in skipped:
+        print(f"bnn report: skipped {line}", file=sys.stderr)
+    print(f"report {page}")
 
 
 def cmd_experiment(args):

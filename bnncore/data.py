@@ -413,7 +413,7 @@ def _download(url: str, out, limit: int, timeout: float):
             if time.monotonic() > deadline:
                 raise DataError(f"slower than {MIN_BYTES_PER_SECOND // 1000} kB/s: gave up after "
                                 f"{got:,} bytes in {timeout + limit / MIN_BYTES_PER_SECOND:.0f} s")
-            block = r.read(min(1 << 16, limit + 1 - got))
+            block = r.read1(min(1 << 16, limit + 1 - got))   # what has come: a trickle is timed, not waited on
             if not block:
                 return
             got += len(block)

@@ -287,8 +287,24 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_
 
 # --- Loading --------------------------------------------------------------------------------
 
+def not_an_export(d: Path) -> str:
+    """Why ``d`` is not an export directory, with the step that makes one."""
+    d = Path(d)
+    if d.is_file() and d.suffix == ".pt":
+        return f"{d} is a checkpoint, not an export directory: fold it first (bnn fold {d} -o NET), then give NET"
+    if d.is_file() and d.suffix == ".onnx":
+        return f"{d} is an ONNX model, not an export directory: import it first (bnn import {d} -o NET), then give NET"
+    if d.is_dir() and (d / "rtl.json").is_file():
+        return (f"{d} is an RTL directory of bnn rtl, not an export directory: give the export directory the RTL "
+                "was generated from (the order is RTL, then NET)")
+    return (f"{d / 'manifest.json'}: missing; {d} is not a bnncore export directory (bnn fold, bnn import or "
+            "bnn export -o write one)")
+
+
 def _read_manifest(d: Path) -> dict:
     path = d / "manifest.json"
+    if not path.is_file() and not path.is_symlink():
+        raise ExportError(not_an_export(d))
     m = read_json_object(path, ExportError, f"{d} is not a bnncore export directory")
     if m.get("format") != FORMAT:
         raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, found {m.get('format')!r}")

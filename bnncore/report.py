@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import logging
 import os
 import stat
 import time
@@ -22,8 +21,6 @@ from pathlib import Path
 from . import __version__
 from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
-
-log = logging.getLogger("bnncore")
 
 __all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
            "sweep_table", "collect", "write_report"]
@@ -365,10 +362,12 @@ _SECTIONS = (
 )
 
 
-def render(build_dir) -> str:
+def render(build_dir, skipped: list | None = None) -> str:
+    """The page of every result under ``build_dir``; a file that matches a section but lacks
+    its fields is left out, with a line in the page and in ``skipped``."""
     root = Path(build_dir)
     found = collect(root)
-    skipped = []
+    skipped = [] if skipped is None else skipped
     body = [f"<h1>bnncore report: <code>{html.escape(str(root))}</code></h1>",
             f'<p class="note">bnncore {__version__}, {time.strftime("%Y-%m-%d %H:%M:%S")}; every figure below '
             "is read from the JSON files the stages wrote.</p>"]
@@ -389,8 +388,6 @@ def render(build_dir) -> str:
     if skipped:
         body.append('<h2 id="skipped">Skipped files</h2><ul>' + "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
                     + "</ul>")
-        for line in skipped:
-            log.warning("report: %s", line)
     return (_HEAD + _GENERATOR
             + f"<title>bnncore report: {html.escape(str(root))}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
@@ -410,10 +407,11 @@ def _is_report(path: Path) -> bool:
     return head.startswith(_HEAD + _GENERATOR) or head.startswith(_HEAD + "<title>bnncore report: ")
 
 
-def write_report(build_dir, out=None, force: bool = False) -> Path:
+def write_report(build_dir, out=None, force: bool = False, skipped: list | None = None) -> Path:
     """Write the report of everything under ``build_dir`` to ``out`` (default:
     ``build_dir/report.html``), atomically; return its path. An existing ``out`` is replaced
-    only when it is an earlier report (or with ``force``); never a folder, a link or a device."""
+    only when it is an earlier report (or with ``force``); never a folder, a link or a device.
+    ``skipped``: gets a line for each file left out (``render``)."""
     root = Path(build_dir)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder (give the build folder the stages wrote into)")
@@ -425,5 +423,5 @@ def write_report(build_dir, out=None, force: bool = False) -> Path:
                          "or --force to replace it)")
     if not out.parent.is_dir():
         raise ValueError(f"{out.parent}: no such folder; create it, or choose another -o")
-    atomic_write_text(out, render(root))
+    atomic_write_text(out, render(root, skipped))
     return out

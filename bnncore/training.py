@@ -215,22 +215,24 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
     overwrite the earlier model. A folder that is not a run folder of ``bnn train`` is refused
     (bnncore.fileio's output rule), and one run at a time writes a folder.
     """
-    from .fileio import OutputDirError, workspace
+    from .fileio import OutputDirError, check_output, workspace
+    out = Path(out_dir)
     try:
-        with workspace(Path(out_dir), "train", _run_files):
+        check_output(out, "train", _run_files, in_place=True)
+    except OutputDirError as e:
+        raise ValueError(str(e)) from None
+    earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]
+    if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
+        raise ValueError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
+                         "replace it with --force, or choose another run folder (-o)")
+    try:
+        with workspace(out, "train", _run_files):
             return _train(cfg, Path(out_dir), data_dir=data_dir, resume=resume, force=force, progress=progress)
     except OutputDirError as e:
         raise ValueError(str(e)) from None
 
 
 def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, progress) -> dict:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory; choose another run folder")
-    earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]
-    if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
-        raise ValueError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
-                         "replace it with --force, or choose another run folder (-o)")
-    out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():

@@ -579,6 +579,14 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
     """
     d = Path(rtl_dir)
     path = d / "rtl.json"
+    if not path.is_file() and not path.is_symlink():
+        if (d / "manifest.json").is_file():
+            raise RtlError(f"{d} is an export directory (a network), not an RTL directory: give the RTL directory "
+                           f"of bnn rtl first, then the network (bnn rtl {d} -o RTL writes one)")
+        if (d / "report.json").is_file() and (d / "run.sh").is_file():
+            raise RtlError(f"{d} is a synthesis output of bnn synth, not an RTL directory: give the RTL directory "
+                           "it was built from")
+        raise RtlError(f"{path}: missing; {d} is not an RTL directory: generate the RTL with `bnn rtl NET -o {d}` first")
     info = read_json_object(path, RtlError, "generate the RTL with `bnn rtl` first")
     if not str(info.get("generator", "")).startswith("bnncore"):
         raise RtlError(f"{path}: field 'generator' must name bnncore; not an RTL directory of `bnn rtl`")
@@ -633,8 +641,8 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
         if f.is_symlink() or not f.is_file():
             raise RtlError(f"{f}: missing or not a plain file (listed in rtl.json)")
         if sha256_file(f) != digests[name]:
-            raise RtlError(f"{f}: sha256 does not match rtl.json; the file was changed after `bnn rtl` "
-                           "(regenerate the RTL, or give other ROM files of the same shape with --roms)")
+            raise RtlError(f"{f}: sha256 does not match rtl.json; the file was changed after `bnn rtl`: regenerate "
+                           "the RTL (other weights for the same design: bnn sim --swap-roms NET, bnn synth --roms DIR)")
     if rom_dir is not None:
         for rom, m in memories.items():
             check_rom_file(Path(rom_dir) / m["file"], m["depth"], m["width"])

@@ -115,8 +115,12 @@ def plot_sweep(rows: list, path, title: str):
 
 
 def _sweep_files(out: Path):
-    """A sweep folder of a bnncore without output markers: ours when it has sweep.json."""
-    return set() if (out / "sweep.json").is_file() else None
+    """A sweep folder of a bnncore without output markers: ours when its sweep.json is a sweep's."""
+    try:
+        data = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return set() if isinstance(data, dict) and "rows" in data and "device" in data else None
 
 
 def _memory_mib(topology, target: int, banks: int, device) -> int:

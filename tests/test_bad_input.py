@@ -284,8 +284,22 @@ def test_rtl_folding_errors(tmp_path, capsys, args, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["rtl", "NET", "--target-cycles", "0"], r"argument --target-cycles: must be at least 1, not 0"),
-    (["rtl", "NET", "--banks", "1"], r"argument --banks: must be at least 2, not 1"),
-    (["rtl", "NET", "--out-depth", "0"], r"argument --out-depth: must be at least 1, not 0"),
+    (["rtl", "NET", "--banks", "1"], r"argument --banks: must be in \[2, 16\] \(each bank buffers a whole layer "
+                                     r"output\), not 1"),
+    (["rtl", "NET", "--banks", "100000"], r"argument --banks: must be in \[2, 16\]"),
+    (["rtl", "NET", "--out-depth", "0"], r"argument --out-depth: must be in \[1, 1,024\]"),
+    (["rtl", "NET", "--out-depth", "100000000"], r"argument --out-depth: must be in \[1, 1,024\] \(each entry is an "
+                                                 r"output word of flip-flops\), not 100000000"),
+    (["train", "--threads", "100000"], r"argument --threads: must be in \[0, 256\] \(each thread takes memory"),
+    (["train", "--seed", "99999999999999999999"], r"argument --seed: must be in \[0, 4,294,967,295\]"),
+    (["sim", "RTL", "NET", "--seed", "-1"], r"argument --seed: must be in \[0, 4,294,967,295\]"),
+    (["sim", "RTL", "NET", "--jobs", "100000"], r"argument --jobs: must be in \[1, 256\]"),
+    (["synth", "RTL", "--seed", "99999999999999999999"], r"argument --seed: must be in \[0, 4,294,967,295\]"),
+    (["run", "NET", "--port", "x", "--timeout", "nan"], r"argument --timeout: must be a number of seconds in "
+                                                         r"\(0, 3600\], not nan"),
+    (["run", "NET", "--port", "x", "--timeout", "inf"], r"argument --timeout: must be a number of seconds"),
+    (["load", "RTL", "NET", "--port", "x", "--timeout", "-1"], r"argument --timeout: must be a number of seconds"),
+    (["experiment", "batchnorm", "--threads", "100000"], r"argument --threads: must be in \[1, 256\]"),
     (["sim", "RTL", "NET", "--images", "-5"], r"argument --images: must be at least 0, not -5"),
     (["sim", "RTL", "NET", "--gap", "1.5"], r"argument --gap: must be in \[0, 1\)"),
     (["sim", "RTL", "NET", "--stall", "1.0"], r"argument --stall: must be in \[0, 1\)"),
