@@ -117,6 +117,10 @@ _megahertz = _number(float, lambda v: 0 < v <= 1000, "a clock in MHz in (0, 1000
 _seconds = _number(float, lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]")
 
 
+#: --force of the verbs that write a folder (bnncore/fileio.py's output rule)
+_FORCE_HELP = ("replace -o even when it holds files this verb did not write, or another bnn verb's output "
+               "(never a folder bnncore did not write)")
+
 _TRAIN_TYPES = {"seed": _seed, "threads": _count(0, 256, " (each thread takes memory of its own)")}
 
 
@@ -220,7 +224,7 @@ def cmd_fold(args):
         raise RuntimeError("the folded network disagrees with the torch model; nothing exported")
     metadata["verification"] = check
     metadata["fold_report"] = [vars(l) for l in report.layers]
-    out = export(net, args.out, metadata=metadata)
+    out = export(net, args.out, metadata=metadata, force=args.force)
     print(f"exported to {out}")
 
 
@@ -236,7 +240,8 @@ def cmd_export(args):
         _, _, net, report, metadata = _fold_checkpoint(args.source)
         print(report.text())
         if args.out:
-            print(f"exported to {export(net, args.out, metadata=metadata)} (not verified; `bnn fold` verifies)")
+            print(f"exported to {export(net, args.out, metadata=metadata, force=args.force)} (not verified; "
+                  "`bnn fold` verifies)")
     if args.qonnx:
         from .interop import export_qonnx
         print(f"QONNX model {export_qonnx(net, args.qonnx)} (batch 1; its scores are the golden model's)")
@@ -255,7 +260,7 @@ def cmd_import(args):
     from .data import InputBinarization
     out = import_files(args.weights, args.thresholds, args.topology,
                        InputBinarization(args.input, args.level), args.out, dataset=args.dataset,
-                       pad_value=int(args.pad_value > 0))
+                       pad_value=int(args.pad_value > 0), force=args.force)
     print(f"imported into {out}: {load(out)}")
 
 
@@ -292,7 +297,7 @@ def _import_qonnx(args):
                                                    "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
                                                    "import_seconds": imp.seconds},
                 "verification": check, "fold_report": [vars(l) for l in imp.report.layers]}
-    print(f"exported to {export(imp.net, args.out, metadata=metadata)}")
+    print(f"exported to {export(imp.net, args.out, metadata=metadata, force=args.force)}")
 
 
 def cmd_summary(args):
@@ -398,7 +403,7 @@ def cmd_sim(args):
     with _bar(n, f"{args.sim}", "image") as update:
         r = simulate(args.rtl, args.net, bits, sim=args.sim, build_dir=out, labels=labels,
                      gap=args.gap, stall=args.stall, seed=args.seed, waves=args.waves, swap_roms=args.swap_roms,
-                     bench=args.bench, jobs=args.jobs, pgo=args.pgo, progress=update, log=log.info)
+                     bench=args.bench, jobs=args.jobs, pgo=args.pgo, progress=update, log=log.info, force=args.force)
     from .report import sim_table
     table = sim_table(r)
     table.note = f"results in {out / 'results.json'}; {table.note}"
@@ -435,7 +440,7 @@ def cmd_synth(args):
     if args.swap_weights:
         from .hw.swap import swap_weights
         out = Path(args.out) if args.out else args.swap_weights
-        r = swap_weights(args.rtl, args.swap_weights, rom_dir=args.roms, out=out, log=log.info)
+        r = swap_weights(args.rtl, args.swap_weights, rom_dir=args.roms, out=out, log=log.info, force=args.force)
         net = (r.get("network") or {}).get("export") or args.roms or args.rtl
         print(f"bitstream {out / r['files']['bitstream']} now holds the weights of {net}")
         return
@@ -444,7 +449,7 @@ def cmd_synth(args):
     r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
                    board=args.board, baud=args.baud, writable=args.writable, swappable=args.swappable,
-                   global_reset=args.global_reset, log=log.info)
+                   global_reset=args.global_reset, force=args.force, log=log.info)
     _print_synth(r)
     if r["files"]["bitstream"]:
         print(f"bitstream {out / r['files']['bitstream']}; report {out / 'report.json'}; rerun by hand: {out / 'run.sh'}")
@@ -647,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "on the test set (exact), and export it")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("-o", "--out", required=True, help="export directory (replaced atomically)")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.add_argument("--data-dir", help=data_dir_help)
     p.set_defaults(func=cmd_fold)
 
@@ -654,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
               "as a QONNX model")
     p.add_argument("source", type=Path, help="a checkpoint from `bnn train`, or an export directory (with --qonnx)")
     p.add_argument("-o", "--out", help="export directory to write (replaced atomically)")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.add_argument("--qonnx", type=Path, metavar="FILE",
                    help="also write the network as a QONNX model (MultiThreshold form, batch 1; needs "
                         "bnncore[interop])")
@@ -680,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count(0), default=0,
                    help="QONNX model: verify on the first LIMIT test images only (default 0: all)")
     p.add_argument("-o", "--out", help="export directory to create")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.set_defaults(func=cmd_import)
 
     p = _verb(sub, "summary", help="per-layer bits, memory, MACs, threshold ranges and widths")
@@ -707,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="run verilator --lint-only -Wall and GHDL elaboration")
     p.add_argument("--force", action="store_true",
                    help="generate a design that will not fit --device, or whose size makes its generation "
-                        "likely to run out of this machine's memory (default: refuse, with the estimate)")
+                        "likely to run out of this machine's memory (default: refuse, with the estimate); "
+                        "and " + _FORCE_HELP)
     p.set_defaults(func=cmd_rtl)
 
     p = _verb(sub, "sim", help="co-simulate the generated RTL with cocotb against the golden model")
@@ -741,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --bench native: compile it profile-guided (built twice, with a profile of the first "
                         "images between): about a quarter faster to run, twice as long to build")
     p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.set_defaults(func=cmd_sim)
 
     p = _verb(sub, "synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
@@ -784,6 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fabric, where it can be the critical path of a large design; nextpnr can fail to route "
                         "the buffer's input (try another --seed)")
     p.add_argument("-o", "--out", help="output directory (default: build/synth/<board or device>)")
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
     p.set_defaults(func=cmd_synth)
 
     p = _verb(sub, "run", help="classify test images on a board over its serial link (a bitstream of "

@@ -319,7 +319,8 @@ def _read_manifest(d: Path) -> dict:
             raise ExportError(f"{path}: missing field {key!r}")
     m["_specs"] = _check_layers_v1(path, m) if version == 1 else _check_layers(path, m)
     if not isinstance(m["input"], dict):
-        raise ExportError(f"{path}: field 'input' must be an object with 'scheme' and 'level', found {m['input']!r}")
+        raise ExportError(f"{path}: field 'input' must be an object with 'scheme' (and 'level' for a threshold "
+                          f"input), found {m['input']!r}")
     if not isinstance(m["files"], dict):
         raise ExportError(f"{path}: field 'files' must be an object {{file name: {{'sha256': ...}}}}, "
                           f"found {type(m['files']).__name__}")
@@ -502,7 +503,9 @@ def _check_shapes(path: Path, m: dict, net: FoldedNetwork):
 
 def _network(where, inp: dict, weights, ints, specs) -> FoldedNetwork:
     try:
-        scheme = InputScheme(inp.get("scheme"), inp.get("level"))
+        # the level matters to a threshold input only; the others may leave it out
+        scheme = InputScheme(inp.get("scheme"), inp.get("level") if inp.get("scheme") == "threshold"
+                             else inp.get("level", 128))
         it = iter(zip(weights, ints))
         stages = []
         for spec in specs:
@@ -539,7 +542,7 @@ def _topology_specs(topology, in_bits: int, pad_value: int) -> list:
 
 
 def import_files(weights_path, thresholds_path, topology, input, out_dir, *,
-                 dataset: str | None = None, pad_value: int = 1) -> Path:
+                 dataset: str | None = None, pad_value: int = 1, force: bool = False) -> Path:
     """Build an export directory from seed-format files that have no manifest.
 
     ``weights_path``: '0'/'1' characters in the weights.txt order, layer after layer; line
@@ -571,4 +574,5 @@ def import_files(weights_path, thresholds_path, topology, input, out_dir, *,
     weights = _parse_weights(weights_path, lines, weighted)
     ints = _parse_ints(thresholds_path, thresholds_path.read_bytes().split(), weighted)
     net = _network(weights_path, {"scheme": scheme.scheme, "level": scheme.level}, weights, ints, specs)
-    return export(net, out_dir, metadata={"dataset": dataset, "imported_from": [str(weights_path), str(thresholds_path)]})
+    return export(net, out_dir, metadata={"dataset": dataset, "imported_from": [str(weights_path), str(thresholds_path)]},
+                  force=force)

@@ -9,7 +9,7 @@ Padding when PE or SIMD do not divide the sizes, and why it cannot change a resu
 
 - input positions ``n_in .. SF*SIMD-1`` carry input bit 0 and weight bit 1, so
   ``xnor(0, 1) = 0``: they never add to a popcount;
-- padded neurons ``n_out .. NF*PE-1`` of a hidden layer get threshold ``n_in + 1``, above any
+- padded neurons ``n_out .. NF*PE-1`` of a hidden layer get threshold ``max_sum + 1``, above any
   popcount, so they never fire and write 0 into the next layer's padded input positions;
 - the image's padding bits are forced to 0 by the input stage, whatever the driver sends;
 - padded output classes are never considered by the arg-max.
@@ -178,8 +178,8 @@ class Window:
 
     @property
     def rows(self) -> int:
-        """Rows of the line buffer: a power of two of at least twice the window's rows plus
-        two, or the whole map when it is smaller. The rows beyond the window's let the
+        """Rows of the line buffer: the smallest power of two of at least twice the window's
+        rows plus two, or of at least the map's height when that is smaller. The rows beyond the window's let the
         producer run ahead: with room for one more row only, FINN's CNV of layers balanced to
         32,400 cycles ran at an interval of 37,378 (the layers' uneven demands within an image
         stalled the slowest); with eight rows, at 32,400. Block RAMs are deep, so the extra

@@ -542,3 +542,39 @@ def test_experiment_results_that_are_not_ours(tmp_path, capsys):
     (folder / "result.json").write_text('{"key": 1,')
     refused(capsys, tmp_path, ["experiment", "batchnorm", "--mode", "tiny", "-o", tmp_path],
             rf"^bnn experiment: error: {folder}/result.json: not valid JSON")
+
+
+# --- the docs say what the code does --------------------------------------------------------------
+
+def test_a_uint8_manifest_needs_no_level(tmp_path):
+    net = cnn(in_bits=8)
+    d = export(net, tmp_path / "net")
+    m = json.loads((d / "manifest.json").read_text())
+    m["input"] = {"scheme": "uint8"}                                   # as docs/formats.md allows
+    (d / "manifest.json").write_text(json.dumps(m))
+    assert load(d) == net
+    m["input"] = {"scheme": "threshold"}                               # a threshold needs its level
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ExportError, match="threshold level must be an integer"):
+        load(d)
+
+
+def test_documented_hardware_rules():
+    from bnncore.hw.plan import Window, layer_shapes, plan_for, threshold_words
+    # line_buffer_rows: a 7-row map gets 8 rows (docs/hardware.md), a 28-row one 8 (2 * 3 + 2)
+    assert Window(1, 7, 7, 3, 3).rows == 8 and Window(1, 28, 28, 3, 3).rows == 8
+    assert Window(1, 28, 28, 5, 5).rows == 16
+    # in a CNN a dense layer after a dense layer reads a one-pixel map: SIMD divides its inputs
+    hidden = tuple(s for s in BASE.stages if not isinstance(s, OutputHead))
+    net = FoldedNetwork(hidden + (DenseLayer(np.ones((4, 7), np.uint8), np.full(4, 3)),),
+                        OutputHead(np.ones((3, 4), np.uint8), np.zeros(3, np.int64)))
+    with pytest.raises(TypeError, match=r"layer 3: SIMD must divide the 4 input channels of its window"):
+        plan_for(net, [(5, 2), (7, 5), (4, 7), (3, 3)])
+    plan_for(net, [(5, 2), (7, 5), (4, 7), (3, 4)])
+    # an 8-bit first layer's thresholds reach 255 * n_in + 1 (a padded neuron's)
+    first = layer_shapes(cnn(in_bits=8))[0]
+    assert first.max_sum == 255 * first.n_in
+    fold = replace(first, pe=3)
+    width = (255 * first.n_in + 1).bit_length()
+    words = threshold_words(np.zeros(5, np.int64), fold, width)     # neurons 3, 4 and a padded one in word 1
+    assert words[1] >> (2 * width) == 255 * first.n_in + 1

@@ -27,7 +27,7 @@ def test_fold_validation(kwargs, message):
 def test_plan_validation():
     with pytest.raises(ValueError, match=r"^folding needs one \(PE, SIMD\) per layer: 2 for 5-3-2, got 1$"):
         make_plan((5, 3, 2), [(1, 1)])
-    with pytest.raises(TypeError, match=r"^banks must be an integer of at least 2, not 1$"):
+    with pytest.raises(TypeError, match=r"^banks must be an integer in \[2, 16\] \(each bank buffers a whole layer output\), not 1$"):
         make_plan((5, 3, 2), [(1, 1), (1, 1)], banks=1)
 
 

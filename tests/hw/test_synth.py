@@ -90,7 +90,7 @@ def test_speed_grades():
 
 
 def test_no_rtl_json(tmp_path):
-    with pytest.raises(synth.SynthError, match=r"rtl.json: missing; generate the RTL with `bnn rtl` first"):
+    with pytest.raises(synth.SynthError, match=r"rtl.json: missing; .* is not an RTL directory: generate the RTL with `bnn rtl NET -o .*` first"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out")
     with pytest.raises(synth.SynthError, match=r"router must be 'router1' or 'router2', not 'router3'"):
         synth.synthesize(tmp_path, "up5k", tmp_path / "out", router="router3")
