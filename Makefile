@@ -26,8 +26,8 @@ TRAIN_ARGS ?=
 
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist, each taking whole test files, so that a file's module-scoped
-# designs and netlists are built once): JOBS=auto for one per core. 1 (the default, what CI
-# runs) runs them all in this process.
+# designs and netlists are built once): JOBS=auto for one per core (what CI runs). 1 (the
+# default) runs them all in this process.
 JOBS ?= 1
 
 # $(call stamp,NAME,VALUE) is build/.params/NAME holding VALUE, rewritten (and so newer than

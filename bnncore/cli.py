@@ -783,8 +783,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for ROMs that would otherwise be logic)")
     p.add_argument("--swap-weights", type=Path, metavar="BUILT",
                    help="no synthesis: put the ROM files of RTL (or --roms) into the bitstream of BUILT, a "
-                        "--swappable build of the same topology, folding and widths (seconds), "
-                        "written into -o (default: BUILT itself)")
+                        "--swappable build of the same design (every property its logic fixes; one that differs is "
+                        "named), in seconds; written into -o, a new folder, or BUILT itself (the default)")
     p.add_argument("--no-bram-outreg", action="store_true",
                    help="ECP5: leave the block RAMs' read data in flip-flops outside them (by default those "
                         "flip-flops become the block RAMs' output registers, which shortens the paths from "

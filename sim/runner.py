@@ -137,6 +137,18 @@ def _check_tools(sim: str):
         find_tool({"icarus": "iverilog", "ghdl": "ghdl"}[sim])
 
 
+def _sim_files(d: Path):
+    """A simulation folder of a bnncore without output markers: ours when it has the cocotb
+    bench's configuration or a simulation's results."""
+    for name, key in (("bench.json", "rtl_json"), ("results.json", "simulator")):
+        try:
+            if key in json.loads((d / name).read_text()):
+                return set()
+        except (OSError, ValueError, TypeError, UnicodeDecodeError):
+            pass
+    return None
+
+
 def simulate(rtl_dir, net_dir, bits: np.ndarray, *, build_dir, force: bool = False, **options) -> dict:
     """Simulate ``bits`` (N, n_in) of 0/1 through the RTL; return the bench's measurements.
 
@@ -147,7 +159,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, build_dir, force: bool = Fal
     none. ``options``: those of ``run_simulation``."""
     from bnncore.fileio import OutputDirError, workspace
     try:
-        with workspace(Path(build_dir).resolve(), "sim", force=force) as build:
+        with workspace(Path(build_dir).resolve(), "sim", _sim_files, force=force) as build:
             (build / "results.json").unlink(missing_ok=True)
             return run_simulation(rtl_dir, net_dir, bits, build_dir=build, **options)
     except OutputDirError as e:
