@@ -305,7 +305,7 @@ SAFE_DOMAINS = ("", "ai.onnx", "qonnx.custom_op.general", "onnx.brevitas")
 #: bounds checked before anything is allocated for a model
 MAX_MODEL_BYTES = 1 << 30
 MAX_INPUT_VALUES = 1 << 16
-MAX_TENSOR_ELEMENTS = 1 << 26
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 
 def _graph_nodes(graph):

@@ -542,7 +542,7 @@ def _run(cmd: list, cwd: Path, what: str, output: str, log=None, every: float = 
     if proc.returncode != 0:
         text = (cwd / output).read_text(errors="replace")
         tail = "\n".join(text.strip().splitlines()[-15:])
-        raise SynthError(f"{what} failed ({_shell(cmd)} in {cwd}):\n{tail}")
+        raise SynthError(f"{what} failed ({_shell(cmd)}; the output folder is left as it was):\n{tail}")
     return time.perf_counter() - t0
 
 
