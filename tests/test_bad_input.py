@@ -407,9 +407,9 @@ def test_path_unset_or_make_missing(monkeypatch, tmp_path):
     from bnncore.sim import runner
     monkeypatch.delenv("PATH", raising=False)
     monkeypatch.setattr(runner.shutil, "which", lambda name, *a, **k: None)
-    with pytest.raises(runner.SimulationError, match=r"^make not found: cocotb builds Verilator models with make; "
+    with pytest.raises(runner.SimulationError, match=r"^make not found: cocotb builds verilator models with make; "
                                                      r"install it: apt-get install make"):
-        runner._check_tools("verilator")
+        runner._check_tools(runner.SIMULATORS["verilator"])
 
 
 def test_synth_refuses_to_write_into_a_foreign_directory(tmp_path, capsys, rtl_dir):

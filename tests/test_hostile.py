@@ -578,3 +578,26 @@ def test_documented_hardware_rules():
     width = (255 * first.n_in + 1).bit_length()
     words = threshold_words(np.zeros(5, np.int64), fold, width)     # neurons 3, 4 and a padded one in word 1
     assert words[1] >> (2 * width) == 255 * first.n_in + 1
+
+
+# --- the simulators are a table -------------------------------------------------------------------
+
+def test_the_simulator_table_is_what_the_cli_and_the_runner_read(capsys):
+    from bnncore.cli import build_parser
+    from bnncore.sim.simulators import SIMULATORS, simulator
+    sim = next(a for a in build_parser()._subparsers._group_actions[0].choices["sim"]._actions
+               if "--sim" in a.option_strings)
+    assert tuple(sim.choices) == tuple(SIMULATORS)
+    assert {s.lang for s in SIMULATORS.values()} <= {"verilog", "vhdl"}
+    assert [n for n, s in SIMULATORS.items() if s.native] == ["verilator"]
+    with pytest.raises(ValueError, match=r"^sim must be one of verilator, icarus, ghdl, not 'nvc'"):
+        simulator("nvc")
+
+def test_simulation_options_that_cannot_run_write_nothing(tmp_path):
+    pytest.importorskip("cocotb_tools")
+    from bnncore.sim.runner import simulate
+    with pytest.raises(ValueError, match=r"the native bench is Verilator's: simulate on icarus with the cocotb bench"):
+        simulate("RTL", "NET", np.zeros((1, 4), np.uint8), sim="icarus", bench="native", build_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match=r"^sim must be one of verilator, icarus, ghdl, not 'nvc'"):
+        simulate("RTL", "NET", np.zeros((1, 4), np.uint8), sim="nvc", build_dir=tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
