@@ -465,7 +465,7 @@ def cmd_load(args):
     import time
 
     from .exports import load
-    from .hw.generate import load_rtl
+    from .hw.design import load_rtl
     from .link import Link, open_serial
     info = load_rtl(args.rtl, verify=False)
     net = load(args.net)

@@ -34,7 +34,6 @@ fewer, or none, when its timeout passes): pyserial's ``Serial``, or the simulati
 from __future__ import annotations
 
 import binascii
-import hashlib
 import math
 import struct
 import time
@@ -313,7 +312,7 @@ class Link:
         the memories' layout). The board must have been built with writable memories; while
         it loads, INFO reports the network 0000000000000000, and ``net``'s identity after the
         last word."""
-        from bnncore.hw.generate import rom_images
+        from bnncore.hw.design import rom_images
         from bnncore.hw.plan import check_network, plan_from_rtl as plan_of
         dev = self.info()
         if not dev.flags & WRITABLE:

@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from .engine import LayerEngine
 from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
+from .design import _value_bits, rom_ports  # noqa: F401  (rom_ports: for the callers that import it here)
 from .plan import Plan, address_bits, rom_slices, threshold_words, weight_rom, weight_words
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom", "engine_banks",
@@ -29,10 +30,6 @@ __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "
 def payload_layout(plan: Plan) -> data.StructLayout:
     return data.StructLayout({"cls": unsigned(plan.class_bits),
                               "scores": data.ArrayLayout(signed(plan.score_bits), plan.n_classes)})
-
-
-def _value_bits(plan: Plan, fold) -> int:
-    return fold.value_bits if fold.kind == "hidden" else plan.bias_bits
 
 
 def engine_banks(plan: Plan, fold) -> int:
@@ -49,18 +46,6 @@ def collector_banks(plan: Plan, fold) -> int:
     window's last issue: enough pixels for the engine never to wait on that loop."""
     per_window = fold.nf * fold.sf
     return max(2, -(-(per_window + plan.depth + 3) // per_window))
-
-
-def rom_ports(plan: Plan) -> list:
-    """(name, depth, width, slices) of every ROM: weights w<k> and thresholds/biases t<k>.
-    A ROM of ``slices`` column slices (``plan.rom_slices``) has one address per slice."""
-    roms = []
-    for f in plan.layers:
-        rom = weight_rom(f, plan.pipelined)
-        roms.append((f"w{f.index}", rom.depth, rom.width, rom.slices))
-        t_width = f.pe * _value_bits(plan, f)
-        roms.append((f"t{f.index}", f.nf, t_width, len(rom_slices(t_width, f.nf))))
-    return roms
 
 
 class AcceleratorCore(wiring.Component):

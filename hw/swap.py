@@ -246,7 +246,7 @@ def _tool(name: str) -> str:
 def held_design(built: Path) -> dict:
     """The rtl.json of the design a swappable build in ``built`` holds (``swap/rtl.json``),
     validated as an RTL directory's rtl.json is, its family one of FAMILIES."""
-    from .generate import RtlError, load_rtl
+    from .design import RtlError, load_rtl
     path = built / "swap" / "rtl.json"
     try:
         info = load_rtl(built / "swap", verify=False)
@@ -262,7 +262,7 @@ def design_mismatch(info: dict, held: dict) -> str | None:
     """Why the ROM files of the design ``info`` cannot go into a build of ``held`` (both
     rtl.json), or None: the logic's properties (``hw.plan.design_properties``) and the ROMs'
     shapes must be equal."""
-    from .generate import plan_of
+    from .design import plan_of
     from .plan import describe_differences, design_differences, design_properties
     diffs = design_differences(design_properties(plan_of(held)), design_properties(plan_of(info)))
     if diffs:
@@ -337,7 +337,7 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
     what a further swap needs; by default ``built`` itself, replaced whole. Returns the
     build's report, updated."""
     from bnncore.fileio import OutputDirError, new_output, read_json_object
-    from .generate import RtlError, load_rtl
+    from .design import RtlError, load_rtl
     built = Path(built).resolve()
     report_path = built / "report.json"
     if not report_path.is_file():

@@ -597,7 +597,7 @@ def _synth_files(out: Path):
 def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
     """rtl.json, validated: plain file names only, every file as `bnn rtl` wrote it (ROM files
     from ``rom_dir`` of the right shape)."""
-    from .generate import RtlError, load_rtl
+    from .design import RtlError, load_rtl
     try:
         return load_rtl(rtl_dir, rom_dir=Path(rom_dir).resolve() if rom_dir else None)
     except RtlError as e:

@@ -222,7 +222,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     from cocotb_tools.runner import get_runner
 
     from bnncore.exports import load
-    from bnncore.hw.generate import RtlError, load_rtl, swap_rom_files
+    from bnncore.hw.design import RtlError, load_rtl, swap_rom_files
 
     entry = _check_options(sim, bench, test, waves, pgo, jobs, gap, stall)
     bits = np.asarray(bits, np.uint8)
@@ -364,7 +364,7 @@ def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool)
     """The layer and pixel where ``image`` first departs from the golden model, in the design's
     Amaranth model holding the ROM files the simulator read (hw/diagnose.py)."""
     from bnncore.hw.diagnose import describe, first_difference, read_rom_files
-    from bnncore.hw.generate import plan_of
+    from bnncore.hw.design import plan_of
 
     try:
         contents = None if netlist else read_rom_files(info, rom_dir)
@@ -389,7 +389,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     from cocotb_tools.runner import get_runner
 
     from bnncore.exports import load
-    from bnncore.hw.generate import load_rtl
+    from bnncore.hw.design import load_rtl
     from bnncore.hw.link import LinkTop
     from bnncore.hw.uart import divisor_for
 

@@ -601,3 +601,51 @@ def test_simulation_options_that_cannot_run_write_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"^sim must be one of verilator, icarus, ghdl, not 'nvc'"):
         simulate("RTL", "NET", np.zeros((1, 4), np.uint8), sim="nvc", build_dir=tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the contract without Amaranth ----------------------------------------------------------------
+
+BLOCK_AMARANTH = '''
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "amaranth" or name.startswith("amaranth."):
+            raise ImportError(f"{name}: not installed here")
+sys.meta_path.insert(0, _Block())
+'''
+
+
+def test_load_run_report_and_sim_need_no_amaranth(rtl_pair, tmp_path):
+    """The host driver (bnn load, bnn run), the report and the simulation read designs through
+    hw/design.py and hw/plan.py: they work where Amaranth is not installed."""
+    import inspect
+
+    from .test_link_host import FakeBoard
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not installed")
+    code = BLOCK_AMARANTH + f'''
+import json, numpy as np
+from pathlib import Path
+from bnncore import link as proto
+from bnncore.cli import main, run_on_board
+from bnncore.exports import load
+from bnncore.golden import infer
+''' + inspect.getsource(FakeBoard) + f'''
+root = Path({str(rtl_pair)!r})
+info = json.loads((root / "rtl-a" / "rtl.json").read_text())
+net = load(root / "net-a")
+board = FakeBoard(net, info, writable=True)
+other = load(root / "net-a")
+assert proto.Link(board).load(other, info) > 0                                  # bnn load
+values = np.random.default_rng(0).integers(0, 2, (5, net.n_inputs)).astype(np.uint8)
+r = run_on_board(proto.Link(board), net, values, np.zeros(5, int), "net-a")       # bnn run
+assert r["golden_agree"] == 5
+assert main(["report", str(root)]) == 0                                           # bnn report
+from bnncore.sim.runner import simulate                                            # bnn sim
+s = simulate(root / "rtl-a", root / "net-a", values[:3], sim="icarus", build_dir={str(tmp_path / "sim")!r})
+assert s["mismatches"] == 0 and s["images"] == 3, s
+assert "amaranth" not in sys.modules
+print("ok")
+'''
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-2000:] + r.stderr[-2000:]
