@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["read_json_object", "atomic_write_text", "atomic_savefig", "OutputDirError", "check_replaceable", "replace_dir",
+__all__ = ["read_json_object", "atomic_write_text", "atomic_savefig", "OutputDirError", "replace_dir",
            "temp_sibling", "sha256_file", "plain_name", "MARKER", "new_output", "workspace", "output_lock",
            "read_marker"]
 
@@ -79,35 +79,6 @@ def plain_name(name, where: str, *, subdirs: bool = False) -> str:
     return name
 
 
-def check_replaceable(target, what: str, owned_files):
-    """Raise OutputDirError unless ``target`` may be replaced by a new ``what``.
-
-    ``owned_files(target)`` returns the set of relative file paths of an earlier ``what`` in
-    ``target``, or None when ``target`` is not one. A missing or empty directory may be
-    replaced; an earlier ``what`` only if it holds nothing but its own files.
-    """
-    target = Path(target)
-    if not target.exists() and not target.is_symlink():
-        return
-    if target.is_symlink() or not target.is_dir():
-        raise OutputDirError(f"{target}: exists and is not a directory; refusing to replace it with {what} "
-                             "(choose another output directory)")
-    present = {p.relative_to(target).as_posix() for p in target.rglob("*") if not p.is_dir()}
-    if not present and not any(target.iterdir()):
-        return
-    owned = owned_files(target)
-    if owned is None:
-        raise OutputDirError(f"{target}: exists and is not {what}; refusing to replace it (choose another "
-                             "output directory, or remove it yourself)")
-    extra = sorted(present - set(owned))
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        kind = what.split(" ", 1)[1] if what.startswith(("a ", "an ")) else what
-        raise OutputDirError(f"{target}: holds files that are not part of the {kind} it contains "
-                             f"({shown}); refusing to replace it (move them out, or choose another output "
-                             "directory)")
-
-
 def temp_sibling(target) -> Path:
     """A new, empty directory beside ``target`` (same file system) with the usual permissions."""
     target = Path(target)
@@ -119,7 +90,7 @@ def temp_sibling(target) -> Path:
 
 def replace_dir(new: Path, target: Path):
     """Rename ``new`` to ``target``; an existing ``target`` is moved aside first, then removed
-    (call ``check_replaceable`` first). A reader sees the old directory or the new one."""
+    (call ``check_output`` first). A reader sees the old directory or the new one."""
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -200,11 +171,12 @@ def read_marker(folder) -> dict | None:
     return value
 
 
-def write_marker(folder, verb: str):
-    """Mark ``folder`` as ``verb``'s output, listing the files in it now."""
+def write_marker(folder, verb: str, files=None):
+    """Mark ``folder`` as ``verb``'s output, listing ``files`` (default: the files in it now)."""
     folder = Path(folder)
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                   if not p.is_dir() and p.name != MARKER)
+    if files is None:
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                       if not p.is_dir() and p.name != MARKER)
     atomic_write_text(folder / MARKER, json.dumps({"generator": "bnncore", "verb": verb, "files": files}, indent=1)
                       + "\n")
 
@@ -346,6 +318,5 @@ def workspace(target, verb: str, owned_files=None, *, force: bool = False):
         target.mkdir(parents=True, exist_ok=True)
         marker = read_marker(target)
         if marker is None or marker["verb"] != verb:
-            atomic_write_text(target / MARKER, json.dumps({"generator": "bnncore", "verb": verb, "files": []},
-                                                          indent=1) + "\n")
+            write_marker(target, verb, files=[])     # files of a workspace are not listed: it is continued
         yield target

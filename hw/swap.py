@@ -336,12 +336,10 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
     (bnncore.fileio): into ``out``, a new folder holding the patched design, its bitstream and
     what a further swap needs; by default ``built`` itself, replaced whole. Returns the
     build's report, updated."""
-    from bnncore.fileio import OutputDirError, new_output, read_json_object
+    from bnncore.fileio import MARKER, OutputDirError, new_output, read_json_object
     from .design import RtlError, load_rtl
     built = Path(built).resolve()
     report_path = built / "report.json"
-    if not report_path.is_file():
-        raise SwapError(f"{built}: no report.json; build it first: bnn synth RTL --swappable -o {built}")
     report = read_json_object(report_path, SwapError, f"build it first: bnn synth RTL --swappable -o {built}")
     files = report.get("swap")
     if not files:
@@ -368,7 +366,7 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
             shutil.copytree(built / "swap", work / "swap", symlinks=True)
             if out == built:   # the rest of the build stays as it is
                 for p in built.iterdir():
-                    if p.name not in keep and p.name != "swap" and not p.name.startswith(".bnncore-output"):
+                    if p.name not in keep | {"swap", MARKER}:
                         (shutil.copytree if p.is_dir() and not p.is_symlink() else shutil.copy2)(p, work / p.name)
             swap(built, Path(rom_dir) if rom_dir else Path(rtl_dir), work, log=log)
             report = dict(report, network=info.get("network") if rom_dir is None else None)
