@@ -559,10 +559,11 @@ def cmd_sweep(args):
 
 
 def _add_speed_option(p):
-    from .hw.synth import ECP5_SPEED_GRADES
-    p.add_argument("--speed", type=int, choices=ECP5_SPEED_GRADES,
-                   help="ECP5 speed grade to time for (default: 6, the slowest; the part name in the report "
-                        "follows it)")
+    from .hw.families import FAMILIES
+    graded = [f for f in FAMILIES.values() if f.speed_grades]
+    p.add_argument("--speed", type=int, choices=sorted({g for f in graded for g in f.speed_grades}),
+                   help=f"speed grade to time for, on {' and '.join(f.title for f in graded)} parts (default: the "
+                        "device's, the slowest; the part name in the report follows it)")
 
 
 #: One example per verb, in the order of the flow (`bnn --help` lists the verbs in this order).

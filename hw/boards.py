@@ -1,6 +1,6 @@
 """Boards: the accelerator with its serial link (hw/link.py) on real pins.
 
-A board is a device (hw/synth.py's ``DEVICES``, with the board's package), an amaranth-boards
+A board is a device (hw/families' ``DEVICES``, with the board's package), an amaranth-boards
 platform (its pin tables, I/O standards and oscillator), the button that resets the design and
 the LEDs that show its state. hw/link.py's ``board_files`` renders the board-level top
 ``bnn_board`` (RTLIL) and its pin constraints with the platform; hw/synth.py builds them with
@@ -8,7 +8,7 @@ the accelerator. (This module needs no Amaranth: ``bnn --help`` lists the boards
 
 The design runs on the board's oscillator (12 MHz on the iCEBreaker, 25 MHz on the ULX3S and
 the iCESugar-Pro), or on a PLL's output at another frequency (``pll``: its parameters from
-icestorm's ``icepll`` and prjtrellis' ``ecppll``, the tools' own searches, not a copy of them).
+the family's own tool, icestorm's ``icepll`` or prjtrellis' ``ecppll``, not a copy of their searches).
 The UART runs at the fastest standard rate that the clock divides to within 1% (3 Mbaud at
 12 MHz, 1 Mbaud at 25 MHz; the boards' USB-serial chips reach 3 Mbaud).
 
@@ -19,14 +19,11 @@ since the reset), ``alive`` (blinks at about 1 Hz), each where the board has one
 from __future__ import annotations
 
 import importlib
-import re
-import subprocess
-import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from .synth import DEVICES, Device, SynthError
-from .tools import find_tool
+from .families import DEVICES, Device, Pll
+from .families import family as _family
+from .tools import SynthError
 
 __all__ = ["Board", "BOARDS", "default_baud", "BAUD_RATES", "Pll", "pll"]
 
@@ -91,44 +88,7 @@ def default_baud(clock_hz: float) -> int:
     raise SynthError(f"no standard baud rate from a {clock_hz / 1e6:g} MHz clock")
 
 
-@dataclass(frozen=True)
-class Pll:
-    """A PLL from the board's oscillator to the design's clock: the primitive, its parameters,
-    the frequency it achieves (MHz)."""
-    primitive: str          # SB_PLL40_PAD (on the clock pin's own pad) or EHXPLLL
-    params: dict
-    mhz: float
-
-
 def pll(family: str, in_mhz: float, out_mhz: float) -> Pll:
-    """The PLL that icepll (iCE40) or ecppll (ECP5) finds for ``out_mhz`` from ``in_mhz``;
-    SynthError when it is more than 1% off or the tool refuses."""
-    with tempfile.TemporaryDirectory() as tmp:
-        if family == "ice40":
-            cmd = [find_tool("icepll"), "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-q", "-f", "pll.v"]
-        else:
-            cmd = [find_tool("yowasp-ecppll"), "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-f", "pll.v"]
-        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        text = (Path(tmp) / "pll.v").read_text() if (Path(tmp) / "pll.v").exists() else ""
-    if r.returncode != 0 or not text:
-        why = ((r.stderr or r.stdout).strip().splitlines() or ["no output"])[-1]
-        raise SynthError(f"{Path(cmd[0]).name} finds no PLL for {out_mhz:g} MHz from {in_mhz:g} MHz: {why}")
-    if family == "ice40":
-        got = float(re.search(r"Achieved output frequency:\s+([\d.]+) MHz", text).group(1))
-        params = {k: int(re.search(rf"\.{k}\([^)]*\),?\s*// {k} = *(\d+)", text).group(1))
-                  for k in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE")}
-        params["FEEDBACK_PATH"] = "SIMPLE"
-        primitive = "SB_PLL40_PAD"
-    else:
-        got = float(re.search(r"clkout0 frequency: ([\d.]+) MHz", r.stdout).group(1))
-        params = {k: int(re.search(rf"\.{k}\((\d+)\)", text).group(1))
-                  for k in ("CLKI_DIV", "CLKOP_DIV", "CLKOP_CPHASE", "CLKOP_FPHASE", "CLKFB_DIV")}
-        params.update({k: re.search(rf'\.{k}\("(\w+)"\)', text).group(1)
-                       for k in ("PLLRST_ENA", "INTFB_WAKE", "STDBY_ENABLE", "DPHASE_SOURCE", "OUTDIVIDER_MUXA",
-                                 "OUTDIVIDER_MUXB", "OUTDIVIDER_MUXC", "OUTDIVIDER_MUXD", "CLKOP_ENABLE",
-                                 "FEEDBK_PATH")})
-        primitive = "EHXPLLL"
-    if abs(got - out_mhz) > 0.01 * out_mhz:
-        raise SynthError(f"the nearest PLL output to {out_mhz:g} MHz from {in_mhz:g} MHz is {got:g} MHz "
-                         "(more than 1% off); ask for that")
-    return Pll(primitive, params, got)
+    """The PLL that the family's own tool (icepll on iCE40, ecppll on ECP5) finds for
+    ``out_mhz`` from ``in_mhz``; SynthError when it is more than 1% off or the tool refuses."""
+    return _family(family).pll(in_mhz, out_mhz)

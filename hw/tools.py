@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS",
+from bnncore.errors import BnnError
+
+__all__ = ["ToolError", "SynthError", "which", "find_verilator", "find_tool", "lint_verilog", "check_vhdl", "LINT_WAIVERS",
            "COPIES", "KEEP_COPIES"]
 
 #: Yosys selection (after `proc`) of the flip-flops of the copies of broadcast registers
@@ -47,8 +49,12 @@ INSTALL = {
 LINT_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT", "CASEOVERLAP")
 
 
-class ToolError(RuntimeError):
+class ToolError(BnnError, RuntimeError):
     """An external tool is missing or failed."""
+
+
+class SynthError(BnnError, RuntimeError):
+    """Synthesis or place and route failed, a tool is missing, or the design does not fit."""
 
 
 def which(name: str) -> str | None:

