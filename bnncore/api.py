@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError, VerificationError
 from .network import FoldedNetwork
 
 __all__ = ["fold", "import_qonnx", "plan", "generate", "simulate", "synthesize", "sweep", "network"]
@@ -43,19 +44,19 @@ def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
         from .training import load_checkpoint
         model, cfg, _ = load_checkpoint(source)
         if input is not None and input != cfg.binarization():
-            raise ValueError(f"{source}: trained with {cfg.binarization()}, not {input}")
+            raise UsageError(f"{source}: trained with {cfg.binarization()}, not {input}")
         input = cfg.binarization()
     else:
         model = source
         if input is None:
-            raise ValueError("fold(model): give input=, the InputBinarization the model was trained with "
+            raise UsageError("fold(model): give input=, the InputBinarization the model was trained with "
                              "(a checkpoint path carries it)")
     net = fold_model(model, input)
     if verify_on is not None:
         images, labels = verify_on
         check = verify(net, model, images, labels)
         if check["class_mismatches"] or check["hidden_bit_mismatches"]:
-            raise RuntimeError(f"the folded network disagrees with torch: {check}")
+            raise VerificationError(f"the folded network disagrees with torch: {check}")
     return net
 
 
@@ -67,13 +68,14 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
 
         net = bnncore.import_qonnx("sfc.onnx", verify_on=(ds.test_images, ds.test_labels))
     """
-    from .qonnx_import import import_qonnx as read, verify_qonnx
+    from .qonnx_import import import_qonnx as read
+    from .qonnx_import import verify_qonnx
     imported = read(path, pixel_scale=pixel_scale, pixel_offset=pixel_offset)
     if verify_on is not None:
         images, labels = verify_on
         check = verify_qonnx(imported, images, labels)
         if check["class_mismatches"] or check["hidden_bit_mismatches"]:
-            raise RuntimeError(f"the folded network disagrees with qonnx's executor on {path}: {check}")
+            raise VerificationError(f"the folded network disagrees with qonnx's executor on {path}: {check}")
     return imported.net
 
 
@@ -84,8 +86,9 @@ def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks
     given; default: 256, or for a CNN the fewest cycles its layers allow, ``fastest_cycles``).
     Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
+    from .hw.autofold import auto_fold, fastest_cycles
     from .hw.generate import check_buildable
-    from .hw.plan import auto_fold, bias_bits_for, fastest_cycles, plan_for
+    from .hw.plan import bias_bits_for, plan_for
     from .hw.synth import DEVICES
     net = network(net)
     if target_cycles is None:
@@ -99,7 +102,7 @@ def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks
             blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
             p = auto_fold(net, target_cycles, **common, **blocks)
     except TypeError as e:
-        raise ValueError(f"folding: {e}") from None
+        raise UsageError(f"folding: {e}") from None
     return p, check_buildable(p, dev, force=force)
 
 

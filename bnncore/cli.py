@@ -10,11 +10,13 @@ import os
 import re
 import sys
 import textwrap
+import traceback
 from dataclasses import MISSING, asdict, fields
 from fractions import Fraction
 from pathlib import Path
 
 from . import __version__
+from .errors import BnnError, UsageError, VerificationError
 
 #: data.NAMES, spelt out so that `bnn --help` does not import NumPy (tests check they agree).
 DATASET_NAMES = ("mnist", "fashion-mnist", "cifar-10")
@@ -175,6 +177,7 @@ def cmd_eval(args):
         acc, topology, model_kind = float((classes == labels).mean()), net.spec, "golden"
     else:
         import torch
+
         from .training import evaluate, input_tensor, load_checkpoint
         model, cfg, _ = load_checkpoint(target)
         dataset = args.dataset or cfg.dataset
@@ -194,7 +197,7 @@ def net_dataset(directory: Path) -> str:
     metadata = m.get("metadata")
     name = metadata.get("dataset") if isinstance(metadata, dict) else None
     if name not in DATASET_NAMES:
-        raise ValueError(f"{directory / 'manifest.json'}: field 'metadata.dataset' does not name a dataset "
+        raise UsageError(f"{directory / 'manifest.json'}: field 'metadata.dataset' does not name a dataset "
                          f"({name!r}); pass --dataset")
     return name
 
@@ -221,7 +224,7 @@ def cmd_fold(args):
           f"folded {check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
           f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
     if check["class_mismatches"] or check["hidden_bit_mismatches"]:
-        raise RuntimeError("the folded network disagrees with the torch model; nothing exported")
+        raise VerificationError("the folded network disagrees with the torch model; nothing exported")
     metadata["verification"] = check
     metadata["fold_report"] = [vars(l) for l in report.layers]
     out = export(net, args.out, metadata=metadata, force=args.force)
@@ -231,10 +234,10 @@ def cmd_fold(args):
 def cmd_export(args):
     from .exports import export, load
     if not args.out and not args.qonnx:
-        raise ValueError("nothing to write: give -o DIR (an export directory), --qonnx FILE, or both")
+        raise UsageError("nothing to write: give -o DIR (an export directory), --qonnx FILE, or both")
     if args.source.is_dir():
         if args.out:
-            raise ValueError(f"{args.source} is already an export directory: give --qonnx FILE to convert it")
+            raise UsageError(f"{args.source} is already an export directory: give --qonnx FILE to convert it")
         net = load(args.source)
     else:
         _, _, net, report, metadata = _fold_checkpoint(args.source)
@@ -248,7 +251,7 @@ def cmd_export(args):
 
 
 def cmd_import(args):
-    from .exports import load, import_files
+    from .exports import import_files, load
     if args.weights.suffix == ".onnx":
         return _import_qonnx(args)
     if args.weights.is_dir():
@@ -256,7 +259,7 @@ def cmd_import(args):
         print(f"{args.weights}: valid, {net}")
         return
     if args.thresholds is None or args.topology is None or args.out is None:
-        raise ValueError("importing seed-format files needs THRESHOLDS, --topology and -o/--out")
+        raise UsageError("importing seed-format files needs THRESHOLDS, --topology and -o/--out")
     from .data import InputBinarization
     out = import_files(args.weights, args.thresholds, args.topology,
                        InputBinarization(args.input, args.level), args.out, dataset=args.dataset,
@@ -268,9 +271,9 @@ def _import_qonnx(args):
     """bnn import MODEL.onnx: fold a Brevitas/QONNX model, prove it against qonnx's executor on
     the dataset's test images, then export it."""
     if args.out is None or args.dataset is None:
-        raise ValueError(f"importing {args.weights} needs --dataset (the test images it is verified on) and -o/--out")
+        raise UsageError(f"importing {args.weights} needs --dataset (the test images it is verified on) and -o/--out")
     if args.thresholds is not None or args.topology is not None:
-        raise ValueError(f"{args.weights} is a QONNX model: it brings its own thresholds and topology")
+        raise UsageError(f"{args.weights} is a QONNX model: it brings its own thresholds and topology")
     from .data import load_dataset
     from .exports import export
     from .fileio import sha256_file
@@ -284,7 +287,7 @@ def _import_qonnx(args):
     n = len(ds.test_images) if not args.limit else min(args.limit, len(ds.test_images))
     images, labels = ds.test_images[:n], ds.test_labels[:n]
     if images.shape[1] != imp.net.n_inputs:
-        raise ValueError(f"{args.weights}: the network takes {imp.net.n_inputs} input values, {args.dataset}'s "
+        raise UsageError(f"{args.weights}: the network takes {imp.net.n_inputs} input values, {args.dataset}'s "
                          f"images have {images.shape[1]}")
     with _bar(n, "verify", "image") as update:
         check = verify_qonnx(imp, images, labels, progress=update)
@@ -292,7 +295,7 @@ def _import_qonnx(args):
           f"{check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
           f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
     if check["class_mismatches"] or check["hidden_bit_mismatches"]:
-        raise RuntimeError("the folded network disagrees with qonnx's executor on the model; nothing exported")
+        raise VerificationError("the folded network disagrees with qonnx's executor on the model; nothing exported")
     metadata = {"dataset": args.dataset, "qonnx": {"path": str(args.weights), "sha256": sha256_file(args.weights),
                                                    "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
                                                    "import_seconds": imp.seconds},
@@ -341,7 +344,7 @@ def _parse_folds(text: str):
     for k, part in enumerate(parts):
         m = _FOLD.fullmatch(part)
         if not m:
-            raise ValueError(f"--fold {text!r}: layer {k}'s {part.strip()!r} is not PE,SIMD (two positive "
+            raise UsageError(f"--fold {text!r}: layer {k}'s {part.strip()!r} is not PE,SIMD (two positive "
                              "integers); expected PE,SIMD per layer separated by ';', like '16,49;16,64;10,64'")
         folds.append((int(m.group(1)), int(m.group(2))))
     return folds
@@ -349,6 +352,7 @@ def _parse_folds(text: str):
 
 def cmd_rtl(args):
     import time
+
     from .api import generate
     t0 = time.perf_counter()
     out = generate(args.net, args.out, vhdl=not args.no_vhdl, log=log.info, fold=_parse_folds(args.fold) if args.fold
@@ -541,7 +545,7 @@ def _int_list(option: str, text: str, minimum: int, what: str, maximum: int = 2*
     except ValueError:
         values = []
     if not values or min(values) < minimum or max(values) > maximum or len(values) > 256:
-        raise ValueError(f"{option} {text!r} does not parse: expected {what} (at most {maximum:,}; 256 of them at "
+        raise UsageError(f"{option} {text!r} does not parse: expected {what} (at most {maximum:,}; 256 of them at "
                          "most), comma-separated, like '1,2,3'")
     return values
 
@@ -890,7 +894,7 @@ def main(argv=None) -> int:
         print(f"bnn {args.command}: error: out of memory; the input is larger than this machine can take "
               "(a smaller network, fewer images, or fewer jobs)", file=sys.stderr)
         return 2
-    except (ValueError, OSError, RuntimeError) as e:  # includes SimulationError, ToolError
+    except (BnnError, OSError) as e:   # what the user gave, or the file system: one line
         if os.environ.get("BNN_DEBUG"):
             raise
         print(f"bnn {args.command}: error: {e}", file=sys.stderr)
@@ -898,6 +902,12 @@ def main(argv=None) -> int:
     except (KeyboardInterrupt, Interrupted) as e:
         print(f"bnn {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
+    except Exception:
+        # anything else is bnncore's fault, not the user's: show where, and ask for a report
+        traceback.print_exc()
+        print(f"bnn {args.command}: internal error in bnncore {__version__}: this is a bug; please report it "
+              "with the command line above and this traceback", file=sys.stderr)
+        return 3
     return 0
 
 

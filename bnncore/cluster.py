@@ -18,6 +18,8 @@ import socket
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from .errors import SetupError
+
 __all__ = ["run_all", "ray_available"]
 
 RAY_INSTALL = "pip install 'bnncore[cluster]' (Ray), or `make setup`, which installs it"
@@ -60,7 +62,7 @@ def _probe(address: str):
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=min(10, CONNECT_SECONDS)).close()
     except (OSError, ValueError, OverflowError) as e:
-        raise RuntimeError(f"--ray {address}: nothing answers there ({e}); start a cluster with `ray start --head` "
+        raise SetupError(f"--ray {address}: nothing answers there ({e}); start a cluster with `ray start --head` "
                            "and give the address it prints, or auto") from None
 
 
@@ -86,7 +88,7 @@ def _run_on_ray(fn, jobs_args, address: str, cpus: float, memory_mib, fresh_proc
     try:
         import ray
     except ImportError:
-        raise RuntimeError(f"--ray needs Ray: {RAY_INSTALL}") from None
+        raise SetupError(f"--ray needs Ray: {RAY_INSTALL}") from None
     started = not ray.is_initialized()
     if started:
         _probe(address)
@@ -94,7 +96,7 @@ def _run_on_ray(fn, jobs_args, address: str, cpus: float, memory_mib, fresh_proc
             with _deadline(CONNECT_SECONDS, f"--ray {address}: no Ray cluster answered within {CONNECT_SECONDS} s"):
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
-            raise RuntimeError(f"--ray {address}: cannot connect to a Ray cluster ({e}); start one with "
+            raise SetupError(f"--ray {address}: cannot connect to a Ray cluster ({e}); start one with "
                                "`ray start --head` or give its address") from None
     try:
         options = {"num_cpus": cpus, "max_retries": 0}

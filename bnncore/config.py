@@ -4,9 +4,9 @@ from it without importing torch (3-4 s); the checks that need a model import it 
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, fields
 
+from .errors import BnnError, UsageError
 from .topology import parse
 
 __all__ = ["TrainConfig", "PRECISIONS", "CheckpointError"]
@@ -18,7 +18,7 @@ MAX_SEED = 2**32 - 1
 MAX_THREADS = 256
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BnnError, ValueError):
     """A file is not a bnncore checkpoint, or not one this version can read."""
 
 
@@ -70,26 +70,26 @@ class TrainConfig:
                    "schedule": ("exp", "cosine", "const"), "device": ("cpu", "cuda")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+                raise UsageError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, not {getattr(self, name)}")
+                raise UsageError(f"{name} must be a positive integer, not {getattr(self, name)}")
         for name in ("limit", "val_size", "threads", "seed"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {getattr(self, name)}")
+                raise UsageError(f"{name} must be a non-negative integer, not {getattr(self, name)}")
         if self.seed > MAX_SEED:
-            raise ValueError(f"seed must be at most {MAX_SEED} (2**32 - 1), not {self.seed}")
+            raise UsageError(f"seed must be at most {MAX_SEED} (2**32 - 1), not {self.seed}")
         if self.threads > MAX_THREADS:
-            raise ValueError(f"threads must be at most {MAX_THREADS}: each torch thread takes memory of its own, "
+            raise UsageError(f"threads must be at most {MAX_THREADS}: each torch thread takes memory of its own, "
                              f"and this machine has {os.cpu_count()} cores; not {self.threads}")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), not {self.momentum}")
+            raise UsageError(f"momentum must be in [0, 1), not {self.momentum}")
         if not isinstance(self.shift, int) or not 0 <= self.shift <= 8:
-            raise ValueError(f"shift must be an integer number of pixels in [0, 8], not {self.shift!r}")
+            raise UsageError(f"shift must be an integer number of pixels in [0, 8], not {self.shift!r}")
         if self.lr <= 0 or self.lr_end <= 0:
-            raise ValueError(f"learning rates must be positive, not lr={self.lr}, lr_end={self.lr_end}")
+            raise UsageError(f"learning rates must be positive, not lr={self.lr}, lr_end={self.lr_end}")
         if self.precision != "fw32bw32" and self.binary and parse(self.topology).resnet is None:
-            raise ValueError(f"precision {self.precision} is for float networks (--no-binary): a binary layer's "
+            raise UsageError(f"precision {self.precision} is for float networks (--no-binary): a binary layer's "
                              "integer sums are not exact in 16-bit floats, and folding needs them exact")
         self.binarization()  # validates input, level, repeats
         self.model_config()  # validates dropout

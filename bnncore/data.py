@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BnnError, UsageError
 from .fileio import temp_file
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class DataError(ValueError):
+class DataError(BnnError, ValueError):
     """A data file or directory is missing, corrupt or not what was expected."""
 
 
@@ -518,11 +519,11 @@ class InputBinarization:
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
-            raise ValueError(f"input scheme must be one of {', '.join(map(repr, SCHEMES))}, not {self.scheme!r}")
+            raise UsageError(f"input scheme must be one of {', '.join(map(repr, SCHEMES))}, not {self.scheme!r}")
         if not isinstance(self.level, int) or not 0 <= self.level <= 256:
-            raise ValueError(f"threshold level must be an integer in [0, 256], not {self.level!r}")
+            raise UsageError(f"threshold level must be an integer in [0, 256], not {self.level!r}")
         if not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ValueError(f"repeats must be a positive integer, not {self.repeats!r}")
+            raise UsageError(f"repeats must be a positive integer, not {self.repeats!r}")
 
     @property
     def binary(self) -> bool:
@@ -533,7 +534,7 @@ class InputBinarization:
         """The folded network's input scheme (without the training-only ``repeats``)."""
         from .network import InputScheme
         if self.scheme == "none":
-            raise ValueError("input scheme 'none' (float pixels) has no integer representation; "
+            raise UsageError("input scheme 'none' (float pixels) has no integer representation; "
                              "train with --input threshold, probability or uint8")
         return InputScheme(self.scheme, self.level)
 
@@ -541,7 +542,7 @@ class InputBinarization:
         """Deterministic inference input (uint8: 0/1 bits, or the pixels for 'uint8') of uint8
         images; what the hardware is fed."""
         if self.scheme == "none":
-            raise ValueError("input scheme 'none' has no bit representation")
+            raise UsageError("input scheme 'none' has no bit representation")
         return self.network_input().bits(images)
 
 

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .errors import UsageError, VerificationError
 from .fileio import atomic_savefig, atomic_write_text, read_json_object
 
 __all__ = ["EXPERIMENTS", "run_experiment", "Run"]
@@ -403,6 +404,7 @@ def _execute(run: dict, run_dir: str, data_dir, threads: int, tiny: bool) -> dic
     import resource
 
     import torch
+
     from .data import load_dataset
     from .training import TrainConfig, load_checkpoint, train
     out = Path(run_dir)
@@ -471,11 +473,12 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
     ``jobs`` local processes. ``threads``: torch threads per run (default: the cores divided
     among the local jobs). A run finished by an earlier call (its result.json) is not redone."""
     from tqdm import tqdm
+
     from .cluster import run_all
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+        raise UsageError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     exp = EXPERIMENTS[name]
     out = Path(out_root) / name
     from .fileio import OutputDirError, check_output, workspace
@@ -485,11 +488,12 @@ def run_experiment(name: str, *, mode: str = "quick", out_root="build/experiment
         with workspace(out, "experiment", lambda d: set() if (d / "runs").is_dir() else None):
             return _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, progress)
     except OutputDirError as e:
-        raise ValueError(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 def _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, progress) -> dict:
     from tqdm import tqdm
+
     from .cluster import run_all
     cores = os.cpu_count() or 1
     jobs = 1 if exp.sequential else max(1, min(jobs or cores, len(runs)))
@@ -499,11 +503,11 @@ def _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, pr
         run_dir = out / "runs" / mode / run.key.replace(" ", "_").replace("=", "")
         done = run_dir / "result.json"
         if done.exists():
-            r = read_json_object(done, ValueError, "")
+            r = read_json_object(done, UsageError, "")
             missing = [k for k in _RESULT_FIELDS if k not in r] + (
                 [] if isinstance(r.get("config"), dict) and isinstance(r.get("epochs"), list) else ["config/epochs"])
             if missing:
-                raise ValueError(f"{done}: field '{missing[0]}' missing or of the wrong type; not a result of bnn "
+                raise UsageError(f"{done}: field '{missing[0]}' missing or of the wrong type; not a result of bnn "
                                  f"experiment (remove {run_dir} to run that run again)")
             if {k: r["config"].get(k) for k in run.config} == run.config:
                 results[run.key] = r
@@ -532,7 +536,7 @@ def _run_experiment(exp, name, mode, out, runs, data_dir, jobs, ray, threads, pr
     ordered = [results[r.key] for r in runs]
     bad = [r["key"] for r in ordered if r.get("fold_mismatches")]
     if bad:
-        raise RuntimeError(f"{name}: folded network disagrees with torch for runs {bad}")
+        raise VerificationError(f"{name}: folded network disagrees with torch for runs {bad}")
     lines = exp.report(exp, ordered, mode, out)
     import platform
     machine = f"{platform.processor() or platform.machine()}, {cores} cores, torch {_torch_version()}"

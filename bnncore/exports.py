@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import BnnError
 from .fileio import OutputDirError, new_output, read_json_object, sha256_file
-from .network import (ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer,
-                      shape_str)
+from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer, shape_str
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
 
@@ -62,7 +62,7 @@ CONVENTIONS = {
 }
 
 
-class ExportError(ValueError):
+class ExportError(BnnError, ValueError):
     """An export directory is missing, inconsistent, corrupt or of an unknown format."""
 
 

@@ -31,12 +31,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import BnnError, UsageError
+
 __all__ = ["read_json_object", "atomic_write_text", "atomic_savefig", "OutputDirError", "replace_dir",
            "temp_sibling", "sha256_file", "plain_name", "MARKER", "new_output", "workspace", "output_lock",
            "read_marker"]
 
 
-class OutputDirError(ValueError):
+class OutputDirError(BnnError, ValueError):
     """An output path that the flow refuses to write or replace."""
 
 
@@ -73,7 +75,7 @@ def plain_name(name, where: str, *, subdirs: bool = False) -> str:
     parts = name.split("/") if isinstance(name, str) and subdirs else [name]
     if not isinstance(name, str) or not all(isinstance(p, str) and _PLAIN.fullmatch(p) and p not in (".", "..")
                                             for p in parts):
-        raise ValueError(f"{where}: {name!r} is not a plain file name inside the directory "
+        raise UsageError(f"{where}: {name!r} is not a plain file name inside the directory "
                          "(letters, digits, '_', '.', '+', '-'" + (", '/' between folders" if subdirs else "")
                          + "; no absolute path, no '..')")
     return name

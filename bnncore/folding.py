@@ -34,10 +34,12 @@ positive temperature; see bnncore.model.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 
 from .data import InputBinarization
+from .errors import BnnError
 from .model import BinaryNet, _Block, _ConvBlock
 from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 from .thresholds import FoldReport, LayerReport, fold_rule, threshold_layer, to_yxc
@@ -45,7 +47,7 @@ from .thresholds import FoldReport, LayerReport, fold_rule, threshold_layer, to_
 __all__ = ["fold", "fold_with_report", "fold_rule", "FoldReport", "LayerReport", "FoldError", "verify"]
 
 
-class FoldError(ValueError):
+class FoldError(BnnError, ValueError):
     """The model cannot be folded (not binary, float input, degenerate output head)."""
 
 

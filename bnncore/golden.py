@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .errors import UsageError
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
 __all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "BACKENDS", "backend_names",
@@ -195,7 +196,7 @@ _tables: dict = {}
 
 def _table(name: str) -> dict:
     if name not in BACKENDS:
-        raise ValueError(f"unknown golden-model backend {name!r}; expected one of {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown golden-model backend {name!r}; expected one of {', '.join(BACKENDS)}")
     if name not in _tables:
         _tables[name] = BACKENDS[name]()
     return _tables[name]
@@ -276,12 +277,12 @@ def infer(net: FoldedNetwork, inputs: np.ndarray, *, return_layers: bool = False
     inputs = np.asarray(inputs)
     n = net.n_inputs
     if inputs.ndim != 2 or inputs.shape[1] != n:
-        raise ValueError(f"input must have shape (N, {n}), got {inputs.shape}")
+        raise UsageError(f"input must have shape (N, {n}), got {inputs.shape}")
     top = 2**net.input.value_bits - 1
     if inputs.dtype == bool:
         inputs = inputs.astype(np.uint8)
     if inputs.size and (not np.issubdtype(inputs.dtype, np.integer) or inputs.min() < 0 or inputs.max() > top):
-        raise ValueError(f"input values must be integers in [0, {top}] ({net.input.scheme} input)")
+        raise UsageError(f"input values must be integers in [0, {top}] ({net.input.scheme} input)")
     inputs = inputs.astype(np.uint8, copy=False)
     backend = backend or default_backend()
     table = _table(backend)

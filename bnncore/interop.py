@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import SetupError
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
 __all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "model_input", "batched", "INTEROP_INSTALL"]
@@ -43,7 +44,7 @@ def _need():
         import onnx  # noqa: F401
         import qonnx  # noqa: F401
     except ImportError:
-        raise RuntimeError(f"QONNX needs onnx and qonnx: {INTEROP_INSTALL}") from None
+        raise SetupError(f"QONNX needs onnx and qonnx: {INTEROP_INSTALL}") from None
 
 
 class _Graph:
@@ -160,6 +161,7 @@ def export_qonnx(net: FoldedNetwork, path) -> "Path":
     """Write ``net`` as a QONNX model (batch 1) to ``path``, atomically; return the path."""
     import os
     from pathlib import Path
+
     from .fileio import temp_file
     path = Path(path)
     model = qonnx_model(net)

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import UsageError
+
 __all__ = ["sign", "SignSTE", "WeightSignSTE", "RoundSTE", "BinaryLinear", "BinaryConv2d", "BinaryActivation",
            "WEIGHT_SCALES", "weight_scale"]
 
@@ -91,7 +93,7 @@ def weight_scale(w: torch.Tensor, mode: str):
         return w.abs().flatten(1).mean(dim=1)
     if mode == "layer":
         return w.abs().mean()
-    raise ValueError(f"weight scale must be one of {', '.join(WEIGHT_SCALES)}, not {mode!r}")
+    raise UsageError(f"weight scale must be one of {', '.join(WEIGHT_SCALES)}, not {mode!r}")
 
 
 class BinaryLinear(nn.Linear):

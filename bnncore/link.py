@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import BnnError, UsageError
+
 __all__ = ["SYNC", "INFO", "CLASSIFY", "ERROR", "ERRORS", "LinkError", "DeviceInfo", "crc16", "encode",
            "Decoder", "Link", "info_blob", "image_payloads", "decode_output", "open_serial", "design_digest"]
 
@@ -60,7 +62,7 @@ MAX_PAYLOAD = 0xFFFF
 MAX_TIMEOUT = 3600.0
 
 
-class LinkError(RuntimeError):
+class LinkError(BnnError, RuntimeError):
     """The board answered an error, or the link broke (no answer, a corrupt frame)."""
 
 
@@ -73,9 +75,9 @@ def encode(command: int, payload: bytes = b"") -> bytes:
     """One frame."""
     payload = bytes(payload)
     if not 0 <= command <= 0xFF:
-        raise ValueError(f"a command is a byte, not {command!r}")
+        raise UsageError(f"a command is a byte, not {command!r}")
     if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"a frame holds at most {MAX_PAYLOAD:,} payload bytes, not {len(payload):,}")
+        raise UsageError(f"a frame holds at most {MAX_PAYLOAD:,} payload bytes, not {len(payload):,}")
     body = bytes([command]) + struct.pack("<H", len(payload)) + payload
     return bytes([SYNC]) + body + struct.pack("<H", crc16(body))
 
@@ -160,8 +162,8 @@ class DeviceInfo:
 
 def design_digest(info: dict) -> str:
     """Hex digest of what a network's ROM files must share with a design to run right in it
-    (``hw.plan.design_digest``: everything the logic fixes at generation)."""
-    from bnncore.hw.plan import design_digest as digest
+    (``hw.identity.design_digest``: everything the logic fixes at generation)."""
+    from bnncore.hw.identity import design_digest as digest
     return digest(info)
 
 
@@ -204,7 +206,7 @@ def parse_info(payload: bytes) -> DeviceInfo:
 
 def image_payloads(values: np.ndarray, dev: DeviceInfo) -> list:
     """CLASSIFY payloads of images (N, values) in the network's (y, x, channel) order."""
-    from bnncore.hw.plan import input_words
+    from bnncore.hw.layout import input_words
     nb = -(-dev.in_width // 8)
     words = input_words(np.asarray(values), dev.in_width, dev.in_beats, dev.value_bits)
     return [b"".join(w.to_bytes(nb, "little") for w in beats) for beats in words]
@@ -231,7 +233,7 @@ class Link:
 
     def __init__(self, transport, timeout: float = 2.0):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
-            raise ValueError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout!r}")
+            raise UsageError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout!r}")
         self.t, self.timeout = transport, float(timeout)
         self._dec = Decoder()
         self._frames = []
@@ -279,7 +281,7 @@ class Link:
         values = np.asarray(values)
         room = dev.in_beats * dev.in_width // dev.value_bits
         if values.ndim != 2 or values.shape[1] > room:
-            raise ValueError(f"images of shape {values.shape[1:]}; the design takes at most {room} values per image")
+            raise UsageError(f"images of shape {values.shape[1:]}; the design takes at most {room} values per image")
         classes = np.zeros(len(values), np.int64)
         scores = np.zeros((len(values), dev.classes), np.int64)
         frames = [encode(CLASSIFY, p) for p in image_payloads(values, dev)]
@@ -313,7 +315,8 @@ class Link:
         it loads, INFO reports the network 0000000000000000, and ``net``'s identity after the
         last word."""
         from bnncore.hw.design import rom_images
-        from bnncore.hw.plan import check_network, plan_from_rtl as plan_of
+        from bnncore.hw.identity import check_network
+        from bnncore.hw.identity import plan_from_rtl as plan_of
         dev = self.info()
         if not dev.flags & WRITABLE:
             raise LinkError("the board's design has read-only memories: build it with "

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import UsageError
 from .layers import WEIGHT_SCALES, BinaryActivation, BinaryConv2d, BinaryLinear, RoundSTE
 from .topology import Conv, Dense, Pool, parse, parse_topology, topology_str
 
@@ -67,18 +68,18 @@ class ModelConfig:
         for name in ("dropout_in", "dropout"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), not {p}")
+                raise UsageError(f"{name} must be in [0, 1), not {p}")
         if self.weight_scale not in WEIGHT_SCALES:
-            raise ValueError(f"weight scale must be one of {', '.join(WEIGHT_SCALES)}, not {self.weight_scale!r}")
+            raise UsageError(f"weight scale must be one of {', '.join(WEIGHT_SCALES)}, not {self.weight_scale!r}")
         if self.pool_order not in POOL_ORDERS:
-            raise ValueError(f"pool order must be one of {', '.join(POOL_ORDERS)}, not {self.pool_order!r}")
+            raise UsageError(f"pool order must be one of {', '.join(POOL_ORDERS)}, not {self.pool_order!r}")
         if (self.binary_act or self.input_scaling) and t.resnet is None:
-            raise ValueError("binary_act and input_scaling choose a ResNet's activations (topology CxHxW-resnet<d>-<classes>); "
+            raise UsageError("binary_act and input_scaling choose a ResNet's activations (topology CxHxW-resnet<d>-<classes>); "
                              "other binary networks always have binary activations")
         if self.input_scaling and not self.binary_act:
-            raise ValueError("input_scaling (XNOR-Net's K) scales binary activations: it needs binary_act")
+            raise UsageError("input_scaling (XNOR-Net's K) scales binary activations: it needs binary_act")
         if self.pad_value not in (-1, 1):
-            raise ValueError(f"pad value must be -1 or +1, not {self.pad_value!r}: a binary layer cannot pad with 0, "
+            raise UsageError(f"pad value must be -1 or +1, not {self.pad_value!r}: a binary layer cannot pad with 0, "
                              "which is neither +1 nor -1 (the folded network and the hardware see only bits)")
 
     @property
@@ -240,7 +241,7 @@ class BinaryNet(_Net):
                           _norm(cfg, l.n_out, False), BinaryActivation(cfg.stochastic), cfg.dropout)
         blocks = _blocks(t, conv, dense)
         if cfg.raw_input and not blocks:
-            raise ValueError("uint8 input needs a hidden layer: the output head sees bits")
+            raise UsageError("uint8 input needs a hidden layer: the output head sees bits")
         super().__init__(cfg, blocks, BinaryOutputHead(t.head.n_in, t.head.n_out))
 
     def binary_layers(self):

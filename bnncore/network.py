@@ -47,11 +47,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .errors import BnnError
+
 __all__ = ["InputScheme", "DenseLayer", "FoldedLayer", "ConvLayer", "PoolLayer", "OutputHead", "FoldedNetwork",
            "NetworkError", "summary", "summary_table", "shape_str"]
 
 
-class NetworkError(ValueError):
+class NetworkError(BnnError, ValueError):
     """A folded network is inconsistent: wrong shapes, non-bit weights, thresholds out of range."""
 
 

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BnnError
 from .interop import _need, batched, model_input
 from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 from .thresholds import FoldReport, threshold_layer
@@ -66,7 +67,7 @@ RESHAPE = {"Reshape", "Flatten", "Transpose"}
 PASS = {"Identity", "Dropout"}
 
 
-class QonnxImportError(ValueError):
+class QonnxImportError(BnnError, ValueError):
     """A QONNX model that does not fold exactly to our binary network."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .errors import UsageError
 from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
 
@@ -414,14 +415,14 @@ def write_report(build_dir, out=None, force: bool = False, skipped: list | None 
     ``skipped``: gets a line for each file left out (``render``)."""
     root = Path(build_dir)
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder (give the build folder the stages wrote into)")
+        raise UsageError(f"{root}: not a folder (give the build folder the stages wrote into)")
     out = Path(out) if out else root / "report.html"
     if out.is_symlink() or (out.exists() and not out.is_file()):
-        raise ValueError(f"{out}: exists and is not a regular file; choose another page to write (-o)")
+        raise UsageError(f"{out}: exists and is not a regular file; choose another page to write (-o)")
     if out.exists() and not force and not _is_report(out):
-        raise ValueError(f"{out}: exists and is not a bnncore report; refusing to replace it (choose another -o, "
+        raise UsageError(f"{out}: exists and is not a bnncore report; refusing to replace it (choose another -o, "
                          "or --force to replace it)")
     if not out.parent.is_dir():
-        raise ValueError(f"{out.parent}: no such folder; create it, or choose another -o")
+        raise UsageError(f"{out.parent}: no such folder; create it, or choose another -o")
     atomic_write_text(out, render(root, skipped))
     return out

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import UsageError
 from .layers import SignSTE, WeightSignSTE, weight_scale
 
 __all__ = ["ResNet", "depth_blocks"]
@@ -32,7 +33,7 @@ __all__ = ["ResNet", "depth_blocks"]
 def depth_blocks(depth: int) -> int:
     """n for a ResNet-(6n+2)."""
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, 110, ...), not {depth}")
+        raise UsageError(f"a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, 110, ...), not {depth}")
     return (depth - 2) // 6
 
 

@@ -23,6 +23,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from .errors import UsageError
+
 __all__ = ["Conv", "Pool", "Dense", "ResNetSpec", "Topology", "parse", "parse_topology", "topology_str"]
 
 
@@ -113,7 +115,7 @@ class Topology:
     def sizes(self) -> tuple:
         """(n_in, hidden..., classes) of an MLP."""
         if not self.is_mlp:
-            raise ValueError(f"topology {self} is convolutional: it has no list of layer sizes")
+            raise UsageError(f"topology {self} is convolutional: it has no list of layer sizes")
         return self.in_shape + tuple(l.n_out for l in self.layers) + (self.head.n_out,)
 
     @property
@@ -129,7 +131,7 @@ class Topology:
         """Binary weights of the folded network: fan-in times outputs of every convolution and
         dense layer, the head included (what its ROMs hold, thresholds aside)."""
         if self.resnet is not None:
-            raise ValueError(f"topology {self}: a ResNet does not fold to XNOR-popcount layers")
+            raise UsageError(f"topology {self}: a ResNet does not fold to XNOR-popcount layers")
         return sum(l.fan_in * (l.channels if isinstance(l, Conv) else l.n_out)
                    for l in (*self.layers, self.head) if not isinstance(l, Pool))
 
@@ -154,22 +156,22 @@ def parse(text) -> Topology:
     if isinstance(text, (tuple, list)):
         tokens = [str(t) for t in text]
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in text):
-            raise ValueError(f"topology {text!r}: layer sizes must be positive integers, {_EXAMPLES}")
+            raise UsageError(f"topology {text!r}: layer sizes must be positive integers, {_EXAMPLES}")
     else:
         tokens = str(text).strip().split("-")
     shown = "-".join(tokens)
     if len(tokens) < 2:
-        raise ValueError(f"topology {shown!r} must have at least an input and an output, {_EXAMPLES}")
+        raise UsageError(f"topology {shown!r} must have at least an input and an output, {_EXAMPLES}")
     m = _SHAPE.fullmatch(tokens[0])
     if m:
         shape = tuple(int(g) for g in m.groups())
     elif tokens[0].isdigit():
         shape = (int(tokens[0]),)
     else:
-        raise ValueError(f"topology {shown!r} does not parse: the input {tokens[0]!r} is neither a size nor "
+        raise UsageError(f"topology {shown!r} does not parse: the input {tokens[0]!r} is neither a size nor "
                          f"CxHxW, {_EXAMPLES}")
     if min(shape) < 1:
-        raise ValueError(f"topology {shown!r}: the input {tokens[0]!r} must be positive")
+        raise UsageError(f"topology {shown!r}: the input {tokens[0]!r} must be positive")
     in_shape, layers = shape, []
     for i, tok in enumerate(tokens[1:], start=1):
         where = f"topology {shown!r}, layer {i} ({tok!r})"
@@ -178,48 +180,48 @@ def parse(text) -> Topology:
         if res:
             depth = int(res[1])
             if i != 1 or len(shape) != 3 or len(tokens) != 3:
-                raise ValueError(f"{where}: a ResNet is written CxHxW-resnet<depth>-<classes>, e.g. 3x32x32-resnet20-10")
+                raise UsageError(f"{where}: a ResNet is written CxHxW-resnet<depth>-<classes>, e.g. 3x32x32-resnet20-10")
             if depth < 8 or (depth - 2) % 6:
-                raise ValueError(f"{where}: a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, 110, ...), not {depth}")
+                raise UsageError(f"{where}: a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, 110, ...), not {depth}")
             layers.append(ResNetSpec(depth, shape))
             shape = (64,)
         elif tok.isdigit():
             n = int(tok)
             if n < 1:
-                raise ValueError(f"{where}: a layer needs at least one neuron")
+                raise UsageError(f"{where}: a layer needs at least one neuron")
             layers.append(Dense(n, math.prod(shape)))
             shape = (n,)
         elif conv or pool:
             if len(shape) != 3:
-                raise ValueError(f"{where}: a {'convolution' if conv else 'pool'} needs a CxHxW feature map, "
+                raise UsageError(f"{where}: a {'convolution' if conv else 'pool'} needs a CxHxW feature map, "
                                  f"but a flat vector of {shape[0]} reaches it"
                                  + (" (an MLP input is a size; write CxHxW, e.g. 1x28x28)" if i == 1 else ""))
             if conv:
                 ch, k, p = int(conv[1]), int(conv[2]), int(conv[3] or 0)
                 if ch < 1 or k < 1:
-                    raise ValueError(f"{where}: channels and kernel must be positive")
+                    raise UsageError(f"{where}: channels and kernel must be positive")
                 if p >= k:
-                    raise ValueError(f"{where}: padding {p} must be smaller than the kernel {k}")
+                    raise UsageError(f"{where}: padding {p} must be smaller than the kernel {k}")
                 if shape[1] + 2 * p < k or shape[2] + 2 * p < k:
-                    raise ValueError(f"{where}: a {k}x{k} kernel with padding {p} is bigger than the "
+                    raise UsageError(f"{where}: a {k}x{k} kernel with padding {p} is bigger than the "
                                      f"{reach} feature map that reaches it")
                 layer = Conv(ch, k, p, shape)
             else:
                 s = int(pool[1])
                 if s < 2:
-                    raise ValueError(f"{where}: a pool needs a size of at least 2")
+                    raise UsageError(f"{where}: a pool needs a size of at least 2")
                 if not layers or not isinstance(layers[-1], Conv):
-                    raise ValueError(f"{where}: a pool must follow a convolution" + ("" if layers else ", not the input"))
+                    raise UsageError(f"{where}: a pool must follow a convolution" + ("" if layers else ", not the input"))
                 if shape[1] < s or shape[2] < s:
-                    raise ValueError(f"{where}: a {s}x{s} pool does not fit the {reach} feature map that reaches it")
+                    raise UsageError(f"{where}: a {s}x{s} pool does not fit the {reach} feature map that reaches it")
                 layer = Pool(s, shape)
             layers.append(layer)
             shape = layer.out_shape
         else:
-            raise ValueError(f"{where} does not parse: expected a size (256), a convolution (32c3, 32c3p1) "
+            raise UsageError(f"{where} does not parse: expected a size (256), a convolution (32c3, 32c3p1) "
                              f"or a max-pool (mp2), {_EXAMPLES}")
     if not isinstance(layers[-1], Dense):
-        raise ValueError(f"topology {shown!r} must end with the number of classes (a size), not {tokens[-1]!r}")
+        raise UsageError(f"topology {shown!r} must end with the number of classes (a size), not {tokens[-1]!r}")
     return Topology(in_shape, tuple(layers[:-1]), layers[-1])
 
 
@@ -227,7 +229,7 @@ def parse_topology(text) -> tuple:
     """An MLP topology as sizes: '784-256-256-10' -> (784, 256, 256, 10)."""
     t = parse(text)
     if not t.is_mlp:
-        raise ValueError(f"topology {t} is convolutional; expected MLP layer sizes like 784-256-256-10")
+        raise UsageError(f"topology {t} is convolutional; expected MLP layer sizes like 784-256-256-10")
     return t.sizes
 
 

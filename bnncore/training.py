@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from . import __version__
 from .config import CheckpointError, TrainConfig
 from .data import InputBinarization, load_dataset
+from .errors import SetupError, UsageError
 from .fileio import atomic_savefig, atomic_write_text, temp_file
 from .model import build_model
 from .topology import parse
@@ -74,7 +75,7 @@ def random_shift(images: torch.Tensor, shift: int, generator, shape=None) -> tor
     if shape is None:
         side = int(round(pixels ** 0.5))
         if side * side != pixels:
-            raise ValueError(f"shift augmentation needs square images or a shape, not {pixels} pixels")
+            raise UsageError(f"shift augmentation needs square images or a shape, not {pixels} pixels")
         shape = (1, side, side)
     c, h, w = shape
     padded = torch.nn.functional.pad(images.view(n, h, w, c), (0, 0, shift, shift, shift, shift))
@@ -220,23 +221,23 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
     try:
         check_output(out, "train", _run_files, in_place=True)
     except OutputDirError as e:
-        raise ValueError(str(e)) from None
+        raise UsageError(str(e)) from None
     earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]
     if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
-        raise ValueError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
+        raise UsageError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
                          "replace it with --force, or choose another run folder (-o)")
     try:
         with workspace(out, "train", _run_files):
             return _train(cfg, Path(out_dir), data_dir=data_dir, resume=resume, force=force, progress=progress)
     except OutputDirError as e:
-        raise ValueError(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, progress) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise SetupError("--device cuda asked for, but torch sees no CUDA device")
     device = torch.device(cfg.device)
     if progress is None:
         progress = os.isatty(2)
@@ -245,18 +246,18 @@ def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, 
     topo = parse(cfg.topology)
     n_in = topo.n_inputs
     if len(topo.in_shape) == 3 and tuple(topo.in_shape) != tuple(ds.shape):
-        raise ValueError(f"topology {cfg.topology} expects {'x'.join(map(str, topo.in_shape))} images, but "
+        raise UsageError(f"topology {cfg.topology} expects {'x'.join(map(str, topo.in_shape))} images, but "
                          f"{cfg.dataset} images are {'x'.join(map(str, ds.shape))} (channels x height x width)")
     n_classes = parse(cfg.topology).classes
     if ds.train_images.shape[1] != n_in:
-        raise ValueError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
+        raise UsageError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
                          f"have {ds.train_images.shape[1]} pixels")
     if n_classes < int(ds.train_labels.max()) + 1:
-        raise ValueError(f"topology {cfg.topology} has {n_classes} outputs, but {cfg.dataset} has "
+        raise UsageError(f"topology {cfg.topology} has {n_classes} outputs, but {cfg.dataset} has "
                          f"{int(ds.train_labels.max()) + 1} classes")
     binz = cfg.binarization()
     if cfg.limit > len(ds.train_images):
-        raise ValueError(f"limit {cfg.limit} is more than the {len(ds.train_images)} training images "
+        raise UsageError(f"limit {cfg.limit} is more than the {len(ds.train_images)} training images "
                          f"({cfg.dataset} with val_size {cfg.val_size})")
     train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
     train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)

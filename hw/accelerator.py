@@ -18,10 +18,11 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from .engine import LayerEngine
-from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
 from .design import _value_bits, rom_ports  # noqa: F401  (rom_ports: for the callers that import it here)
-from .plan import Plan, address_bits, rom_slices, threshold_words, weight_rom, weight_words
+from .engine import LayerEngine
+from .layout import rom_slices, threshold_words, weight_rom, weight_words
+from .plan import Plan, address_bits, collector_banks, engine_banks
+from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom", "engine_banks",
            "collector_banks"]
@@ -30,22 +31,6 @@ __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "
 def payload_layout(plan: Plan) -> data.StructLayout:
     return data.StructLayout({"cls": unsigned(plan.class_bits),
                               "scores": data.ArrayLayout(signed(plan.score_bits), plan.n_classes)})
-
-
-def engine_banks(plan: Plan, fold) -> int:
-    """Images (windows) the input buffer of ``fold``'s engine holds. Behind a window, a third
-    bank: the window unit then writes a window while the engine still reads the one before
-    the last, and its two-cycle pipeline never leaves the engine waiting (with two, each
-    window of an NF = 1 engine cost 2 more cycles)."""
-    return max(plan.banks, 3) if fold.window is not None else plan.banks
-
-
-def collector_banks(plan: Plan, fold) -> int:
-    """Pixels the collector behind a convolution's engine holds. A pixel is claimed when its
-    window starts and freed when the next unit takes it, ``plan.depth + 3`` cycles after the
-    window's last issue: enough pixels for the engine never to wait on that loop."""
-    per_window = fold.nf * fold.sf
-    return max(2, -(-(per_window + plan.depth + 3) // per_window))
 
 
 class AcceleratorCore(wiring.Component):
@@ -233,7 +218,7 @@ class SimAccelerator(wiring.Component):
     """
 
     def __init__(self, *, plan: Plan, net, contents: dict | None = None):
-        from .plan import check_network
+        from .identity import check_network
         check_network(net, plan)
         self._plan, self._net, self._contents = plan, net, dict(contents or {})
         self.core = AcceleratorCore(plan=plan)

@@ -417,7 +417,7 @@ class _Output(_Unit):
 
 def _build(plan):
     """The units of ``plan``'s accelerator, in hw/accelerator.py's order, wired."""
-    from .accelerator import collector_banks, engine_banks
+    from .plan import collector_banks, engine_banks
     D = plan.depth
     driver = _Driver(plan.in_beats)
     units, prev = [driver], None       # prev: the feature-map stream the next window reads

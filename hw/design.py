@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text, plain_name, read_json_object, sha256_file
 from bnncore.network import FoldedNetwork
 
-from .plan import Plan, check_network, rom_slices, threshold_words, weight_rom, weight_words
+from .identity import check_network
+from .layout import rom_slices, threshold_words, weight_rom, weight_words
+from .plan import Plan
 
 __all__ = ["RtlError", "load_rtl", "check_rom_file", "plan_of", "rom_ports", "rom_images", "write_rom_files",
            "swap_rom_files"]
@@ -68,7 +71,7 @@ def write_rom_files(net: FoldedNetwork, plan: Plan, out_dir, prefix: str = "bnn_
     return paths
 
 
-class RtlError(ValueError):
+class RtlError(BnnError, ValueError):
     """An RTL directory is missing, incomplete, changed since ``bnn rtl`` or not ours."""
 
 
@@ -194,7 +197,7 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
 
 def plan_of(info: dict) -> Plan:
     """The folding plan an RTL directory was generated for (from its rtl.json)."""
-    from .plan import plan_from_rtl
+    from .identity import plan_from_rtl
     try:
         return plan_from_rtl(info)
     except ValueError as e:

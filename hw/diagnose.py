@@ -18,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .plan import Plan, input_words, timing
+from bnncore.errors import UsageError
+
+from .layout import input_words
+from .plan import Plan
+from .timing import timing
 
 __all__ = ["read_rom_files", "first_difference", "describe"]
 
@@ -34,7 +38,7 @@ def read_rom_files(info: dict, rom_dir) -> dict:
             try:
                 words.append(int(line, 2))
             except ValueError:
-                raise ValueError(f"{path}: line {k} is not a binary word: {line[:40]!r}") from None
+                raise UsageError(f"{path}: line {k} is not a binary word: {line[:40]!r}") from None
         contents[name] = words
     return contents
 

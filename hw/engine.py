@@ -44,7 +44,10 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group, rom_slices, weight_rom
+from bnncore.errors import UsageError
+
+from .layout import rom_slices, weight_rom
+from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group
 from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
@@ -151,14 +154,14 @@ class LayerEngine(wiring.Component):
         if not isinstance(banks, int) or banks < 2:
             raise TypeError(f"banks must be an integer of at least 2, not {banks!r}")
         if in_width * in_slots < fold.n_in * fold.in_bits:
-            raise ValueError(f"the producer writes {in_width} x {in_slots} bits per image, fewer than "
+            raise UsageError(f"the producer writes {in_width} x {in_slots} bits per image, fewer than "
                              f"the layer's {fold.n_in} inputs" + (f" of {fold.in_bits} bits" if fold.in_bits != 1 else ""))
         value_bits = fold.value_bits if value_bits is None else value_bits
         if fold.kind == "hidden" and value_bits < fold.value_bits:
-            raise ValueError(f"value_bits must be at least {fold.value_bits} for thresholds up to "
+            raise UsageError(f"value_bits must be at least {fold.value_bits} for thresholds up to "
                              f"{fold.max_sum + 1}, not {value_bits}")
         if fold.kind == "output" and score_bits is None:
-            raise ValueError("an output engine needs score_bits")
+            raise UsageError("an output engine needs score_bits")
         self._fold, self._in_width, self._in_slots, self._banks = fold, in_width, in_slots, banks
         self._value_bits, self._score_bits = value_bits, score_bits
         self._pipelined = bool(pipelined)

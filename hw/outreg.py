@@ -26,12 +26,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text
 
 __all__ = ["absorb_output_registers", "absorb_file", "NetlistError", "main"]
 
 
-class NetlistError(ValueError):
+class NetlistError(BnnError, ValueError):
     """The JSON netlist is not one Yosys wrote (no top module, or not the expected layout)."""
 
 

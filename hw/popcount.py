@@ -4,6 +4,8 @@ from amaranth import Const, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bnncore.errors import UsageError
+
 __all__ = ["Popcount", "popcount", "tree_sum", "POPCOUNT_FORMS", "check_popcount_form"]
 
 
@@ -25,7 +27,7 @@ POPCOUNT_FORMS = ("chain", "tree")
 def check_popcount_form(form, name: str = "popcount form") -> str:
     """``form`` if it is one of ``POPCOUNT_FORMS``, else a ValueError naming ``name``."""
     if form not in POPCOUNT_FORMS:
-        raise ValueError(f"{name} must be one of {', '.join(POPCOUNT_FORMS)}, not {form!r}")
+        raise UsageError(f"{name} must be one of {', '.join(POPCOUNT_FORMS)}, not {form!r}")
     return form
 
 

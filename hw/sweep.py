@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from bnncore.errors import UsageError
 from bnncore.fileio import atomic_savefig, atomic_write_text, check_output, workspace
 
 __all__ = ["sweep", "pareto", "plot_sweep"]
@@ -30,8 +31,10 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks:
     """One sweep point (in a worker process): generate, then synthesise, place and route once
     per placement seed."""
     from bnncore.exports import load
+
     from .generate import generate
-    from .plan import auto_fold, bias_bits_for
+    from .autofold import auto_fold
+    from .plan import bias_bits_for
     from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
     dev = DEVICES[device]
@@ -127,7 +130,7 @@ def _memory_mib(topology, target: int, banks: int, device) -> int:
     """What one point asks a Ray cluster for: generation's Yosys estimate, twice, for the
     synthesis and place and route after it; 1 GiB at least."""
     from .generate import generation_estimate
-    from .plan import auto_fold
+    from .autofold import auto_fold
     plan = auto_fold(topology, target, banks=banks, rom_blocks=device.rom_blocks, buffer_blocks=device.buffer_blocks)
     return max(1024, 2 * generation_estimate(plan)["yosys_mib"])
 
@@ -144,6 +147,7 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     at that address (``auto``: the one this machine belongs to); default: local processes.
     """
     from bnncore.exports import load
+
     from .synth import _device
     dev = _device(device).with_speed(speed)        # a bad device or grade fails here, not per point
     out = Path(out_dir)
@@ -151,13 +155,14 @@ def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, fr
     net = load(net_dir)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
-        raise ValueError("seeds: give at least one placement seed")
+        raise UsageError("seeds: give at least one placement seed")
     with workspace(out, "sweep", _sweep_files):
         return _sweep(net, net_dir, dev, device, targets, out, jobs, freq, seeds, banks, speed, progress, ray)
 
 
 def _sweep(net, net_dir, dev, device, targets, out, jobs, freq, seeds, banks, speed, progress, ray) -> list:
     from tqdm import tqdm
+
     from bnncore.cluster import run_all
     part = dev.part
     targets = sorted(set(int(t) for t in targets))

@@ -10,6 +10,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from bnncore.errors import UsageError
+
 __all__ = ["UARTRx", "UARTTx", "divisor_for"]
 
 
@@ -17,21 +19,21 @@ def divisor_for(clk_hz: float, baud: int) -> int:
     """Cycles per bit for ``baud`` at ``clk_hz``; raises ValueError when the clock is too slow
     or the rounded rate is off by more than 2%."""
     if baud <= 0 or clk_hz <= 0:
-        raise ValueError(f"the clock and the baud rate must be positive, not {clk_hz!r} Hz and {baud!r} baud")
+        raise UsageError(f"the clock and the baud rate must be positive, not {clk_hz!r} Hz and {baud!r} baud")
     d = round(clk_hz / baud)
     if d < 4:
-        raise ValueError(f"{baud:,} baud needs a clock of at least {4 * baud / 1e6:g} MHz (4 cycles per bit), "
+        raise UsageError(f"{baud:,} baud needs a clock of at least {4 * baud / 1e6:g} MHz (4 cycles per bit), "
                          f"not {clk_hz / 1e6:g} MHz")
     err = abs(clk_hz / d - baud) / baud
     if err > 0.02:
-        raise ValueError(f"{baud:,} baud from {clk_hz / 1e6:g} MHz: {d} cycles per bit give "
+        raise UsageError(f"{baud:,} baud from {clk_hz / 1e6:g} MHz: {d} cycles per bit give "
                          f"{clk_hz / d:,.0f} baud, {100 * err:.1f}% off (at most 2%)")
     return d
 
 
 def _checked(divisor) -> int:
     if not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"divisor must be an integer >= 4, not {divisor!r}")
+        raise UsageError(f"divisor must be an integer >= 4, not {divisor!r}")
     return divisor
 
 

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from bnncore.fileio import atomic_write_text
-from bnncore.hw.plan import input_beat_bytes
+from bnncore.hw.layout import input_beat_bytes
 from bnncore.hw.tools import find_verilator
 
 from .scoreboard import budget_cycles, compare, interval, timing_failures, watchdog_failure
+from .simulators import SimulationError
 
 __all__ = ["bench_source", "build", "run"]
 
@@ -211,7 +212,6 @@ def bench_source(info: dict) -> str:
 
 
 def _verilate(cmd: list, build_dir: Path, log_mode: str) -> Path:
-    from .runner import SimulationError
     with open(build_dir / "build.log", log_mode) as logf:
         r = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=build_dir)
     exe = build_dir / "obj" / "bnn_native"
@@ -234,7 +234,6 @@ def build(info: dict, sources: list, params: dict, defines: dict, build_dir: Pat
     executable. ``params``: string parameters (the ROM files), ``defines``: macros.
     ``profile``: input values of a few images to optimise the C++ for (profile-guided: built
     instrumented, run on them, built again with the profile; about a quarter faster)."""
-    from .runner import SimulationError
     bench = build_dir / "bench.cpp"
     atomic_write_text(bench, bench_source(info))
     obj, data = build_dir / "obj", build_dir / "profile"
@@ -309,7 +308,6 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
     """Run ``bits`` through the built bench in ``jobs`` shards at once; return the results as
     the cocotb bench writes them, plus ``shards`` (per shard: images, cycles, latency, ii)."""
     from bnncore.golden import infer
-    from .runner import SimulationError
 
     inp, out = info["ports"]["input"], info["ports"]["output"]
     beats, out_words = inp["beats_per_image"], _words(out["width"])

@@ -22,18 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bnncore.errors import UsageError
 from bnncore.fileio import atomic_write_text
 
-from .simulators import SIMULATORS, Simulator, simulator
+from .simulators import SIMULATORS, SimulationError, Simulator, simulator
 
 __all__ = ["simulate", "simulate_link", "SIMULATORS", "BENCHES", "SimulationError"]
 
 #: The benches: cocotb's (sim/tb.py, every simulator), and the native one (sim/native.py, Verilator).
 BENCHES = ("cocotb", "native")
-
-
-class SimulationError(RuntimeError):
-    """The simulation could not be built or run, or the bench failed."""
 
 
 @contextmanager
@@ -171,20 +168,20 @@ def _check_options(sim="verilator", bench="cocotb", test="stream", waves=False, 
     """``sim``'s entry, after refusing options that do not go together (ValueError)."""
     entry = simulator(sim)
     if bench not in BENCHES:
-        raise ValueError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
+        raise UsageError(f"bench must be one of {', '.join(BENCHES)}, not {bench!r}")
     if bench == "native" and not entry.native:
-        raise ValueError(f"the native bench is Verilator's: simulate on {sim} with the cocotb bench")
+        raise UsageError(f"the native bench is Verilator's: simulate on {sim} with the cocotb bench")
     if bench == "native" and test != "stream":
-        raise ValueError(f"the native bench runs the stream test only: run {test} with the cocotb bench")
+        raise UsageError(f"the native bench runs the stream test only: run {test} with the cocotb bench")
     if bench == "native" and waves:
-        raise ValueError("the native bench writes no waveforms: use the cocotb bench for them")
+        raise UsageError("the native bench writes no waveforms: use the cocotb bench for them")
     if pgo and bench != "native":
-        raise ValueError("pgo builds the native bench: give bench='native' with it")
+        raise UsageError("pgo builds the native bench: give bench='native' with it")
     if not isinstance(jobs, int) or jobs < 1 or (jobs > 1 and bench != "native"):
-        raise ValueError(f"jobs must be a positive integer, more than 1 with the native bench only, not {jobs!r}")
+        raise UsageError(f"jobs must be a positive integer, more than 1 with the native bench only, not {jobs!r}")
     for name, p in (("gap", gap), ("stall", stall)):
         if not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+            raise UsageError(f"{name} must be a probability in [0, 1), not {p!r}")
     return entry
 
 
@@ -227,7 +224,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     entry = _check_options(sim, bench, test, waves, pgo, jobs, gap, stall)
     bits = np.asarray(bits, np.uint8)
     if bits.ndim != 2 or not len(bits):
-        raise ValueError(f"bits must be a non-empty (images, inputs) array, not shape {bits.shape}")
+        raise UsageError(f"bits must be a non-empty (images, inputs) array, not shape {bits.shape}")
     _check_tools(entry)
     gate_level = sources is not None
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
@@ -239,7 +236,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
         origin = info.get("network") if isinstance(info.get("network"), dict) else {}
         if swap_roms:
             if rom_dir is not None:
-                raise ValueError("swap_roms writes the ROM files itself: give rom_dir or swap_roms, not both")
+                raise UsageError("swap_roms writes the ROM files itself: give rom_dir or swap_roms, not both")
             try:
                 rom_dir = swap_rom_files(net, info, build_dir / "roms")
             except RtlError as e:
@@ -271,7 +268,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
             raise SimulationError(f"{rtl_dir}: generated without VHDL (bnn rtl --no-vhdl); simulate it on "
                                   "verilator or icarus, or regenerate it with VHDL")
     elif lang == "vhdl":
-        raise ValueError("a gate-level netlist is Verilog: simulate it with icarus or verilator")
+        raise UsageError("a gate-level netlist is Verilog: simulate it with icarus or verilator")
     else:
         params, sources = {}, [Path(s).resolve() for s in sources]
     user_dir = build_dir
@@ -363,8 +360,8 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
 def _diagnose(info: dict, net, values, image: int, rom_dir: Path, netlist: bool) -> str:
     """The layer and pixel where ``image`` first departs from the golden model, in the design's
     Amaranth model holding the ROM files the simulator read (hw/diagnose.py)."""
-    from bnncore.hw.diagnose import describe, first_difference, read_rom_files
     from bnncore.hw.design import plan_of
+    from bnncore.hw.diagnose import describe, first_difference, read_rom_files
 
     try:
         contents = None if netlist else read_rom_files(info, rom_dir)
@@ -395,7 +392,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
 
     entry = simulator(sim)
     if not entry.link:
-        raise ValueError(f"the link bench runs on {' or '.join(n for n, s in SIMULATORS.items() if s.link)}, "
+        raise UsageError(f"the link bench runs on {' or '.join(n for n, s in SIMULATORS.items() if s.link)}, "
                          f"not {sim!r}")
     _check_tools(entry)
     rtl_dir, build_dir, net_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve(), Path(net_dir).resolve()
@@ -406,7 +403,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
         raise SimulationError(f"{net_dir}: not the network {rtl_dir} was generated from")
     values = np.asarray(values)
     if values.ndim != 2 or len(values) < 2:
-        raise ValueError(f"values must be (images, inputs) with at least 2 images, not shape {values.shape}")
+        raise UsageError(f"values must be (images, inputs) with at least 2 images, not shape {values.shape}")
     params = _rom_parameters(info, rtl_dir)
     sources = [rtl_dir / f for f in info["files"]["verilog"]]
     if entry.builds_with_make:
@@ -415,7 +412,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
         work = build_dir
     work.mkdir(parents=True, exist_ok=True)
     if load_net is not None and not writable:
-        raise ValueError("load_net loads a network over the link: it needs writable=True")
+        raise UsageError("load_net loads a network over the link: it needs writable=True")
     defines = {}
     contents = None
     if writable:

@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from bnncore.errors import BnnError, UsageError
+
+
+class SimulationError(BnnError, RuntimeError):
+    """The simulation could not be built or run, or the bench failed."""
+
 __all__ = ["Simulator", "SIMULATORS", "simulator", "names"]
 
 
@@ -83,4 +89,4 @@ def simulator(name: str) -> Simulator:
     try:
         return SIMULATORS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {name!r}") from None
+        raise UsageError(f"sim must be one of {', '.join(SIMULATORS)}, not {name!r}") from None

@@ -28,7 +28,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeo
 
 from bnncore.exports import load
 from bnncore.golden import infer
-from bnncore.hw.plan import input_words
+from bnncore.hw.layout import input_words
 from bnncore.sim.scoreboard import budget_cycles, compare, decode, interval, timing_failures, watchdog_failure
 
 PERIOD_NS = 10

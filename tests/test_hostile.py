@@ -560,7 +560,8 @@ def test_a_uint8_manifest_needs_no_level(tmp_path):
 
 
 def test_documented_hardware_rules():
-    from bnncore.hw.plan import Window, layer_shapes, plan_for, threshold_words
+    from bnncore.hw.layout import threshold_words
+    from bnncore.hw.plan import Window, layer_shapes, plan_for
     # line_buffer_rows: a 7-row map gets 8 rows (docs/hardware.md), a 28-row one 8 (2 * 3 + 2)
     assert Window(1, 7, 7, 3, 3).rows == 8 and Window(1, 28, 28, 3, 3).rows == 8
     assert Window(1, 28, 28, 5, 5).rows == 16

@@ -10,7 +10,7 @@ from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from bnncore.hw.accelerator import SimAccelerator
-from bnncore.hw.plan import input_words
+from bnncore.hw.layout import input_words
 
 
 def beats_of(bits: np.ndarray, plan) -> list:

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.golden import infer
 from bnncore.hw.accelerator import AcceleratorCore, SimAccelerator
-from bnncore.hw.plan import make_plan, read_group, timing
+from bnncore.hw.plan import make_plan, read_group
+from bnncore.hw.timing import timing
 from bnncore.network import FoldedLayer, FoldedNetwork, OutputHead
 
 from .amaranth_bench import run

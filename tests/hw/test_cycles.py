@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.hw.cycles import simulate
-from bnncore.hw.plan import make_plan, plan_for, timing
+from bnncore.hw.plan import make_plan, plan_for
+from bnncore.hw.timing import timing
 
 from .amaranth_bench import run
 from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bnncore.hw.accelerator import add_rom
 from bnncore.hw.engine import LayerEngine
-from bnncore.hw.plan import LayerFold, threshold_words, weight_words
+from bnncore.hw.layout import threshold_words, weight_words
+from bnncore.hw.plan import LayerFold
 
 
 class Harness(Elaboratable):

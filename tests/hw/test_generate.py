@@ -7,7 +7,8 @@ import pytest
 
 from bnncore.golden import infer
 from bnncore.hw.generate import generate, write_rom_files, _clean_verilog
-from bnncore.hw.plan import make_plan, timing
+from bnncore.hw.plan import make_plan
+from bnncore.hw.timing import timing
 from bnncore.hw.tools import check_vhdl, lint_verilog
 
 from .iverilog_tb import run_icarus

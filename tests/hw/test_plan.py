@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import (ROM_ROW_DEPTH, ROM_SLICE_BITS, WeightRom, weight_rom, LayerFold, address_bits, auto_fold, make_plan, read_group, rom_slices, slice_bits,
-                              threshold_words, timing, weight_words)
+from bnncore.hw.autofold import auto_fold
+from bnncore.hw.layout import (
+    ROM_ROW_DEPTH,
+    ROM_SLICE_BITS,
+    WeightRom,
+    rom_slices,
+    slice_bits,
+    threshold_words,
+    weight_rom,
+    weight_words,
+)
+from bnncore.hw.plan import LayerFold, address_bits, make_plan, read_group
+from bnncore.hw.timing import timing
 
 
 def test_fold_counts():

@@ -119,7 +119,7 @@ def test_ghdl_large_rom(tmp_path):
     """A real-sized weight ROM (784 x 256 bits) elaborates and runs in GHDL (its default
     stack-allocation limit of 128 KB is lifted by the runner)."""
     need("ghdl")
-    from bnncore.hw.plan import auto_fold
+    from bnncore.hw.autofold import auto_fold
     sizes = (784, 256, 10)
     rng = np.random.default_rng(3)
     net = random_net(sizes, rng, 0.0)
@@ -238,7 +238,7 @@ def test_vhdl_of_designs_that_crashed_icarus(hidden, folds, tmp_path):
     """784-H-10 designs whose VHDL translation crashed iverilog -tvhdl (1-bit $pmux functions)."""
     need("ghdl")
     need("icarus")
-    from bnncore.hw.plan import auto_fold
+    from bnncore.hw.autofold import auto_fold
     from bnncore.hw.tools import check_vhdl
     sizes = (784, hidden, 10)
     net = random_net(sizes, np.random.default_rng(hidden))

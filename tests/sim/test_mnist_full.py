@@ -8,7 +8,7 @@ from bnncore.exports import export, load
 from bnncore.folding import fold
 from bnncore.golden import infer
 from bnncore.hw.generate import generate
-from bnncore.hw.plan import auto_fold
+from bnncore.hw.autofold import auto_fold
 from bnncore.training import TrainConfig, load_checkpoint, train
 
 pytest.importorskip("cocotb_tools.runner")

@@ -4,7 +4,7 @@ payload decoding and the beats it writes. Its runs are in test_cosim.py and test
 import numpy as np
 import pytest
 
-from bnncore.hw.plan import input_beat_bytes, input_words
+from bnncore.hw.layout import input_beat_bytes, input_words
 from bnncore.sim.native import _decode_all, _port_code, bench_source, cxx_name
 from bnncore.sim.scoreboard import decode
 

@@ -1,0 +1,90 @@
+"""The automatic folding: the cheapest PE and SIMD per layer for a number of cycles per image,
+within a device's block RAMs when given (pure Python, no Amaranth)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from bnncore.errors import UsageError
+
+from .layout import weight_rom
+from .plan import Plan, _fold_plan, _positive_int, layer_shapes
+
+__all__ = ["fastest_cycles", "auto_fold"]
+
+
+def fastest_cycles(net, max_simd: int = 256) -> int:
+    """The fewest cycles per image any folding of ``net`` reaches: the slowest layer with all
+    its outputs in parallel and the widest SIMD it allows."""
+    def fastest(f):
+        simd = max(s for s in range(1, min(f.n_in, max_simd) + 1) if f.window is None or f.window.channels % s == 0)
+        return f.positions * math.ceil(f.n_in / simd)
+    return max(fastest(f) for f in layer_shapes(net))
+
+
+def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, buffer_blocks=None,
+              **kw) -> Plan:
+    """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
+    cycles per image, so that the layers are balanced, as FINN's folding step does.
+    ``topology``: an MLP's layer sizes, or a FoldedNetwork (a convolution's cycles are its
+    window positions times NF * SF, and its SIMD divides its input channels).
+
+    Among equally cheap foldings the one with fewer cycles wins, then the wider SIMD. The
+    output layer gets PE 1 whenever the target allows it (the arg-max's chain of comparisons
+    grows with its PE).
+
+    ``rom_blocks(depth, width) -> int``, when given (``Device.rom_blocks`` of hw/synth.py),
+    counts the block RAMs a ROM of that shape takes on the device; each layer then takes the
+    fewest block RAMs first (weights and thresholds, and for the first layer its input buffer
+    as ``buffer_blocks(depth, width)`` counts it), then the fewest PE * SIMD. A ROM whose
+    words are wider than a block RAM's port, or deeper than its depth, wastes the rest of the
+    block: on small devices that, not the logic, is what decides whether a network fits.
+    """
+    target = _positive_int(target_cycles, "target_cycles")
+    shapes = layer_shapes(topology)
+    n_layers = len(shapes)
+    folds = []
+    for k, shape in enumerate(shapes):
+        n_in, n_out, positions = shape.n_in, shape.n_out, shape.positions
+        simds = [s for s in range(1, min(n_in, max_simd) + 1)
+                 if shape.window is None or shape.window.channels % s == 0]
+        # the output layer with PE 1 where the target allows: the arg-max compares the PE
+        # scores of a cycle in a chain, the critical path of the design from PE 2 or 3 on (28 ns
+        # on an ECP5 with PE 5)
+        output_pe1 = k == n_layers - 1 and positions * math.ceil(n_in / simds[-1]) * n_out <= target
+        best = None
+        for simd in simds:
+            sf = math.ceil(n_in / simd)
+            if positions * sf > target:
+                continue
+            lo = min(math.ceil(n_out / (target // (positions * sf))), n_out)
+            # without a block-RAM model the smallest PE is the cheapest; with one, a larger PE
+            # can fill the blocks' width better: try the smallest PE of each neuron-fold count
+            pes = sorted({math.ceil(n_out / nf) for nf in range(1, math.ceil(n_out / lo) + 1)}) if rom_blocks else [lo]
+            if output_pe1:
+                pes = [pe for pe in pes if pe == 1]
+            for pe in pes:
+                f = replace(shape, pe=pe, simd=simd)
+                key = (pe * simd, f.cycles, -simd)
+                if rom_blocks:
+                    value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
+                    rom = weight_rom(f, kw.get("pipelined", True))
+                    blocks = rom_blocks(rom.depth, rom.width) + rom_blocks(f.nf, pe * value_bits)
+                    if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD values
+                        blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), f.word_bits)
+                    key = (blocks,) + key
+                if best is None or key < best[0]:
+                    best = (key, (pe, simd))
+        if best is None:
+            fewest = positions * math.ceil(n_in / simds[-1])
+            widest = f"{simds[-1]} input values per cycle (SIMD" + (
+                f", a divisor of the window's {shape.window.channels} channels)" if shape.window else ")")
+            raise UsageError(f"layer {k}: no folding of its {n_in} inputs{f' at {positions} positions' if positions > 1 else ''} "
+                             f"reaches {target} cycles per image: with at most {widest} it takes at least {fewest}; "
+                             f"ask for {fewest} or more cycles per image")
+        folds.append(best[1])
+    return _fold_plan(shapes, folds, "", **kw)
+
+
+# --- ROM contents ---------------------------------------------------------------------------
