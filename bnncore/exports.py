@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,8 @@ import numpy as np
 from . import __version__
 from .errors import BnnError
 from .fileio import OutputDirError, new_output, read_json_object, sha256_file
-from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer, shape_str
+from .kinds import kind_named, kind_of, names
+from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
 
@@ -213,14 +213,36 @@ class _Output:
         return OutputHead(w, t, name=e["name"])
 
 
+class _Registered:
+    """The handler of a kind registered with bnncore.kinds (a weightless map layer)."""
+
+    def __init__(self, kind):
+        self.kind, self.layer = kind, kind.layer
+
+    def entry(self, l):
+        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), **self.kind.entry(l)}
+
+    def check(self, path, f, e):
+        _shape(path, f + ".in_shape", e.get("in_shape"))
+        return None
+
+    def build(self, e, w, t):
+        return self.kind.build(e, e["name"], tuple(e["in_shape"]))
+
+
 #: Manifest layer kinds (format_version 2); version 1's 'hidden' is a 1-bit dense layer.
 KINDS = {"dense": _Dense, "conv": _Conv, "pool": _Pool, "output": _Output}
 _BY_CLASS = {h.layer: name for name, h in KINDS.items()}
 
 
+def _handler(name: str):
+    """The manifest handler of the kind ``name``: a built-in one, or a registered kind's."""
+    return KINDS.get(name) or (_Registered(kind_named(name)) if kind_named(name) else None)
+
+
 def _layer_entry(s) -> dict:
-    kind = _BY_CLASS[type(s)]
-    return {"name": s.name, "kind": kind, **KINDS[kind].entry(s)}
+    kind = _BY_CLASS.get(type(s)) or kind_of(s).name
+    return {"name": s.name, "kind": kind, **_handler(kind).entry(s)}
 
 
 # --- Writing --------------------------------------------------------------------------------
@@ -256,8 +278,13 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_
     """
     if format_version not in (1, 2):
         raise ExportError(f"format_version must be 1 or 2, not {format_version!r}")
+    if format_version == 1 and not net.is_chain:
+        raise ExportError("format_version 1 holds a chain of dense layers; write a graph with format_version 2")
     shape = _manifest_v1(net) if format_version == 1 else {
         "topology": net.spec, "layers": [_layer_entry(s) for s in net.stages]}
+    if not net.is_chain:        # each stage names what it reads; a chain's entries stay as they were
+        for entry, srcs in zip(shape["layers"], net.graph):
+            entry["inputs"] = list(srcs)
     out = Path(out_dir)
     try:
         with new_output(out, "export", _export_files, force=force) as tmp:
@@ -359,13 +386,21 @@ def _check_layers(path: Path, m: dict) -> list:
     layers, specs = _layer_list(path, m), []
     for k, e in enumerate(layers):
         kind = e.get("kind")
-        if kind not in KINDS:
-            raise ExportError(f"{path}: field 'layers[{k}].kind' must be one of {', '.join(KINDS)}, found {kind!r}")
+        if _handler(kind) is None:
+            raise ExportError(f"{path}: field 'layers[{k}].kind' must be one of {', '.join(KINDS | dict.fromkeys(names()))}"
+                              f", found {kind!r}" + ("; a kind of another package must be registered (bnncore.kinds) "
+                                                     "before its networks load" if isinstance(kind, str) else ""))
         if (kind == "output") != (k == len(layers) - 1):
             raise ExportError(f"{path}: field 'layers' must list the hidden layers, then one output layer "
                               f"(kind 'output'), found kind {kind!r} at layers[{k}]")
-        matrix = KINDS[kind].check(path, f"layers[{k}]", e)
-        specs.append({"entry": e, "kind": kind, "handler": KINDS[kind], "matrix": matrix, "name": e["name"]})
+        handler = _handler(kind)
+        srcs = e.get("inputs")
+        if srcs is not None and (not isinstance(srcs, list) or not srcs
+                                 or not all(isinstance(j, int) and not isinstance(j, bool) for j in srcs)):
+            raise ExportError(f"{path}: field 'layers[{k}].inputs' must be a list of layer indices (-1: the network's "
+                              f"input), found {srcs!r}")
+        matrix = handler.check(path, f"layers[{k}]", e)
+        specs.append({"entry": e, "kind": kind, "handler": handler, "matrix": matrix, "name": e["name"]})
     return specs
 
 
@@ -511,14 +546,18 @@ def _network(where, inp: dict, weights, ints, specs) -> FoldedNetwork:
         for spec in specs:
             w, t = next(it) if spec["matrix"] is not None else (None, None)
             stages.append(spec["handler"].build(spec["entry"], w, t))
-        return FoldedNetwork(tuple(stages[:-1]), stages[-1], scheme)
+        graph = [s["entry"].get("inputs") for s in specs] if any("inputs" in s["entry"] for s in specs) else None
+        if graph is not None and None in graph:
+            k = graph.index(None)
+            raise ExportError(f"{where}: field 'layers[{k}].inputs' missing; a graph's layers each name their inputs")
+        return FoldedNetwork(tuple(stages[:-1]), stages[-1], scheme, tuple(map(tuple, graph)) if graph else ())
     except (NetworkError, ValueError, TypeError) as e:
         raise ExportError(f"{where}: {e}") from None
 
 
 def _topology_specs(topology, in_bits: int, pad_value: int) -> list:
     """Manifest-style layer entries for a topology string (pools OR, the given pad value)."""
-    from .topology import Conv, Dense, Pool, parse
+    from .topology import Conv, Pool, parse
     t = parse(topology)
     specs, k = [], 0
     for i, l in enumerate(t.layers + (t.head,)):

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import UsageError
+from .kinds import kind_of
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
 __all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "BACKENDS", "backend_names",
@@ -237,11 +238,30 @@ class Inference:
     activations: list | None = None
 
 
+def _registered(layer, x, _):
+    """A layer of a registered kind (bnncore.kinds) on a batch of (N, height, width, channels)
+    maps (a list of them for a kind that joins several)."""
+    c, h, w = layer.in_shape
+    maps = x if isinstance(x, list) else [x]
+    out = kind_of(layer).golden(layer, *(np.ascontiguousarray(m.reshape(len(m), h, w, c)) for m in maps))
+    x = maps[0]
+    c, h, w = layer.out_shape
+    if out.shape != (len(x), h, w, c) or out.dtype != np.uint8:
+        raise UsageError(f"{layer.name}: the golden model of kind {layer.kind!r} returned {out.dtype} {out.shape}, "
+                         f"not uint8 {(len(x), h, w, c)}")
+    return out
+
+
+def _step(table: dict, layer) -> tuple:
+    """(prepare, run) of ``layer``: the backend's, or a registered kind's golden model."""
+    return table.get(type(layer)) or (_none, _registered)
+
+
 def _prepared(net: FoldedNetwork, backend: str, table: dict) -> list:
     # Cached on the (frozen, read-only) network: laying out weights is not part of inference.
     cache = net.__dict__.setdefault("_golden_prepared", {})
     if backend not in cache:
-        cache[backend] = [table[type(s)][0](s) for s in net.stages]
+        cache[backend] = [_step(table, s)[0](s) for s in net.stages]
     return cache[backend]
 
 
@@ -255,10 +275,17 @@ def default_threads() -> int:
 
 def _run_batch(net, table, prepared, x, return_layers):
     acts = []
-    for layer, p in zip(net.layers, prepared):
-        x = table[type(layer)][1](layer, x, p)
-        if return_layers:
-            acts.append(x)
+    if net.is_chain:
+        for layer, p in zip(net.layers, prepared):
+            x = _step(table, layer)[1](layer, x, p)
+            if return_layers:
+                acts.append(x)
+    else:                         # a graph: each stage reads the outputs its inputs name
+        inp = x
+        for layer, p, srcs in zip(net.layers, prepared, net.graph):
+            xs = [inp if j < 0 else acts[j] for j in srcs]
+            acts.append(_step(table, layer)[1](layer, xs[0] if len(xs) == 1 else xs, p))
+        x = acts[net.graph[-1][0]] if net.layers else inp
     s = table[OutputHead][1](net.head, x, prepared[-1])
     return np.argmax(s, axis=1), s, acts             # first maximum: lowest index wins ties
 

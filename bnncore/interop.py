@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SetupError
+from .errors import SetupError, UsageError
 from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
 
 __all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "model_input", "batched", "INTEROP_INSTALL"]
@@ -94,6 +94,12 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
 
+    from .kinds import kind_of
+    other = next((s for s in net.layers if kind_of(s)), None)
+    if other is not None or not net.is_chain:
+        raise UsageError(f"network {net.spec}: " + (f"{other.name} is of kind {other.kind!r}, which has no QONNX form"
+                                                    if other is not None else "a graph of layers has no QONNX form "
+                                                    "in bnncore yet (a chain has)"))
     g = _Graph()
     first = net.stages[0]
     spatial = isinstance(first, (ConvLayer, PoolLayer))

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .errors import BnnError
+from .kinds import kind_of
 
 __all__ = ["InputScheme", "DenseLayer", "FoldedLayer", "ConvLayer", "PoolLayer", "OutputHead", "FoldedNetwork",
            "NetworkError", "summary", "summary_table", "shape_str"]
@@ -424,6 +425,29 @@ class OutputHead(_Layer):
 _HIDDEN = (DenseLayer, ConvLayer, PoolLayer)
 
 
+def _graph(stages: list, names: list, inputs) -> tuple:
+    """``inputs`` checked as FoldedNetwork's graph of ``stages`` (empty: the chain)."""
+    if not inputs:
+        inputs = tuple((i - 1,) for i in range(len(stages)))
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != len(stages):
+        raise NetworkError(f"inputs: expected one tuple of stage indices per stage ({len(stages)}: the layers, then "
+                           f"the head), got {inputs!r}")
+    graph = []
+    for i, srcs in enumerate(inputs):
+        if not isinstance(srcs, (tuple, list)) or not all(isinstance(j, int) and not isinstance(j, bool) for j in srcs):
+            raise NetworkError(f"{names[i]}: its inputs must be a tuple of stage indices, got {srcs!r}")
+        kind = kind_of(stages[i])
+        arity = getattr(kind, "arity", 1) if kind else 1
+        if len(srcs) != arity:
+            raise NetworkError(f"{names[i]}: reads {arity} map{'s' if arity > 1 else ''}, got inputs {tuple(srcs)}")
+        bad = [j for j in srcs if not (-1 <= j < i) or (j == -1) != (i == 0)]
+        if bad:
+            raise NetworkError(f"{names[i]}: reads stage {bad[0]}; a stage reads stages before it (the first one "
+                               "the network's input, -1, and no other stage reads that)")
+        graph.append(tuple(srcs))
+    return tuple(graph)
+
+
 @dataclass(frozen=True, eq=False)
 class FoldedNetwork:
     """Hidden layers, output head and the input scheme they expect.
@@ -435,49 +459,72 @@ class FoldedNetwork:
     input : InputScheme ('threshold', 'probability' or 'uint8'; inference uses
         ``input.bits(images)``). A ``data.InputBinarization`` is accepted and reduced to its
         InputScheme (training-only fields such as ``repeats`` are not part of the network).
+    inputs : the graph: per stage (the layers, then the head), a tuple of the stages it reads,
+        by index into ``layers``, -1 for the network's input (the first layer's only). Empty
+        (the default) is the chain, each stage reading the one before; a chain given as a graph
+        is stored empty. A stage reads one map, except a registered kind of ``arity`` n
+        (bnncore.kinds), which reads n of the same shape: a residual join. ``graph`` gives it
+        whole.
     """
     layers: tuple
     head: OutputHead
     input: InputScheme = InputScheme()
+    inputs: tuple = ()
 
     def __post_init__(self):
         layers = tuple(self.layers)
         for i, layer in enumerate(layers):
-            if not isinstance(layer, _HIDDEN):
-                raise NetworkError(f"layer {i}: expected a DenseLayer, ConvLayer or PoolLayer, got {type(layer).__name__}")
+            if not isinstance(layer, _HIDDEN) and kind_of(layer) is None:
+                raise NetworkError(f"layer {i}: expected a DenseLayer, ConvLayer, PoolLayer or a layer of a registered "
+                                   f"kind (bnncore.kinds), got {type(layer).__name__}")
         if not isinstance(self.head, OutputHead):
             raise NetworkError(f"head: expected an OutputHead, got {type(self.head).__name__}")
         inp = _as_input(self.input)
         stages = list(layers) + [self.head]
         names = [f"layer {i}" for i in range(len(layers))] + ["output head"]
-        if isinstance(stages[0], PoolLayer):
-            raise NetworkError("layer 0: a network cannot start with a pool; pools follow a convolution")
+        if isinstance(stages[0], PoolLayer) or kind_of(stages[0]):
+            raise NetworkError(f"layer 0: a network cannot start with a {stages[0].kind}; it follows a convolution")
         want = inp.value_bits
         if stages[0].in_bits != want:
             raise NetworkError(f"{names[0]}: has {stages[0].in_bits}-bit inputs, but the {inp.scheme!r} input gives "
                                f"{want}-bit values" + ("" if want == 1 else " (an output head needs 1-bit inputs; "
                                                        "add a hidden layer)"))
+        graph = _graph(stages, names, self.inputs)
         for i in range(1, len(stages)):
-            prev, s = stages[i - 1], stages[i]
+            s = stages[i]
             if getattr(s, "in_bits", 1) != 1:
                 raise NetworkError(f"{names[i]}: only the first layer can have {s.in_bits}-bit inputs; "
                                    "later layers see bits")
-            if isinstance(s, (ConvLayer, PoolLayer)):
-                if len(prev.out_shape) != 3 or prev.out_shape != s.in_shape:
-                    raise NetworkError(f"{names[i]}: expects input {shape_str(s.in_shape)}, but {names[i - 1]} "
-                                       f"gives {shape_str(prev.out_shape)}")
-            elif s.n_in != prev.n_out_values:
-                raise NetworkError(f"{names[i]}: has {s.n_in} inputs, expected {prev.n_out_values} "
-                                   f"(the outputs of layer {i - 1}{', flattened' if len(prev.out_shape) == 3 else ''})")
+            for src in graph[i]:
+                prev = stages[src]
+                if isinstance(s, (ConvLayer, PoolLayer)) or kind_of(s):
+                    if len(prev.out_shape) != 3 or prev.out_shape != s.in_shape:
+                        raise NetworkError(f"{names[i]}: expects input {shape_str(s.in_shape)}, but {names[src]} "
+                                           f"gives {shape_str(prev.out_shape)}")
+                elif s.n_in != prev.n_out_values:
+                    raise NetworkError(f"{names[i]}: has {s.n_in} inputs, expected {prev.n_out_values} (the outputs "
+                                       f"of layer {src}{', flattened' if len(prev.out_shape) == 3 else ''})")
         # unnamed layers are named by position, for messages and reports
         layers = tuple(replace(l, name=f"layer {i}") if l.name == "layer" else l for i, l in enumerate(layers))
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "input", inp)
+        chain = tuple((i - 1,) for i in range(len(stages)))
+        object.__setattr__(self, "inputs", () if graph == chain else graph)
+
+    @property
+    def graph(self) -> tuple:
+        """Per stage (layers, then the head), the indices of the stages it reads (-1: the input)."""
+        return self.inputs or tuple((i - 1,) for i in range(len(self.stages)))
+
+    @property
+    def is_chain(self) -> bool:
+        """Each stage reads the one before it: what the accelerator streams."""
+        return not self.inputs
 
     @property
     def is_mlp(self) -> bool:
         """Dense layers only, 1-bit input: what the MLP accelerator (hw/) implements."""
-        return all(isinstance(l, DenseLayer) for l in self.layers) and self.input.binary
+        return all(isinstance(l, DenseLayer) for l in self.layers) and self.input.binary and self.is_chain
 
     @property
     def in_shape(self) -> tuple:
@@ -502,11 +549,15 @@ class FoldedNetwork:
         if all(isinstance(l, DenseLayer) for l in self.layers):
             return "-".join(map(str, self.topology))
         parts = [shape_str(self.in_shape)]
-        for l in self.layers:
+        for i, l in enumerate(self.layers):
+            if self.inputs and self.graph[i] != (i - 1,):
+                parts.append(f"<{','.join(map(str, self.graph[i]))}>")
             if isinstance(l, ConvLayer):
                 parts.append(f"{l.channels}c{l.kernel}" + (f"p{l.padding}" if l.padding else ""))
             elif isinstance(l, PoolLayer):
                 parts.append(f"mp{l.size}")
+            elif kind_of(l):
+                parts.append(kind_of(l).token(l))
             else:
                 parts.append(str(l.n_out))
         return "-".join(parts + [str(self.head.n_out)])
@@ -523,7 +574,7 @@ class FoldedNetwork:
 
     def __eq__(self, other):
         return (isinstance(other, FoldedNetwork) and self.layers == other.layers
-                and self.head == other.head and self.input == other.input)
+                and self.head == other.head and self.input == other.input and self.inputs == other.inputs)
 
     def digest(self) -> str:
         """sha256 of what the network computes: the input scheme, then per layer its kind,
@@ -535,6 +586,10 @@ class FoldedNetwork:
                 h.update(f";PoolLayer {s.size} {shape_str(s.in_shape)};".encode())
                 h.update(np.packbits(s.modes).tobytes())
                 continue
+            if kind_of(s):
+                h.update(f";{kind_of(s).name} {shape_str(s.in_shape)};".encode())
+                h.update(kind_of(s).digest(s))
+                continue
             values = s.bias if isinstance(s, OutputHead) else s.thresholds
             if isinstance(s, ConvLayer):
                 tag = f"ConvLayer {shape_str(s.weights.shape)} {shape_str(s.in_shape)} p{s.padding} {s.pad_value} {s.in_bits}"
@@ -544,6 +599,8 @@ class FoldedNetwork:
             h.update(f";{tag};".encode())
             h.update(np.packbits(s.weights, axis=None).tobytes())
             h.update(values.astype("<i8").tobytes())
+        if self.inputs:
+            h.update(f";graph {self.inputs}".encode())
         return h.hexdigest()
 
     def __repr__(self):
@@ -572,7 +629,11 @@ def summary(net: FoldedNetwork) -> dict:
                "n_in": getattr(s, "fan_in", math.prod(s.in_shape)), "n_out": getattr(s, "n_out", s.in_shape[0])}
         if not s.has_weights:
             row.update(weight_bits=0, weight_kib=0.0, macs_per_image=0, folded_bits=0, float32_bits=0,
-                       and_channels=int(s.modes.sum()), value_min=0, value_max=0)
+                       value_min=0, value_max=0)
+            if isinstance(s, PoolLayer):
+                row["and_channels"] = int(s.modes.sum())
+            else:
+                row["note"] = kind_of(s).describe(s)
             rows.append(row)
             continue
         hidden = not isinstance(s, OutputHead)
@@ -606,8 +667,9 @@ def summary_table(net: FoldedNetwork) -> str:
            f"{'thr/bias range':>18} {'sum bits':>8} {'thr bits':>8}"
     lines = [f"FoldedNetwork {s['topology']}, {s['input']} input", head, "-" * len(head)]
     for r in s["layers"]:
-        if r["kind"] == "pool":
-            extra = f"{r['and_channels']} AND / {r['in_shape'][0] - r['and_channels']} OR channels"
+        if not r["weight_bits"]:
+            extra = (f"{r['and_channels']} AND / {r['in_shape'][0] - r['and_channels']} OR channels"
+                     if "and_channels" in r else r.get("note", ""))
             lines.append(f"{r['name']:<10} {r['kind']:<6} {shape_str(r['in_shape']):>9} {shape_str(r['out_shape']):>9} "
                          f"{'':>12} {'':>8} {'':>13} {extra:>18}")
             continue

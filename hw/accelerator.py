@@ -22,7 +22,8 @@ from .design import _value_bits, rom_ports  # noqa: F401  (rom_ports: for the ca
 from .engine import LayerEngine
 from .layout import rom_slices, threshold_words, weight_rom, weight_words
 from .plan import Plan, address_bits, collector_banks, engine_banks
-from .window import MaxPool, PixelCollector, RowUnpacker, SlidingWindow
+from .stages import hardware_unit
+from .window import PixelCollector, RowUnpacker, SlidingWindow
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom", "engine_banks",
            "collector_banks"]
@@ -143,10 +144,10 @@ class AcceleratorCore(wiring.Component):
                 connect(m, eng.out, col.wr)
                 pixels = col.o
                 taps.append(("map", pixels))
-                for j, pool in enumerate(f.pools):
-                    m.submodules[f"pool{k}_{j}"] = mp = MaxPool(pool=pool)
-                    connect(m, pixels, mp.i)
-                    pixels = mp.o
+                for j, stage in enumerate(f.pools):
+                    m.submodules[f"{stage.kind}{k}_{j}"] = unit = hardware_unit(stage)
+                    connect(m, pixels, unit.i)
+                    pixels = unit.o
                     taps.append(("map", pixels))
             else:
                 taps.append(("dense" if f.kind == "hidden" else "output", eng.out, f))

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 INF = float("inf")
 
-__all__ = ["simulate", "CycleRun"]
+__all__ = ["simulate", "CycleRun", "Unit", "MaxPoolUnit", "INF"]
 
 
 def _banks(full, rptr):
@@ -33,10 +33,13 @@ def _banks(full, rptr):
     return tuple(full[rptr:] + full[:rptr])
 
 
-class _Unit:
+class Unit:
     """A unit's control. ``signals`` (phase 1) reads only its own registers; ``decide``
     (phase 2) reads its neighbours' signals; ``tick`` makes the next registers; ``next_event``
-    is the first cycle from ``c`` at which ``tick`` does more than ``skip`` can."""
+    is the first cycle from ``c`` at which ``tick`` does more than ``skip`` can; ``state`` is
+    what the unit's future depends on. A stage on the pixel stream (hw/stages.py) has ``src``
+    (the unit before: its ``valid``) and ``sink`` (the unit after: its ``i_ready``), and
+    sets ``i_ready`` and ``valid`` in ``signals``."""
 
     def signals(self, c):
         pass
@@ -57,7 +60,7 @@ class _Unit:
         return ()
 
 
-class _Driver(_Unit):
+class _Driver(Unit):
     """The bench's input: valid on every cycle, ``beats`` beats per image."""
 
     def __init__(self, beats):
@@ -81,7 +84,7 @@ class _Driver(_Unit):
         return (self.beat,)
 
 
-class _InputStage(_Unit):
+class _InputStage(Unit):
     """A dense first layer's input: beats straight into its engine's buffer."""
 
     def __init__(self, beats):
@@ -111,7 +114,7 @@ class _InputStage(_Unit):
         return (self.beat, self.in_image)
 
 
-class _RowUnpacker(_Unit):
+class _RowUnpacker(Unit):
     """hw/window.py RowUnpacker."""
 
     def __init__(self, width):
@@ -148,7 +151,7 @@ class _RowUnpacker(_Unit):
         return (self.have, self.k, self.o_v, self.s_v)
 
 
-class _WindowWriter(_Unit):
+class _WindowWriter(Unit):
     """hw/window.py SlidingWindow, writer side: a pixel into the line buffer, a word per cycle."""
 
     def __init__(self, window, simd):
@@ -190,7 +193,7 @@ class _WindowWriter(_Unit):
         return (self.free, self.loaded, self.wc, self.ax, self.wx)
 
 
-class _WindowReader(_Unit):
+class _WindowReader(Unit):
     """hw/window.py SlidingWindow, reader side: windows of SF words into the engine's buffer."""
 
     def __init__(self, window, sf):
@@ -262,7 +265,7 @@ class _WindowReader(_Unit):
                 tuple(t - c for t in self.pending))
 
 
-class _Engine(_Unit):
+class _Engine(Unit):
     """hw/engine.py LayerEngine: its input buffer's banks and its issue of NF * SF words per
     image (or window); the consumer sees the last write ``depth - 1`` cycles after the last
     issue."""
@@ -315,7 +318,7 @@ class _Engine(_Unit):
                 tuple(t - c for t in self.pending))
 
 
-class _PixelCollector(_Unit):
+class _PixelCollector(Unit):
     """hw/window.py PixelCollector: output pixels of an engine, ``banks`` of them."""
 
     def __init__(self, banks):
@@ -348,7 +351,7 @@ class _PixelCollector(_Unit):
         return (self.used, _banks(self.full, self.rptr), (self.wptr - self.rptr) % self.B, self.valid)
 
 
-class _MaxPool(_Unit):
+class MaxPoolUnit(Unit):
     """hw/window.py MaxPool: takes a pixel when its output register is empty."""
 
     def __init__(self, pool):
@@ -390,7 +393,7 @@ class _MaxPool(_Unit):
         return (self.x, self.y, self.xi, self.yi, self.o_valid)
 
 
-class _Output(_Unit):
+class _Output(Unit):
     """hw/accelerator.py's output FIFO and its credits; the bench takes every result at once."""
 
     def __init__(self, depth):
@@ -418,6 +421,7 @@ class _Output(_Unit):
 def _build(plan):
     """The units of ``plan``'s accelerator, in hw/accelerator.py's order, wired."""
     from .plan import collector_banks, engine_banks
+    from .stages import cycle_model_unit
     D = plan.depth
     driver = _Driver(plan.in_beats)
     units, prev = [driver], None       # prev: the feature-map stream the next window reads
@@ -454,11 +458,11 @@ def _build(plan):
             col.engine = eng
             units.append(col)
             prev = col
-            for p in f.pools:
-                mp = _MaxPool(p)
-                mp.src, prev.sink = prev, mp
-                units.append(mp)
-                prev = mp
+            for stage in f.pools:
+                unit = cycle_model_unit(stage)
+                unit.src, prev.sink = prev, unit
+                units.append(unit)
+                prev = unit
             eng.consumer = col
     out = _Output(plan.out_depth)
     out.engine = engines[-1]
@@ -479,7 +483,7 @@ class CycleRun(NamedTuple):
 
 
 def _overrides(units, name):
-    return [getattr(u, name) for u in units if getattr(type(u), name) is not getattr(_Unit, name)]
+    return [getattr(u, name) for u in units if getattr(type(u), name) is not getattr(Unit, name)]
 
 
 def simulate(plan, max_images: int = 48) -> CycleRun:

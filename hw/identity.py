@@ -10,7 +10,9 @@ import json
 from bnncore.errors import UsageError
 from bnncore.network import FoldedNetwork
 
-from .plan import LayerFold, Plan, Pool, Window, bias_bits_for, layer_shapes, make_plan, plan_for
+from .plan import LayerFold, Plan, Window, bias_bits_for, layer_shapes, make_plan, plan_for
+from .stages import from_description as stage_from_description
+from .stages import properties as stage_properties
 
 __all__ = ["layer_properties", "design_properties", "design_differences", "describe_differences", "network_plan",
            "check_network", "plan_from_rtl", "design_digest"]
@@ -31,9 +33,8 @@ def layer_properties(fold: LayerFold) -> dict:
                       f"layer {k} input map": f"{w.channels}x{w.height}x{w.width}",
                       f"layer {k} padding": w.padding, f"layer {k} pad value": w.pad_value})
     props[f"layer {k} pools"] = len(fold.pools)
-    for j, pool in enumerate(fold.pools):
-        props[f"layer {k} pool {j} size"] = pool.size
-        props[f"layer {k} pool {j} AND channels"] = [c for c, m in enumerate(pool.modes) if m]
+    for j, stage in enumerate(fold.pools):
+        props.update(stage_properties(stage, k, j))
     return props
 
 
@@ -126,7 +127,7 @@ def plan_from_rtl(info: dict) -> Plan:
                              out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
         layers = tuple(LayerFold(l["n_in"], l["n_out"], l["pe"], l["simd"], l["kind"], k, l.get("in_bits", 1),
                                  Window.from_description(l["window"]) if "window" in l else None,
-                                 tuple(Pool.from_description(p) for p in l.get("pools", ())))
+                                 tuple(stage_from_description(p) for p in l.get("pools", ())))
                        for k, l in enumerate(rows))
         return Plan(layers, info["banks"], info["out_depth"], info["bias_bits"], info["pipelined"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -150,6 +150,14 @@ class Pool:
     def out_w(self) -> int:
         return self.width // self.size
 
+    kind = "pool"
+
+    def token(self) -> str:
+        return f"mp{self.size}"
+
+    def properties(self) -> dict:
+        return {"size": self.size, "AND channels": [c for c, m in enumerate(self.modes) if m]}
+
     def describe(self) -> dict:
         return {"in_shape": [self.channels, self.height, self.width], "size": self.size,
                 "and_channels": [c for c, m in enumerate(self.modes) if m]}
@@ -222,7 +230,7 @@ class LayerFold:
             return (self.n_out,)
         c, h, w = self.n_out, self.window.out_h, self.window.out_w
         for p in self.pools:
-            h, w = h // p.size, w // p.size
+            h, w = p.out_h, p.out_w
         return (c, h, w)
 
     @property
@@ -378,7 +386,7 @@ class Plan:
         for l in self.layers:
             if l.window is not None and not l.window.dense:
                 parts.append(f"{l.n_out}c{l.window.kh}" + (f"p{l.window.padding}" if l.window.padding else ""))
-                parts += [f"mp{p.size}" for p in l.pools]
+                parts += [p.token() for p in l.pools]
             else:
                 parts.append(str(l.n_out))
         return "-".join(parts)
@@ -399,17 +407,27 @@ class Plan:
 def layer_shapes(net) -> list:
     """One ``LayerFold`` per weight layer of ``net`` (a FoldedNetwork, or an MLP topology of
     layer sizes), with PE and SIMD 1: the shapes, windows and pools that a folding fills in."""
-    from bnncore.network import ConvLayer, PoolLayer
+    from bnncore.kinds import kind_of
+    from bnncore.network import ConvLayer, PoolLayer, shape_str
     if not isinstance(net, FoldedNetwork):
         sizes = tuple(net)
         return [LayerFold(a, b, 1, 1, "output" if k == len(sizes) - 2 else "hidden", k)
                 for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    if not net.is_chain:
+        srcs = next((i, g) for i, g in enumerate(net.graph) if g != (i - 1,))
+        raise UsageError(f"network {net.spec} is a graph (stage {srcs[0]} reads {list(srcs[1])}): the accelerator "
+                         "streams a chain of layers, and branches and joins have no hardware yet")
     shapes = []
     for s in net.stages:
-        if isinstance(s, PoolLayer):
+        if not s.has_weights:      # a pool, or a registered kind's stage, on the map of the layer before
             c, h, w = s.in_shape
+            stage = Pool(c, h, w, s.size, tuple(int(m) for m in s.modes)) if isinstance(s, PoolLayer) \
+                else kind_of(s).stage(s)
+            if (stage.channels, stage.out_h, stage.out_w) != tuple(s.out_shape):
+                raise UsageError(f"{s.name}: its hardware stage maps {shape_str((c, h, w))} to "
+                                 f"{stage.channels}x{stage.out_h}x{stage.out_w}, the layer to {shape_str(s.out_shape)}")
             last = shapes[-1]
-            shapes[-1] = replace(last, pools=last.pools + (Pool(c, h, w, s.size, tuple(int(m) for m in s.modes)),))
+            shapes[-1] = replace(last, pools=last.pools + (stage,))
             continue
         k = len(shapes)
         kind = "hidden" if s.kind != "output" else "output"

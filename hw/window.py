@@ -346,7 +346,7 @@ class MaxPool(wiring.Component):
     row, merged and sent) when it ends. The pixels of a trailing row or column that fills no
     window are dropped."""
 
-    def __init__(self, *, pool: Pool):
+    def __init__(self, pool: Pool):
         if not isinstance(pool, Pool):
             raise TypeError(f"pool must be a Pool, not {pool!r}")
         self._p = pool

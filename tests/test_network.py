@@ -31,7 +31,7 @@ def test_topology_and_equality():
      r"output head: has 5 inputs, expected 4 \(the outputs of layer 0\)"),
     (lambda: FoldedNetwork((), OutputHead(np.zeros((2, 5), int), [0, 0]), InputBinarization("none")),
      r"input: input scheme 'none' \(float pixels\) has no integer representation; train with --input threshold, probability or uint8"),
-    (lambda: FoldedNetwork(("x",), OutputHead(np.zeros((2, 5), int), [0, 0])), r"layer 0: expected a DenseLayer, ConvLayer or PoolLayer, got str"),
+    (lambda: FoldedNetwork(("x",), OutputHead(np.zeros((2, 5), int), [0, 0])), r"layer 0: expected a DenseLayer, ConvLayer, PoolLayer or a layer of a registered kind \(bnncore.kinds\), got str"),
 ])
 def test_validation_messages(make, message):
     with pytest.raises(NetworkError, match=rf"^{message}"):
