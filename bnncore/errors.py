@@ -10,7 +10,7 @@ from one of these, and from the built-in class it always was (``ValueError`` or
 
 from __future__ import annotations
 
-__all__ = ["BnnError", "UsageError", "SetupError", "VerificationError"]
+__all__ = ["BnnError", "UsageError", "SetupError", "VerificationError", "ExportError", "DataError", "GenerateError"]
 
 
 class BnnError(Exception):
@@ -28,3 +28,15 @@ class SetupError(BnnError, RuntimeError):
 class VerificationError(BnnError, RuntimeError):
     """Two models that must agree exactly (torch and the folded network, qonnx's executor and
     the import) do not; nothing was written."""
+
+
+class ExportError(BnnError, ValueError):
+    """An export directory is missing, inconsistent, corrupt or of an unknown format."""
+
+
+class DataError(BnnError, ValueError):
+    """A data file or directory is missing, corrupt or not what was expected."""
+
+
+class GenerateError(BnnError, RuntimeError):
+    """A tool needed to generate the RTL is missing or failed."""

@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import BnnError
+from .errors import ExportError
 from .fileio import OutputDirError, new_output, read_json_object, sha256_file
-from .kinds import kind_named, kind_of, names
-from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead, PoolLayer
+from .kinds import BUILTIN, kind_named, kind_of, names
+from .kinds.base import entry_shape
+from .network import DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
 
@@ -60,10 +61,6 @@ CONVENTIONS = {
     "rom weights": "one line per neuron, n_in binary digits, input 0 is the rightmost digit",
     "rom thresholds": "one hexadecimal word per neuron (output biases as 32-bit two's complement)",
 }
-
-
-class ExportError(BnnError, ValueError):
-    """An export directory is missing, inconsistent, corrupt or of an unknown format."""
 
 
 def _values(s) -> np.ndarray:
@@ -108,110 +105,6 @@ def _expected_files(n_weight_layers: int) -> set:
 
 # --- Layer kinds: one handler each, for the manifest entry and for rebuilding the layer -------
 
-def _pos(path, field, v, minimum=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise ExportError(f"{path}: field '{field}' must be an integer >= {minimum}, found {v!r}")
-    return v
-
-
-def _shape(path, field, v):
-    if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
-                                                         for x in v):
-        raise ExportError(f"{path}: field '{field}' must be [channels, height, width] of positive integers, found {v!r}")
-    return tuple(v)
-
-
-def _in_bits(path, field, v):
-    if v not in (1, 8) or isinstance(v, bool):
-        raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
-    return v
-
-
-class _Dense:
-    layer = DenseLayer
-
-    @staticmethod
-    def entry(l):
-        return {"n_in": l.n_in, "n_out": l.n_out, "in_bits": l.in_bits}
-
-    @staticmethod
-    def check(path, f, e):
-        """(fan-in, neurons, in_bits) of the layer's weight matrix, from its manifest entry."""
-        return _pos(path, f + ".n_in", e.get("n_in")), _pos(path, f + ".n_out", e.get("n_out")), \
-            _in_bits(path, f + ".in_bits", e.get("in_bits", 1))
-
-    @staticmethod
-    def build(e, w, t):
-        return DenseLayer(w, t, name=e["name"], in_bits=e.get("in_bits", 1))
-
-
-class _Conv:
-    layer = ConvLayer
-
-    @staticmethod
-    def entry(l):
-        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "channels": l.channels,
-                "kernel": l.kernel, "padding": l.padding, "pad_value": l.pad_value, "in_bits": l.in_bits,
-                "n_in": l.fan_in, "n_out": l.channels}
-
-    @staticmethod
-    def check(path, f, e):
-        c = _shape(path, f + ".in_shape", e.get("in_shape"))[0]
-        ch, k = _pos(path, f + ".channels", e.get("channels")), _pos(path, f + ".kernel", e.get("kernel"))
-        _pos(path, f + ".padding", e.get("padding"), 0)
-        _pos(path, f + ".pad_value", e.get("pad_value"), 0)
-        for key, want in (("n_in", k * k * c), ("n_out", ch)):
-            if e.get(key) != want:
-                raise ExportError(f"{path}: field '{f}.{key}' must be {want} (kernel {k}x{k} over {c} channels, "
-                                  f"{ch} output channels), found {e.get(key)!r}")
-        return k * k * c, ch, _in_bits(path, f + ".in_bits", e.get("in_bits"))
-
-    @staticmethod
-    def build(e, w, t):
-        k, c = e["kernel"], e["in_shape"][0]
-        return ConvLayer(w.reshape(e["channels"], k, k, c), t, tuple(e["in_shape"]), e["padding"], e["pad_value"],
-                         name=e["name"], in_bits=e["in_bits"])
-
-
-class _Pool:
-    layer = PoolLayer
-
-    @staticmethod
-    def entry(l):
-        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "size": l.size,
-                "modes": "".join("A" if m else "O" for m in l.modes)}
-
-    @staticmethod
-    def check(path, f, e):
-        c = _shape(path, f + ".in_shape", e.get("in_shape"))[0]
-        _pos(path, f + ".size", e.get("size"), 2)
-        modes = e.get("modes")
-        if not isinstance(modes, str) or len(modes) != c or set(modes) - {"O", "A"}:
-            raise ExportError(f"{path}: field '{f}.modes' must be a string of {c} letters 'O' (OR) or 'A' (AND), "
-                              f"one per channel, found {modes!r}")
-        return None
-
-    @staticmethod
-    def build(e, w, t):
-        return PoolLayer(tuple(e["in_shape"]), np.array([m == "A" for m in e["modes"]], np.uint8), e["size"],
-                         name=e["name"])
-
-
-class _Output:
-    layer = OutputHead
-
-    @staticmethod
-    def entry(l):
-        return {"n_in": l.n_in, "n_out": l.n_out}
-
-    @staticmethod
-    def check(path, f, e):
-        return _pos(path, f + ".n_in", e.get("n_in")), _pos(path, f + ".n_out", e.get("n_out")), 1
-
-    @staticmethod
-    def build(e, w, t):
-        return OutputHead(w, t, name=e["name"])
-
 
 class _Registered:
     """The handler of a kind registered with bnncore.kinds (a weightless map layer)."""
@@ -223,7 +116,7 @@ class _Registered:
         return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), **self.kind.entry(l)}
 
     def check(self, path, f, e):
-        _shape(path, f + ".in_shape", e.get("in_shape"))
+        entry_shape(path, f + ".in_shape", e.get("in_shape"))
         return None
 
     def build(self, e, w, t):
@@ -231,7 +124,7 @@ class _Registered:
 
 
 #: Manifest layer kinds (format_version 2); version 1's 'hidden' is a 1-bit dense layer.
-KINDS = {"dense": _Dense, "conv": _Conv, "pool": _Pool, "output": _Output}
+KINDS = dict(BUILTIN)
 _BY_CLASS = {h.layer: name for name, h in KINDS.items()}
 
 
@@ -420,7 +313,7 @@ def _check_layers_v1(path: Path, m: dict) -> list:
                           "output layer (kind 'output')")
     if [layers[0]["n_in"]] + [l["n_out"] for l in layers] != list(topology):
         raise ExportError(f"{path}: field 'layers' does not match field 'topology' {topology}")
-    return [{"entry": e, "kind": e["kind"], "handler": _Output if e["kind"] == "output" else _Dense,
+    return [{"entry": e, "kind": e["kind"], "handler": BUILTIN["output"] if e["kind"] == "output" else BUILTIN["dense"],
              "matrix": (e["n_in"], e["n_out"], 1), "name": e["name"]} for e in layers]
 
 

@@ -28,166 +28,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from .bits import pack_bits, popcounts, unpack_bits
 from .errors import UsageError
-from .kinds import kind_of
-from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
+from .kinds import BUILTIN, kind_of
+from .network import FoldedNetwork, OutputHead
 
 __all__ = ["pack_bits", "unpack_bits", "popcounts", "infer", "Inference", "BACKENDS", "backend_names",
            "default_backend", "default_threads"]
-
-
-def pack_bits(bits: np.ndarray) -> np.ndarray:
-    """(..., n) array of 0/1 -> (..., ceil(n / 64)) uint64, bit i in word i // 64 at i % 64."""
-    bits = np.asarray(bits, dtype=np.uint8)
-    n = bits.shape[-1]
-    pad = (-n) % 64
-    if pad:
-        bits = np.concatenate([bits, np.zeros(bits.shape[:-1] + (pad,), np.uint8)], axis=-1)
-    packed = np.packbits(bits, axis=-1, bitorder="little")          # (..., words * 8) uint8
-    return np.ascontiguousarray(packed).view("<u8")
-
-
-def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: (..., words) uint64 -> (..., n) uint8 of 0/1."""
-    words = np.ascontiguousarray(words, dtype="<u8")
-    return np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little")[..., :n]
-
-
-def popcounts(x: np.ndarray, w_t: np.ndarray, n: int) -> np.ndarray:
-    """popcount(xnor(x_i, w_j)) for packed inputs x (N, words) and packed, transposed
-    weights w_t (words, M): an (N, M) int32 array.
-
-    One word at a time: XOR, popcount, accumulate, with contiguous rows of w_t (the
-    transposed layout makes NumPy's inner loop a contiguous, vectorised one). The counts
-    accumulate in uint16 when they fit: less memory traffic than int32.
-    """
-    n_img, m = x.shape[0], w_t.shape[1]
-    acc = np.zeros((n_img, m), np.uint16 if n < 2**16 else np.int32)
-    tmp = np.empty((n_img, m), np.uint64)
-    cnt = np.empty((n_img, m), np.uint8)
-    for k in range(x.shape[1]):
-        np.bitwise_xor(x[:, k, None], w_t[k], out=tmp)
-        np.bitwise_count(tmp, out=cnt)
-        np.add(acc, cnt, out=acc)
-    return n - acc.astype(np.int32)
-
-
-def _sums(rows: np.ndarray, w_t: np.ndarray, n: int, in_bits: int) -> np.ndarray:
-    """sum(x, w) of each row of input values (R, n) against packed weights: (R, M) int64."""
-    if in_bits == 1:
-        return popcounts(pack_bits(rows), w_t, n).astype(np.int64)
-    total = np.zeros((rows.shape[0], w_t.shape[1]), np.int64)
-    for b in range(in_bits):
-        total += popcounts(pack_bits((rows >> b) & 1), w_t, n).astype(np.int64) << b
-    return total
-
-
-def _packed_t(layer) -> np.ndarray:
-    """The layer's weight rows packed, transposed: (words, out)."""
-    return np.ascontiguousarray(pack_bits(layer.matrix).T)
-
-
-def _dense(layer: DenseLayer, x: np.ndarray, w_t) -> np.ndarray:
-    x = x.reshape(len(x), -1)
-    return (_sums(x, w_t, layer.n_in, layer.in_bits) >= layer.thresholds).astype(np.uint8)
-
-
-def _padded(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
-    """The input map (N, H + 2p, W + 2p, C), padded with the layer's pad value."""
-    c, h, w = layer.in_shape
-    x = x.reshape(len(x), h, w, c)
-    p = layer.padding
-    return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=layer.pad_value) if p else x
-
-
-def _conv(layer: ConvLayer, x: np.ndarray, w_t) -> np.ndarray:
-    x, k = _padded(layer, x), layer.kernel
-    # (N, OH, OW, C, ky, kx) -> rows of (ky, kx, channel), the weights' order
-    win = sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
-    n, oh, ow = win.shape[:3]
-    rows = np.ascontiguousarray(win).reshape(n * oh * ow, layer.fan_in)
-    bits = _sums(rows, w_t, layer.fan_in, layer.in_bits) >= layer.thresholds
-    return bits.astype(np.uint8).reshape(n, oh, ow, layer.channels)
-
-
-def _pool(layer: PoolLayer, x: np.ndarray, _) -> np.ndarray:
-    c, h, w = layer.in_shape
-    s = layer.size
-    oh, ow = h // s, w // s
-    win = x.reshape(len(x), h, w, c)[:, :oh * s, :ow * s].reshape(len(x), oh, s, ow, s, c)
-    any_ = win.max(axis=(2, 4))
-    if not layer.modes.any():
-        return any_
-    return np.where(layer.modes.astype(bool), win.min(axis=(2, 4)), any_)
-
-
-def _head(head: OutputHead, x: np.ndarray, w_t) -> np.ndarray:
-    x = x.reshape(len(x), -1)
-    return 2 * popcounts(pack_bits(x), w_t, head.n_in).astype(np.int64) - head.n_in + head.bias
 
 
 _none = lambda layer: None
 
 
 def _numba_backend() -> dict:
-    """The compiled backend's table (imports Numba, which takes a moment, on first use)."""
-    from . import kernels as k
-
-    def dense_prepare(layer):
-        if layer.in_bits == 8:
-            return -np.ascontiguousarray(layer.matrix.T, dtype=np.int32), layer.thresholds.astype(np.int32)
-        return _packed_t(layer), (layer.n_in - layer.thresholds).astype(np.int64)
-
-    def dense(layer, x, prepared):
-        x = x.reshape(len(x), -1)
-        out = np.empty((len(x), layer.n_out), np.uint8)
-        if layer.in_bits == 8:
-            k.dense_bytes(np.ascontiguousarray(x), *prepared, out)
-        else:
-            k.dense_bits(pack_bits(x), *prepared, out)
-        return out
-
-    def conv_prepare(layer):
-        if layer.in_bits == 8:
-            w = layer.weights.transpose(1, 2, 3, 0)                          # (ky, kx, c, out)
-            return -np.ascontiguousarray(w, dtype=np.int32), layer.thresholds.astype(np.int32)
-        return _packed_t(layer), (layer.fan_in - layer.thresholds).astype(np.int64)
-
-    def conv(layer, x, prepared):
-        c, h, w = layer.out_shape
-        out = np.empty((len(x), h, w, c), np.uint8)
-        if layer.in_bits == 8:
-            k.conv_bytes(np.ascontiguousarray(_padded(layer, x)), *prepared, out)
-            return out
-        ci, hi, wi = layer.in_shape
-        p = layer.padding
-        packed = np.empty((len(x), hi + 2 * p, wi + 2 * p, -(-ci // 64)), np.uint64)
-        k.pack_map(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), p, layer.pad_value, packed)
-        k.conv_bits(packed, layer.kernel, ci, *prepared, out)
-        return out
-
-    def pool(layer, x, _):
-        c, h, w = layer.out_shape
-        out = np.empty((len(x), h, w, c), np.uint8)
-        ci, hi, wi = layer.in_shape
-        k.pool(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), layer.size, layer.modes.astype(np.uint8), out)
-        return out
-
-    def head(head, x, w_t):
-        x = x.reshape(len(x), -1)
-        counts = np.empty((len(x), head.n_out), np.int64)
-        k.xor_counts(pack_bits(x), w_t, counts)
-        return head.n_in - 2 * counts + head.bias          # 2 popcount(xnor) - n
-
-    return {DenseLayer: (dense_prepare, dense), ConvLayer: (conv_prepare, conv),
-            PoolLayer: (_none, pool), OutputHead: (_packed_t, head)}
+    """The compiled backend's table (its kernels import Numba, which takes a moment, on first use)."""
+    return {k.layer: (k.numba_prepare, k.numba) for k in BUILTIN.values()}
 
 
 def _numpy_backend() -> dict:
-    return {DenseLayer: (_packed_t, _dense), ConvLayer: (_packed_t, _conv),
-            PoolLayer: (_none, _pool), OutputHead: (_packed_t, _head)}
+    return {k.layer: (k.numpy_prepare, k.numpy) for k in BUILTIN.values()}
 
 
 #: Backend name -> a function that builds its table: layer kind -> (prepare, run).

@@ -129,12 +129,16 @@ def _layer_kind(l: dict) -> str:
 def sim_table(r: dict) -> Table:
     """A simulation's results.json (sim/runner.py)."""
     topo = r.get("spec") or "-".join(map(str, r.get("topology", [])))
-    return Table(("simulator", "network", "images", "mismatches", "cycles/image", "wall s", "images/s",
+    ii = r.get("ii")
+    note = (f"build {r['build_s']:.1f} s; latency {r['latency']:,} cycles; steady-state interval "
+            + (f"{float(ii):,.2f} cycles" if isinstance(ii, (int, float)) else "not measured"))
+    if r.get("waves"):
+        note += "; waveform " + ", ".join(r["waves"])
+    return Table(("simulator", "bench", "network", "images", "mismatches", "cycles/image", "wall s", "images/s",
                   "accuracy (RTL)", "accuracy (golden)"),
-                 [(r["simulator"], topo, f"{r['images']:,}", r["mismatches"], f"{r['cycles'] / r['images']:.1f}",
-                   f"{r['run_s']:.1f}", f"{r['images'] / r['run_s']:,.0f}", _pct(r["accuracy"]),
-                   _pct(r["golden_accuracy"]))],
-                 f"build {r['build_s']:.1f} s; latency {r['latency']} cycles; steady-state interval {r.get('ii')} cycles")
+                 [(r["simulator"], r.get("bench", "cocotb"), topo, f"{r['images']:,}", r["mismatches"],
+                   f"{r['cycles'] / r['images']:,.1f}", f"{r['run_s']:.1f}", f"{r['images'] / r['run_s']:,.0f}",
+                   _pct(r["accuracy"]), _pct(r["golden_accuracy"]))], note)
 
 
 def synth_table(r: dict) -> Table:

@@ -15,8 +15,8 @@ from bnncore.fileio import atomic_write_text, plain_name, read_json_object, sha2
 from bnncore.network import FoldedNetwork
 
 from .identity import check_network
-from .layout import rom_slices, threshold_words, weight_rom, weight_words
-from .plan import Plan
+from .layout import rom_slices, slice_bits, threshold_words, weight_rom, weight_words
+from .plan import Plan, address_bits
 
 __all__ = ["RtlError", "load_rtl", "check_rom_file", "plan_of", "rom_ports", "rom_images", "write_rom_files",
            "swap_rom_files"]
@@ -204,3 +204,7 @@ def plan_of(info: dict) -> Plan:
         raise RtlError(str(e)) from None
 
 
+def _port_widths(plan: Plan) -> dict:
+    """{ROM name: (address bits per slice, width, depth, bits per slice, slices)}."""
+    return {name: (address_bits(depth), width, depth, min(slice_bits(depth), width), slices)
+            for name, depth, width, slices in rom_ports(plan)}

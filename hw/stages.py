@@ -83,4 +83,4 @@ def properties(stage, layer: int, j: int) -> dict:
     return {f"layer {layer} {stage.kind} {j} {name}": value for name, value in stage.properties().items()}
 
 
-register_stage("pool", Pool, "bnncore.hw.window:MaxPool", "bnncore.hw.cycles:MaxPoolUnit")
+register_stage("pool", Pool, "bnncore.hw.window:MaxPool", "bnncore.hw.cycle_units:MaxPoolUnit")

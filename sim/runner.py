@@ -335,6 +335,8 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
         out = json.loads(results.read_text())
     out.update({"simulator": sim, "bench": bench, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
                 "topology": info["topology"], "spec": info.get("spec")})
+    if waves:        # where the (large) waveform is, for the summary to say
+        out["waves"] = sorted(str(f) for f in build_dir.iterdir() if f.suffix in (".fst", ".vcd", ".ghw"))
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
     if out.get("mismatches") and isinstance(out.get("first_mismatch"), dict) and diagnose:
         image = out["first_mismatch"]["image"]

@@ -364,7 +364,7 @@ def test_cli_trains_folds_and_summarises_a_cnn(tmp_path, capsys, mnist_dir):
     capsys.readouterr()
     assert main(["sim", str(tmp_path / "rtl"), str(tmp_path / "net"), "--sim", "icarus", "--images", "3",
                  "-o", str(tmp_path / "sim"), *data]) == 0
-    assert "| icarus | 1x28x28-6c3p1-mp2-10 | 3 | 0 |" in capsys.readouterr().out
+    assert "| icarus | cocotb | 1x28x28-6c3p1-mp2-10 | 3 | 0 |" in capsys.readouterr().out
 
 
 def test_import_reads_a_cnn_from_seed_format_files(tmp_path, capsys):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bnncore import experiments
+from bnncore import experiment_reports, experiments
 from bnncore.cli import main
 from bnncore.experiments import EXPERIMENTS, run_experiment
 from bnncore.training import TrainConfig
@@ -50,9 +50,9 @@ def test_a_foreign_folder_is_refused(tmp_path):
 
 
 def test_stat():
-    assert experiments._stat([1.0]) == "1.00"
-    assert experiments._stat([1.0, 3.0]) == "2.00 ± 1.41 (n=2)"
-    assert experiments._stat([None]) == "n/a"
+    assert experiment_reports._stat([1.0]) == "1.00"
+    assert experiment_reports._stat([1.0, 3.0]) == "2.00 ± 1.41 (n=2)"
+    assert experiment_reports._stat([None]) == "n/a"
 
 
 @pytest.mark.slow

@@ -117,3 +117,14 @@ def test_report_of_a_whole_flow(tmp_path, mnist_dir, capsys):
     images = re.search(r'data-images="([01]*)"', dom).group(1)
     assert images == "1" * text.count("<img "), images     # curve.png and sweep.png, both decoded
     assert len(images) == 2 and not console, console
+
+
+def test_sim_table_rounds_for_people_and_names_the_bench_and_the_waveform():
+    from bnncore.report import sim_table
+    r = {"simulator": "verilator", "bench": "native", "spec": "784-64-10", "images": 1200, "mismatches": 0,
+         "cycles": 313150, "run_s": 2.0, "build_s": 20.04, "latency": 1234, "ii": 260.9583333333333,
+         "accuracy": 0.9725, "golden_accuracy": 0.9725, "waves": ["/tmp/b/dump.fst"]}
+    text = sim_table(r).markdown()
+    assert "| verilator | native | 784-64-10 | 1,200 | 0 | 261.0 | 2.0 | 600 | 97.25% | 97.25% |" in text
+    assert "latency 1,234 cycles; steady-state interval 260.96 cycles; waveform /tmp/b/dump.fst" in text
+    assert "interval not measured" in sim_table(dict(r, ii=None, waves=None)).markdown()

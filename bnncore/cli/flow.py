@@ -69,8 +69,16 @@ def cmd_eval(args):
         images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
         acc, _ = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
         topology, model_kind = cfg.topology, "torch"
-    print(json.dumps({"target": str(target), "model": model_kind, "dataset": dataset, "topology": topology,
-                      "split": args.split, "images": int(len(labels)), "accuracy": acc}, indent=2))
+    result = {"target": str(target), "model": model_kind, "dataset": dataset, "topology": topology,
+              "split": args.split, "images": int(len(labels)), "accuracy": acc}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    from ..report import Table
+    correct = round(acc * len(labels))
+    print(Table(("model", "network", "dataset", "split", "images", "correct", "accuracy"),
+                [(model_kind, topology, dataset, args.split, f"{len(labels):,}", f"{correct:,}",
+                  f"{100 * acc:.2f}%")], f"{target}").markdown())
 
 
 
@@ -253,6 +261,7 @@ def add_eval(sub):
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="dataset (default: the one the network was trained on)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
 
 

@@ -1,7 +1,7 @@
 """FPGA families and devices: ``FAMILIES`` (one module per family), ``DEVICES`` (devices.json).
 
 Adding a family is a module here defining a ``Family`` subclass and its ``FAMILY``, one line in
-``_MODULES``, its devices' rows in devices.json and its cell-model files in cells/.
+``_MODULES``, its devices' rows in devices.json and its cell-model files (.v) beside them.
 """
 
 from __future__ import annotations

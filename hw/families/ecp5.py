@@ -91,7 +91,7 @@ class ECP5(Family):
 
     def cell_models(self, share: Path, out_dir) -> Path:
         """``ecp5_cells_sim.v`` in ``out_dir``: Yosys' models, their includes inlined, its black
-        box block RAM given bnncore's behavioural model (cells/ecp5_dp16kd_body.v: every data
+        box block RAM given bnncore's behavioural model (ecp5_dp16kd_body.v beside this module: every data
         width, writes with byte enables, the output register)."""
         path = share / "cells_sim.v"
         if out_dir is None:
@@ -105,7 +105,7 @@ class ECP5(Family):
         m = re.search(r"\(\* blackbox \*\)\s*module DP16KD\((?:.|\n)*?\n(endmodule)", text)
         if not m:
             raise SynthError(f"{path}: no black box DP16KD in Yosys' ECP5 models; this Yosys is not the pinned one")
-        body = (Path(__file__).parent / "cells" / "ecp5_dp16kd_body.v").read_text()
+        body = (Path(__file__).parent / "ecp5_dp16kd_body.v").read_text()
         body = "\n" + body.replace("@INITVAL_CASES@", "\n".join(
             f"\t\t{k}: initval = INITVAL_{k:02X};" for k in range(64)))
         text = text[:m.start()] + m.group(0)[len("(* blackbox *)"):m.start(1) - m.start()] + body + text[m.start(1):]

@@ -1,4 +1,4 @@
-	// --- bnncore's behavioural model of the block RAM (hw/families/cells/ecp5_dp16kd_body.v), the body of
+	// --- bnncore's behavioural model of the block RAM (hw/families/ecp5_dp16kd_body.v), the body of
 	// Yosys' black box DP16KD, for the block RAMs as Yosys maps them (brams_map_16kd.v: DP16KD in
 	// widths 1 to 18 per port, or PDPW16KD: 36 bits written on port A, read on port B) and
 	// hw/outreg.py gives them their output register. INITVAL_xx holds 16 words of 18 bits, each in

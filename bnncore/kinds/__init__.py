@@ -1,5 +1,6 @@
-"""Layer kinds from outside the built-in four (dense, conv, pool, output): the seam a new
-kind plugs into.
+"""Layer kinds: the built-in four, one module each (dense.py, conv.py, pool.py, output.py: the
+IR class, its checks, its manifest entry and its golden models), and the seam a new kind from
+outside the package plugs into.
 
 A registered kind is an operation on feature maps without weights (bits in, bits out, a
 (channels, height, width) map to another), as the max-pool is: it follows a convolution and
@@ -19,9 +20,9 @@ the golden model through RTL generation to a Verilator co-simulation.
 
 from __future__ import annotations
 
-from .errors import UsageError
+from ..errors import UsageError
 
-__all__ = ["MapKind", "register", "kind_of", "kind_named", "names"]
+__all__ = ["MapKind", "register", "kind_of", "kind_named", "names", "BUILTIN"]
 
 #: {name: MapKind}, in the order they were registered.
 _KINDS: dict = {}
@@ -94,3 +95,10 @@ def kind_named(name) -> MapKind | None:
 
 def names() -> tuple:
     return tuple(_KINDS)
+
+
+from . import conv, dense, output, pool  # noqa: E402  (the built-in kinds import the registry's module)
+
+#: {name: kind} of the built-in kinds, in the order of a network: its manifest handlers and
+#: golden models (bnncore.exports, bnncore.golden).
+BUILTIN = {k.name: k for k in (dense.KIND, conv.KIND, pool.KIND, output.KIND)}

@@ -1,0 +1,108 @@
+"""What the built-in layer kinds share: the error of a network that does not hold together, and
+the checks of weights, thresholds, shapes and widths every layer's constructor runs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import BnnError, ExportError
+
+__all__ = ["NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
+           "positive", "entry_int", "entry_shape", "entry_in_bits"]
+
+
+class NetworkError(BnnError, ValueError):
+    """A folded network is inconsistent: wrong shapes, non-bit weights, thresholds out of range."""
+
+
+def shape_str(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def as_bits(a, where: str, ndim: int, shape_hint: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != ndim or 0 in a.shape:
+        raise NetworkError(f"{where}: weights must be a non-empty {ndim}-D array {shape_hint}, got shape {a.shape}")
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise NetworkError(f"{where}: weights must be integer 0/1 bits, got dtype {a.dtype}")
+    bad = np.argwhere((a != 0) & (a != 1))
+    if len(bad):
+        at = bad[0]
+        pos = f"neuron {at[0]}, input {at[1]}" if ndim == 2 else f"index {tuple(int(i) for i in at)}"
+        raise NetworkError(f"{where}: weights must be 0 or 1, found {a[tuple(at)]} at {pos}")
+    out = np.ascontiguousarray(a, dtype=np.uint8)
+    out.setflags(write=False)
+    return out
+
+
+def as_ints(a, n: int, where: str, what: str, unit: str = "neuron") -> np.ndarray:
+    a = np.asarray(a)
+    if a.shape != (n,):
+        raise NetworkError(f"{where}: {what} must have shape ({n},), one per {unit}, got {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise NetworkError(f"{where}: {what} must be integers, got dtype {a.dtype}")
+    out = np.ascontiguousarray(a, dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def check_thresholds(where: str, t: np.ndarray, top: int, n: int, unit: str):
+    bad = np.flatnonzero((t < 0) | (t > top + 1))
+    if len(bad):
+        raise NetworkError(f"{where}: thresholds must be in [0, {top + 1}] for {n} inputs, "
+                           f"found {t[bad[0]]} at {unit} {bad[0]}")
+
+
+def check_in_bits(where: str, in_bits):
+    if in_bits not in (1, 8) or isinstance(in_bits, bool):
+        raise NetworkError(f"{where}: in_bits must be 1 or 8, not {in_bits!r}")
+
+
+def positive(where: str, what: str, v, minimum: int = 1):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
+        raise NetworkError(f"{where}: {what} must be an integer >= {minimum}, not {v!r}")
+    return int(v)
+
+
+def as_shape(where: str, shape) -> tuple:
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise NetworkError(f"{where}: in_shape must be (channels, height, width) of positive integers, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+class Layer:
+    """What every layer has: ``kind``, ``name``, ``in_shape`` and ``out_shape``."""
+    kind = "?"
+    has_weights = True
+
+    @property
+    def n_out_values(self) -> int:
+        return math.prod(self.out_shape)
+
+
+def entry_int(path, field, v, minimum=1):
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ExportError(f"{path}: field '{field}' must be an integer >= {minimum}, found {v!r}")
+    return v
+
+
+def entry_shape(path, field, v):
+    if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                                         for x in v):
+        raise ExportError(f"{path}: field '{field}' must be [channels, height, width] of positive integers, found {v!r}")
+    return tuple(v)
+
+
+def entry_in_bits(path, field, v):
+    if v not in (1, 8) or isinstance(v, bool):
+        raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
+    return v

@@ -1,0 +1,107 @@
+"""Max-pools of bits: per channel the OR of a window, or the AND."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ExportError
+from .base import Layer, NetworkError, as_shape, entry_int, entry_shape, positive, shape_str
+
+__all__ = ["PoolLayer", "KIND"]
+
+
+@dataclass(frozen=True, eq=False)
+class PoolLayer(Layer):
+    """size x size max-pool of bits, stride size: per channel OR, or AND where modes[c] = 1."""
+    in_shape: tuple
+    modes: np.ndarray
+    size: int = 2
+    name: str = field(default="layer", compare=False)
+    kind = "pool"
+    has_weights = False
+
+    def __post_init__(self):
+        shape = as_shape(self.name, self.in_shape)
+        size = positive(self.name, "size", self.size, 2)
+        if shape[1] < size or shape[2] < size:
+            raise NetworkError(f"{self.name}: a {size}x{size} pool does not fit the input {shape_str(shape)}")
+        m = np.asarray(self.modes)
+        if m.dtype == bool:
+            m = m.astype(np.uint8)
+        if m.shape != (shape[0],) or not np.issubdtype(m.dtype, np.integer) or ((m != 0) & (m != 1)).any():
+            raise NetworkError(f"{self.name}: modes must be {shape[0]} values 0 (OR) or 1 (AND), one per channel, "
+                               f"got {m.dtype} array of shape {m.shape}")
+        m = np.ascontiguousarray(m, np.uint8)
+        m.setflags(write=False)
+        for attr, v in (("in_shape", shape), ("size", size), ("modes", m)):
+            object.__setattr__(self, attr, v)
+
+    @property
+    def out_shape(self) -> tuple:
+        c, h, w = self.in_shape
+        return (c, h // self.size, w // self.size)
+
+    def __eq__(self, other):
+        return (isinstance(other, PoolLayer) and self.in_shape == other.in_shape and self.size == other.size
+                and np.array_equal(self.modes, other.modes))
+
+    def __repr__(self):
+        return (f"PoolLayer({self.name}, {shape_str(self.in_shape)} -> {shape_str(self.out_shape)}, "
+                f"{int(self.modes.sum())} AND channels)")
+
+
+class PoolKind:
+    """The built-in kind ``pool``: its manifest entry and its golden models."""
+    name = "pool"
+    layer = PoolLayer
+
+    @staticmethod
+    def entry(l):
+        return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "size": l.size,
+                "modes": "".join("A" if m else "O" for m in l.modes)}
+
+    @staticmethod
+    def check(path, f, e):
+        c = entry_shape(path, f + ".in_shape", e.get("in_shape"))[0]
+        entry_int(path, f + ".size", e.get("size"), 2)
+        modes = e.get("modes")
+        if not isinstance(modes, str) or len(modes) != c or set(modes) - {"O", "A"}:
+            raise ExportError(f"{path}: field '{f}.modes' must be a string of {c} letters 'O' (OR) or 'A' (AND), "
+                              f"one per channel, found {modes!r}")
+        return None
+
+    @staticmethod
+    def build(e, w, t):
+        return PoolLayer(tuple(e["in_shape"]), np.array([m == "A" for m in e["modes"]], np.uint8), e["size"],
+                         name=e["name"])
+
+    @staticmethod
+    def numpy(layer, x, _):
+        c, h, w = layer.in_shape
+        s = layer.size
+        oh, ow = h // s, w // s
+        win = x.reshape(len(x), h, w, c)[:, :oh * s, :ow * s].reshape(len(x), oh, s, ow, s, c)
+        any_ = win.max(axis=(2, 4))
+        if not layer.modes.any():
+            return any_
+        return np.where(layer.modes.astype(bool), win.min(axis=(2, 4)), any_)
+
+    @staticmethod
+    def numpy_prepare(layer):
+        return None
+
+    numba_prepare = numpy_prepare
+
+    @staticmethod
+    def numba(layer, x, _):
+        from .. import kernels as k
+        c, h, w = layer.out_shape
+        out = np.empty((len(x), h, w, c), np.uint8)
+        ci, hi, wi = layer.in_shape
+        k.pool(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), layer.size, layer.modes.astype(np.uint8), out)
+        return out
+
+
+KIND = PoolKind()
