@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import defaults
 from .errors import UsageError, VerificationError
 from .network import FoldedNetwork
 
@@ -79,11 +80,12 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
     return imported.net
 
 
-def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks: int = 2, out_depth: int = 2,
-         pipelined: bool = True, force: bool = False) -> tuple:
+def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks: int = defaults.BANKS,
+         out_depth: int = defaults.OUT_DEPTH, pipelined: bool = True, force: bool = False) -> tuple:
     """The folding plan ``bnn rtl`` builds for ``net``: ``fold`` (PE, SIMD) per layer, else the
     automatic folding for ``target_cycles`` (the fewest block RAMs of ``device`` first, when
-    given; default: 256, or for a CNN the fewest cycles its layers allow, ``fastest_cycles``).
+    given; default: ``defaults.MLP_TARGET_CYCLES`` for an MLP, for a CNN the fewest cycles its
+    layers allow, ``fastest_cycles``).
     Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
     from .hw.autofold import auto_fold, fastest_cycles
@@ -92,7 +94,8 @@ def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks
     from .hw.synth import DEVICES
     net = network(net)
     if target_cycles is None:
-        target_cycles = 256 if all(l.kind == "dense" for l in net.layers) else fastest_cycles(net)
+        target_cycles = defaults.MLP_TARGET_CYCLES if all(l.kind == "dense" for l in net.layers) \
+            else fastest_cycles(net)
     common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
     try:   # parameter errors: TypeError, as Amaranth components raise them
@@ -120,7 +123,7 @@ def generate(net, out_dir, *, vhdl: bool = True, log=None, **plan_options) -> Pa
     return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=plan_options.get("force", False))
 
 
-def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build_dir=None, **options) -> dict:
+def simulate(rtl_dir, net, images, *, labels=None, sim: str = defaults.SIMULATOR, build_dir=None, **options) -> dict:
     """``bnn sim``: ``images`` (N, pixels) of uint8 through the RTL against the golden model;
     return the measurements (``results.json``). A ``FoldedNetwork`` is exported into the build
     directory first (the bench reads an export). ``options``: those of
@@ -142,7 +145,7 @@ def simulate(rtl_dir, net, images, *, labels=None, sim: str = "verilator", build
                **options)
 
 
-def synthesize(rtl_dir, device: str = "ecp5-25f", out_dir=None, **options) -> dict:
+def synthesize(rtl_dir, device: str = defaults.DEVICE, out_dir=None, **options) -> dict:
     """``bnn synth``: synthesis, place and route (and a bitstream) of ``rtl_dir`` for
     ``device``; return the report (``report.json``). ``options``: those of
     ``bnncore.hw.synth.synthesize`` (``freq``, ``seed``, ``router``, ``speed``, ``bitstream``,
@@ -153,7 +156,7 @@ def synthesize(rtl_dir, device: str = "ecp5-25f", out_dir=None, **options) -> di
     return run(rtl_dir, device, Path(out_dir or Path("build") / "synth" / device), **options)
 
 
-def sweep(net, device: str = "ecp5-25f", targets=(64, 128, 256, 512, 1024), out_dir=None, **options) -> list:
+def sweep(net, device: str = defaults.DEVICE, targets=defaults.SWEEP_TARGETS, out_dir=None, **options) -> list:
     """``bnn sweep``: ``net`` at each target of cycles per image through synthesis; return the
     rows (``sweep.json``). A ``FoldedNetwork`` is exported into the output folder first.
     ``options``: those of ``bnncore.hw.sweep.sweep`` (``jobs``, ``seeds``, ``freq``, ``ray``...)."""

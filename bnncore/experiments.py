@@ -26,18 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UsageError, VerificationError
-from .experiment_reports import (
-    BATCH_SIZES,
-    DEEP_CNN,
-    SEED001_NET,
-    SEED003_CNN,
-    _curves_report,
-    _report_batch,
-    _report_cnn,
-    _report_fashion,
-    _report_precision,
-    _report_resnet,
-)
+from .experiment_reports import (BATCH_SIZES, DEEP_CNN, SEED001_NET, SEED003_CNN, _curves_report, _report_batch,
+                                 _report_cnn, _report_fashion, _report_precision, _report_resnet)
 from .fileio import atomic_write_text, read_json_object
 
 __all__ = ["EXPERIMENTS", "run_experiment", "Run"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from bnncore import defaults
 from bnncore.errors import UsageError
 
 from .layout import weight_rom
@@ -68,11 +69,11 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
                 f = replace(shape, pe=pe, simd=simd)
                 key = (pe * simd, f.cycles, -simd)
                 if rom_blocks:
-                    value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", 16)
+                    value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", defaults.BIAS_BITS)
                     rom = weight_rom(f, kw.get("pipelined", True))
                     blocks = rom_blocks(rom.depth, rom.width) + rom_blocks(f.nf, pe * value_bits)
                     if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD values
-                        blocks += buffer_blocks(kw.get("banks", 2) << max(1, (sf - 1).bit_length()), f.word_bits)
+                        blocks += buffer_blocks(kw.get("banks", defaults.BANKS) << max(1, (sf - 1).bit_length()), f.word_bits)
                     key = (blocks,) + key
                 if best is None or key < best[0]:
                     best = (key, (pe, simd))

@@ -25,7 +25,6 @@ from typing import NamedTuple
 from .cycle_units import (INF, MaxPoolUnit, Unit, _Driver, _Engine, _InputStage, _Output, _PixelCollector,
                           _RowUnpacker, _WindowReader, _WindowWriter)
 
-
 __all__ = ["simulate", "CycleRun", "Unit", "MaxPoolUnit", "INF"]
 
 

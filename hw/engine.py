@@ -44,6 +44,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from bnncore import defaults
 from bnncore.errors import UsageError
 
 from .layout import rom_slices, weight_rom
@@ -143,7 +144,7 @@ class LayerEngine(wiring.Component):
         with one address each, as the weight ROM.
     """
 
-    def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = 2,
+    def __init__(self, *, fold: LayerFold, in_width: int, in_slots: int, banks: int = defaults.BANKS,
                  value_bits: int | None = None, score_bits: int | None = None, pipelined: bool = False,
                  popcount_form: str = "chain"):
         if not isinstance(fold, LayerFold):

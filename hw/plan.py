@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bnncore import defaults
 from bnncore.errors import UsageError
 from bnncore.network import FoldedNetwork
 
@@ -297,9 +298,9 @@ class Plan:
         3 * PE * SIMD more flip-flops); see ``pipeline_depth``.
     """
     layers: tuple
-    banks: int = 2
-    out_depth: int = 2
-    bias_bits: int = 16
+    banks: int = defaults.BANKS
+    out_depth: int = defaults.OUT_DEPTH
+    bias_bits: int = defaults.BIAS_BITS
     pipelined: bool = True
 
     def __post_init__(self):
@@ -451,7 +452,8 @@ def _fold_plan(shapes, folds, spec: str, **kw) -> Plan:
     return Plan(tuple(replace(s, pe=pe, simd=simd) for s, (pe, simd) in zip(shapes, folds)), **kw)
 
 
-def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16,
+def make_plan(topology, folds, *, banks: int = defaults.BANKS, out_depth: int = defaults.OUT_DEPTH,
+              bias_bits: int = defaults.BIAS_BITS,
               pipelined: bool = True) -> Plan:
     """Plan from an MLP topology and a list of (PE, SIMD) per layer (hidden layers, then
     output)."""
@@ -460,7 +462,8 @@ def make_plan(topology, folds, *, banks: int = 2, out_depth: int = 2, bias_bits:
                       bias_bits=bias_bits, pipelined=pipelined)
 
 
-def plan_for(net: FoldedNetwork, folds, *, banks: int = 2, out_depth: int = 2, bias_bits: int = 16,
+def plan_for(net: FoldedNetwork, folds, *, banks: int = defaults.BANKS, out_depth: int = defaults.OUT_DEPTH,
+              bias_bits: int = defaults.BIAS_BITS,
              pipelined: bool = True) -> Plan:
     """Plan for any folded network (dense, convolutional, 8-bit input) and a list of
     (PE, SIMD) per weight layer (pools have none)."""
@@ -468,7 +471,7 @@ def plan_for(net: FoldedNetwork, folds, *, banks: int = 2, out_depth: int = 2, b
                       pipelined=pipelined)
 
 
-def bias_bits_for(net: FoldedNetwork, minimum: int = 16) -> int:
+def bias_bits_for(net: FoldedNetwork, minimum: int = defaults.BIAS_BITS) -> int:
     """Signed width that holds every output bias of ``net``: ``minimum`` (the generator's
     default) or more. A plan's ``bias_bits`` must come from the network it will hold: a bias
     outside the width would be truncated in the ROM, a different network in hardware."""

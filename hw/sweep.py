@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from bnncore import defaults
 from bnncore.errors import UsageError
 from bnncore.fileio import atomic_savefig, atomic_write_text, check_output, workspace
 
@@ -32,8 +33,8 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks:
     per placement seed."""
     from bnncore.exports import load
 
-    from .generate import generate
     from .autofold import auto_fold
+    from .generate import generate
     from .plan import bias_bits_for
     from .synth import DEVICES, SynthError, synthesize
     net = load(net_dir)
@@ -129,14 +130,14 @@ def _sweep_files(out: Path):
 def _memory_mib(topology, target: int, banks: int, device) -> int:
     """What one point asks a Ray cluster for: generation's Yosys estimate, twice, for the
     synthesis and place and route after it; 1 GiB at least."""
-    from .generate import generation_estimate
     from .autofold import auto_fold
+    from .generate import generation_estimate
     plan = auto_fold(topology, target, banks=banks, rom_blocks=device.rom_blocks, buffer_blocks=device.buffer_blocks)
     return max(1024, 2 * generation_estimate(plan)["yosys_mib"])
 
 
 def sweep(net_dir, device: str, targets, out_dir, *, jobs: int | None = None, freq=None, seeds=(1,),
-          banks: int = 2, speed: int | None = None, progress: bool | None = None, ray: str | None = None) -> list:
+          banks: int = defaults.BANKS, speed: int | None = None, progress: bool | None = None, ray: str | None = None) -> list:
     """Sweep ``targets`` (cycles per image) for ``net_dir`` on ``device`` (at ECP5 speed grade
     ``speed``, default the slowest), each placed and routed with every one of ``seeds``; write
     ``sweep.json``, ``sweep.csv`` and ``sweep.png`` into ``out_dir``; return the rows.

@@ -24,6 +24,8 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from bnncore import defaults
+
 from .engine import KEEP, buffer_port
 from .plan import Pool, Window
 
@@ -286,7 +288,7 @@ class PixelCollector(wiring.Component):
     (the bits of padded neurons dropped). Two pixels of buffering: the engine claims one before
     it starts the pixel's window."""
 
-    def __init__(self, *, pe: int, nf: int, channels: int, banks: int = 2):
+    def __init__(self, *, pe: int, nf: int, channels: int, banks: int = defaults.BANKS):
         if pe * nf < channels:
             raise TypeError(f"{nf} writes of {pe} bits hold fewer than the {channels} channels")
         self._pe, self._nf, self._c, self._banks = pe, nf, channels, banks

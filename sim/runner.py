@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnncore import defaults
 from bnncore.errors import UsageError
 from bnncore.fileio import atomic_write_text
 
@@ -163,7 +164,7 @@ def simulate(rtl_dir, net_dir, bits: np.ndarray, *, build_dir, force: bool = Fal
         raise SimulationError(str(e)) from None
 
 
-def _check_options(sim="verilator", bench="cocotb", test="stream", waves=False, pgo=False, jobs=1, gap=0.0,
+def _check_options(sim=defaults.SIMULATOR, bench=defaults.BENCH, test="stream", waves=False, pgo=False, jobs=1, gap=0.0,
                    stall=0.0, **_) -> Simulator:
     """``sim``'s entry, after refusing options that do not go together (ValueError)."""
     entry = simulator(sim)

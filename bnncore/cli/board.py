@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import defaults
 from .options import DATA_DIR_HELP, DATASET_NAMES, _bar, _count, _seconds, _split_inputs, _verb
 
 
@@ -86,13 +87,13 @@ def add_run(sub):
                        "`bnn synth --board`): accuracy, agreement with the golden model, images/s")
     p.add_argument("net", type=Path, help="the export directory of the network the bitstream holds")
     p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
-    p.add_argument("--baud", type=_count(1), default=3_000_000,
+    p.add_argument("--baud", type=_count(1), default=defaults.BAUD,
                    help="the rate the bitstream was built for (bnn synth --board prints it)")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's (its manifest)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="which images")
     p.add_argument("--images", type=_count(1), help="how many (default: all of the split)")
-    p.add_argument("--timeout", type=_seconds, default=2.0,
-                   help="seconds an answer may take, however many stray bytes come first (default: 2)")
+    p.add_argument("--timeout", type=_seconds, default=defaults.LINK_TIMEOUT_S,
+                   help=f"seconds an answer may take, however many stray bytes come first (default: {defaults.LINK_TIMEOUT_S:g})")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.set_defaults(func=cmd_run)
 
@@ -103,8 +104,8 @@ def add_load(sub):
     p.add_argument("rtl", type=Path, help="the `bnn rtl` directory the board's bitstream was built from")
     p.add_argument("net", type=Path, help="the export directory of the network to load")
     p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
-    p.add_argument("--baud", type=_count(1), default=3_000_000,
+    p.add_argument("--baud", type=_count(1), default=defaults.BAUD,
                    help="the rate the bitstream was built for (bnn synth --board prints it)")
-    p.add_argument("--timeout", type=_seconds, default=2.0,
-                   help="seconds an answer may take, however many stray bytes come first (default: 2)")
+    p.add_argument("--timeout", type=_seconds, default=defaults.LINK_TIMEOUT_S,
+                   help=f"seconds an answer may take, however many stray bytes come first (default: {defaults.LINK_TIMEOUT_S:g})")
     p.set_defaults(func=cmd_load)

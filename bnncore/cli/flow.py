@@ -10,20 +10,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..errors import UsageError, VerificationError
-from .options import (
-    _FORCE_HELP,
-    DATA_DIR_HELP,
-    DATASET_NAMES,
-    Interrupted,
-    _add_train_options,
-    _bar,
-    _count,
-    _fraction,
-    _jobs,
-    _verb,
-    log,
-    net_dataset,
-)
+from .options import (_FORCE_HELP, DATA_DIR_HELP, DATASET_NAMES, Interrupted, _add_train_options, _bar, _count,
+                      _fraction, _jobs, _verb, log, net_dataset)
 
 
 def _default_run_name(cfg) -> str:

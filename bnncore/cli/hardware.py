@@ -5,25 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .options import (
-    _FORCE_HELP,
-    DATA_DIR_HELP,
-    DATASET_NAMES,
-    _add_speed_option,
-    _banks,
-    _bar,
-    _count,
-    _int_list,
-    _jobs,
-    _megahertz,
-    _out_depth,
-    _parse_folds,
-    _probability,
-    _seed,
-    _split_inputs,
-    _verb,
-    log,
-)
+from .. import defaults
+from .options import (_FORCE_HELP, DATA_DIR_HELP, DATASET_NAMES, _add_speed_option, _banks, _bar, _count, _int_list,
+                      _jobs, _megahertz, _out_depth, _parse_folds, _probability, _seed, _split_inputs, _verb, log)
 
 
 def cmd_rtl(args):
@@ -81,7 +65,7 @@ def cmd_synth(args):
         net = (r.get("network") or {}).get("export") or args.roms or args.rtl
         print(f"bitstream {out / r['files']['bitstream']} now holds the weights of {net}")
         return
-    device = args.device or (None if args.board else "ecp5-25f")
+    device = args.device or (None if args.board else defaults.DEVICE)
     out = Path(args.out or Path("build") / "synth" / (args.board or device))
     r = synthesize(args.rtl, device, out, freq=args.freq, seed=args.seed, rom_dir=args.roms, router=args.router,
                    bitstream=not args.no_bitstream, speed=args.speed, bram_outreg=not args.no_bram_outreg,
@@ -118,13 +102,15 @@ def add_rtl(sub):
     p.add_argument("--fold", help="PE,SIMD per layer, ';'-separated, e.g. '16,49;16,64;16,64;10,64' "
                    "(default: chosen for --target-cycles)")
     p.add_argument("--target-cycles", type=_count(1),
-                   help="cycles per image the automatic folding aims for (default: 256 for an MLP; for a CNN "
+                   help=f"cycles per image the automatic folding aims for (default: {defaults.MLP_TARGET_CYCLES} for an MLP; for a CNN "
                    "the fewest its layers allow: a window's word is at most one pixel's channels)")
     p.add_argument("--device", choices=tuple(DEVICES),
                    help="automatic folding: take the fewest block RAMs of this device first, then the "
                         "least logic (default: the least logic)")
-    p.add_argument("--banks", type=_banks, default=2, help="image buffers between layers (default: 2)")
-    p.add_argument("--out-depth", type=_out_depth, default=2, help="output FIFO depth (default: 2)")
+    p.add_argument("--banks", type=_banks, default=defaults.BANKS,
+                   help=f"image buffers between layers (default: {defaults.BANKS})")
+    p.add_argument("--out-depth", type=_out_depth, default=defaults.OUT_DEPTH,
+                   help=f"output FIFO depth (default: {defaults.OUT_DEPTH})")
     p.add_argument("--shallow", action="store_true",
                    help="4-stage engines: no register behind the block RAMs, one-cycle popcount "
                         "(fewer flip-flops, a lower clock; default: 9-stage pipelined engines)")
@@ -143,7 +129,7 @@ def add_sim(sub):
     p.add_argument("net", type=Path, help="the export directory the RTL was generated from (another one of the "
                    "same topology with --swap-roms)")
     from ..sim.simulators import names as simulators
-    p.add_argument("--sim", choices=simulators(), default="verilator",
+    p.add_argument("--sim", choices=simulators(), default=defaults.SIMULATOR,
                    help="the simulator (GHDL runs the VHDL, the others the Verilog)")
     p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
     p.add_argument("--split", choices=("test", "val"), default="test",
@@ -159,7 +145,7 @@ def add_sim(sub):
                         "(same topology and folding; default: refuse a different network)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the random idle and stall cycles")
     p.add_argument("--waves", action="store_true", help="write a waveform (VCD/FST/GHW) in the build directory")
-    p.add_argument("--bench", choices=("cocotb", "native"), default="cocotb",
+    p.add_argument("--bench", choices=("cocotb", "native"), default=defaults.BENCH,
                    help="cocotb's bench (every simulator), or a C++ driver compiled into the Verilator model: the "
                         "same checks against the golden model, about three times faster, Verilator only, no "
                         "--waves (default: cocotb)")
@@ -179,7 +165,7 @@ def add_synth(sub):
     p = _verb(sub, "synth", help="synthesise, place and route the generated RTL for an FPGA (Yosys, nextpnr): "
                        "resources, Fmax, throughput, bitstream")
     p.add_argument("rtl", type=Path, help="a directory from `bnn rtl`")
-    p.add_argument("--device", choices=tuple(DEVICES), help="the FPGA (default: ecp5-25f, or the board's)")
+    p.add_argument("--device", choices=tuple(DEVICES), help=f"the FPGA (default: {defaults.DEVICE}, or the board's)")
     from ..hw.boards import BOARDS
     p.add_argument("--board", choices=tuple(BOARDS),
                    help="build for a board: the accelerator behind a UART on its pins, clocked by its oscillator "
@@ -226,9 +212,10 @@ def add_sweep(sub):
     p = _verb(sub, "sweep", help="synthesise a network at several foldings in parallel: table and "
                        "plot of LUTs and block RAMs against throughput, with the Pareto front")
     p.add_argument("net", type=Path, help="an export directory from `bnn fold`")
-    p.add_argument("--device", choices=tuple(DEVICES), default="ecp5-25f", help="the FPGA")
-    p.add_argument("--targets", default="64,128,256,512,1024",
-                   help="cycles per image to fold for, comma-separated (default: 64,128,256,512,1024)")
+    p.add_argument("--device", choices=tuple(DEVICES), default=defaults.DEVICE, help="the FPGA")
+    p.add_argument("--targets", default=",".join(map(str, defaults.SWEEP_TARGETS)),
+                   help=f"cycles per image to fold for, comma-separated (default: "
+                        f"{','.join(map(str, defaults.SWEEP_TARGETS))})")
     p.add_argument("--seeds", default="1",
                    help="nextpnr placement seeds, comma-separated: each point is placed and routed with each, "
                         "and reported at the median seed's Fmax with the range over all")
@@ -237,7 +224,8 @@ def add_sweep(sub):
                         "belongs to), with its CPU and memory request; needs bnncore[cluster] and the paths on a file "
                         "system every node mounts (default: local processes)")
     p.add_argument("--freq", type=_megahertz, help="clock target in MHz (default: per family)")
-    p.add_argument("--banks", type=_banks, default=2, help="image buffers between layers (default: 2)")
+    p.add_argument("--banks", type=_banks, default=defaults.BANKS,
+                   help=f"image buffers between layers (default: {defaults.BANKS})")
     _add_speed_option(p)
     p.add_argument("-o", "--out", help="output directory (default: build/sweep/<device>)")
     p.set_defaults(func=cmd_sweep)
