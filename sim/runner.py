@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bnncore import defaults
-from bnncore.errors import UsageError
+from bnncore.errors import UsageError, option
 from bnncore.fileio import atomic_write_text
 
 from .simulators import SIMULATORS, SimulationError, Simulator, simulator
@@ -245,7 +245,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
         elif rom_dir is None and sources is None and origin.get("sha256") != net.digest():
             raise RtlError(f"{net_dir}: not the network {rtl_dir} was generated from (its digest differs from "
                            f"rtl.json's field 'network.sha256'; generated from {origin.get('export')}); "
-                           "simulate the network it was generated from, or pass --swap-roms to run this "
+                           f"simulate the network it was generated from, or pass {option('swap_roms')} to run this "
                            "network's weights in the same RTL")
     except ValueError as e:   # RtlError, and a plan that cannot hold the network
         raise SimulationError(str(e)) from None

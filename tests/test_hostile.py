@@ -263,8 +263,9 @@ def test_an_output_of_another_verb_is_replaced_only_with_force(tmp_path):
     d = export(small_net(), tmp_path / "net")
     with fileio.new_output(tmp_path / "other", "rtl") as w:
         (w / "rtl.json").write_text("{}")
+    # a Python caller is told the keyword argument (bnn, the option: test_bad_input's refusals)
     with pytest.raises(ExportError, match=r"holds the output of bnn rtl, not of bnn fold, export or import; choose "
-                                          r"another output folder \(or --force to replace it\)"):
+                                          r"another output folder \(or force=True to replace it\)"):
         export(small_net(), tmp_path / "other")
     export(small_net(seed=1), tmp_path / "other", force=True)
     assert load(tmp_path / "other") == small_net(seed=1) and load(d) == small_net()
