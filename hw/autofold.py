@@ -51,8 +51,7 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
         simds = [s for s in range(1, min(n_in, max_simd) + 1)
                  if shape.window is None or shape.window.channels % s == 0]
         # the output layer with PE 1 where the target allows: the arg-max compares the PE
-        # scores of a cycle in a chain, the critical path of the design from PE 2 or 3 on (28 ns
-        # on an ECP5 with PE 5)
+        # scores of a cycle in a chain, which grows into the design's critical path from PE 2 or 3
         output_pe1 = k == n_layers - 1 and positions * math.ceil(n_in / simds[-1]) * n_out <= target
         best = None
         for simd in simds:

@@ -457,9 +457,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += s3_slot_en.eq(Cat((s2_v & s2_last & (s2_nf == s)) for s in range(NF)))
 
         if self._pipelined:
-            # the results again, so that the route from the PEs to the consumer's buffer (the
-            # ECP5-85F's critical path once the ROMs' outputs were registered inside the block
-            # RAMs: compare, then 3.6 ns of routing) is a register-to-register path of its own
+            # the results again, so that the route from the PEs to the consumer's buffer is a
+            # register-to-register path of its own, not behind the compare
             s4_v = Signal()
             s4_last = Signal(reset_less=True)
             s4_slot = Signal.like(s3_slot, reset_less=True)

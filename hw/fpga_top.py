@@ -38,9 +38,8 @@ def fpga_top_verilog(rtl: dict, reset_buffer: str = "") -> str:
     shifted = f"{{byte_q, beat[{bits - 1}:{IO_BITS}]}}" if nbytes > 1 else "byte_q"
     overrides = ", ".join(f'.{m["parameter"]}({m["parameter"]})' for m in rtl["memories"].values())
     # the shift of the beat register takes a cycle after the byte, under one registered copy
-    # of its enable per BEAT_SELECT_BITS bits: the enable decoded from in_valid and `full`,
-    # routed to every flip-flop of CNV's 768-bit beat, was its critical path on an ECP5-85F
-    # (90.6 MHz, 10 ns of routing)
+    # of its enable per BEAT_SELECT_BITS bits: the enable decoded from in_valid and `full` must
+    # not reach every flip-flop of a wide beat in one route
     parts = [(lo, min(lo + BEAT_SELECT_BITS, bits)) for lo in range(0, bits, BEAT_SELECT_BITS)]
     copies = "".join(f"    reg  take_rep_c{c};\n" for c in range(len(parts)))
     shifts = "".join(f"        take_rep_c{c} <= take;\n        if (take_rep_c{c}) beat[{hi - 1}:{lo}] <= shifted[{hi - 1}:{lo}];\n"

@@ -13,32 +13,27 @@ __all__ = ["ROM_SLICE_BITS", "SHALLOW_SLICE_BITS", "DEEP_SLICE_BITS", "ROM_ROW_D
            "WeightRom", "weight_rom", "weight_words", "threshold_words", "input_beat_bytes", "input_words"]
 
 #: Bits per column slice of a ROM of 65 to 256 words, each slice read through its own copy
-#: of the address register. A multiple of every block-RAM port width of iCE40 (16, 8, 4, 2) and
-#: ECP5 (36, 18, 9, 4, 2, 1), so slicing never adds a block RAM; a 144-bit slice is 4 ECP5 block
-#: RAMs wide, so an address bit drives 4 address pins instead of 64 (an ECP5-85F's critical path
-#: at 83.6 MHz: one register to the 64 block RAMs of a 2,304-bit ROM, 11.2 ns of routing).
+#: of the address register, so that an address bit drives a few block RAMs' pins, not a wide
+#: ROM's all (docs/results.md, "Timing rules"). A multiple of every block-RAM port width of
+#: iCE40 (16, 8, 4, 2) and ECP5 (36, 18, 9, 4, 2, 1), so slicing never adds a block RAM; a
+#: 144-bit slice is 4 ECP5 block RAMs wide.
 ROM_SLICE_BITS = 144
-#: Bits per column slice of a ROM of at most 64 words, which Yosys builds from logic on ECP5
-#: (every such ROM of CNV: a LUT per bit and word select), not block RAM: a 144-bit slice of
-#: 18 words was 144 LUT multiplexers spread along layer 1's PEs behind one address register
-#: (CNV's critical path on the ECP5-85F at 84.3 MHz, 9.9 ns of routing). A multiple of iCE40's
-#: port widths, so iCE40 block RAMs stay as many.
+#: Bits per column slice of a ROM of at most 64 words, which Yosys builds from logic on ECP5 (a
+#: LUT per bit and word select), not block RAM: a slice's LUT multiplexers spread along the PEs
+#: behind one address register, so the slice is narrower. A multiple of iCE40's port widths, so
+#: iCE40 block RAMs stay as many.
 SHALLOW_SLICE_BITS = 48
 #: (depth at most, bits per slice) of deeper ROMs: two ECP5 block RAMs of the widest port that
 #: holds the depth, a multiple of iCE40's too (512 words: 2 x 36 on ECP5, 9 x 8 on iCE40;
-#: 2,048 words: 2 x 9 and 9 x 2). A 144-bit slice of a 2,048-word ROM was 16 block RAMs of
-#: 2048 x 9 spread over the device behind one register (CNV's critical path on the ECP5-85F
-#: at 88.0 MHz: 10.6 ns of routing to one of them). Deeper ROMs belong to shallow engines,
-#: whose slices share one address, and keep 144.
+#: 2,048 words: 2 x 9 and 9 x 2), so that one address register never drives block RAMs spread
+#: over the device. Deeper ROMs belong to shallow engines, whose slices share one address, and
+#: keep 144.
 DEEP_SLICE_BITS = ((64, SHALLOW_SLICE_BITS), (256, ROM_SLICE_BITS), (512, 72), (1024, 36), (2048, 18))
 #: Rows of a pipelined engine's weight ROM at most: one ECP5 block RAM deep in its deepest
 #: configuration that wastes no bits (2048 x 9, which Yosys picks for such a ROM). A deeper
-#: ROM's read data would pass a multiplexer of block RAMs before the engine's register, and a
-#: block RAM read without its output register is slow to its outputs (CNV's critical path on
-#: an ECP5-85F at 61.4 MHz: a 16,704-word ROM, 5.6 ns to the data, then a 17-to-1 multiplexer
-#: across the device); ``weight_rom`` puts such a ROM's words side by side. Rows of 512 words
-#: (512 x 36) worked too, but fed the word select four times as many wires: the 85F's router
-#: did not converge.
+#: ROM's read data would pass a multiplexer of block RAMs before the engine's register, after a
+#: block RAM's slow unregistered output; ``weight_rom`` puts such a ROM's words side by side.
+#: Shallower rows (512 x 36) feed the word select four times as many wires.
 ROM_ROW_DEPTH = 2048
 
 

@@ -55,8 +55,8 @@ def read_group(sf: int, banks: int) -> int:
     """Words per first-stage multiplexer of a pipelined engine's two-cycle read of a
     register-array buffer: the power of two G that balances the two stages, G-to-1 within a
     bank, then (banks * ceil(SF / G))-to-1 (the larger G on a tie: fewer registers between
-    them). A fixed G of 4 left the output layer of a 784-1024-1024-1024-10 network (2 banks of
-    32 words) a 16-to-1 second stage, the critical path on an ECP5-85F at 88.8 MHz."""
+    them). A fixed G leaves a wide second stage where SF is large (docs/results.md, "Timing
+    rules")."""
     groups = [1 << i for i in range((sf - 1).bit_length() + 1)]   # 1, 2, ... up to >= sf
     return min(groups, key=lambda g: (max(g, banks * -(-sf // g)), -g))
 

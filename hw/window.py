@@ -16,8 +16,8 @@ Feature maps stream pixel by pixel in raster order, all channels of a pixel in o
     size x size max-pool of bits, stride size: per channel OR, or AND.
 
 Only control state (counters, valid flags) is reset; data registers are ``reset_less``: a
-valid flag guards them, and the reset's fan-out to every data flip-flop of CNV's units was the
-ECP5-85F's critical path (13 ns of routing).
+valid flag guards them, and a reset fanned out to every data flip-flop of a large network's
+units is a long route.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
@@ -46,9 +46,8 @@ class RowUnpacker(wiring.Component):
     pixels (valid or not; ``have`` says whether it was a transfer), then shifts a pixel out per
     cycle into an output register, with a skid register behind that. The row's controls depend
     on this unit's registers only, in one copy per ``PIXEL_SELECT_BITS`` bits computed a
-    cycle ahead: the next unit's ready, routed across the device to the pixel counter's reset
-    (78.6 MHz), then a 32-to-1 multiplexer of CNV's 768-bit row (82.2 MHz, 10.2 ns of routing),
-    were CNV's critical paths on the ECP5-85F."""
+    cycle ahead: neither the next unit's ready nor a multiplexer of a wide row is on a path
+    into them (docs/results.md, "Timing rules")."""
 
     def __init__(self, *, width: int, pixel_bits: int):
         self._w, self._pb = width, pixel_bits
@@ -156,8 +155,8 @@ class SlidingWindow(wiring.Component):
         freed = Signal(range(H + 1))                 # rows the reader frees this cycle
         wx = Signal(range(max(2, W)))
         wslot = Signal(max(1, rbits))
-        # the pixel shifts a word per cycle: a multiplexer of its words was CNV's critical path
-        # on an ECP5-85F (a 64-to-1 of 4 bits, 72.6 MHz), word_select's shift a multiplier
+        # the pixel shifts a word per cycle: no multiplexer of its words (a wide one is slow), and
+        # no word_select (its shift becomes a multiplier)
         wc = Signal(range(max(2, CW)))               # the pixel's word being written
         pixel = Signal(w.pixel_bits, reset_less=True)
         loaded = Signal()                            # `pixel` holds words still to write
@@ -173,13 +172,11 @@ class SlidingWindow(wiring.Component):
         m.d.sync += free.eq(free - take + freed)
         # `pixel` takes the payload whenever it has no words left to write, valid or not
         # (`loaded` says whether it was a transfer): its wide load enable then depends on this
-        # unit's own registers, not on the previous unit's valid (CNV's critical path on an
-        # ECP5-85F ran from the layer-6 collector's valid into layer 7's 512-bit pixel register)
+        # unit's own registers, not on the previous unit's valid, a long route into a wide register.
         # The load-or-shift select is a register computed a cycle ahead, one copy per
-        # PIXEL_SELECT_BITS bits: decoded from `wc` and `loaded`, its fan-out to a wide pixel's
-        # multiplexers was CNV's critical path on an ECP5-85F (layer 7's 512-bit pixel, 5.7 ns
-        # of routing after three LUTs). Without words to write `wc` is 0, so the next cycle
-        # ends a pixel when `loaded` then holds and `wc` reaches CW - 1.
+        # PIXEL_SELECT_BITS bits: decoded from `wc` and `loaded` in the same cycle, its fan-out to
+        # a wide pixel's multiplexers follows three LUTs. Without words to write `wc` is 0, so
+        # the next cycle ends a pixel when `loaded` then holds and `wc` reaches CW - 1.
         loaded_next = Mux(accept, 1, Mux(last_chunk, 0, loaded))
         wc_next = Mux(loaded, Mux(wc == CW - 1, 0, wc + 1), wc)
         reload = [Signal(init=1, name=f"pixel_reload_rep_c{c}", attrs=KEEP)
@@ -221,8 +218,8 @@ class SlidingWindow(wiring.Component):
         # rows the next window needs, and those it needs to be the next image's if this one ends now
         need = Mux(noy + (KH - P) > H, H, noy + (KH - P))
         if SF >= 2:
-            # registered: the comparison's carry chain into every counter's enable was CNV's
-            # critical path. During a window of SF >= 2 words it is recomputed for the next
+            # registered: the comparison's carry chain must not reach every counter's enable in
+            # one cycle. During a window of SF >= 2 words it is recomputed for the next
             # window before that one can start; `written` a cycle old only errs late.
             ready = Signal()
             last_window = busy & (cox == OW - 1) & (coy == OH - 1)
@@ -304,7 +301,7 @@ class PixelCollector(wiring.Component):
         pop = self.o.valid & self.o.ready
         done = self.wr.we & self.wr.last
         # the output's valid is a flip-flop of its own (the next cycle's full[rptr]): decoded from
-        # rptr it began CNV's critical path into the next max-pool's row write enable
+        # rptr it would begin a path into the next max-pool's row write enable
         valid = Signal()
         m.d.comb += [self.wr.space.eq(used < B), self.o.valid.eq(valid),
                      self.o.payload.eq(Array(r[:C] for r in regs)[rptr])]
@@ -379,8 +376,8 @@ class MaxPool(wiring.Component):
         h = Signal(C, reset_less=True)               # the window's row so far
         o_valid, o_data = Signal(), Signal(C, reset_less=True)
         # the input waits for the output register to empty, even when it empties this cycle:
-        # a ready passed through from the next unit made a chain of handshakes across units
-        # (window writer, pool, pixel collector, engine), an ECP5-25F's critical path at 90.9 MHz
+        # a ready passed through from the next unit would chain the handshakes of the units
+        # (window writer, pool, pixel collector, engine) into one path
         ready = ~o_valid
         accept = self.i.valid & ready
         keep = accept & (x < OW * K) & (y < OH * K)
@@ -389,8 +386,8 @@ class MaxPool(wiring.Component):
         done = keep & (xi == K - 1)                  # the window's row is complete
         write = [done & (yi != K - 1), j, Mux(yi == 0, row, merge(rp.data, row))]
         if W > K:
-            # the row's write a cycle late, from registers: its enable fanned out to every LUT RAM
-            # of CNV's pool rows (3.4 ns of routing). The entry's next read comes W - K + 1 pixels
+            # the row's write a cycle late, from registers: its enable fans out to every LUT RAM
+            # of a pool's rows. The entry's next read comes W - K + 1 pixels
             # after the pixel that writes it, so at least two cycles later (one window a row,
             # W == K, could read it in the cycle of the late write).
             late = [Signal(), Signal.like(j), Signal(C, reset_less=True)]
@@ -404,9 +401,8 @@ class MaxPool(wiring.Component):
         with m.If(keep):
             m.d.sync += h.eq(row)
         # the output register takes the merged window whenever it is empty, a window ending or
-        # not (o_valid says whether one did): its clock enable is then one register, where the
-        # decoded end of a window, routed to CNV's 128-bit output register of layer 3's pool,
-        # was the ECP5-85F's critical path (12.1 ns, 10.6 ns of routing)
+        # not (o_valid says whether one did): its clock enable is then one register, not the
+        # decoded end of a window routed to every bit of a wide output register
         with m.If(~o_valid):
             m.d.sync += o_data.eq(merge(rp.data, row))
         with m.If(done & (yi == K - 1)):
