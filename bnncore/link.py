@@ -160,23 +160,23 @@ class DeviceInfo:
         return self.clock_hz / max(1, self.interval)
 
 
-def design_digest(info: dict) -> str:
+def design_digest(info) -> str:
     """Hex digest of what a network's ROM files must share with a design to run right in it
     (``hw.identity.design_digest``: everything the logic fixes at generation)."""
     from bnncore.hw.identity import design_digest as digest
     return digest(info)
 
 
-def info_blob(info: dict, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False) -> bytes:
-    """The INFO payload a design built from ``info`` (rtl.json) answers."""
-    pin, pout = info["ports"]["input"], info["ports"]["output"]
-    spec = (info.get("spec") or "-".join(map(str, info["topology"]))).encode("ascii")
-    net = (info.get("network") or {}).get("sha256") or "0" * 16
-    return _INFO_HEAD.pack(PROTOCOL_VERSION, WRITABLE if writable else 0, int(clock_hz), int(baud), rx_buffer, pin["width"], pin["beats_per_image"],
-                           pin["value_bits"], pout["width"], pout["class_bits"], pout["score_bits"],
-                           info["topology"][-1], math.ceil(info["timing"]["initiation_interval"]),
-                           bytes.fromhex(net[:16]), bytes.fromhex(design_digest(info)[:16]),
-                           len(spec)) + spec
+def info_blob(info, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False) -> bytes:
+    """The INFO payload a design built from ``info`` (its RtlDesign, or rtl.json's object) answers."""
+    from bnncore.hw.design import RtlDesign
+    d = RtlDesign.from_json(info)
+    spec = d.spec.encode("ascii")
+    net = (d.network or {}).get("sha256") or "0" * 16
+    return _INFO_HEAD.pack(PROTOCOL_VERSION, WRITABLE if writable else 0, int(clock_hz), int(baud), rx_buffer,
+                           d.in_width, d.in_beats, d.in_value_bits, d.out_width, d.class_bits, d.score_bits,
+                           d.topology[-1], math.ceil(d.interval), bytes.fromhex(net[:16]),
+                           bytes.fromhex(design_digest(d)[:16]), len(spec)) + spec
 
 
 def parse_info(payload: bytes) -> DeviceInfo:
@@ -308,32 +308,32 @@ class Link:
             if progress:
                 progress(done, len(frames))
 
-    def load(self, net, info: dict, progress=None) -> int:
+    def load(self, net, info, progress=None) -> int:
         """Write ``net``'s weights and thresholds into the board's memories; return the words
-        written. ``info``: the rtl.json of the design the board holds (its topology and folding:
-        the memories' layout). The board must have been built with writable memories; while
+        written. ``info``: the RtlDesign (or rtl.json) of the design the board holds (its
+        topology and folding: the memories' layout). The board must have been built with writable memories; while
         it loads, INFO reports the network 0000000000000000, and ``net``'s identity after the
         last word."""
-        from bnncore.hw.design import rom_images
+        from bnncore.hw.design import RtlDesign, rom_images
         from bnncore.hw.identity import check_network
-        from bnncore.hw.identity import plan_from_rtl as plan_of
+        info = RtlDesign.from_json(info)
         dev = self.info()
         if not dev.flags & WRITABLE:
             raise LinkError("the board's design has read-only memories: build it with "
                             "`bnn synth --board ... --writable` to load networks into it")
         if dev.design != design_digest(info)[:16]:
-            raise LinkError(f"the board holds a design of {dev.spec} ({dev.design}), not the RTL's {info.get('spec')} "
+            raise LinkError(f"the board holds a design of {dev.spec} ({dev.design}), not the RTL's {info.spec} "
                             f"({design_digest(info)[:16]}): its logic differs (layers, folding, pools, padding or "
                             "widths), so this RTL's memory layout does not fit it; give the RTL folder the board's "
                             "bitstream was built from")
-        plan = plan_of(info)
+        plan = info.plan
         try:
             check_network(net, plan)
         except ValueError as e:
             raise LinkError(f"network {net.spec} cannot run in the board's design {dev.spec}: {e}") from None
         images = rom_images(net, plan)
         frames = []
-        for k, name in enumerate(info["memories"]):
+        for k, name in enumerate(info.memories):
             width, words = images[name]
             nb = -(-width // 8)
             frames += [encode(WRITE, bytes([k]) + struct.pack("<I", a) + w.to_bytes(nb, "little"))

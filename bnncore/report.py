@@ -97,19 +97,20 @@ def network_table(summary: dict) -> Table:
                  f"{t['compression_vs_float32']:.1f}x smaller")
 
 
-def rtl_table(info: dict) -> Table:
-    """The folding and the timing model of a design (its rtl.json)."""
+def rtl_table(info) -> Table:
+    """The folding and the timing model of a design (its RtlDesign, or rtl.json's object)."""
+    from .hw.design import RtlDesign
+    d = RtlDesign.from_json(info)
     rows = [(l["layer"], l["n_in"], l["n_out"], l["pe"], l["simd"], l["nf"], l["sf"], l["cycles_per_image"],
-             f"{l['memory_bits']['weights']:,}") for l in info["folding"]]
+             f"{l['memory_bits']['weights']:,}") for l in d.folding]
     head = ("layer", "in", "out", "PE", "SIMD", "NF", "SF", "cycles", "weight bits")
-    t = info["timing"]
-    note = (f"cycles per image (slowest layer) {t['cycles_per_image']}, initiation interval "
-            f"{t['initiation_interval']:g}{'' if t.get('exact', True) else ' (estimated)'}, latency {t['latency']} cycles "
-            f"({'pipelined' if info['pipelined'] else 'shallow'} engines, {info['pipeline_depth']} stages)")
-    if any("window" in l for l in info["folding"]):
+    note = (f"cycles per image (slowest layer) {d.cycles_per_image}, initiation interval "
+            f"{d.interval:g}{'' if d.timing.get('exact', True) else ' (estimated)'}, latency {d.latency} cycles "
+            f"({'pipelined' if d.pipelined else 'shallow'} engines, {d.pipeline_depth} stages)")
+    if any("window" in l for l in d.folding):
         # a column saying what each engine is, and its positions: a convolution's cycles are
         # its window positions times NF * SF
-        rows = [(r[0], _layer_kind(l), l.get("positions", 1)) + r[1:] for r, l in zip(rows, info["folding"])]
+        rows = [(r[0], _layer_kind(l), l.get("positions", 1)) + r[1:] for r, l in zip(rows, d.folding)]
         head = (head[0], "kind", "positions") + head[1:]
     return Table(head, rows, note)
 

@@ -7,8 +7,12 @@ Amaranth is not installed; hw/generate.py writes the designs.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text, plain_name, read_json_object, sha256_file
@@ -18,7 +22,7 @@ from .identity import check_network
 from .layout import rom_slices, slice_bits, threshold_words, weight_rom, weight_words
 from .plan import Plan, address_bits
 
-__all__ = ["RtlError", "load_rtl", "check_rom_file", "plan_of", "rom_ports", "rom_images", "write_rom_files",
+__all__ = ["RtlError", "RtlDesign", "Memory", "load_rtl", "check_rom_file", "plan_of", "rom_ports", "rom_images", "write_rom_files",
            "swap_rom_files"]
 
 
@@ -84,8 +88,152 @@ def _need_int(v, where: str, minimum: int = 0) -> int:
     return v
 
 
-def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
-    """Read and validate ``rtl_dir/rtl.json``; return it.
+@dataclass(frozen=True)
+class Memory:
+    """One ROM of a design: its name, the file the design reads and the HDL parameter naming it."""
+    name: str
+    file: str
+    parameter: str
+    depth: int
+    width: int
+    slices: int = 1        # column slices, each with its own address (``plan.rom_slices``)
+
+
+def _frozen(value):
+    """A JSON value that cannot be changed: objects as read-only mappings, lists as tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value):
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class RtlDesign:
+    """What an RTL directory's rtl.json says, checked once (``RtlDesign.from_json``, and
+    ``load_rtl`` for a directory): the readers use its fields, never the JSON.
+
+    ``folding``, ``timing`` and ``network`` are the JSON's objects, read-only; ``plan`` is the
+    folding plan the design was generated for; ``family`` is set in a swappable build's copy."""
+    generator: str
+    spec: str
+    topology: tuple
+    memories: Mapping               # name -> Memory, in the design's order
+    verilog: tuple
+    vhdl: tuple
+    waivers: str
+    in_width: int
+    in_beats: int
+    in_value_bits: int              # bits of an input value: 1, or 8 for pixels
+    out_width: int
+    class_bits: int
+    score_bits: int
+    latency: int
+    cycles_per_image: int
+    interval: float                 # the steady-state initiation interval, cycles
+    timing: Mapping
+    ports: Mapping                  # the ports' names, widths and layouts, as rtl.json gives them
+    folding: tuple
+    memory_bits_total: int
+    banks: int
+    out_depth: int
+    bias_bits: int
+    pipelined: bool
+    pipeline_depth: int | None      # cycles from an engine's last issue to its consumer
+    network: Mapping | None         # {"sha256", "export"} of the network it was generated from
+    sha256: Mapping | None          # file name -> sha256
+    family: str | None
+    _json: Mapping = field(repr=False)
+
+    @classmethod
+    def from_json(cls, info, where: str = "rtl.json") -> "RtlDesign":
+        """The design ``info`` (rtl.json's object) describes; RtlError naming the field."""
+        if isinstance(info, RtlDesign):
+            return info
+        if not isinstance(info, dict):
+            raise RtlError(f"{where}: not a JSON object")
+        if not str(info.get("generator", "")).startswith("bnncore"):
+            raise RtlError(f"{where}: field 'generator' must name bnncore; not an RTL directory of `bnn rtl`")
+        try:
+            files, memories = info["files"], info["memories"]
+            verilog, vhdl = list(files["verilog"]), list(files["vhdl"])
+            for name in verilog + vhdl + [files["verilator_waivers"]]:
+                plain_name(name, f"{where}: field 'files'")
+            if not isinstance(memories, dict) or not memories:
+                raise RtlError(f"{where}: field 'memories' must be an object of ROMs")
+            mems = {}
+            for rom, m in memories.items():
+                at = f"{where}: field 'memories.{rom}"
+                plain_name(m["file"], at + ".file'")
+                if not isinstance(m["parameter"], str) or not _PARAMETER.fullmatch(m["parameter"]):
+                    raise RtlError(f"{at}.parameter' must be an HDL parameter name like W0_FILE, found {m['parameter']!r}")
+                mems[rom] = Memory(rom, m["file"], m["parameter"], _need_int(m["depth"], at + ".depth'", 1),
+                                   _need_int(m["width"], at + ".width'", 1),
+                                   _need_int(m.get("slices", 1), at + ".slices'", 1))
+            t, pin, pout = info["timing"], info["ports"]["input"], info["ports"]["output"]
+            for key in ("latency", "cycles_per_image"):
+                _need_int(t[key], f"{where}: field 'timing.{key}'", 1)
+            for key in ("width", "beats_per_image"):
+                _need_int(pin[key], f"{where}: field 'ports.input.{key}'", 1)
+            for key in ("width", "class_bits", "score_bits"):
+                _need_int(pout[key], f"{where}: field 'ports.output.{key}'", 1)
+            topology = info["topology"]
+            if not isinstance(topology, list) or len(topology) < 2:
+                raise RtlError(f"{where}: field 'topology' must be a list of layer sizes, found {topology!r}")
+            for v in topology:
+                _need_int(v, f"{where}: field 'topology'", 1)
+            interval = t["initiation_interval"]
+            if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not interval > 0:
+                raise RtlError(f"{where}: field 'timing.initiation_interval' must be a positive number, found "
+                               f"{interval!r}")
+            if not isinstance(info["folding"], list):
+                raise RtlError(f"{where}: field 'folding' must list the layers, found {info['folding']!r}")
+            network, digests = info.get("network"), info.get("sha256")
+            return cls(
+                generator=info["generator"], spec=info.get("spec") or "-".join(map(str, topology)),
+                topology=tuple(topology), memories=MappingProxyType(mems), verilog=tuple(verilog), vhdl=tuple(vhdl),
+                waivers=files["verilator_waivers"], in_width=pin["width"], in_beats=pin["beats_per_image"],
+                in_value_bits=pin.get("value_bits", 1), out_width=pout["width"], class_bits=pout["class_bits"], score_bits=pout["score_bits"],
+                latency=t["latency"], cycles_per_image=t["cycles_per_image"], interval=float(interval),
+                timing=_frozen(t), ports=_frozen(info["ports"]), folding=_frozen(info["folding"]),
+                memory_bits_total=info.get("memory_bits_total", sum(m.depth * m.width for m in mems.values())),
+                banks=info.get("banks"), out_depth=info.get("out_depth"), bias_bits=info.get("bias_bits"),
+                pipelined=info.get("pipelined"), pipeline_depth=info.get("pipeline_depth"), network=_frozen(network) if isinstance(network, dict) else None,
+                sha256=_frozen(digests) if isinstance(digests, dict) else None, family=info.get("family"),
+                _json=_frozen(info))
+        except RtlError:
+            raise
+        except ValueError as e:
+            raise RtlError(str(e)) from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise RtlError(f"{where}: missing or malformed field ({type(e).__name__}: {e}); regenerate it with "
+                           "`bnn rtl`") from None
+
+    @property
+    def files(self) -> tuple:
+        """Every file the design consists of: its HDL, the lint waivers and the ROM files."""
+        return self.verilog + self.vhdl + (self.waivers,) + tuple(m.file for m in self.memories.values())
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The folding plan the design was generated for."""
+        return plan_of(self)
+
+    def to_json(self) -> dict:
+        """rtl.json's object, as read (a copy the caller may change)."""
+        return _thawed(self._json)
+
+
+def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> RtlDesign:
+    """Read and validate ``rtl_dir/rtl.json``; return the design.
 
     Every file name must be a plain name inside the directory; with ``verify``, every file
     must have the sha256 that ``bnn rtl`` recorded. ROM files read from ``rom_dir`` instead
@@ -102,54 +250,18 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
             raise RtlError(f"{d} is a synthesis output of bnn synth, not an RTL directory: give the RTL directory "
                            "it was built from")
         raise RtlError(f"{path}: missing; {d} is not an RTL directory: generate the RTL with `bnn rtl NET -o {d}` first")
-    info = read_json_object(path, RtlError, "generate the RTL with `bnn rtl` first")
-    if not str(info.get("generator", "")).startswith("bnncore"):
-        raise RtlError(f"{path}: field 'generator' must name bnncore; not an RTL directory of `bnn rtl`")
-    try:
-        files, memories = info["files"], info["memories"]
-        verilog, vhdl = list(files["verilog"]), list(files["vhdl"])
-        names = verilog + vhdl + [files["verilator_waivers"]]
-        for name in names:
-            plain_name(name, f"{path}: field 'files'")
-        if not isinstance(memories, dict) or not memories:
-            raise RtlError(f"{path}: field 'memories' must be an object of ROMs")
-        for rom, m in memories.items():
-            where = f"{path}: field 'memories.{rom}"
-            plain_name(m["file"], where + ".file'")
-            if not isinstance(m["parameter"], str) or not _PARAMETER.fullmatch(m["parameter"]):
-                raise RtlError(f"{where}.parameter' must be an HDL parameter name like W0_FILE, found {m['parameter']!r}")
-            _need_int(m["depth"], where + ".depth'", 1)
-            _need_int(m["width"], where + ".width'", 1)
-            names.append(m["file"])
-        for key in ("latency", "cycles_per_image"):
-            _need_int(info["timing"][key], f"{path}: field 'timing.{key}'", 1)
-        for key in ("width", "beats_per_image"):
-            _need_int(info["ports"]["input"][key], f"{path}: field 'ports.input.{key}'", 1)
-        for key in ("width", "class_bits", "score_bits"):
-            _need_int(info["ports"]["output"][key], f"{path}: field 'ports.output.{key}'", 1)
-        topology = info["topology"]
-        if not isinstance(topology, list) or len(topology) < 2:
-            raise RtlError(f"{path}: field 'topology' must be a list of layer sizes, found {topology!r}")
-        for v in topology:
-            _need_int(v, f"{path}: field 'topology'", 1)
-    except RtlError:
-        raise
-    except ValueError as e:
-        raise RtlError(str(e)) from None
-    except (KeyError, TypeError, AttributeError) as e:
-        raise RtlError(f"{path}: missing or malformed field ({type(e).__name__}: {e}); regenerate it with "
-                       "`bnn rtl`") from None
-    digests = info.get("sha256")
-    if not isinstance(digests, dict):
+    design = RtlDesign.from_json(read_json_object(path, RtlError, "generate the RTL with `bnn rtl` first"), str(path))
+    digests = design.sha256
+    if digests is None:
         raise RtlError(f"{path}: no field 'sha256' (the checksums of its files); it was written by an older "
                        "bnncore: regenerate it with `bnn rtl`")
-    rom_files = {m["file"] for m in memories.values()}
-    for name in names:
+    rom_files = {m.file for m in design.memories.values()}
+    for name in design.files:
         if name not in digests:
             raise RtlError(f"{path}: field 'sha256' has no entry for {name}")
     if not verify:
-        return info
-    for name in names:
+        return design
+    for name in design.files:
         if rom_dir is not None and name in rom_files:
             continue
         f = d / name
@@ -159,9 +271,9 @@ def load_rtl(rtl_dir, *, rom_dir=None, verify: bool = True) -> dict:
             raise RtlError(f"{f}: sha256 does not match rtl.json; the file was changed after `bnn rtl`: regenerate "
                            "the RTL (other weights for the same design: bnn sim --swap-roms NET, bnn synth --roms DIR)")
     if rom_dir is not None:
-        for rom, m in memories.items():
-            check_rom_file(Path(rom_dir) / m["file"], m["depth"], m["width"])
-    return info
+        for m in design.memories.values():
+            check_rom_file(Path(rom_dir) / m.file, m.depth, m.width)
+    return design
 
 
 def check_rom_file(path: Path, depth: int, width: int):
@@ -179,11 +291,12 @@ def check_rom_file(path: Path, depth: int, width: int):
             raise RtlError(f"{path}: line {k + 1} is not {width} binary digits")
 
 
-def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
-    """Write ``net``'s ROM files for the design that ``info`` (its rtl.json) describes into
-    ``out_dir``, under the file names the design's parameters default to; return ``out_dir``.
+def swap_rom_files(net: FoldedNetwork, info, out_dir) -> Path:
+    """Write ``net``'s ROM files for the design ``info`` (an RtlDesign, or rtl.json's object)
+    into ``out_dir``, under the file names the design's parameters default to; return ``out_dir``.
     The network must have the design's topology and biases that fit its width."""
-    plan = plan_of(info)
+    info = RtlDesign.from_json(info)
+    plan = info.plan
     try:
         check_network(net, plan)
     except ValueError as e:
@@ -191,12 +304,13 @@ def swap_rom_files(net: FoldedNetwork, info: dict, out_dir) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, (width, words) in rom_images(net, plan).items():
-        atomic_write_text(out / info["memories"][name]["file"], _mem_text(width, words))
+        atomic_write_text(out / info.memories[name].file, _mem_text(width, words))
     return out
 
 
-def plan_of(info: dict) -> Plan:
-    """The folding plan an RTL directory was generated for (from its rtl.json)."""
+def plan_of(info) -> Plan:
+    """The folding plan an RTL directory was generated for (from its RtlDesign, or rtl.json's
+    object)."""
     from .identity import plan_from_rtl
     try:
         return plan_from_rtl(info)

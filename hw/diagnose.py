@@ -27,12 +27,13 @@ from .timing import timing
 __all__ = ["read_rom_files", "first_difference", "describe"]
 
 
-def read_rom_files(info: dict, rom_dir) -> dict:
-    """{ROM name: words} of the ROM files an RTL directory's rtl.json (``info``) names, read
+def read_rom_files(info, rom_dir) -> dict:
+    """{ROM name: words} of the ROM files an RTL directory's design (``info``) names, read
     from ``rom_dir`` (one binary word per line, as ``$readmemb`` reads them)."""
+    from .design import RtlDesign
     contents = {}
-    for name, mem in info["memories"].items():
-        path = Path(rom_dir) / mem["file"]
+    for name, mem in RtlDesign.from_json(info).memories.items():
+        path = Path(rom_dir) / mem.file
         words = []
         for k, line in enumerate(path.read_text().split(), 1):
             try:

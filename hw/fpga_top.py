@@ -8,6 +8,7 @@ import math
 
 from bnncore import __version__
 
+from .design import RtlDesign
 from .families import Device
 
 #: Bits of the board-level input stream (bytes of an image beat, LSB first).
@@ -18,7 +19,7 @@ IO_BITS = 8
 BEAT_SELECT_BITS = 64
 
 
-def fpga_top_verilog(rtl: dict, reset_buffer: str = "") -> str:
+def fpga_top_verilog(rtl, reset_buffer: str = "") -> str:
     """``bnn_fpga``: bnn_top behind a byte-wide input stream and a class-index output.
 
     Each beat of ``in_width`` bits is sent as ceil(in_width / 8) bytes, least significant byte
@@ -28,15 +29,14 @@ def fpga_top_verilog(rtl: dict, reset_buffer: str = "") -> str:
     ``reset_buffer``: Verilog that drives the core's reset ``rst_g`` from the registered reset
     pin ``rst_q`` through a global buffer (``Device.reset_buffer``; default: a wire).
     """
-    p_in = rtl["ports"]["input"]
-    p_out = rtl["ports"]["output"]
-    width, cbits = p_in["width"], p_out["class_bits"]
+    rtl = RtlDesign.from_json(rtl)
+    width, cbits = rtl.in_width, rtl.class_bits
     nbytes = math.ceil(width / IO_BITS)
     bits = nbytes * IO_BITS
     cnt = max(1, (nbytes - 1).bit_length())
-    files = "".join(f'    parameter {m["parameter"]} = "{m["file"]}",\n' for m in rtl["memories"].values())
+    files = "".join(f'    parameter {m.parameter} = "{m.file}",\n' for m in rtl.memories.values())
     shifted = f"{{byte_q, beat[{bits - 1}:{IO_BITS}]}}" if nbytes > 1 else "byte_q"
-    overrides = ", ".join(f'.{m["parameter"]}({m["parameter"]})' for m in rtl["memories"].values())
+    overrides = ", ".join(f'.{m.parameter}({m.parameter})' for m in rtl.memories.values())
     # the shift of the beat register takes a cycle after the byte, under one registered copy
     # of its enable per BEAT_SELECT_BITS bits: the enable decoded from in_valid and `full` must
     # not reach every flip-flop of a wide beat in one route
@@ -65,7 +65,7 @@ module bnn_fpga #(
     reg  [{cnt - 1}:0] count;
     reg  full, pending;          // the beat is complete; its last byte is being shifted in
 {copies}    wire core_ready;
-    wire [{p_out["width"] - 1}:0] result;
+    wire [{rtl.out_width - 1}:0] result;
     wire [{bits - 1}:0] shifted = {shifted};
     // the reset pin through a register: straight from the pin it reached the whole design
     // in one cycle (8.7 ns of routing from the pad on an ECP5-85F)
@@ -105,10 +105,10 @@ endmodule
 """
 
 
-def _pins(device: Device, rtl: dict) -> tuple:
+def _pins(device: Device, rtl) -> tuple:
     """(file name, text) of a placeholder constraints file: the ports, no locations but what
     the family needs (the ECP5 clock's)."""
-    cbits = rtl["ports"]["output"]["class_bits"]
+    cbits = RtlDesign.from_json(rtl).class_bits
     ports = ["clk", "rst", *[f"in_data[{i}]" for i in range(IO_BITS)], "in_valid", "in_ready",
              *[f"out_class[{i}]" for i in range(cbits)], "out_valid", "out_ready"]
     fam = device.fpga_family

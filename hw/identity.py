@@ -117,26 +117,28 @@ def check_network(net: FoldedNetwork, plan: Plan):
                          f"bias_bits={bias_bits_for(net)} (bias_bits_for(net))")
 
 
-def plan_from_rtl(info: dict) -> Plan:
-    """The folding plan an RTL directory was generated for (its rtl.json); ValueError when
-    its fields do not make one."""
+def plan_from_rtl(info) -> Plan:
+    """The folding plan an RTL directory was generated for (its RtlDesign, or rtl.json's
+    object); ValueError when its fields do not make one."""
+    field = info.__getitem__ if isinstance(info, dict) else lambda name: getattr(info, name)
     try:
-        rows = info["folding"]
+        rows = field("folding")
         if not any("window" in l for l in rows):
-            return make_plan(info["topology"], [(l["pe"], l["simd"]) for l in rows], banks=info["banks"],
-                             out_depth=info["out_depth"], bias_bits=info["bias_bits"], pipelined=info["pipelined"])
+            return make_plan(field("topology"), [(l["pe"], l["simd"]) for l in rows], banks=field("banks"),
+                             out_depth=field("out_depth"), bias_bits=field("bias_bits"),
+                             pipelined=field("pipelined"))
         layers = tuple(LayerFold(l["n_in"], l["n_out"], l["pe"], l["simd"], l["kind"], k, l.get("in_bits", 1),
                                  Window.from_description(l["window"]) if "window" in l else None,
                                  tuple(stage_from_description(p) for p in l.get("pools", ())))
                        for k, l in enumerate(rows))
-        return Plan(layers, info["banks"], info["out_depth"], info["bias_bits"], info["pipelined"])
+        return Plan(layers, field("banks"), field("out_depth"), field("bias_bits"), field("pipelined"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"rtl.json: fields 'topology', 'folding', 'banks', 'out_depth', 'bias_bits', 'pipelined' "
                          f"do not make a folding plan ({type(e).__name__}: {e})") from None
 
 
-def design_digest(info: dict) -> str:
-    """Hex sha256 of the ``design_properties`` of the RTL that ``info`` (its rtl.json)
+def design_digest(info) -> str:
+    """Hex sha256 of the ``design_properties`` of the RTL that ``info`` (its RtlDesign)
     describes: equal for two designs exactly when their logic is the same, so that the ROM
     files of one run right in the other. Every check of a swap uses it (``bnn synth
     --swap-weights``, ``bnn load``, the board's INFO answer)."""

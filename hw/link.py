@@ -365,23 +365,24 @@ class LinkTop(wiring.Component):
     initialised with ``contents`` ({memory name: words}, the ROM files' contents) and written by
     the link's WRITE frames (a block RAM's second port; the same block RAMs as the ROMs)."""
 
-    def __init__(self, *, info: dict, rom_files: dict | None = None, clock_hz: float, baud: int,
+    def __init__(self, *, info, rom_files: dict | None = None, clock_hz: float, baud: int,
                  rx_buffer: int = 512, timeout: int | None = None, writable: bool = False,
                  contents: dict | None = None):
         from bnncore.link import info_blob
 
         from .uart import divisor_for
+        from .design import RtlDesign
         divisor = divisor_for(clock_hz, baud)
-        pin, pout = info["ports"]["input"], info["ports"]["output"]
+        info = RtlDesign.from_json(info)
         if writable and contents is None:
             raise UsageError("a writable design needs its memories' contents")
         if not writable and rom_files is None:
             raise UsageError("a read-only design needs its ROM files")
         self._info, self._rom_files, self._writable = info, dict(rom_files or {}), writable
         self._contents = contents
-        mems = [(mem["width"], mem["depth"]) for mem in info["memories"].values()] if writable else ()
-        self._link = Link(divisor=divisor, in_width=pin["width"], in_beats=pin["beats_per_image"],
-                          out_width=pout["width"], info=info_blob(info, round(clock_hz), baud, rx_buffer, writable),
+        mems = [(mem.width, mem.depth) for mem in info.memories.values()] if writable else ()
+        self._link = Link(divisor=divisor, in_width=info.in_width, in_beats=info.in_beats,
+                          out_width=info.out_width, info=info_blob(info, round(clock_hz), baud, rx_buffer, writable),
                           rx_buffer=rx_buffer, timeout=timeout, memories=mems)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "receiving": Out(1), "busy": Out(1),
                           "error": Out(1)})
@@ -402,10 +403,10 @@ class LinkTop(wiring.Component):
             m.submodules.accelerator = Instance("bnn_top", **{f"p_{k}": v for k, v in self._rom_files.items()},
                                                 **ports)
             return m
-        for k, (name, mem) in enumerate(self._info["memories"].items()):
-            depth, width = mem["depth"], mem["width"]
+        for k, (name, mem) in enumerate(self._info.memories.items()):
+            depth, width = mem.depth, mem.width
             abits = address_bits(depth)
-            addr = Signal(mem["slices"] * abits, name=f"{name}_addr")
+            addr = Signal(mem.slices * abits, name=f"{name}_addr")
             data = Signal(width, name=f"{name}_data")
             ports[f"o_{name}_addr"], ports[f"i_{name}_data"] = addr, data
             words = list(self._contents[name])

@@ -26,6 +26,7 @@ import numpy as np
 from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text
 
+from .design import RtlDesign
 from .tools import SynthError, ToolError, find_tool
 
 __all__ = ["SwapError", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
@@ -49,14 +50,15 @@ def _slices(bits: np.ndarray, words: int):
 
 
 def make_placeholders(memories: dict, words: int, seed: int = 0, tries: int = 20) -> dict:
-    """{name: (depth, width) 0/1 array} of random ROM contents whose ``words``-word slices all
+    """{name: (depth, width) 0/1 array}, for ``memories`` {name: (depth, width)}, of random ROM
+    contents whose ``words``-word slices all
     differ from each other and from zero, whose columns are not constant and whose last word
     is all ones: each slice then names one place in the placed design."""
     rng = np.random.default_rng(seed)
     for _ in range(tries):
         out, seen, ok = {}, {bytes(words)}, True
         for name, mem in memories.items():
-            bits = rng.integers(0, 2, (mem["depth"], mem["width"]), dtype=np.uint8)
+            bits = rng.integers(0, 2, mem, dtype=np.uint8)
             # the last word all ones: a block RAM read at another width than the ROM's spreads
             # the ROM's words over fewer positions, and then reads zero there (ECP5's ecpbram
             # tries every width)
@@ -70,8 +72,8 @@ def make_placeholders(memories: dict, words: int, seed: int = 0, tries: int = 20
             out[name] = bits
         if ok:
             return out
-    small = min(memories, key=lambda n: memories[n]["depth"])
-    raise SwapError(f"ROM {small} has {memories[small]['depth']} words: too few for its {memories[small]['width']} "
+    small = min(memories, key=lambda n: memories[n][0])
+    raise SwapError(f"ROM {small} has {memories[small][0]} words: too few for its {memories[small][1]} "
                     "bit columns to be told apart by their contents in the bitstream; a swappable build needs "
                     "deeper ROMs (fold that layer with fewer PEs or a smaller SIMD)")
 
@@ -123,7 +125,7 @@ def _tool(name: str) -> str:
         raise SwapError(str(e)) from None
 
 
-def held_design(built: Path) -> dict:
+def held_design(built: Path) -> RtlDesign:
     """The rtl.json of the design a swappable build in ``built`` holds (``swap/rtl.json``),
     validated as an RTL directory's rtl.json is, its family a registered one (hw/families)."""
     from .design import RtlError, load_rtl
@@ -133,38 +135,38 @@ def held_design(built: Path) -> dict:
         info = load_rtl(built / "swap", verify=False)
     except RtlError as e:
         raise SwapError(f"{e} (the design of the swappable build {built})") from None
-    if info.get("family") not in FAMILIES:
-        raise SwapError(f"{path}: field 'family' must be one of {', '.join(FAMILIES)}, found {info.get('family')!r}; "
+    if info.family not in FAMILIES:
+        raise SwapError(f"{path}: field 'family' must be one of {', '.join(FAMILIES)}, found {info.family!r}; "
                         f"rebuild it with bnn synth RTL --swappable -o {built}")
     return info
 
 
-def design_mismatch(info: dict, held: dict) -> str | None:
+def design_mismatch(info, held) -> str | None:
     """Why the ROM files of the design ``info`` cannot go into a build of ``held`` (both
-    rtl.json), or None: the logic's properties (``hw.identity.design_properties``) and the ROMs'
-    shapes must be equal."""
-    from .design import plan_of
+    RtlDesigns, or rtl.json objects), or None: the logic's properties
+    (``hw.identity.design_properties``) and the ROMs' shapes must be equal."""
     from .identity import describe_differences, design_differences, design_properties
-    diffs = design_differences(design_properties(plan_of(held)), design_properties(plan_of(info)))
+    info, held = RtlDesign.from_json(info), RtlDesign.from_json(held)
+    diffs = design_differences(design_properties(held.plan), design_properties(info.plan))
     if diffs:
         return describe_differences(diffs, "the build", "the RTL")
-    shapes = {n: (m["depth"], m["width"]) for n, m in info["memories"].items()}
-    held_shapes = {n: (m["depth"], m["width"]) for n, m in held["memories"].items()}
+    shapes = {n: (m.depth, m.width) for n, m in info.memories.items()}
+    held_shapes = {n: (m.depth, m.width) for n, m in held.memories.items()}
     if shapes != held_shapes:
         bad = next(n for n in sorted(set(shapes) | set(held_shapes)) if shapes.get(n) != held_shapes.get(n))
         return f"ROM {bad}: the build has {held_shapes.get(bad)} (words, bits), the RTL {shapes.get(bad)}"
     return None
 
 
-def prepare(rtl: dict, family: str, out: Path, seed: int = 0) -> Path:
+def prepare(rtl: RtlDesign, family: str, out: Path, seed: int = 0) -> Path:
     """Write the placeholder ROM files of a swappable build into ``out/swap/placeholder``
     (under the names rtl.json gives them) and rtl.json's copy; return the folder."""
-    ph = make_placeholders(rtl["memories"], _family(family).slice_words, seed)
+    ph = make_placeholders({n: (m.depth, m.width) for n, m in rtl.memories.items()}, _family(family).slice_words, seed)
     folder = out / "swap" / "placeholder"
     folder.mkdir(parents=True, exist_ok=True)
-    for name, mem in rtl["memories"].items():
-        write_mem(folder / mem["file"], ph[name])
-    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl, family=family), indent=1) + "\n")
+    for name, mem in rtl.memories.items():
+        write_mem(folder / mem.file, ph[name])
+    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl.to_json(), family=family), indent=1) + "\n")
     return folder
 
 
@@ -174,7 +176,7 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     bitstream in ``out`` (default: ``built``); return {ROM name: words checked}."""
     built, out = Path(built).resolve(), Path(out or built).resolve()
     info = held_design(built)
-    fam = _family(info["family"])
+    fam = _family(info.family)
     source = built / "swap" / f"placeholder{Path(fam.placed_text).suffix}"
     if source.is_symlink() or not source.is_file():
         raise SwapError(f"{source}: missing or not a plain file; rebuild with bnn synth RTL --swappable -o {built}")
@@ -185,16 +187,16 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     new, ph = {}, {}
-    for name, mem in info["memories"].items():
-        src = Path(rom_dir) / mem["file"]
+    for name, mem in info.memories.items():
+        src = Path(rom_dir) / mem.file
         if not src.is_file():
-            raise SwapError(f"{src}: ROM file missing (ROM {name}, {mem['depth']} words of {mem['width']} bits)")
-        new[name] = read_mem(src, mem["width"])
-        if len(new[name]) != mem["depth"]:
-            raise SwapError(f"{src}: {len(new[name])} words; the build's ROM {name} has {mem['depth']}")
-        ph[name] = read_mem(built / "swap" / "placeholder" / mem["file"], mem["width"])
-    text = patch(info["family"], placeholder, ph, new)
-    got = decode(info["family"], text, placeholder, ph)
+            raise SwapError(f"{src}: ROM file missing (ROM {name}, {mem.depth} words of {mem.width} bits)")
+        new[name] = read_mem(src, mem.width)
+        if len(new[name]) != mem.depth:
+            raise SwapError(f"{src}: {len(new[name])} words; the build's ROM {name} has {mem.depth}")
+        ph[name] = read_mem(built / "swap" / "placeholder" / mem.file, mem.width)
+    text = patch(info.family, placeholder, ph, new)
+    got = decode(info.family, text, placeholder, ph)
     for name in new:   # every bit of every ROM, where the design reads it
         if not np.array_equal(got[name], new[name]):
             raise SwapError(f"ROM {name}: the patched design's block RAMs do not hold the new words")
@@ -241,7 +243,7 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
                         "and thresholds of the same design swap in: generate the RTL with the build's folding "
                         "and options, or build a new bitstream with bnn synth")
     out = Path(out).resolve() if out else built
-    fam = _family(held["family"])
+    fam = _family(held.family)
     keep = {"report.json", fam.placed_text, fam.bitstream}
     try:
         with new_output(out, "synth" if out == built else "swap", force=force or out == built, log=log) as work:
@@ -251,7 +253,7 @@ def swap_weights(rtl_dir, built, rom_dir=None, out=None, log=print, force: bool 
                     if p.name not in keep | {"swap", MARKER}:
                         (shutil.copytree if p.is_dir() and not p.is_symlink() else shutil.copy2)(p, work / p.name)
             swap(built, Path(rom_dir) if rom_dir else Path(rtl_dir), work, log=log)
-            report = dict(report, network=info.get("network") if rom_dir is None else None)
+            report = dict(report, network=dict(info.network) if info.network is not None and rom_dir is None else None)
             if out != built:
                 report["placed_design_from"] = str(built)
             atomic_write_text(work / "report.json", json.dumps(report, indent=2) + "\n")

@@ -32,6 +32,7 @@ from pathlib import Path
 from bnncore import __version__
 from bnncore.fileio import OutputDirError, atomic_write_text, new_output
 
+from .design import RtlDesign
 from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
@@ -84,12 +85,13 @@ def cell_model_defines(device: Device) -> dict:
 
 # --- fit ------------------------------------------------------------------------------------
 
-def check_fit(rtl: dict, device: Device):
-    """Raise SynthError if the ROMs of ``rtl`` (rtl.json) hold more bits than the device's block RAM."""
-    bits = rtl["memory_bits_total"]
+def check_fit(rtl, device: Device):
+    """Raise SynthError if the ROMs of ``rtl`` (an RtlDesign) hold more bits than the device's block RAM."""
+    rtl = RtlDesign.from_json(rtl)
+    bits = rtl.memory_bits_total
     cap = device.bram_total_bits
     if bits > cap:
-        topo = rtl.get("spec") or "-".join(map(str, rtl["topology"]))
+        topo = rtl.spec
         raise SynthError(
             f"{topo} does not fit {device.name}: its weights and thresholds are {bits:,} bits, the "
             f"{device.part}'s {device.brams} block RAMs hold {cap:,}: {bits - cap:,} bits "
@@ -102,14 +104,15 @@ def check_fit(rtl: dict, device: Device):
 
 # --- scripts --------------------------------------------------------------------------------
 
-def _yosys_script(rtl: dict, device: Device, top: str, netlist_out: str = "bnn.json", swappable: bool = False) -> str:
+def _yosys_script(rtl, device: Device, top: str, netlist_out: str = "bnn.json", swappable: bool = False) -> str:
+    rtl = RtlDesign.from_json(rtl)
     # names are plain (generate.load_rtl checks them), quoted all the same
     if top in ("bnn_top", "bnn_fpga"):
-        chparams = "\n".join(f'chparam -set {m["parameter"]} "{m["file"]}" {top}' for m in rtl["memories"].values())
+        chparams = "\n".join(f'chparam -set {m.parameter} "{m.file}" {top}' for m in rtl.memories.values())
     else:   # the board top (RTLIL) and the link top (Verilog) set the ROM files on their bnn_top
         chparams = "read_rtlil bnn_board.il" if top == "bnn_board" else ""
     extra = {"bnn_fpga": ["bnn_fpga.v"], "bnn_link": ["bnn_link.v"]}.get(top, [])
-    files = " ".join(f'"{f}"' for f in rtl["files"]["verilog"] + extra)
+    files = " ".join(f'"{f}"' for f in [*rtl.verilog, *extra])
     lines = [
         "# Read the RTL without elaborating it, set the ROM files (read now, at synthesis time),",
         "# then elaborate and synthesise for the device.",
@@ -231,7 +234,7 @@ def _synth_files(out: Path):
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()} if ours else None
 
 
-def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
+def _load_rtl(rtl_dir: Path, rom_dir) -> RtlDesign:
     """rtl.json, validated: plain file names only, every file as `bnn rtl` wrote it (ROM files
     from ``rom_dir`` of the right shape)."""
     from .design import RtlError, load_rtl
@@ -241,14 +244,14 @@ def _load_rtl(rtl_dir: Path, rom_dir) -> dict:
         raise SynthError(str(e)) from None
 
 
-def _stage(dst: Path, rtl_dir: Path, rtl: dict, rom_dir: Path | None):
-    for name in rtl["files"]["verilog"]:
+def _stage(dst: Path, rtl_dir: Path, rtl: RtlDesign, rom_dir: Path | None):
+    for name in rtl.verilog:
         shutil.copyfile(rtl_dir / name, dst / name)
-    for mem in rtl["memories"].values():
-        src = (rom_dir or rtl_dir) / mem["file"]
+    for mem in rtl.memories.values():
+        src = (rom_dir or rtl_dir) / mem.file
         if not src.is_file():
             raise SynthError(f"{src}: ROM file missing")
-        shutil.copyfile(src, dst / mem["file"])
+        shutil.copyfile(src, dst / mem.file)
 
 
 def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int = 1, rom_dir=None,
@@ -368,30 +371,29 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
                       "placeholder_roms": "swap/placeholder"}
         (out / fam.placed_text).replace(out / swap_files["placeholder"])
         (out / fam.bitstream).unlink()
-        for mem in rtl["memories"].values():   # the design's own ROM files, as without --swappable
-            shutil.copyfile(real_roms / mem["file"], out / mem["file"])
+        for mem in rtl.memories.values():   # the design's own ROM files, as without --swappable
+            shutil.copyfile(real_roms / mem.file, out / mem.file)
         try:
             swap(out, real_roms, log=lambda line: log(f"{device.name}: {line}"))
         except SwapError as e:
             raise SynthError(str(e)) from None
     pnr = json.loads((out / "pnr.json").read_text())
     fmax = _fmax(pnr)
-    t = rtl["timing"]
-    ii = t["initiation_interval"]
+    ii = rtl.interval
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in pnr.get("utilization", {}).items() if v.get("available")}
     lut_cell, ram_cell = device.fpga_family.lut_cell, device.fpga_family.ram_cell
     # the weight bits read per image: a convolution's once per window position
-    weight_bits = sum(l["memory_bits"]["weights"] * l.get("positions", 1) for l in rtl["folding"])
+    weight_bits = sum(l["memory_bits"]["weights"] * l.get("positions", 1) for l in rtl.folding)
     bound = weight_bits / (device.brams * device.bram_read_width)
     report = {
         "generator": f"bnncore {__version__}",
         "device": asdict(device) | {"pnr_args": list(device.pnr_args),
                                    "bram_shapes": [list(s) for s in device.bram_shapes],
                                    "speed_grades": list(device.speed_grades)},
-        "topology": rtl["topology"],
-        "spec": rtl.get("spec") or "-".join(map(str, rtl["topology"])),
-        "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl["folding"]],
+        "topology": list(rtl.topology),
+        "spec": rtl.spec,
+        "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl.folding],
         "cells": cells,
         "resources": summary,
         "bram_output_registers": moved,
@@ -405,9 +407,9 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "fmax_mhz": round(fmax, 2),
         "timing_met": fmax >= freq,
         "initiation_interval": ii,
-        "latency_cycles": t["latency"],
+        "latency_cycles": rtl.latency,
         "images_per_second": round(fmax * 1e6 / ii),
-        "latency_us": round(t["latency"] / fmax, 2),
+        "latency_us": round(rtl.latency / fmax, 2),
         "weight_bits_per_image": weight_bits,
         "bram_bits_per_cycle": device.brams * device.bram_read_width,
         "bandwidth_bound_cycles": round(bound, 1),
@@ -415,7 +417,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud, "pll": board_pll,
                                              "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},
-        "network": rtl.get("network") if real_roms == rtl_dir else None,
+        "network": dict(rtl.network) if rtl.network is not None and real_roms == rtl_dir else None,
         "swap": swap_files,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "files": {"yosys_script": "synth.ys", "rerun": "run.sh", "netlist_json": "bnn.json",
@@ -447,7 +449,7 @@ def _board(name: str, device, freq, baud) -> tuple:
         from .diagnose import read_rom_files
         from .link import LinkTop, board_files
         try:
-            top = LinkTop(info=rtl, rom_files={m["parameter"]: m["file"] for m in rtl["memories"].values()},
+            top = LinkTop(info=rtl, rom_files={m.parameter: m.file for m in rtl.memories.values()},
                           clock_hz=hz, baud=baud, writable=writable,
                           contents=read_rom_files(rtl, rom_dir) if writable else None)
         except ValueError as e:
@@ -458,12 +460,11 @@ def _board(name: str, device, freq, baud) -> tuple:
     return b.device, hz / 1e6, files, baud, made_info
 
 
-def _link_bound(rtl: dict, baud: int) -> float:
+def _link_bound(rtl: RtlDesign, baud: int) -> float:
     """Images per second the serial link carries at most: frames pipelined, both directions at
     once, 10 bits a byte (bnncore.link.DeviceInfo.seconds_per_image)."""
-    pin, pout = rtl["ports"]["input"], rtl["ports"]["output"]
-    image = pin["beats_per_image"] * math.ceil(pin["width"] / 8) + 6
-    answer = math.ceil(pout["width"] / 8) + 6
+    image = rtl.in_beats * math.ceil(rtl.in_width / 8) + 6
+    answer = math.ceil(rtl.out_width / 8) + 6
     return round(baud / (10 * max(image, answer)), 1)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bnncore.fileio import atomic_write_text
+from bnncore.hw.design import RtlDesign
 from bnncore.hw.layout import input_beat_bytes
 from bnncore.hw.tools import find_verilator
 
@@ -197,9 +198,9 @@ def _port_code(port: str, width: int, setter: bool) -> str:
     return f"top->{port} = w[0];" if setter else f"w[0] = top->{port};"
 
 
-def bench_source(info: dict) -> str:
-    """The C++ driver for the design ``info`` (rtl.json) describes."""
-    inp, out = info["ports"]["input"], info["ports"]["output"]
+def bench_source(info: RtlDesign) -> str:
+    """The C++ driver for the design ``info`` describes."""
+    inp, out = info.ports["input"], info.ports["output"]
     fields = {"IN_WORDS": _words(inp["width"]), "OUT_WORDS": _words(out["width"]), "WATCHDOG": WATCHDOG,
               "SET": _port_code(inp["payload"], inp["width"], True),
               "GET": _port_code(out["payload"], out["width"], False),
@@ -228,7 +229,7 @@ def _command(exe: Path, beats_file: Path, images: int, beats: int, gap: float, s
             str(budget), str(out), str(progress)]
 
 
-def build(info: dict, sources: list, params: dict, defines: dict, build_dir: Path, build_args: list,
+def build(info: RtlDesign, sources: list, params: dict, defines: dict, build_dir: Path, build_args: list,
           jobs: int = 1, profile: np.ndarray | None = None) -> Path:
     """Verilate ``sources`` (top ``bnn_top``) with the driver and compile them; return the
     executable. ``params``: string parameters (the ROM files), ``defines``: macros.
@@ -270,12 +271,11 @@ def build(info: dict, sources: list, params: dict, defines: dict, build_dir: Pat
     return verilate(["-CFLAGS", f"-fprofile-use -fprofile-correction -Wno-missing-profile {where}"], "a")
 
 
-def _write_beats(path: Path, info: dict, values: np.ndarray) -> int:
+def _write_beats(path: Path, info: RtlDesign, values: np.ndarray) -> int:
     """Write the input beats of ``values`` (images, inputs) for the driver; return the beats
     per image."""
-    inp = info["ports"]["input"]
-    beats = inp["beats_per_image"]
-    path.write_bytes(input_beat_bytes(values, inp["width"], beats, inp.get("value_bits", 1), align=4).tobytes())
+    beats = info.in_beats
+    path.write_bytes(input_beat_bytes(values, info.in_width, beats, info.in_value_bits, align=4).tobytes())
     return beats
 
 
@@ -303,14 +303,13 @@ def _decode_all(payloads: np.ndarray, class_bits: int, score_bits: int, n_classe
     return classes, scores
 
 
-def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: float, stall: float, seed: int,
+def run(exe: Path, info: RtlDesign, net, bits: np.ndarray, *, build_dir: Path, gap: float, stall: float, seed: int,
         jobs: int = 1, labels=None, progress=None) -> dict:
     """Run ``bits`` through the built bench in ``jobs`` shards at once; return the results as
     the cocotb bench writes them, plus ``shards`` (per shard: images, cycles, latency, ii)."""
     from bnncore.golden import infer
 
-    inp, out = info["ports"]["input"], info["ports"]["output"]
-    beats, out_words = inp["beats_per_image"], _words(out["width"])
+    beats, out_words = info.in_beats, _words(info.out_width)
     n = len(bits)
     jobs = max(1, min(int(jobs), n))
     bounds = np.linspace(0, n, jobs + 1).astype(int)
@@ -367,7 +366,7 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
     gold = infer(net, bits, return_scores=True)
     decoded_cls, decoded_scores = [], []
     for r in results:
-        c, s = _decode_all(r["payloads"], out["class_bits"], out["score_bits"], info["topology"][-1])
+        c, s = _decode_all(r["payloads"], info.class_bits, info.score_bits, info.topology[-1])
         decoded_cls.append(c), decoded_scores.append(s)
     classes = np.concatenate(decoded_cls)
     # the shards' results in image order; a stuck shard leaves a gap, so compare shard by shard
@@ -382,7 +381,7 @@ def run(exe: Path, info: dict, net, bits: np.ndarray, *, build_dir: Path, gap: f
     for (lo, hi, *_), r in zip(shards, results):
         if back_to_back and not r["stuck"]:
             failures += [f"images {lo}..{hi - 1}: {f}" if jobs > 1 else f
-                         for f in timing_failures(info["timing"], r["t_in"], r["t_out"])]
+                         for f in timing_failures(info.timing, r["t_in"], r["t_out"])]
         per_shard.append({"first": lo, "images": hi - lo, "cycles": r["cycles"],
                           "latency": r["t_out"][0] - r["t_in"][0] if r["t_out"] else None,
                           "ii": interval(r["t_out"])})

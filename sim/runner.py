@@ -66,8 +66,8 @@ def _watch(path: Path, progress):
         thread.join()
 
 
-def _rom_parameters(info: dict, rom_dir: Path) -> dict:
-    return {mem["parameter"]: str(rom_dir / mem["file"]) for mem in info["memories"].values()}
+def _rom_parameters(info, rom_dir: Path) -> dict:
+    return {mem.parameter: str(rom_dir / mem.file) for mem in info.memories.values()}
 
 
 #: Characters that make and the simulators' command lines take as they are.
@@ -234,7 +234,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         info = load_rtl(rtl_dir, rom_dir=rom_dir, verify=sources is None)
-        origin = info.get("network") if isinstance(info.get("network"), dict) else {}
+        origin = info.network or {}
         if swap_roms:
             if rom_dir is not None:
                 raise UsageError("swap_roms writes the ROM files itself: give rom_dir or swap_roms, not both")
@@ -249,9 +249,9 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
                            "network's weights in the same RTL")
     except ValueError as e:   # RtlError, and a plan that cannot hold the network
         raise SimulationError(str(e)) from None
-    if bits.shape[1] != info["topology"][0]:
+    if bits.shape[1] != info.topology[0]:
         raise SimulationError(f"the images have {bits.shape[1]} input values each, the RTL's network "
-                              f"{info.get('spec', '')} {info['topology'][0]}")
+                              f"{info.spec} {info.topology[0]}")
     lang = entry.lang
     if bench == "cocotb":        # what the bench in the simulator reads
         np.save(build_dir / "bits.npy", bits)
@@ -264,7 +264,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
         (build_dir / "bench.json").write_text(json.dumps(cfg, indent=2))
     if sources is None:
         params = _rom_parameters(info, Path(rom_dir).resolve() if rom_dir else rtl_dir)
-        sources = [rtl_dir / f for f in info["files"][lang]]
+        sources = [rtl_dir / f for f in (info.verilog if lang == "verilog" else info.vhdl)]
         if not sources:
             raise SimulationError(f"{rtl_dir}: generated without VHDL (bnn rtl --no-vhdl); simulate it on "
                                   "verilator or icarus, or regenerate it with VHDL")
@@ -335,7 +335,7 @@ def run_simulation(rtl_dir, net_dir, bits: np.ndarray, *, sim: str = "verilator"
             raise SimulationError(f"{sim}: the bench wrote no results; see {build_dir / 'sim.log'}")
         out = json.loads(results.read_text())
     out.update({"simulator": sim, "bench": bench, "build_s": build_s, "run_s": run_s, "rtl": str(rtl_dir), "net": str(net_dir),
-                "topology": info["topology"], "spec": info.get("spec")})
+                "topology": list(info.topology), "spec": info.spec})
     if waves:        # where the (large) waveform is, for the summary to say
         out["waves"] = sorted(str(f) for f in build_dir.iterdir() if f.suffix in (".fst", ".vcd", ".ghw"))
     atomic_write_text(results, json.dumps(out, indent=2) + "\n")    # the whole measurement, for bnn report
@@ -402,13 +402,13 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     build_dir.mkdir(parents=True, exist_ok=True)
     info = load_rtl(rtl_dir)
     net = load(net_dir)
-    if (info.get("network") or {}).get("sha256") != net.digest():
+    if (info.network or {}).get("sha256") != net.digest():
         raise SimulationError(f"{net_dir}: not the network {rtl_dir} was generated from")
     values = np.asarray(values)
     if values.ndim != 2 or len(values) < 2:
         raise UsageError(f"values must be (images, inputs) with at least 2 images, not shape {values.shape}")
     params = _rom_parameters(info, rtl_dir)
-    sources = [rtl_dir / f for f in info["files"]["verilog"]]
+    sources = [rtl_dir / f for f in info.verilog]
     if entry.builds_with_make:
         work, sources, params = _verilator_dirs(build_dir, sources, params)
     else:
@@ -429,7 +429,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     else:
         from bnncore.hw.synth import DEVICES, cell_model_defines, cell_models, netlist
         device = DEVICES[gate_level]
-        names = {m["parameter"]: m["file"] for m in info["memories"].values()}
+        names = {m.parameter: m.file for m in info.memories.values()}
         top = LinkTop(info=info, rom_files=names, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer,
                       writable=writable, contents=contents)
         log and log(f"{gate_level}: synthesizing bnn_link for the gate-level bench")

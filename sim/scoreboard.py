@@ -70,14 +70,12 @@ def timing_failures(model: dict, t_in: list, t_out: list) -> list:
     return failures
 
 
-def budget_cycles(info: dict, n: int, gap: float, stall: float) -> int:
+def budget_cycles(info, n: int, gap: float, stall: float) -> int:
     """Cycles that ``n`` images may take before the watchdog calls the design stuck: four
     times what the timing model expects, with the input slowed by its gaps and the output by
     its backpressure, plus a margin. A correct design never comes near it."""
-    t = info["timing"]
-    beats = info["ports"]["input"]["beats_per_image"]
-    per_image = max(float(t["initiation_interval"]), beats / (1 - gap)) / (1 - stall)
-    return int(4 * (t["latency"] + n * per_image)) + 1000
+    per_image = max(info.interval, info.in_beats / (1 - gap)) / (1 - stall)
+    return int(4 * (info.latency + n * per_image)) + 1000
 
 
 def watchdog_failure(stuck: int, done: int, count: int, accepted: int, budget: int) -> str:

@@ -28,6 +28,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeo
 
 from bnncore.exports import load
 from bnncore.golden import infer
+from bnncore.hw.design import RtlDesign
 from bnncore.hw.layout import input_words
 from bnncore.sim.scoreboard import budget_cycles, compare, decode, interval, timing_failures, watchdog_failure
 
@@ -44,7 +45,7 @@ class TB:
         self.dut, self.cfg = dut, cfg
         self.log = logging.getLogger("bnn.tb")
         with open(cfg["rtl_json"]) as f:
-            self.info = json.load(f)
+            self.info = RtlDesign.from_json(json.load(f), cfg["rtl_json"])
         sep = "__" if cfg["lang"] == "verilog" else "_"
         self.i_payload = getattr(dut, f"i_stream{sep}payload")
         self.i_valid = getattr(dut, f"i_stream{sep}valid")
@@ -52,11 +53,9 @@ class TB:
         self.o_payload = getattr(dut, f"o_stream{sep}payload")
         self.o_valid = getattr(dut, f"o_stream{sep}valid")
         self.o_ready = getattr(dut, f"o_stream{sep}ready")
-        inp, out = self.info["ports"]["input"], self.info["ports"]["output"]
-        self.width, self.beats = inp["width"], inp["beats_per_image"]
-        self.value_bits = inp.get("value_bits", 1)
-        self.class_bits, self.score_bits = out["class_bits"], out["score_bits"]
-        self.n_classes = self.info["topology"][-1]
+        self.width, self.beats, self.value_bits = self.info.in_width, self.info.in_beats, self.info.in_value_bits
+        self.class_bits, self.score_bits = self.info.class_bits, self.info.score_bits
+        self.n_classes = self.info.topology[-1]
         self.net = load(cfg["net_dir"])
         self.bits = np.load(cfg["bits"])
         # the reference: the NumPy backend, the readable definition (a one-off batch here, where
@@ -200,7 +199,7 @@ async def stream(dut):
     result["ii"] = interval(tb.t_out)
     back_to_back = not cfg.get("gap") and not cfg.get("stall")
     # beside the mismatches, which the result counts itself
-    failures = timing_failures(tb.info["timing"], tb.t_in, tb.t_out) if back_to_back else []
+    failures = timing_failures(tb.info.timing, tb.t_in, tb.t_out) if back_to_back else []
     result["failures"] = failures
     _write(cfg, result)
     assert not failures and not result["mismatches"], "; ".join(
@@ -218,7 +217,7 @@ async def reset_mid_stream(dut):
     resume = n // 2
     tb.o_ready.value = 0                                      # let results pile up
     driver = cocotb.start_soon(tb.drive(0, resume, 0.0))
-    for _ in range(int(tb.info["timing"]["latency"]) + 3 * int(tb.info["timing"]["cycles_per_image"])):
+    for _ in range(tb.info.latency + 3 * tb.info.cycles_per_image):
         await RisingEdge(dut.clk)
     driver.cancel()
     tb.i_valid.value = 0

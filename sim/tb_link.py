@@ -26,6 +26,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, First, RisingEdge
 from bnncore import link as proto
 from bnncore.exports import load
 from bnncore.golden import infer
+from bnncore.hw.design import RtlDesign
 
 PERIOD_NS = 10
 
@@ -96,10 +97,10 @@ def _host(t: PinTransport, cfg: dict, gold, values: np.ndarray, net_digest: str)
     out = {"checks": []}
     dev = lk.info()
     with open(cfg["rtl_json"]) as f:
-        info = json.load(f)
+        info = RtlDesign.from_json(json.load(f), cfg["rtl_json"])
     out["info"] = {"spec": dev.spec, "network": dev.network, "design": dev.design, "baud": dev.baud,
                    "clock_hz": dev.clock_hz, "rx_buffer": dev.rx_buffer}
-    expect = {"spec": info.get("spec"), "network": net_digest[:16], "design": proto.design_digest(info)[:16]}
+    expect = {"spec": info.spec, "network": net_digest[:16], "design": proto.design_digest(info)[:16]}
     out["info_ok"] = all(getattr(dev, k) == v for k, v in expect.items())
     n = len(values)
     split = max(1, n - 2)

@@ -18,7 +18,7 @@ def cmd_load(args):
     net = load(args.net)
     t = open_serial(args.port, args.baud)
     link = Link(t, timeout=args.timeout)
-    total = sum(m["depth"] for m in info["memories"].values())
+    total = sum(m.depth for m in info.memories.values())
     t0 = time.perf_counter()
     with _bar(total, "load", "word") as update:
         words = link.load(net, info, progress=update)

@@ -75,8 +75,13 @@ def test_a_wrong_bias_is_found_in_the_output_head(case):
 
 
 def test_rom_files_are_read_as_the_simulators_read_them(tmp_path):
-    (tmp_path / "a.mem").write_text("0101\n1110\n")
-    assert read_rom_files({"memories": {"w0": {"file": "a.mem"}}}, tmp_path) == {"w0": [5, 14]}
-    (tmp_path / "a.mem").write_text("0101\n11x0\n")
-    with pytest.raises(ValueError, match=r"a\.mem: line 2 is not a binary word: '11x0'$"):
-        read_rom_files({"memories": {"w0": {"file": "a.mem"}}}, tmp_path)
+    from bnncore.hw.generate import describe
+    from bnncore.hw.plan import make_plan
+    info = describe(make_plan((4, 2, 2), [(1, 4), (1, 2)]))
+    files = {m["file"]: "0101\n1110\n" for m in info["memories"].values()}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert read_rom_files(info, tmp_path) == {n: [5, 14] for n in info["memories"]}
+    (tmp_path / "bnn_w0.mem").write_text("0101\n11x0\n")
+    with pytest.raises(ValueError, match=r"bnn_w0\.mem: line 2 is not a binary word: '11x0'$"):
+        read_rom_files(info, tmp_path)

@@ -435,17 +435,17 @@ def test_placeholders_name_one_place_each():
     none zero, no constant column (synthesis would make it a constant); a ROM too shallow for
     that is refused."""
     from bnncore.hw.swap import SwapError, _slices, make_placeholders
-    mems = {"w0": {"depth": 300, "width": 40}, "t0": {"depth": 3, "width": 2}, "w1": {"depth": 12, "width": 16}}
+    mems = {"w0": (300, 40), "t0": (3, 2), "w1": (12, 16)}
     for words, slices in ((256, 40 * 2 + 2 + 16), (512, 40 + 2 + 16)):
         ph = make_placeholders(mems, words, seed=5)
         patterns = [p for bits in ph.values() for _, _, p in _slices(bits, words)]
         assert len(patterns) == slices and len(set(patterns)) == len(patterns)
         assert bytes(words) not in patterns
         for name, bits in ph.items():
-            assert bits.shape == (mems[name]["depth"], mems[name]["width"])
+            assert bits.shape == mems[name]
             assert (bits.min(0) != bits.max(0)).all() and bits[-1].all()
     with pytest.raises(SwapError, match=r"ROM t has 1 words: too few for its 3 bit columns"):
-        make_placeholders({"t": {"depth": 1, "width": 3}}, 256)
+        make_placeholders({"t": (1, 3)}, 256)
 
 
 @pytest.mark.slow

@@ -149,7 +149,8 @@ def test_other_network_refused_unless_swapped(designs, tmp_path):
 
 def test_watchdog_budget():
     from bnncore.sim.scoreboard import budget_cycles
-    info = {"timing": {"initiation_interval": 10.0, "latency": 50}, "ports": {"input": {"beats_per_image": 4}}}
+    from types import SimpleNamespace
+    info = SimpleNamespace(interval=10.0, latency=50, in_beats=4)      # an RtlDesign's fields it reads
     assert budget_cycles(info, 100, 0.0, 0.0) == 4 * (50 + 1000) + 1000
     assert budget_cycles(info, 100, 0.9, 0.0) == int(4 * (50 + 100 * 4 / (1 - 0.9))) + 1000   # the input binds
     assert budget_cycles(info, 100, 0.0, 0.5) == 4 * (50 + 2000) + 1000

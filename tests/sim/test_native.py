@@ -25,13 +25,15 @@ def test_port_code_follows_verilator_types(width, code):
 
 
 def test_bench_source_is_filled_in():
-    info = {"ports": {"input": {"payload": "i_stream__payload", "valid": "i_stream__valid", "ready": "i_stream__ready",
-                                "width": 100},
-                      "output": {"payload": "o_stream__payload", "valid": "o_stream__valid", "ready": "o_stream__ready",
-                                 "width": 40}}}
+    pytest.importorskip("amaranth")
+    from bnncore.hw.design import RtlDesign
+    from bnncore.hw.generate import describe
+    from bnncore.hw.plan import make_plan
+    info = RtlDesign.from_json(describe(make_plan((100, 20, 10), [(4, 50), (2, 20)])))
+    assert (info.in_width, info.out_width) == (50, 4 + 10 * info.score_bits)     # SIMD 50 a beat
     text = bench_source(info)
     assert "@" not in text
-    assert "IN_WORDS = 4, OUT_WORDS = 2" in text and "top->i_stream___05Fvalid = valid" in text
+    assert f"IN_WORDS = 2, OUT_WORDS = {-(-info.out_width // 32)}" in text and "top->i_stream___05Fvalid = valid" in text
 
 
 @pytest.mark.parametrize("class_bits, score_bits, n_classes", [(4, 16, 10), (1, 5, 2), (3, 13, 7), (6, 32, 40)])
