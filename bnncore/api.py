@@ -34,13 +34,15 @@ def network(net) -> FoldedNetwork:
     return load(net)
 
 
-def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
+def fold(source, input=None, *, verify: bool = True, verify_on=None, data_dir=None) -> FoldedNetwork:
     """Fold a checkpoint (a path from ``train``: its input scheme comes with it) or a
     ``BinaryNet`` (then ``input``, the ``InputBinarization`` it was trained with, is
-    required). ``verify_on``: ``(images, labels)`` to check the folded network against torch
-    on, exactly, as ``bnn fold`` does; a difference raises ``RuntimeError``."""
+    required), and check the folded network against torch exactly, as ``bnn fold`` does: on
+    ``verify_on`` (``(images, labels)``), by default a checkpoint's test set (its dataset, found
+    in ``data_dir`` as ``bnn fold --data-dir`` finds it). A difference raises
+    ``VerificationError``; ``verify=False`` folds without the check."""
     from .folding import fold as fold_model
-    from .folding import verify
+    from .folding import verify as check_fold
     if isinstance(source, (str, Path)):
         from .training import load_checkpoint
         model, cfg, _ = load_checkpoint(source)
@@ -53,9 +55,16 @@ def fold(source, input=None, *, verify_on=None) -> FoldedNetwork:
             raise UsageError("fold(model): give input=, the InputBinarization the model was trained with "
                              "(a checkpoint path carries it)")
     net = fold_model(model, input)
-    if verify_on is not None:
+    if verify and verify_on is None:
+        if not isinstance(source, (str, Path)):
+            raise UsageError("fold(model) checks the folded network against torch, as bnn fold does: give "
+                             "verify_on=(images, labels), or verify=False")
+        from .data import load_dataset
+        ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+        verify_on = (ds.test_images, ds.test_labels)
+    if verify:
         images, labels = verify_on
-        check = verify(net, model, images, labels)
+        check = check_fold(net, model, images, labels)
         if check["class_mismatches"] or check["hidden_bit_mismatches"]:
             raise VerificationError(f"the folded network disagrees with torch: {check}")
     return net

@@ -26,8 +26,14 @@ def test_fold_of_a_model_needs_its_input_scheme():
     model = BinaryNet(ModelConfig(topology="16-4-2"))
     with pytest.raises(ValueError, match="give input="):
         bnncore.fold(model)
-    net = bnncore.fold(model, bnncore.InputBinarization())
+    # as bnn fold, the Python fold checks against torch unless told not to
+    with pytest.raises(ValueError, match=r"give verify_on=\(images, labels\), or verify=False"):
+        bnncore.fold(model, bnncore.InputBinarization())
+    net = bnncore.fold(model, bnncore.InputBinarization(), verify=False)
     assert net.topology == (16, 4, 2)
+    import numpy as np
+    images = np.random.default_rng(0).integers(0, 256, (50, 16), dtype=np.uint8)
+    assert bnncore.fold(model, bnncore.InputBinarization(), verify_on=(images, np.zeros(50, np.int64))) == net
 
 
 @pytest.mark.slow
