@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SetupError, UsageError
-from .network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, PoolLayer
+from .kinds import BUILTIN
+from .network import FoldedNetwork
 
 __all__ = ["export_qonnx", "run_qonnx", "qonnx_model", "model_input", "batched", "INTEROP_INSTALL"]
 
@@ -80,10 +81,6 @@ class _Graph:
                          out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0, data_layout=layout)
 
 
-def _pm1(bits) -> np.ndarray:
-    return np.asarray(bits, np.float32) * 2 - 1
-
-
 def qonnx_model(net: FoldedNetwork, batch: int = 1):
     """The QONNX ``ModelWrapper`` of ``net`` (see the module docstring), shapes and data
     types annotated."""
@@ -94,15 +91,14 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
 
-    from .kinds import kind_of
-    other = next((s for s in net.layers if kind_of(s)), None)
+    other = next((s for s in net.layers if s.kind not in BUILTIN), None)
     if other is not None or not net.is_chain:
         raise UsageError(f"network {net.spec}: " + (f"{other.name} is of kind {other.kind!r}, which has no QONNX form"
                                                     if other is not None else "a graph of layers has no QONNX form "
                                                     "in bnncore yet (a chain has)"))
     g = _Graph()
     first = net.stages[0]
-    spatial = isinstance(first, (ConvLayer, PoolLayer))
+    spatial = len(first.in_shape) == 3
     shape = [batch, *first.in_shape] if spatial else [batch, first.n_in]
     x = INPUT
     scheme = net.input.scheme
@@ -112,40 +108,8 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
                    qonnx=True, bipolar=True, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0,
                    data_layout="NCHW" if spatial else "NC")
     flat = not spatial
-    for s in net.stages:
-        if isinstance(s, ConvLayer):
-            pad = s.pad_value if s.in_bits == 8 else 2 * s.pad_value - 1
-            if s.padding:
-                p = s.padding
-                x = g.node("Pad", [x, g.const("pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64)),
-                                  g.const("pad_value", np.array(pad, np.float32))], "padded", mode="constant",
-                           bipolar=s.in_bits == 1)
-            w = _pm1(s.weights).transpose(0, 3, 1, 2)               # (out, ky, kx, in) -> (out, in, ky, kx)
-            x = g.node("Conv", [x, g.const("conv_w", w, bipolar=True)], "conv", kernel_shape=list(w.shape[2:]))
-            t = s.thresholds - 255 * (1 - s.weights).reshape(len(s.thresholds), -1).sum(1) if s.in_bits == 8 \
-                else 2 * s.thresholds - s.fan_in
-            x = g.threshold(x, t, "NCHW")
-        elif isinstance(s, PoolLayer):
-            sign = np.where(np.asarray(s.modes) == 1, -1, 1).astype(np.float32).reshape(1, -1, 1, 1)
-            if (sign < 0).any():
-                x = g.node("Mul", [x, g.const("pool_sign", sign)], "signed", bipolar=True)
-            x = g.node("MaxPool", [x], "pooled", kernel_shape=[s.size, s.size], strides=[s.size, s.size],
-                       bipolar=True)
-            if (sign < 0).any():
-                x = g.node("Mul", [x, g.const("pool_sign", sign)], "unsigned", bipolar=True)
-        else:                                                       # DenseLayer or OutputHead
-            if not flat:
-                x = g.node("Transpose", [x], "nhwc", perm=[0, 2, 3, 1], bipolar=True)
-                x = g.node("Flatten", [x], "flat", axis=1, bipolar=True)
-                flat = True
-            w = _pm1(s.matrix).T
-            x = g.node("MatMul", [x, g.const("w", w, bipolar=True)], "dot")
-            if isinstance(s, OutputHead):
-                x = g.node("Add", [x, g.const("bias", np.asarray(s.bias, np.float32).reshape(1, -1))], "scores")
-            elif s.in_bits == 8:
-                x = g.threshold(x, s.thresholds - 255 * (1 - s.matrix).sum(1), "NC")
-            else:
-                x = g.threshold(x, 2 * s.thresholds - s.fan_in, "NC")
+    for s in net.stages:      # each kind writes its nodes (bnncore/kinds/<kind>.py)
+        x, flat = BUILTIN[s.kind].qonnx(s, g, x, flat)
     x_out = g.nodes[-1].output
     x_out[0] = OUTPUT
     graph = helper.make_graph(g.nodes, "bnncore", [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, shape)],
@@ -163,7 +127,7 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
     return model
 
 
-def export_qonnx(net: FoldedNetwork, path) -> "Path":
+def export_qonnx(net: FoldedNetwork, path):
     """Write ``net`` as a QONNX model (batch 1) to ``path``, atomically; return the path."""
     import os
     from pathlib import Path

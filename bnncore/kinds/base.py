@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BnnError, ExportError
 
-__all__ = ["NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
+__all__ = ["pm1", "flattened", "NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
            "positive", "entry_int", "entry_shape", "entry_in_bits"]
 
 
@@ -106,3 +106,18 @@ def entry_in_bits(path, field, v):
     if v not in (1, 8) or isinstance(v, bool):
         raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
     return v
+
+
+# --- QONNX: what the kinds' ``qonnx`` methods share (bnncore.interop builds the graph) -------
+
+def pm1(bits) -> np.ndarray:
+    """0/1 bits as the ±1 floats of a QONNX model."""
+    return np.asarray(bits, np.float32) * 2 - 1
+
+
+def flattened(g, x: str, flat: bool) -> str:
+    """``x`` as a vector: a (N, C, H, W) map transposed to our (y, x, channel) order first."""
+    if flat:
+        return x
+    x = g.node("Transpose", [x], "nhwc", perm=[0, 2, 3, 1], bipolar=True)
+    return g.node("Flatten", [x], "flat", axis=1, bipolar=True)

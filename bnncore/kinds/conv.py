@@ -9,19 +9,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..bits import packed_t, sums
 from ..errors import ExportError
-from .base import (
-    Layer,
-    NetworkError,
-    as_bits,
-    as_ints,
-    as_shape,
-    check_in_bits,
-    check_thresholds,
-    entry_in_bits,
-    entry_int,
-    entry_shape,
-    shape_str,
-)
+from .base import (Layer, NetworkError, as_bits, as_ints, as_shape, check_in_bits, check_thresholds, entry_in_bits,
+                   entry_int, entry_shape, pm1, shape_str)
 
 __all__ = ["ConvLayer", "KIND"]
 
@@ -192,6 +181,21 @@ class ConvKind:
         k.pack_map(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), p, layer.pad_value, packed)
         k.conv_bits(packed, layer.kernel, ci, *prepared, out)
         return out
+
+    @staticmethod
+    def qonnx(s, g, x: str, flat: bool) -> tuple:
+        """The layer's nodes in a QONNX graph (bnncore.interop): Pad, Conv, MultiThreshold."""
+        pad = s.pad_value if s.in_bits == 8 else 2 * s.pad_value - 1
+        if s.padding:
+            p = s.padding
+            x = g.node("Pad", [x, g.const("pads", np.array([0, 0, p, p, 0, 0, p, p], np.int64)),
+                              g.const("pad_value", np.array(pad, np.float32))], "padded", mode="constant",
+                       bipolar=s.in_bits == 1)
+        w = pm1(s.weights).transpose(0, 3, 1, 2)               # (out, ky, kx, in) -> (out, in, ky, kx)
+        x = g.node("Conv", [x, g.const("conv_w", w, bipolar=True)], "conv", kernel_shape=list(w.shape[2:]))
+        t = s.thresholds - 255 * (1 - s.weights).reshape(len(s.thresholds), -1).sum(1) if s.in_bits == 8 \
+            else 2 * s.thresholds - s.fan_in
+        return g.threshold(x, t, "NCHW"), False
 
 
 KIND = ConvKind()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bits import pack_bits, packed_t, sums
-from .base import Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int
+from .base import Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1
 
 __all__ = ["DenseLayer", "FoldedLayer", "KIND"]
 
@@ -122,6 +122,13 @@ class DenseKind:
         else:
             k.dense_bits(pack_bits(x), *prepared, out)
         return out
+
+    @staticmethod
+    def qonnx(s, g, x: str, flat: bool) -> tuple:
+        """MatMul of the ±1 weights, then MultiThreshold."""
+        x = g.node("MatMul", [flattened(g, x, flat), g.const("w", pm1(s.matrix).T, bipolar=True)], "dot")
+        t = s.thresholds - 255 * (1 - s.matrix).sum(1) if s.in_bits == 8 else 2 * s.thresholds - s.fan_in
+        return g.threshold(x, t, "NC"), True
 
 
 KIND = DenseKind()

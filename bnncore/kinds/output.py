@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bits import pack_bits, packed_t, popcounts
-from .base import Layer, NetworkError, as_bits, as_ints, entry_int
+from .base import Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1
 from .dense import DenseLayer
 
 __all__ = ["OutputHead", "KIND"]
@@ -86,6 +86,12 @@ class OutputKind:
         counts = np.empty((len(x), head.n_out), np.int64)
         k.xor_counts(pack_bits(x), w_t, counts)
         return head.n_in - 2 * counts + head.bias          # 2 popcount(xnor) - n
+
+    @staticmethod
+    def qonnx(s, g, x: str, flat: bool) -> tuple:
+        """MatMul of the ±1 weights, then Add of the biases: the scores."""
+        x = g.node("MatMul", [flattened(g, x, flat), g.const("w", pm1(s.matrix).T, bipolar=True)], "dot")
+        return g.node("Add", [x, g.const("bias", np.asarray(s.bias, np.float32).reshape(1, -1))], "scores"), True
 
 
 KIND = OutputKind()

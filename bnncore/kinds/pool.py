@@ -103,5 +103,16 @@ class PoolKind:
         k.pool(np.ascontiguousarray(x.reshape(len(x), hi, wi, ci)), layer.size, layer.modes.astype(np.uint8), out)
         return out
 
+    @staticmethod
+    def qonnx(s, g, x: str, flat: bool) -> tuple:
+        """MaxPool, between Muls by -1 for the AND channels (a max of -x is a min)."""
+        sign = np.where(np.asarray(s.modes) == 1, -1, 1).astype(np.float32).reshape(1, -1, 1, 1)
+        if (sign < 0).any():
+            x = g.node("Mul", [x, g.const("pool_sign", sign)], "signed", bipolar=True)
+        x = g.node("MaxPool", [x], "pooled", kernel_shape=[s.size, s.size], strides=[s.size, s.size], bipolar=True)
+        if (sign < 0).any():
+            x = g.node("Mul", [x, g.const("pool_sign", sign)], "unsigned", bipolar=True)
+        return x, False
+
 
 KIND = PoolKind()
