@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .kinds import kind_of
+from .kinds import BUILTIN, kind_of
 from .kinds.base import NetworkError, shape_str
 from .kinds.conv import ConvLayer
 from .kinds.dense import DenseLayer, FoldedLayer
@@ -321,10 +321,7 @@ def summary(net: FoldedNetwork) -> dict:
         if not s.has_weights:
             row.update(weight_bits=0, weight_kib=0.0, macs_per_image=0, folded_bits=0, float32_bits=0,
                        value_min=0, value_max=0)
-            if isinstance(s, PoolLayer):
-                row["and_channels"] = int(s.modes.sum())
-            else:
-                row["note"] = kind_of(s).describe(s)
+            row.update((BUILTIN.get(s.kind) or kind_of(s)).summary_fields(s))
             rows.append(row)
             continue
         hidden = not isinstance(s, OutputHead)

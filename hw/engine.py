@@ -94,7 +94,7 @@ def _planes(weights, x, value_bits: int) -> list:
     """(agreement bits, weight) of each bit plane of an input word against one neuron's
     weight bits: the XNOR of each value's bits with its weight bit. For 8-bit values the sum of
     the planes' popcounts, weighted 2**b, is x for a weight bit 1 and 255 - x for a 0 (the
-    network's xnor8, bnncore/network.py)."""
+    network's xnor8, bnncore/network.py and bnncore/kinds/)."""
     if value_bits == 1:
         return [(~(weights ^ x), 0)]
     agree = ~(Cat(*(weights[i].replicate(value_bits) for i in range(len(weights)))) ^ x)

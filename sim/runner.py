@@ -380,7 +380,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
     its UART) with sim/tb_link.py: the host driver classifies ``values`` (N, inputs) over the
     UART pins and sends bad frames; every answer is checked against the golden model of
     ``net_dir`` (the network the RTL was generated from). Verilator or Icarus.
-    ``gate_level``: a device (hw/synth.py's DEVICES): simulate the netlist Yosys synthesizes
+    ``gate_level``: a device (hw/families' DEVICES): simulate the netlist Yosys synthesizes
     for it, with its cell models, instead of the RTL. ``writable``: the design's memories can
     be written over the link; ``load_net``: an export directory of another network of the same
     topology and folding, which the bench then loads over the link and checks. Returns the

@@ -70,6 +70,10 @@ class MapKind:
         """One line for ``bnn summary``."""
         return ""
 
+    def summary_fields(self, layer) -> dict:
+        """The layer's own fields in ``bnn summary``'s row (its note: ``describe``)."""
+        return {"note": self.describe(layer)}
+
 
 def register(kind: MapKind) -> MapKind:
     """Add ``kind`` (a MapKind instance); its name must be new."""

@@ -114,5 +114,10 @@ class PoolKind:
             x = g.node("Mul", [x, g.const("pool_sign", sign)], "unsigned", bipolar=True)
         return x, False
 
+    @staticmethod
+    def summary_fields(layer) -> dict:
+        """``bnn summary``: how many channels AND (the others OR)."""
+        return {"and_channels": int(layer.modes.sum())}
+
 
 KIND = PoolKind()
