@@ -10,6 +10,7 @@ from one of these, and from the built-in class it always was (``ValueError`` or
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 
 __all__ = ["option", "command_line", "BnnError", "UsageError", "SetupError", "VerificationError", "ExportError", "DataError", "GenerateError"]
@@ -19,9 +20,14 @@ __all__ = ["option", "command_line", "BnnError", "UsageError", "SetupError", "Ve
 _COMMAND_LINE = contextvars.ContextVar("bnncore_command_line", default=False)
 
 
+@contextlib.contextmanager
 def command_line():
-    """Set while ``bnn`` runs a verb (a context manager's token; bnncore.cli resets it)."""
-    return _COMMAND_LINE.set(True)
+    """While ``bnn`` runs a verb: messages name its options (``option``)."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
 
 
 def option(name: str, value=True) -> str:

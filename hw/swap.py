@@ -27,7 +27,7 @@ from bnncore.errors import BnnError
 from bnncore.fileio import atomic_write_text
 
 from .design import RtlDesign
-from .tools import SynthError, ToolError, find_tool
+from .tools import SynthError, find_tool
 
 __all__ = ["SwapError", "make_placeholders", "write_mem", "read_mem", "prepare", "swap",
            "swap_weights", "decode", "patch", "patch_with_tool"]
@@ -118,13 +118,6 @@ def _bram_contents(fam, text: str) -> dict:
         raise SwapError(str(e)) from None
 
 
-def _tool(name: str) -> str:
-    try:
-        return find_tool(name)
-    except ToolError as e:
-        raise SwapError(str(e)) from None
-
-
 def held_design(built: Path) -> RtlDesign:
     """The rtl.json of the design a swappable build in ``built`` holds (``swap/rtl.json``),
     validated as an RTL directory's rtl.json is, its family a registered one (hw/families)."""
@@ -181,7 +174,7 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     if source.is_symlink() or not source.is_file():
         raise SwapError(f"{source}: missing or not a plain file; rebuild with bnn synth RTL --swappable -o {built}")
     placeholder = source.read_text(errors="replace")
-    pack = [_tool(fam.pack[0]), *fam.pack[1:]]
+    pack = [find_tool(fam.pack[0], SwapError), *fam.pack[1:]]
     out.mkdir(parents=True, exist_ok=True)
     work = out / "swap" / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -320,7 +313,7 @@ def patch_with_tool(family: str, placeholder_text: str, placeholders: dict, new:
     """``patch`` by the family's own tool (icebram, ecpbram), one run per ROM: the tests'
     independent check of ``patch`` on ROMs whose widths are multiples of 4."""
     fam, text = _family(family), placeholder_text
-    tool = _tool(fam.swap_tool)
+    tool = find_tool(fam.swap_tool, SwapError)
     for name in placeholders:
         (work / f"{name}.from.hex").write_text(_hex(placeholders[name], fam.slice_words))
         (work / f"{name}.to.hex").write_text(_hex(new[name], fam.slice_words))

@@ -66,10 +66,12 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
-def find_tool(name: str) -> str:
+def find_tool(name: str, error: type = ToolError) -> str:
+    """The command ``name`` (``which``); ``error`` (the caller's error class) saying how to
+    install it when it is missing."""
     path = which(name)
     if path is None:
-        raise ToolError(f"{name} not found; install it: {INSTALL.get(name, name)}")
+        raise error(f"{name} not found; install it: {INSTALL.get(name, name)}")
     return path
 
 

@@ -14,6 +14,7 @@ from bnncore.errors import GenerateError
 from .accelerator import payload_layout
 from .design import _port_widths
 from .plan import Plan
+from .tools import find_tool
 
 ROM_VHD = """\
 -- Synchronous ROM initialised from a text file (std.textio: one binary word per line, MSB first).
@@ -99,7 +100,7 @@ def _core_vhdl(verilog: str, work: Path) -> str:
     GHDL. Icarus runs in ``work`` on relative names, so no path reaches the VHDL."""
     src, out = work / "bnn_core_vhdl.v", work / "bnn_core.vhd"
     src.write_text(_widen_one_bit_functions(verilog))
-    r = subprocess.run([_tool("iverilog"), "-g2012", "-tvhdl", "-o", out.name, src.name],
+    r = subprocess.run([find_tool("iverilog", GenerateError), "-g2012", "-tvhdl", "-o", out.name, src.name],
                        capture_output=True, text=True, cwd=work)
     src.unlink()
     if r.returncode != 0 or not out.exists():
@@ -249,11 +250,3 @@ def _vhdl_ports(core_vhd: str) -> dict:
         m = re.match(r"unsigned\((\d+) downto 0\)", typ)
         ports[name] = int(m.group(1)) + 1 if m else None
     return ports
-
-
-def _tool(name: str) -> str:
-    from .tools import ToolError, find_tool
-    try:
-        return find_tool(name)
-    except ToolError as e:
-        raise GenerateError(str(e)) from None

@@ -16,13 +16,8 @@ from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, OutputHead, Po
 # --- the kind: software half ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class InvertLayer:
-    """Channel c of every pixel inverted where mask[c] is 1."""
-    in_shape: tuple
-    mask: tuple
-    name: str = field(default="layer", compare=False)
-    kind = "invert"
+class MapLayer:
+    """What a weightless layer of a map kind has besides its fields: the same map out."""
     has_weights = False
     in_bits = 1
 
@@ -33,6 +28,15 @@ class InvertLayer:
     @property
     def n_out_values(self):
         return int(np.prod(self.in_shape))
+
+
+@dataclass(frozen=True, eq=False)
+class InvertLayer(MapLayer):
+    """Channel c of every pixel inverted where mask[c] is 1."""
+    in_shape: tuple
+    mask: tuple
+    name: str = field(default="layer", compare=False)
+    kind = "invert"
 
     def __eq__(self, other):
         return isinstance(other, InvertLayer) and (self.in_shape, self.mask) == (other.in_shape, other.mask)
@@ -235,21 +239,11 @@ def test_rtl_and_verilator_cosimulation(registered, tmp_path):
 
 
 @dataclass(frozen=True, eq=False)
-class XorLayer:
+class XorLayer(MapLayer):
     """The XOR of two maps of the same shape (a join of two branches)."""
     in_shape: tuple
     name: str = field(default="layer", compare=False)
     kind = "xor"
-    has_weights = False
-    in_bits = 1
-
-    @property
-    def out_shape(self):
-        return self.in_shape
-
-    @property
-    def n_out_values(self):
-        return int(np.prod(self.in_shape))
 
     def __eq__(self, other):
         return isinstance(other, XorLayer) and self.in_shape == other.in_shape

@@ -12,7 +12,7 @@ import textwrap
 import traceback
 
 from .. import __version__
-from ..errors import _COMMAND_LINE, BnnError, command_line
+from ..errors import BnnError, command_line
 from . import board, flow, hardware
 from .board import run_on_board
 from .options import DATASET_NAMES, EXAMPLES, Interrupted
@@ -46,9 +46,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    token = command_line()
     try:
-        args.func(args)
+        with command_line():
+            args.func(args)
         sys.stdout.flush()
     except BrokenPipeError:
         # `bnn summary | head`: the reader has what it wanted. Point stdout at /dev/null so
@@ -75,8 +75,6 @@ def main(argv=None) -> int:
         print(f"bnn {args.command}: internal error in bnncore {__version__}: this is a bug; please report it "
               "with the command line above and this traceback", file=sys.stderr)
         return 3
-    finally:
-        _COMMAND_LINE.reset(token)
     return 0
 
 

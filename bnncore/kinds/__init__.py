@@ -79,7 +79,7 @@ def register(kind: MapKind) -> MapKind:
     """Add ``kind`` (a MapKind instance); its name must be new."""
     if not isinstance(kind, MapKind) or not kind.name or not isinstance(kind.layer, type):
         raise TypeError(f"register takes a MapKind with a name and a layer class, not {kind!r}")
-    if kind.name in _KINDS or kind.name in ("dense", "conv", "pool", "output", "hidden"):
+    if kind.name in _KINDS or kind.name in BUILTIN or kind.name == "hidden":   # "hidden": format 1's dense
         raise UsageError(f"a layer kind named {kind.name!r} is already registered")
     _KINDS[kind.name] = kind
     return kind

