@@ -23,6 +23,7 @@ from .engine import LayerEngine
 from .layout import rom_slices, threshold_words, weight_rom, weight_words
 from .plan import Plan, address_bits, collector_banks, engine_banks
 from .stages import hardware_unit
+from .units import build, drain, engine_input, feed
 from .window import PixelCollector, RowUnpacker, SlidingWindow
 
 __all__ = ["AcceleratorCore", "SimAccelerator", "payload_layout", "rom_ports", "add_rom", "engine_banks",
@@ -79,44 +80,13 @@ class AcceleratorCore(wiring.Component):
     def plan(self) -> Plan:
         return self._plan
 
-    def _input_stage(self, m, first):
-        """A dense first layer's input: beats of SIMD values written straight into its
-        buffer, the values past the last input forced to 0 (they meet weight bits 1)."""
-        plan = self._plan
-        beats, width = plan.in_beats, plan.in_width
-        n_bits = plan.layers[0].n_in * plan.value_bits
-        beat = Signal(range(max(2, beats)))
-        in_image = Signal()
-        accept = self.i_stream.valid & self.i_stream.ready
-        last_mask = Const((1 << (n_bits - (beats - 1) * width)) - 1, width)
-        m.d.comb += [
-            self.i_stream.ready.eq(in_image | first.space),
-            first.claim.eq(accept & ~in_image),
-            first.we.eq(accept),
-            first.slot.eq(beat),
-            first.slot_en.eq(Cat(accept & (beat == b) for b in range(beats))),
-            first.data.eq(Mux(beat == beats - 1, self.i_stream.payload & last_mask, self.i_stream.payload)),
-            first.last.eq(accept & (beat == beats - 1)),
-        ]
-        with m.If(accept):
-            with m.If(beat == beats - 1):
-                m.d.sync += [beat.eq(0), in_image.eq(0)]
-            with m.Else():
-                m.d.sync += [beat.eq(beat + 1), in_image.eq(1)]
-
     def elaborate(self, platform):
         m = Module()
         plan = self._plan
-        folds = plan.layers
-        engines, pixels = [], None        # pixels: the feature-map stream the next window reads
-        taps = []
-        for k, f in enumerate(folds):
-            if f.window is not None:
-                in_width, in_slots = f.word_bits, f.sf
-            elif k == 0:
-                in_width, in_slots = plan.in_width, plan.in_beats
-            else:
-                in_width, in_slots = folds[k - 1].pe, folds[k - 1].nf
+        self.taps = []
+        src = None                       # what the next layer's feed reads (hw/units.py)
+        for k, f in enumerate(plan.layers):
+            in_width, in_slots = engine_input(plan, f)
             eng = LayerEngine(fold=f, in_width=in_width, in_slots=in_slots, banks=engine_banks(plan, f),
                               value_bits=_value_bits(plan, f),
                               score_bits=plan.score_bits if f.kind == "output" else None,
@@ -124,78 +94,124 @@ class AcceleratorCore(wiring.Component):
             m.submodules[f"layer{k}"] = eng
             m.d.comb += [getattr(self, f"w{k}_addr").eq(eng.w_addr), eng.w_data.eq(getattr(self, f"w{k}_data")),
                          getattr(self, f"t{k}_addr").eq(eng.t_addr), eng.t_data.eq(getattr(self, f"t{k}_data"))]
-            if f.window is not None:
-                m.submodules[f"window{k}"] = swu = SlidingWindow(window=f.window, simd=f.simd,
-                                                                  slot_enables=not eng.memory_buffer)
-                if pixels is None:       # the input map, a row per beat
-                    m.submodules.input_rows = rows = RowUnpacker(width=f.window.width, pixel_bits=f.window.pixel_bits)
-                    connect(m, wiring.flipped(self.i_stream), rows.i)
-                    pixels = rows.o
-                connect(m, pixels, swu.i)
-                connect(m, swu.o, eng.wr)
-            elif k > 0:
-                connect(m, engines[-1].out, eng.wr)
-            else:
-                self._input_stage(m, eng.wr)
-            pixels = None
-            if f.window is not None and f.kind == "hidden":
-                m.submodules[f"pixels{k}"] = col = PixelCollector(pe=f.pe, nf=f.nf, channels=f.n_out,
-                                                                  banks=collector_banks(plan, f))
-                connect(m, eng.out, col.wr)
-                pixels = col.o
-                taps.append(("map", pixels))
-                for j, stage in enumerate(f.pools):
-                    m.submodules[f"{stage.kind}{k}_{j}"] = unit = hardware_unit(stage)
-                    connect(m, pixels, unit.i)
-                    pixels = unit.o
-                    taps.append(("map", pixels))
-            else:
-                taps.append(("dense" if f.kind == "hidden" else "output", eng.out, f))
-            engines.append(eng)
-        self.taps = taps
-
-        # --- arg-max over the output engine's scores, lowest index wins ties
-        res = engines[-1].out
-        out = folds[-1]
-        sw, n_classes = plan.score_bits, plan.n_classes
-        # Scores are compared as offset-binary keys (the sign bit inverted): the same order as
-        # the signed scores, with unsigned comparisons only (Icarus' VHDL target mistranslates
-        # signed ones). Every real score's key is above 0, the start of each image.
-        def key(score):
-            return score.as_unsigned() ^ (1 << (sw - 1))
-
-        best = Signal(unsigned(sw))
-        best_idx = Signal(range(max(2, n_classes)))
-        scores = [Signal(signed(sw), name=f"score{c}") for c in range(n_classes)]
-        cur, cur_idx = Mux(res.slot == 0, 0, best), best_idx
-        for p in range(out.pe):
-            # the class of PE p from a table of the slots' first classes, not a multiplier
-            idx = (Array(Const(k * out.pe, range(n_classes + out.pe)) for k in range(out.nf))[res.slot] + p
-                   if out.pe > 1 else res.slot + p)
-            take = (idx < n_classes) & (key(res.data[p]) > cur)
-            cur, cur_idx = Mux(take, key(res.data[p]), cur), Mux(take, idx, cur_idx)
-        final_scores = []
-        for c in range(n_classes):
-            s, p = divmod(c, out.pe)
-            final_scores.append(Mux(res.we & (res.slot == s), res.data[p], scores[c]))
-        with m.If(res.we):
-            m.d.sync += [best.eq(cur), best_idx.eq(cur_idx)]
-            m.d.sync += [scores[c].eq(final_scores[c]) for c in range(n_classes)]
-
-        # --- output FIFO; the output engine claims a credit per image, returned on output
-        layout = payload_layout(plan)
-        # SyncFIFO holds exactly `out_depth` results (SyncFIFOBuffered can refuse a write while
-        # it moves an entry into its output register, which credits cannot see).
-        m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=plan.out_depth)
-        credits = Signal(range(plan.out_depth + 1), init=plan.out_depth)
-        popped = self.o_stream.valid & self.o_stream.ready
-        result = Signal(layout)
-        m.d.comb += [result.cls.eq(cur_idx)] + [result.scores[c].eq(final_scores[c]) for c in range(n_classes)]
-        m.d.comb += [res.space.eq(credits != 0),
-                     q.w_en.eq(res.last), q.w_data.eq(result),
-                     self.o_stream.valid.eq(q.r_rdy), self.o_stream.payload.eq(q.r_data), q.r_en.eq(self.o_stream.ready)]
-        m.d.sync += credits.eq(credits - res.claim + popped)
+            build(feed(f).unit, m, self, plan, f, eng, src)
+            src = build(drain(f).unit, m, self, plan, f, eng)
         return m
+
+
+# --- feeds and drains (hw/units.py) -------------------------------------------------------------
+
+def feed_words(m, core, plan, fold, eng, src):
+    """A dense first layer's input: beats of SIMD values written straight into its buffer,
+    the values past the last input forced to 0 (they meet weight bits 1)."""
+    first, i_stream = eng.wr, core.i_stream
+    beats, width = plan.in_beats, plan.in_width
+    n_bits = fold.n_in * plan.value_bits
+    beat = Signal(range(max(2, beats)))
+    in_image = Signal()
+    accept = i_stream.valid & i_stream.ready
+    last_mask = Const((1 << (n_bits - (beats - 1) * width)) - 1, width)
+    m.d.comb += [
+        i_stream.ready.eq(in_image | first.space),
+        first.claim.eq(accept & ~in_image),
+        first.we.eq(accept),
+        first.slot.eq(beat),
+        first.slot_en.eq(Cat(accept & (beat == b) for b in range(beats))),
+        first.data.eq(Mux(beat == beats - 1, i_stream.payload & last_mask, i_stream.payload)),
+        first.last.eq(accept & (beat == beats - 1)),
+    ]
+    with m.If(accept):
+        with m.If(beat == beats - 1):
+            m.d.sync += [beat.eq(0), in_image.eq(0)]
+        with m.Else():
+            m.d.sync += [beat.eq(beat + 1), in_image.eq(1)]
+
+
+def feed_vector(m, core, plan, fold, eng, src):
+    """The engine before writes its results straight into this engine's buffer."""
+    connect(m, src.out, eng.wr)
+
+
+def feed_map(m, core, plan, fold, eng, src):
+    """A sliding window over the feature map ``src`` (the input map, a row per beat, for the
+    first layer)."""
+    k = fold.index
+    m.submodules[f"window{k}"] = swu = SlidingWindow(window=fold.window, simd=fold.simd,
+                                                      slot_enables=not eng.memory_buffer)
+    if src is None:
+        m.submodules.input_rows = rows = RowUnpacker(width=fold.window.width, pixel_bits=fold.window.pixel_bits)
+        connect(m, wiring.flipped(core.i_stream), rows.i)
+        src = rows.o
+    connect(m, src, swu.i)
+    connect(m, swu.o, eng.wr)
+
+
+def drain_vector(m, core, plan, fold, eng):
+    core.taps.append(("dense", eng.out, fold))
+    return eng
+
+
+def drain_map(m, core, plan, fold, eng):
+    """A pixel collector makes the engine's results a feature map, which the stages of the
+    layer (a max-pool, hw/stages.py) take in turn."""
+    k = fold.index
+    m.submodules[f"pixels{k}"] = col = PixelCollector(pe=fold.pe, nf=fold.nf, channels=fold.n_out,
+                                                      banks=collector_banks(plan, fold))
+    connect(m, eng.out, col.wr)
+    pixels = col.o
+    core.taps.append(("map", pixels))
+    for j, stage in enumerate(fold.pools):
+        m.submodules[f"{stage.kind}{k}_{j}"] = unit = hardware_unit(stage)
+        connect(m, pixels, unit.i)
+        pixels = unit.o
+        core.taps.append(("map", pixels))
+    return pixels
+
+
+def drain_scores(m, core, plan, fold, eng):
+    """The arg-max over the output engine's scores (the lowest index wins ties), into the
+    output FIFO; the engine claims a credit per image, returned on output."""
+    core.taps.append(("output", eng.out, fold))
+    res, out = eng.out, fold
+    sw, n_classes = plan.score_bits, plan.n_classes
+    # Scores are compared as offset-binary keys (the sign bit inverted): the same order as
+    # the signed scores, with unsigned comparisons only (Icarus' VHDL target mistranslates
+    # signed ones). Every real score's key is above 0, the start of each image.
+    def key(score):
+        return score.as_unsigned() ^ (1 << (sw - 1))
+
+    best = Signal(unsigned(sw))
+    best_idx = Signal(range(max(2, n_classes)))
+    scores = [Signal(signed(sw), name=f"score{c}") for c in range(n_classes)]
+    cur, cur_idx = Mux(res.slot == 0, 0, best), best_idx
+    for p in range(out.pe):
+        # the class of PE p from a table of the slots' first classes, not a multiplier
+        idx = (Array(Const(k * out.pe, range(n_classes + out.pe)) for k in range(out.nf))[res.slot] + p
+               if out.pe > 1 else res.slot + p)
+        take = (idx < n_classes) & (key(res.data[p]) > cur)
+        cur, cur_idx = Mux(take, key(res.data[p]), cur), Mux(take, idx, cur_idx)
+    final_scores = []
+    for c in range(n_classes):
+        s, p = divmod(c, out.pe)
+        final_scores.append(Mux(res.we & (res.slot == s), res.data[p], scores[c]))
+    with m.If(res.we):
+        m.d.sync += [best.eq(cur), best_idx.eq(cur_idx)]
+        m.d.sync += [scores[c].eq(final_scores[c]) for c in range(n_classes)]
+
+    layout = payload_layout(plan)
+    # SyncFIFO holds exactly `out_depth` results (SyncFIFOBuffered can refuse a write while
+    # it moves an entry into its output register, which credits cannot see).
+    m.submodules.fifo = q = fifo.SyncFIFO(width=layout.size, depth=plan.out_depth)
+    credits = Signal(range(plan.out_depth + 1), init=plan.out_depth)
+    o_stream = core.o_stream
+    popped = o_stream.valid & o_stream.ready
+    result = Signal(layout)
+    m.d.comb += [result.cls.eq(cur_idx)] + [result.scores[c].eq(final_scores[c]) for c in range(n_classes)]
+    m.d.comb += [res.space.eq(credits != 0),
+                 q.w_en.eq(res.last), q.w_data.eq(result),
+                 o_stream.valid.eq(q.r_rdy), o_stream.payload.eq(q.r_data), q.r_en.eq(o_stream.ready)]
+    m.d.sync += credits.eq(credits - res.claim + popped)
+    return q
 
 
 class SimAccelerator(wiring.Component):

@@ -30,55 +30,68 @@ __all__ = ["simulate", "CycleRun", "Unit", "MaxPoolUnit", "INF"]
 
 def _build(plan):
     """The units of ``plan``'s accelerator, in hw/accelerator.py's order, wired."""
-    from .plan import collector_banks, engine_banks
-    from .stages import cycle_model_unit
-    D = plan.depth
+    from .plan import engine_banks
+    from .units import build, drain, feed
     driver = _Driver(plan.in_beats)
-    units, prev = [driver], None       # prev: the feature-map stream the next window reads
-    producer = None                    # what writes the next engine's buffer
-    engines = []
-    for k, f in enumerate(plan.layers):
-        eng = _Engine(f, engine_banks(plan, f), D)
-        if f.window is not None:
-            if prev is None:
-                prev = _RowUnpacker(f.window.width)
-                prev.src = driver
-                driver.sink = prev
-                units.append(prev)
-            writer, reader = _WindowWriter(f.window, f.simd), _WindowReader(f.window, f.sf)
-            writer.src, writer.reader, reader.writer, reader.engine = prev, reader, writer, eng
-            prev.sink = writer
-            units += [writer, reader]
-            producer = reader
-        elif k == 0:
-            producer = _InputStage(plan.in_beats)
-            producer.src, producer.engine = driver, eng
-            driver.sink = producer
-            units.append(producer)
-        else:
-            producer = engines[-1]
-        eng.producer = producer
-        if f.window is None and k > 0:
-            engines[-1].consumer = eng
+    units, src = [driver], driver        # src: what the next layer's feed reads (hw/units.py)
+    for f in plan.layers:
+        eng = _Engine(f, engine_banks(plan, f), plan.depth)
+        build(feed(f).cycle_unit, plan, f, eng, src, units)
         units.append(eng)
-        engines.append(eng)
-        prev = None
-        if f.window is not None and f.kind == "hidden":
-            col = _PixelCollector(collector_banks(plan, f))
-            col.engine = eng
-            units.append(col)
-            prev = col
-            for stage in f.pools:
-                unit = cycle_model_unit(stage)
-                unit.src, prev.sink = prev, unit
-                units.append(unit)
-                prev = unit
-            eng.consumer = col
+        src = build(drain(f).cycle_unit, plan, f, eng, units)
+    return units, driver, src
+
+
+# --- feeds and drains (hw/units.py) -------------------------------------------------------------
+
+def feed_words(plan, fold, eng, driver, units):
+    stage = _InputStage(plan.in_beats)
+    stage.src, stage.engine, driver.sink = driver, eng, stage
+    eng.producer = stage
+    units.append(stage)
+
+
+def feed_vector(plan, fold, eng, src, units):
+    eng.producer, src.consumer = src, eng
+
+
+def feed_map(plan, fold, eng, src, units):
+    if isinstance(src, _Driver):         # the input map, a row per beat
+        rows = _RowUnpacker(fold.window.width)
+        rows.src, src.sink = src, rows
+        units.append(rows)
+        src = rows
+    writer, reader = _WindowWriter(fold.window, fold.simd), _WindowReader(fold.window, fold.sf)
+    writer.src, writer.reader, reader.writer, reader.engine = src, reader, writer, eng
+    src.sink = writer
+    eng.producer = reader
+    units += [writer, reader]
+
+
+def drain_vector(plan, fold, eng, units):
+    return eng
+
+
+def drain_map(plan, fold, eng, units):
+    from .plan import collector_banks
+    from .stages import cycle_model_unit
+    col = _PixelCollector(collector_banks(plan, fold))
+    col.engine, eng.consumer = eng, col
+    units.append(col)
+    prev = col
+    for stage in fold.pools:
+        unit = cycle_model_unit(stage)
+        unit.src, prev.sink = prev, unit
+        units.append(unit)
+        prev = unit
+    return prev
+
+
+def drain_scores(plan, fold, eng, units):
     out = _Output(plan.out_depth)
-    out.engine = engines[-1]
-    engines[-1].consumer = out
+    out.engine, eng.consumer = eng, out
     units.append(out)
-    return units, driver, out
+    return out
 
 
 class CycleRun(NamedTuple):

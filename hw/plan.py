@@ -219,6 +219,18 @@ class LayerFold:
         return self.window.positions if self.window is not None else 1
 
     @property
+    def feed(self) -> str:
+        """What writes the engine's input buffer (hw/units.py): ``"map"`` a sliding window,
+        ``"words"`` the input stream (a dense first layer), ``"vector"`` the engine before."""
+        return "map" if self.window is not None else "words" if self.index == 0 else "vector"
+
+    @property
+    def drain(self) -> str:
+        """Where the engine's results go: ``"scores"`` the arg-max (the output layer), ``"map"``
+        a pixel collector and the stages, ``"vector"`` the next engine's buffer."""
+        return "scores" if self.kind == "output" else "map" if self.window is not None else "vector"
+
+    @property
     def max_sum(self) -> int:
         """The largest popcount (a weighted one for 8-bit input)."""
         return self.n_in * ((1 << self.in_bits) - 1)
