@@ -420,8 +420,8 @@ class Plan:
 def layer_shapes(net) -> list:
     """One ``LayerFold`` per weight layer of ``net`` (a FoldedNetwork, or an MLP topology of
     layer sizes), with PE and SIMD 1: the shapes, windows and pools that a folding fills in."""
-    from bnncore.kinds import kind_of
-    from bnncore.network import ConvLayer, PoolLayer, shape_str
+    from bnncore.kinds import BUILTIN, kind_of
+    from bnncore.network import PoolLayer, shape_str
     if not isinstance(net, FoldedNetwork):
         sizes = tuple(net)
         return [LayerFold(a, b, 1, 1, "output" if k == len(sizes) - 2 else "hidden", k)
@@ -444,13 +444,8 @@ def layer_shapes(net) -> list:
             continue
         k = len(shapes)
         kind = "hidden" if s.kind != "output" else "output"
-        window = None
-        if isinstance(s, ConvLayer):
-            c, h, w = s.in_shape
-            window = Window(c, h, w, s.kernel, s.kernel, s.padding, s.pad_value, s.in_bits)
-        elif k and shapes[-1].window is not None:        # a dense layer after a convolution
-            c, h, w = shapes[-1].out_shape
-            window = Window(c, h, w, h, w, dense=True)
+        window = BUILTIN[s.kind].window(s, shapes[-1].out_shape if k else None)
+        window = Window(**window) if window is not None else None
         shapes.append(LayerFold(s.fan_in, s.n_out, 1, 1, kind, k, s.in_bits, window))
     return shapes
 

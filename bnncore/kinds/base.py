@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import BnnError, ExportError
 
 __all__ = ["pm1", "flattened", "NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
-           "positive", "entry_int", "entry_shape", "entry_in_bits"]
+           "positive", "entry_int", "entry_shape", "entry_in_bits", "whole_map"]
 
 
 class NetworkError(BnnError, ValueError):
@@ -106,6 +106,15 @@ def entry_in_bits(path, field, v):
     if v not in (1, 8) or isinstance(v, bool):
         raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
     return v
+
+
+def whole_map(layer, before) -> dict | None:
+    """The hardware window of a dense layer (``window`` of its kind): none after a vector, the
+    whole map as one window after a feature map, read in its flatten order."""
+    if before is None or len(before) != 3:
+        return None
+    c, h, w = before
+    return {"channels": c, "height": h, "width": w, "kh": h, "kw": w, "dense": True}
 
 
 # --- QONNX: what the kinds' ``qonnx`` methods share (bnncore.interop builds the graph) -------

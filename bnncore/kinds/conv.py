@@ -115,6 +115,13 @@ class ConvKind:
     layer = ConvLayer
 
     @staticmethod
+    def window(l, before) -> dict:
+        """Its hardware window (hw/plan.py's ``Window`` fields): the kernel over its input map."""
+        c, h, w = l.in_shape
+        return {"channels": c, "height": h, "width": w, "kh": l.kernel, "kw": l.kernel, "padding": l.padding,
+                "pad_value": l.pad_value, "value_bits": l.in_bits}
+
+    @staticmethod
     def entry(l):
         return {"in_shape": list(l.in_shape), "out_shape": list(l.out_shape), "channels": l.channels,
                 "kernel": l.kernel, "padding": l.padding, "pad_value": l.pad_value, "in_bits": l.in_bits,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bits import pack_bits, packed_t, sums
-from .base import Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1
+from .base import (Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1,
+                   whole_map)
 
 __all__ = ["DenseLayer", "FoldedLayer", "KIND"]
 
@@ -82,6 +83,10 @@ class DenseKind:
     """The built-in kind ``dense``: its manifest entry and its golden models."""
     name = "dense"
     layer = DenseLayer
+
+    #: its hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape
+    #: of the weight layer before it (None for the first)
+    window = staticmethod(whole_map)
 
     @staticmethod
     def entry(l):

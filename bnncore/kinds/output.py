@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..bits import pack_bits, packed_t, popcounts
-from .base import Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1
+from .base import Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1, whole_map
 from .dense import DenseLayer
 
 __all__ = ["OutputHead", "KIND"]
@@ -55,6 +55,10 @@ class OutputKind:
     """The built-in kind ``output``: its manifest entry and its golden models (scores)."""
     name = "output"
     layer = OutputHead
+
+    #: its hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape
+    #: of the weight layer before it (None for the first)
+    window = staticmethod(whole_map)
 
     @staticmethod
     def entry(l):
