@@ -37,9 +37,9 @@ import numpy as np
 from . import __version__
 from .errors import ExportError
 from .fileio import OutputDirError, new_output, read_json_object, sha256_file
-from .kinds import BUILTIN, kind_named, kind_of, names
+from .kinds import BUILTIN, kind_named, kind_of, layer_kind, names
 from .kinds.base import entry_shape
-from .network import DenseLayer, FoldedNetwork, InputScheme, NetworkError, OutputHead
+from .network import DenseLayer, FoldedNetwork, InputScheme, NetworkError
 
 __all__ = ["export", "load", "import_files", "ExportError", "FORMAT", "FORMAT_VERSION", "weights_text", "rom_files"]
 
@@ -64,7 +64,7 @@ CONVENTIONS = {
 
 
 def _values(s) -> np.ndarray:
-    return s.bias if isinstance(s, OutputHead) else s.thresholds
+    return layer_kind(s).values(s)
 
 
 def weights_text(net: FoldedNetwork) -> str:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .kinds import BUILTIN, kind_of
+from .kinds import kind_of, layer_kind
 from .kinds.base import NetworkError, shape_str
 from .kinds.conv import ConvLayer
 from .kinds.dense import DenseLayer, FoldedLayer
@@ -173,7 +173,7 @@ class FoldedNetwork:
         inp = _as_input(self.input)
         stages = list(layers) + [self.head]
         names = [f"layer {i}" for i in range(len(layers))] + ["output head"]
-        if isinstance(stages[0], PoolLayer) or kind_of(stages[0]):
+        if not stages[0].has_weights:
             raise NetworkError(f"layer 0: a network cannot start with a {stages[0].kind}; it follows a convolution")
         want = inp.value_bits
         if stages[0].in_bits != want:
@@ -188,7 +188,7 @@ class FoldedNetwork:
                                    "later layers see bits")
             for src in graph[i]:
                 prev = stages[src]
-                if isinstance(s, (ConvLayer, PoolLayer)) or kind_of(s):
+                if len(s.in_shape) == 3:         # a kind that reads a feature map
                     if len(prev.out_shape) != 3 or prev.out_shape != s.in_shape:
                         raise NetworkError(f"{names[i]}: expects input {shape_str(s.in_shape)}, but {names[src]} "
                                            f"gives {shape_str(prev.out_shape)}")
@@ -243,14 +243,7 @@ class FoldedNetwork:
         for i, l in enumerate(self.layers):
             if self.inputs and self.graph[i] != (i - 1,):
                 parts.append(f"<{','.join(map(str, self.graph[i]))}>")
-            if isinstance(l, ConvLayer):
-                parts.append(f"{l.channels}c{l.kernel}" + (f"p{l.padding}" if l.padding else ""))
-            elif isinstance(l, PoolLayer):
-                parts.append(f"mp{l.size}")
-            elif kind_of(l):
-                parts.append(kind_of(l).token(l))
-            else:
-                parts.append(str(l.n_out))
+            parts.append(layer_kind(l).token(l))
         return "-".join(parts + [str(self.head.n_out)])
 
     @property
@@ -273,23 +266,7 @@ class FoldedNetwork:
         digests, whatever files they were read from; names do not count."""
         h = hashlib.sha256(f"bnncore-network/1 {self.input.scheme} {self.input.level}".encode())
         for s in self.stages:
-            if isinstance(s, PoolLayer):
-                h.update(f";PoolLayer {s.size} {shape_str(s.in_shape)};".encode())
-                h.update(np.packbits(s.modes).tobytes())
-                continue
-            if kind_of(s):
-                h.update(f";{kind_of(s).name} {shape_str(s.in_shape)};".encode())
-                h.update(kind_of(s).digest(s))
-                continue
-            values = s.bias if isinstance(s, OutputHead) else s.thresholds
-            if isinstance(s, ConvLayer):
-                tag = f"ConvLayer {shape_str(s.weights.shape)} {shape_str(s.in_shape)} p{s.padding} {s.pad_value} {s.in_bits}"
-            else:  # the tags of dense networks, as they were before other layer kinds existed
-                tag = f"{'OutputHead' if isinstance(s, OutputHead) else 'FoldedLayer'} {s.n_out}x{s.n_in}" + \
-                    ("" if s.in_bits == 1 else f" {s.in_bits}")
-            h.update(f";{tag};".encode())
-            h.update(np.packbits(s.weights, axis=None).tobytes())
-            h.update(values.astype("<i8").tobytes())
+            h.update(layer_kind(s).hashed(s))
         if self.inputs:
             h.update(f";graph {self.inputs}".encode())
         return h.hexdigest()
@@ -301,16 +278,6 @@ class FoldedNetwork:
 
 # --- Summary --------------------------------------------------------------------------------
 
-def _bits_for(n_values: int) -> int:
-    """Unsigned bits needed to hold n_values distinct values 0..n_values-1."""
-    return max(1, int(n_values - 1).bit_length())
-
-
-def _positions(s) -> int:
-    """Output positions at which a layer's weights are applied (1 for dense layers)."""
-    return s.out_shape[1] * s.out_shape[2] if isinstance(s, ConvLayer) else 1
-
-
 def summary(net: FoldedNetwork) -> dict:
     """Per-layer shapes, sizes, operations and the bit widths the hardware needs, with totals
     (Larq-style)."""
@@ -321,27 +288,7 @@ def summary(net: FoldedNetwork) -> dict:
         if not s.has_weights:
             row.update(weight_bits=0, weight_kib=0.0, macs_per_image=0, folded_bits=0, float32_bits=0,
                        value_min=0, value_max=0)
-            row.update((BUILTIN.get(s.kind) or kind_of(s)).summary_fields(s))
-            rows.append(row)
-            continue
-        hidden = not isinstance(s, OutputHead)
-        values = s.thresholds if hidden else s.bias
-        fan_in = s.fan_in
-        row.update({"in_bits": s.in_bits, "weight_bits": s.matrix.size, "weight_kib": s.matrix.size / 8 / 1024,
-                    # XNOR-popcount operations (one per weight bit and output position); an
-                    # 8-bit input counts as 8 bit-planes
-                    "macs_per_image": s.matrix.size * _positions(s) * s.in_bits,
-                    "popcount_bits": _bits_for(fan_in * (2**s.in_bits - 1) + 1),
-                    "value_min": int(values.min()), "value_max": int(values.max())})
-        if hidden:
-            row["threshold_bits"] = _bits_for(s.max_sum + 2)          # T in [0, max + 1]
-        else:  # score = 2p - n + bias, signed
-            lo, hi = -fan_in + int(values.min()), fan_in + int(values.max())
-            row["score_bits"] = 1 + max(abs(lo), abs(hi)).bit_length()
-        # folded parameters: weight bits + one threshold (or bias) word per neuron;
-        # float32 original: 32-bit weights + BatchNorm's 4 floats (or the bias) per neuron
-        row["folded_bits"] = row["weight_bits"] + s.n_out * row.get("threshold_bits", row.get("score_bits"))
-        row["float32_bits"] = 32 * row["weight_bits"] + 32 * s.n_out * (4 if hidden else 1)
+        row.update(layer_kind(s).summary_fields(s))
         rows.append(row)
     total = {k: sum(r[k] for r in rows) for k in ("weight_bits", "weight_kib", "macs_per_image",
                                                     "folded_bits", "float32_bits")}

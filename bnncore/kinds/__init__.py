@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-__all__ = ["MapKind", "register", "kind_of", "kind_named", "names", "BUILTIN"]
+__all__ = ["MapKind", "register", "kind_of", "kind_named", "names", "BUILTIN", "layer_kind"]
 
 #: {name: MapKind}, in the order they were registered.
 _KINDS: dict = {}
@@ -61,6 +61,10 @@ class MapKind:
         """The layer on a batch: ``arity`` maps of (N, height, width, channels) 0/1 uint8 in, the
         same layout of its output map out. Integers only."""
         raise NotImplementedError
+
+    def hashed(self, layer) -> bytes:
+        """Its part of ``FoldedNetwork.digest``: the kind, the input shape, then ``digest``."""
+        return f";{self.name} {'x'.join(map(str, layer.in_shape))};".encode() + self.digest(layer)
 
     def stage(self, layer):
         """Its hardware stage (one of ``bnncore.hw.stages``' registered kinds)."""
@@ -106,3 +110,14 @@ from . import conv, dense, output, pool  # noqa: E402  (the built-in kinds impor
 #: {name: kind} of the built-in kinds, in the order of a network: its manifest handlers and
 #: golden models (bnncore.exports, bnncore.golden).
 BUILTIN = {k.name: k for k in (dense.KIND, conv.KIND, pool.KIND, output.KIND)}
+
+
+def layer_kind(layer):
+    """The kind of any layer, built-in or registered (its token, digest and summary row)."""
+    kind = BUILTIN.get(getattr(layer, "kind", None))
+    if kind is not None and isinstance(layer, kind.layer):
+        return kind
+    kind = kind_of(layer)
+    if kind is None:
+        raise TypeError(f"{type(layer).__name__} is not a layer of a built-in or registered kind")
+    return kind

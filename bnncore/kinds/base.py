@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import BnnError, ExportError
 
 __all__ = ["pm1", "flattened", "NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
-           "positive", "entry_int", "entry_shape", "entry_in_bits", "whole_map"]
+           "positive", "entry_int", "entry_shape", "entry_in_bits", "whole_map",
+           "weight_hash", "weight_summary"]
 
 
 class NetworkError(BnnError, ValueError):
@@ -106,6 +107,38 @@ def entry_in_bits(path, field, v):
     if v not in (1, 8) or isinstance(v, bool):
         raise ExportError(f"{path}: field '{field}' must be 1 or 8, found {v!r}")
     return v
+
+
+def weight_hash(tag: str, layer, values) -> bytes:
+    """A weight layer's part of ``FoldedNetwork.digest``: its tag, weight bits and values."""
+    return f";{tag};".encode() + np.packbits(layer.weights, axis=None).tobytes() + values.astype("<i8").tobytes()
+
+
+def _bits_for(n_values: int) -> int:
+    """Unsigned bits that hold n_values distinct values 0..n_values-1."""
+    return max(1, int(n_values - 1).bit_length())
+
+
+def weight_summary(layer, values, positions: int, head: bool) -> dict:
+    """A weight layer's fields in ``bnn summary``: sizes, XNOR operations per image, value
+    range and the widths the hardware needs."""
+    fan_in, size = layer.fan_in, layer.matrix.size
+    row = {"in_bits": layer.in_bits, "weight_bits": size, "weight_kib": size / 8 / 1024,
+           # one XNOR-popcount operation per weight bit and output position; an 8-bit input
+           # counts as 8 bit-planes
+           "macs_per_image": size * positions * layer.in_bits,
+           "popcount_bits": _bits_for(fan_in * (2**layer.in_bits - 1) + 1),
+           "value_min": int(values.min()), "value_max": int(values.max())}
+    if head:      # score = 2p - n + bias, signed
+        lo, hi = -fan_in + int(values.min()), fan_in + int(values.max())
+        width = row["score_bits"] = 1 + max(abs(lo), abs(hi)).bit_length()
+    else:
+        width = row["threshold_bits"] = _bits_for(layer.max_sum + 2)          # T in [0, max + 1]
+    # folded: weight bits + one threshold (or bias) word per neuron; float32: 32-bit weights
+    # + BatchNorm's 4 floats (or the bias) per neuron
+    row["folded_bits"] = size + layer.n_out * width
+    row["float32_bits"] = 32 * size + 32 * layer.n_out * (1 if head else 4)
+    return row
 
 
 def whole_map(layer, before) -> dict | None:

@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..bits import packed_t, sums
 from ..errors import ExportError
 from .base import (Layer, NetworkError, as_bits, as_ints, as_shape, check_in_bits, check_thresholds, entry_in_bits,
-                   entry_int, entry_shape, pm1, shape_str)
+                   entry_int, entry_shape, pm1, shape_str, weight_hash, weight_summary)
 
 __all__ = ["ConvLayer", "KIND"]
 
@@ -113,6 +113,23 @@ class ConvKind:
     """The built-in kind ``conv``: its manifest entry and its golden models."""
     name = "conv"
     layer = ConvLayer
+
+    @staticmethod
+    def values(l):
+        return l.thresholds
+
+    @staticmethod
+    def token(l) -> str:
+        return f"{l.channels}c{l.kernel}" + (f"p{l.padding}" if l.padding else "")
+
+    @staticmethod
+    def hashed(l) -> bytes:
+        return weight_hash(f"ConvLayer {shape_str(l.weights.shape)} {shape_str(l.in_shape)} p{l.padding} {l.pad_value} "
+                           f"{l.in_bits}", l, l.thresholds)
+
+    @staticmethod
+    def summary_fields(l) -> dict:
+        return weight_summary(l, l.thresholds, l.out_shape[1] * l.out_shape[2], head=False)
 
     @staticmethod
     def window(l, before) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..bits import pack_bits, packed_t, sums
 from .base import (Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1,
-                   whole_map)
+                   weight_hash, weight_summary, whole_map)
 
 __all__ = ["DenseLayer", "FoldedLayer", "KIND"]
 
@@ -87,6 +87,24 @@ class DenseKind:
     #: its hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape
     #: of the weight layer before it (None for the first)
     window = staticmethod(whole_map)
+
+    @staticmethod
+    def values(l):
+        return l.thresholds
+
+    @staticmethod
+    def token(l) -> str:
+        return str(l.n_out)
+
+    @staticmethod
+    def hashed(l) -> bytes:
+        # the tag of dense networks from before other layer kinds existed
+        return weight_hash(f"FoldedLayer {l.n_out}x{l.n_in}" + ("" if l.in_bits == 1 else f" {l.in_bits}"), l,
+                           l.thresholds)
+
+    @staticmethod
+    def summary_fields(l) -> dict:
+        return weight_summary(l, l.thresholds, 1, head=False)
 
     @staticmethod
     def entry(l):

@@ -115,6 +115,14 @@ class PoolKind:
         return x, False
 
     @staticmethod
+    def token(l) -> str:
+        return f"mp{l.size}"
+
+    @staticmethod
+    def hashed(l) -> bytes:
+        return f";PoolLayer {l.size} {shape_str(l.in_shape)};".encode() + np.packbits(l.modes).tobytes()
+
+    @staticmethod
     def summary_fields(layer) -> dict:
         """``bnn summary``: how many channels AND (the others OR)."""
         return {"and_channels": int(layer.modes.sum())}
