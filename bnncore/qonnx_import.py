@@ -54,7 +54,8 @@ import numpy as np
 
 from . import qonnx_graph as qg
 from .interop import _need, batched, model_input
-from .network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
+from .kinds import BUILTIN, kind_named, names
+from .network import FoldedNetwork, InputScheme
 from .qonnx_read import QonnxImportError, read_model
 from .thresholds import FoldReport, threshold_layer
 
@@ -177,124 +178,15 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
         scale_in, in_map = 1.0, (k, b)
         log(f"input: 8-bit, the model sees {k:.6g} * pixel + {b:.6g}")
 
-    layers, probes, reports = [], [], []
-    spatial = image is not None and where.ndim == 3
-    shape = tuple(where.shape)
-    pad = 0
-    head = None
-    while pos < len(path_nodes):
-        n = path_nodes[pos]
-        op = n.op_type
-        if op in qg.PASS:
-            pos += 1
-            continue
-        if op in qg.RESHAPE:
-            where = qg.move_positions(n, graph, where)
-            spatial = False if where.ndim != 3 else spatial
-            pos += 1
-            continue
-        if op == "MaxPool":
-            size = qg.check_maxpool(n, spatial and bool(layers) and isinstance(layers[-1], (ConvLayer, PoolLayer)))
-            layers.append(PoolLayer(shape, np.zeros(shape[0], np.uint8), size))
-            shape = layers[-1].out_shape
-            where = qg.positions_of(shape)
-            probes.append((len(layers) - 1, n.output[0]))
-            pos += 1
-            continue
-        if op == "Mul" and pos + 2 < len(path_nodes) and path_nodes[pos + 1].op_type == "MaxPool" \
-                and path_nodes[pos + 2].op_type == "Mul":
-            # s * MaxPool(s * x), s = ±1 per channel: a pool that is an AND where s = -1 (interop.py)
-            signs = [qg.per_channel(graph.const(m.input[1] if not graph.is_const(m.input[0]) else m.input[0], m),
-                                  shape[0], 4, m) for m in (n, path_nodes[pos + 2])]
-            if not (spatial and layers) or not np.array_equal(signs[0], signs[1]) or not np.isin(signs[0], (-1, 1)).all():
-                raise QonnxImportError(f"{qg.node_name(n)}: a Mul around a MaxPool must multiply a feature map by the "
-                                       "same ±1 per channel before and after it (a pool of AND and OR channels)")
-            size = qg.check_maxpool(path_nodes[pos + 1], True)
-            layers.append(PoolLayer(shape, (signs[0] < 0).astype(np.uint8), size))
-            shape = layers[-1].out_shape
-            where = qg.positions_of(shape)
-            probes.append((len(layers) - 1, path_nodes[pos + 2].output[0]))
-            pos += 3
-            continue
-        if op == "Pad":
-            pad = qg.read_pad(graph, n, scale_in, spatial, in_map if not layers else None)
-            pos += 1
-            continue
-        if op not in qg.LINEAR:
+    r = Reader(graph, path_nodes, pos, where, scale_in, in_map, image is not None and where.ndim == 3, log)
+    rules = [_generic_rule] + [k.qonnx_rule for k in (*BUILTIN.values(), *map(kind_named, names()))
+                               if getattr(k, "qonnx_rule", None)]
+    while r.pos < len(path_nodes) and r.head is None:
+        n = path_nodes[r.pos]
+        if not any(rule(r, n) for rule in rules):
             raise QonnxImportError(f"{qg.node_name(n)}: not a layer bnncore folds (MatMul, Gemm, Conv, then "
                                    "BatchNormalization or elementwise affine ops, then BipolarQuant)")
-        index = len(layers)
-        in_bits = 8 if index == 0 and in_map is not None else 1
-        bits, mag, offset, conv = qg.layer_weights(graph, n, where, spatial, in_bits, pad)
-        if conv:
-            padding = conv["padding"]
-            pad_value = conv["pad_value"]
-            if padding and in_bits == 8 and not pad:          # the pads attribute: the model's 0
-                pad_value = qg.pixel_of(0.0, in_map, n)
-        pad = 0
-        channels = bits.shape[0]
-        fan_in = int(np.prod(bits.shape[1:]))
-        # the linear op's output for an integer dot: scale * dot + offset (see the module docstring)
-        if in_bits == 1:
-            lin_scale = scale_in * mag
-            lin_offset = offset
-        else:
-            k_, b_ = in_map
-            zeros = (bits == 0).reshape(channels, -1).sum(1)
-            lin_scale = mag * k_
-            lin_offset = offset + mag * b_ * (fan_in - 2 * zeros)
-        # the nodes after it: up to and including the next BipolarQuant (hidden) or to the end (head)
-        post, end = [], pos + 1
-        while end < len(path_nodes) and path_nodes[end].op_type not in qg.ACT:
-            m = path_nodes[end]
-            if m.op_type not in qg.AFFINE | qg.PASS | {"MaxPool"}:
-                raise QonnxImportError(f"{qg.node_name(m)}: between {qg.node_name(n)} and its activation bnncore folds "
-                                       "BatchNormalization, elementwise Mul/Add/Sub/Div (one value per channel) and "
-                                       "a MaxPool; a binary network's activation is a BipolarQuant")
-            post.append(m)
-            end += 1
-        out_shape = graph.shape(n.output[0])[1:]
-        if end == len(path_nodes):                       # the output head
-            if any(m.op_type == "MaxPool" for m in post) or conv or in_bits == 8:
-                raise QonnxImportError(f"{qg.node_name(n)}: the last layer must be fully connected (the output head) "
-                                       "and read bits (a single-layer network with 8-bit input needs a hidden layer)")
-            head = OutputHead(bits, qg.head_bias(graph, n, post, lin_scale, lin_offset))
-            log(f"output head: {fan_in} -> {channels} classes")
-            pos = end
-            break
-        quant = path_nodes[end]
-        pool = [m for m in post if m.op_type == "MaxPool"]
-        if pool and not conv:
-            raise QonnxImportError(f"{qg.node_name(pool[0])}: a MaxPool needs a feature map (after a Conv)")
-        rank = len(out_shape) + 1
-        a, c = qg.affine_ops(graph, post, channels, rank)
-        decide = qg.decider(graph, post + [quant], n.output[0], quant.output[0], lin_scale, lin_offset)
-        name = f"layer {index}"
-        rows, t, _, rep = threshold_layer(decide, a * lin_scale, a * lin_offset + c, bits, in_bits, name,
-                                             kind="conv" if conv else "dense")
-        if conv:
-            layers.append(ConvLayer(rows, t, shape, padding, pad_value, name=name, in_bits=in_bits))
-            shape = layers[-1].out_shape
-            if pool:
-                # the max of values that the ops after the pool map decreasingly onto the sign is
-                # the min of the bits: an AND exactly where those ops' scale is negative
-                after, _ = qg.affine_ops(graph, post[post.index(pool[0]) + 1:], channels, rank)
-                size = qg.check_maxpool(pool[0], True)
-                layers.append(PoolLayer(shape, (after < 0).astype(np.uint8), size, name=f"layer {index + 1}"))
-                rep.and_channels = int((after < 0).sum())
-                shape = layers[-1].out_shape
-            where = qg.positions_of(shape)
-            spatial = True
-        else:
-            layers.append(DenseLayer(rows, t, name=name, in_bits=in_bits))
-            shape = (channels,)
-            where = np.arange(channels)
-            spatial = False
-        probes.append((len(layers) - 1, quant.output[0]))
-        reports.append(rep)
-        scale_in = qg.act_scale(graph, quant)
-        log(rep.line())
-        pos = end + 1
+    layers, probes, reports, head, pos = r.layers, r.probes, r.reports, r.head, r.pos
     if head is None:
         raise QonnxImportError(f"{path}: the graph ends in an activation; bnncore expects the last layer to be "
                                "a MatMul or Gemm giving the class scores")
@@ -308,6 +200,131 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
     report = FoldReport(reports, (int(head.bias.min()), int(head.bias.max())))
     return QonnxImport(net, report, probes, model, tuple(in_shape), pixel_scale, pixel_offset, str(path),
                        time.perf_counter() - start)
+
+
+@dataclass
+class Linear:
+    """A weight layer's nodes as ``Reader.linear`` reads them: its weight bits in our order, the
+    linear op's output for an integer dot (``scale * dot + offset``), its ``conv`` attributes
+    (padding, pad value; None for MatMul and Gemm), the nodes after it (``post``) and the index
+    of its activation (``end``; the path's length for the output head)."""
+    node: object
+    name: str
+    in_bits: int
+    bits: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    conv: dict | None
+    pad: tuple | int
+    post: list
+    end: int
+    last: bool
+
+
+class Reader:
+    """The import's place on the model's path and what it has read: the layer kinds' rules
+    (``qonnx_rule(reader, node)`` of bnncore/kinds/<kind>.py, or of a registered kind) read
+    nodes from it and add their layers to it, and return whether they took the node.
+
+    ``shape`` is the map (or vector) the next layer reads, ``where`` the position in our
+    (y, x, channel) order of each of the model's values there, ``spatial`` whether it is a
+    feature map, ``scale_in`` the scale of the activation before, ``in_map`` the (k, b) of an
+    8-bit input (None for a 1-bit one), ``pad`` a Pad node read for the next convolution."""
+
+    def __init__(self, graph, nodes, pos, where, scale_in, in_map, spatial, log):
+        self.graph, self.nodes, self.pos, self.log = graph, nodes, pos, log
+        self.where, self.shape, self.spatial = where, tuple(where.shape), spatial
+        self.scale_in, self.in_map, self.pad = scale_in, in_map, 0
+        self.layers, self.probes, self.reports, self.head = [], [], [], None
+
+    def ops(self, k: int) -> list:
+        """The op types of the next ``k`` nodes, from the current one (fewer at the path's end)."""
+        return [n.op_type for n in self.nodes[self.pos:self.pos + k]]
+
+    def add(self, layer, probe: str | None = None):
+        """Append ``layer``; ``probe``: the tensor of the model that holds its output bits."""
+        self.layers.append(layer)
+        self.shape = tuple(layer.out_shape)
+        self.spatial = len(self.shape) == 3
+        self.where = qg.positions_of(self.shape) if self.spatial else np.arange(self.shape[0])
+        if probe is not None:
+            self.probes.append((len(self.layers) - 1, probe))
+
+    def is_last(self) -> bool:
+        """Whether the linear op at the current node is the output head: no activation after it
+        (only the ops a layer folds, up to the path's end)."""
+        for m in self.nodes[self.pos + 1:]:
+            if m.op_type in qg.ACT or m.op_type not in qg.AFFINE | qg.PASS | {"MaxPool"}:
+                return False
+        return True
+
+    def linear(self, n) -> Linear:
+        """Read the linear op ``n`` (the current node) and the nodes after it, up to and
+        including its activation (a hidden layer) or to the path's end (the head)."""
+        index = len(self.layers)
+        in_bits = 8 if index == 0 and self.in_map is not None else 1
+        bits, mag, offset, conv = qg.layer_weights(self.graph, n, self.where, self.spatial, in_bits, self.pad)
+        pad, self.pad = self.pad, 0
+        channels = bits.shape[0]
+        fan_in = int(np.prod(bits.shape[1:]))
+        # the linear op's output for an integer dot: scale * dot + offset (see the module docstring)
+        if in_bits == 1:
+            scale, offset = self.scale_in * mag, offset
+        else:
+            k_, b_ = self.in_map
+            zeros = (bits == 0).reshape(channels, -1).sum(1)
+            scale, offset = mag * k_, offset + mag * b_ * (fan_in - 2 * zeros)
+        post, end = [], self.pos + 1
+        while end < len(self.nodes) and self.nodes[end].op_type not in qg.ACT:
+            m = self.nodes[end]
+            if m.op_type not in qg.AFFINE | qg.PASS | {"MaxPool"}:
+                raise QonnxImportError(f"{qg.node_name(m)}: between {qg.node_name(n)} and its activation bnncore "
+                                       "folds BatchNormalization, elementwise Mul/Add/Sub/Div (one value per channel) "
+                                       "and a MaxPool; a binary network's activation is a BipolarQuant")
+            post.append(m)
+            end += 1
+        return Linear(n, f"layer {index}", in_bits, bits, scale, offset, conv, pad, post, end, end == len(self.nodes))
+
+    def refuse_head(self, lin: Linear):
+        raise QonnxImportError(f"{qg.node_name(lin.node)}: the last layer must be fully connected (the output head) "
+                               "and read bits (a single-layer network with 8-bit input needs a hidden layer)")
+
+    def thresholds(self, lin: Linear, kind: str) -> tuple:
+        """(weight rows, thresholds, the layer's FoldReport entry) of a hidden layer: its
+        decision (the nodes after it, its activation) bisected on qonnx's executor."""
+        n, quant = lin.node, self.nodes[lin.end]
+        rank = len(self.graph.shape(n.output[0])[1:]) + 1
+        a, c = qg.affine_ops(self.graph, lin.post, lin.bits.shape[0], rank)
+        decide = qg.decider(self.graph, lin.post + [quant], n.output[0], quant.output[0], lin.scale, lin.offset)
+        rows, t, _, rep = threshold_layer(decide, a * lin.scale, a * lin.offset + c, lin.bits, lin.in_bits, lin.name,
+                                          kind=kind)
+        return rows, t, rep
+
+    def done(self, lin: Linear, rep):
+        """After a hidden layer (and any pool in it): its probe, report and activation's scale."""
+        quant = self.nodes[lin.end]
+        self.probes.append((len(self.layers) - 1, quant.output[0]))
+        self.reports.append(rep)
+        self.scale_in = qg.act_scale(self.graph, quant)
+        self.log(rep.line())
+        self.pos = lin.end + 1
+
+
+def _generic_rule(r: Reader, n) -> bool:
+    """What is not a layer: identities, reshapes (they move positions) and a Pad (for the next
+    convolution)."""
+    op = n.op_type
+    if op in qg.PASS:
+        pass
+    elif op in qg.RESHAPE:
+        r.where = qg.move_positions(n, r.graph, r.where)
+        r.spatial = False if r.where.ndim != 3 else r.spatial
+    elif op == "Pad":
+        r.pad = qg.read_pad(r.graph, n, r.scale_in, r.spatial, r.in_map if not r.layers else None)
+    else:
+        return False
+    r.pos += 1
+    return True
 
 
 def verify_qonnx(imported: QonnxImport, pixels: np.ndarray, labels=None, batch_size: int = 500, progress=None) -> dict:

@@ -38,6 +38,10 @@ class MapKind:
     #: maps the layer reads (all of its ``in_shape``): 2 or more joins branches of the
     #: network's graph (``FoldedNetwork.inputs``), as a residual add does
     arity: int = 1
+    #: its QONNX import rule, if it has one: ``qonnx_rule(reader, node) -> bool`` takes the
+    #: current node of a ``bnncore.qonnx_import.Reader`` (and the nodes after it) when they
+    #: are a layer of this kind, adds the layer and moves on; False leaves the node to others
+    qonnx_rule = None
 
     def token(self, layer) -> str:
         """The layer's part of the topology string (as ``mp2`` is a pool's)."""

@@ -7,10 +7,26 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import qonnx_graph as qg
 from ..bits import packed_t, sums
 from ..errors import ExportError
-from .base import (Layer, NetworkError, as_bits, as_ints, as_shape, check_in_bits, check_thresholds, entry_in_bits,
-                   entry_int, entry_shape, pm1, shape_str, weight_hash, weight_summary)
+from .base import (
+    Layer,
+    NetworkError,
+    as_bits,
+    as_ints,
+    as_shape,
+    check_in_bits,
+    check_thresholds,
+    entry_in_bits,
+    entry_int,
+    entry_shape,
+    pm1,
+    shape_str,
+    weight_hash,
+    weight_summary,
+)
+from .pool import PoolLayer
 
 __all__ = ["ConvLayer", "KIND"]
 
@@ -130,6 +146,32 @@ class ConvKind:
     @staticmethod
     def summary_fields(l) -> dict:
         return weight_summary(l, l.thresholds, l.out_shape[1] * l.out_shape[2], head=False)
+
+    @staticmethod
+    def qonnx_rule(r, n) -> bool:
+        """QONNX import (bnncore.qonnx_import.Reader): a Conv, its affine ops and activation; a
+        MaxPool among the ops before the activation makes a pool after it, AND for the channels
+        whose ops after the pool have a negative scale (the max of values that those ops map
+        decreasingly onto the sign is the min of the bits), OR elsewhere."""
+        if n.op_type != "Conv":
+            return False
+        lin = r.linear(n)
+        if lin.last:
+            r.refuse_head(lin)
+        padding, pad_value = lin.conv["padding"], lin.conv["pad_value"]
+        if padding and lin.in_bits == 8 and not lin.pad:          # the pads attribute: the model's 0
+            pad_value = qg.pixel_of(0.0, r.in_map, n)
+        rows, t, rep = r.thresholds(lin, "conv")
+        r.add(ConvLayer(rows, t, r.shape, padding, pad_value, name=lin.name, in_bits=lin.in_bits))
+        pool = [m for m in lin.post if m.op_type == "MaxPool"]
+        if pool:
+            rank = len(r.graph.shape(n.output[0])[1:]) + 1
+            after, _ = qg.affine_ops(r.graph, lin.post[lin.post.index(pool[0]) + 1:], rows.shape[0], rank)
+            size = qg.check_maxpool(pool[0], True)
+            r.add(PoolLayer(r.shape, (after < 0).astype(np.uint8), size, name=f"layer {len(r.layers)}"))
+            rep.and_channels = int((after < 0).sum())
+        r.done(lin, rep)
+        return True
 
     @staticmethod
     def window(l, before) -> dict:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import qonnx_graph as qg
 from ..bits import pack_bits, packed_t, sums
 from .base import (Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1,
                    weight_hash, weight_summary, whole_map)
@@ -105,6 +106,21 @@ class DenseKind:
     @staticmethod
     def summary_fields(l) -> dict:
         return weight_summary(l, l.thresholds, 1, head=False)
+
+    @staticmethod
+    def qonnx_rule(r, n) -> bool:
+        """QONNX import (bnncore.qonnx_import.Reader): a MatMul or Gemm with an activation after
+        it (the affine ops between fold into its thresholds)."""
+        if n.op_type not in ("MatMul", "Gemm") or r.is_last():
+            return False
+        lin = r.linear(n)
+        pool = [m for m in lin.post if m.op_type == "MaxPool"]
+        if pool:
+            raise qg.QonnxImportError(f"{qg.node_name(pool[0])}: a MaxPool needs a feature map (after a Conv)")
+        rows, t, rep = r.thresholds(lin, "dense")
+        r.add(DenseLayer(rows, t, name=lin.name, in_bits=lin.in_bits))
+        r.done(lin, rep)
+        return True
 
     @staticmethod
     def entry(l):

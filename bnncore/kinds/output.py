@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import qonnx_graph as qg
 from ..bits import pack_bits, packed_t, popcounts
 from .base import (Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1, weight_hash, weight_summary,
                    whole_map)
@@ -76,6 +77,21 @@ class OutputKind:
     @staticmethod
     def summary_fields(l) -> dict:
         return weight_summary(l, l.bias, 1, head=True)
+
+    @staticmethod
+    def qonnx_rule(r, n) -> bool:
+        """QONNX import (bnncore.qonnx_import.Reader): the last MatMul or Gemm, no activation
+        after it; its scores ``A * dot + B_c`` fold when ``A > 0`` is one scale for every class
+        and every ``B_c / A`` an integer."""
+        if n.op_type not in ("MatMul", "Gemm") or not r.is_last():
+            return False
+        lin = r.linear(n)
+        if lin.in_bits == 8 or any(m.op_type == "MaxPool" for m in lin.post):
+            r.refuse_head(lin)
+        r.head = OutputHead(lin.bits, qg.head_bias(r.graph, n, lin.post, lin.scale, lin.offset))
+        r.log(f"output head: {lin.bits.shape[1]} -> {lin.bits.shape[0]} classes")
+        r.pos = lin.end
+        return True
 
     @staticmethod
     def entry(l):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ExportError
+from .. import qonnx_graph as qg
 from .base import Layer, NetworkError, as_shape, entry_int, entry_shape, positive, shape_str
 
 __all__ = ["PoolLayer", "KIND"]
@@ -121,6 +122,30 @@ class PoolKind:
     @staticmethod
     def hashed(l) -> bytes:
         return f";PoolLayer {l.size} {shape_str(l.in_shape)};".encode() + np.packbits(l.modes).tobytes()
+
+    @staticmethod
+    def qonnx_rule(r, n) -> bool:
+        """QONNX import (bnncore.qonnx_import.Reader): a MaxPool of a feature map is an OR pool;
+        ``s * MaxPool(s * x)`` with ``s`` = ±1 per channel a pool of AND (``s = -1``) and OR
+        channels, as the export writes it. (A MaxPool between a convolution and its activation
+        is the convolution's: kinds/conv.py.)"""
+        if n.op_type == "MaxPool":
+            size = qg.check_maxpool(n, r.spatial and bool(r.layers))
+            r.add(PoolLayer(r.shape, np.zeros(r.shape[0], np.uint8), size), n.output[0])
+            r.pos += 1
+            return True
+        if r.ops(3) != ["Mul", "MaxPool", "Mul"]:
+            return False
+        muls = (n, r.nodes[r.pos + 2])
+        signs = [qg.per_channel(r.graph.const(m.input[1] if not r.graph.is_const(m.input[0]) else m.input[0], m),
+                                r.shape[0], 4, m) for m in muls]
+        if not (r.spatial and r.layers) or not np.array_equal(signs[0], signs[1]) or not np.isin(signs[0], (-1, 1)).all():
+            raise qg.QonnxImportError(f"{qg.node_name(n)}: a Mul around a MaxPool must multiply a feature map by the "
+                                      "same ±1 per channel before and after it (a pool of AND and OR channels)")
+        size = qg.check_maxpool(r.nodes[r.pos + 1], True)
+        r.add(PoolLayer(r.shape, (signs[0] < 0).astype(np.uint8), size), muls[1].output[0])
+        r.pos += 3
+        return True
 
     @staticmethod
     def summary_fields(layer) -> dict:
