@@ -89,14 +89,17 @@ def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.
     return imported.net
 
 
-def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks: int = defaults.BANKS,
-         out_depth: int = defaults.OUT_DEPTH, pipelined: bool = True, force: bool = False) -> tuple:
+def plan(net, *, force: bool = False, **options) -> tuple:
     """The folding plan ``bnn rtl`` builds for ``net``: ``fold`` (PE, SIMD) per layer, else the
     automatic folding for ``target_cycles`` (the fewest block RAMs of ``device`` first, when
     given; default: ``defaults.MLP_TARGET_CYCLES`` for an MLP, for a CNN the fewest cycles its
-    layers allow, ``fastest_cycles``).
+    layers allow, ``fastest_cycles``). ``options``: ``bnncore.settings.PLAN``'s (``fold``,
+    ``target_cycles``, ``device``, ``banks``, ``out_depth``, ``pipelined``), as ``bnn rtl``'s.
     Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
+    from .settings import PLAN
+    o = PLAN.resolve(options, "bnncore.plan")
+    fold, target_cycles, device = o["fold"], o["target_cycles"], o["device"]
     from .hw.autofold import auto_fold, fastest_cycles
     from .hw.generate import check_buildable
     from .hw.plan import bias_bits_for, plan_for
@@ -105,7 +108,7 @@ def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks
     if target_cycles is None:
         target_cycles = defaults.MLP_TARGET_CYCLES if all(l.kind == "dense" for l in net.layers) \
             else fastest_cycles(net)
-    common = dict(banks=banks, out_depth=out_depth, pipelined=pipelined, bias_bits=bias_bits_for(net))
+    common = dict(banks=o["banks"], out_depth=o["out_depth"], pipelined=o["pipelined"], bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
     try:   # parameter errors: TypeError, as Amaranth components raise them
         if fold is not None:
@@ -118,28 +121,36 @@ def plan(net, *, target_cycles: int | None = None, fold=None, device=None, banks
     return p, check_buildable(p, dev, force=force)
 
 
-def generate(net, out_dir, *, vhdl: bool = True, log=None, **plan_options) -> Path:
+def generate(net, out_dir, *, log=None, force: bool = False, **options) -> Path:
     """``bnn rtl``: the accelerator of ``net`` in ``out_dir``; return the directory.
-    ``plan_options``: those of :func:`plan`; its warnings go to the ``bnncore`` logger. ``log``
-    gets a line per generation step."""
+    ``options``: ``bnncore.settings.RTL``'s (those of :func:`plan`, and ``vhdl``); the plan's
+    warnings go to the ``bnncore`` logger. ``log`` gets a line per generation step."""
     import logging
+
+    from .settings import RTL
+    options = RTL.resolve(options, "bnncore.generate")
+    vhdl = options.pop("vhdl")
     source = None if isinstance(net, FoldedNetwork) else str(net)
     net = network(net)
-    p, warnings = plan(net, **plan_options)
+    p, warnings = plan(net, force=force, **options)
     for w in warnings:
         logging.getLogger("bnncore").warning("warning: %s", w)
     from .hw.generate import generate as write_rtl
-    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=plan_options.get("force", False))
+    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=force)
 
 
-def simulate(rtl_dir, net, images, *, labels=None, sim: str = defaults.SIMULATOR, build_dir=None, **options) -> dict:
+def simulate(rtl_dir, net, images, *, labels=None, build_dir=None, progress=None, log=None, diagnose: bool = True,
+             force: bool = False, **options) -> dict:
     """``bnn sim``: ``images`` (N, pixels) of uint8 through the RTL against the golden model;
     return the measurements (``results.json``). A ``FoldedNetwork`` is exported into the build
-    directory first (the bench reads an export). ``options``: those of
-    ``bnncore.sim.runner.simulate`` (``gap``, ``stall``, ``seed``, ``waves``, ``swap_roms``,
-    ``progress``, ``log``, ``diagnose``)."""
+    directory first (the bench reads an export). ``options``: ``bnncore.settings.SIM``'s
+    (``sim``, ``gap``, ``stall``, ``swap_roms``, ``seed``, ``waves``, ``bench``, ``jobs``,
+    ``pgo``), as ``bnn sim``'s. ``progress(done, total)`` and ``log(line)`` follow the run;
+    ``diagnose``: on a mismatch, find the first unit that differs (hw/diagnose.py)."""
+    from .settings import SIM
     from .sim.runner import simulate as run
-    build = Path(build_dir or Path("build") / "sim" / sim)
+    options = SIM.resolve(options, "bnncore.simulate")
+    build = Path(build_dir or Path("build") / "sim" / options["sim"])
     if isinstance(net, FoldedNetwork):
         from .exports import export
         from .fileio import workspace
@@ -150,29 +161,36 @@ def simulate(rtl_dir, net, images, *, labels=None, sim: str = defaults.SIMULATOR
     else:
         net_dir, obj = Path(net), network(net)
     bits = obj.input.bits(np.asarray(images))
-    return run(rtl_dir, net_dir, bits, sim=sim, build_dir=build, labels=None if labels is None else np.asarray(labels),
-               **options)
+    return run(rtl_dir, net_dir, bits, build_dir=build, labels=None if labels is None else np.asarray(labels),
+               progress=progress, log=log, diagnose=diagnose, force=force, **options)
 
 
-def synthesize(rtl_dir, device: str = defaults.DEVICE, out_dir=None, **options) -> dict:
+def synthesize(rtl_dir, device: str = defaults.DEVICE, out_dir=None, *, log=None, force: bool = False,
+               **options) -> dict:
     """``bnn synth``: synthesis, place and route (and a bitstream) of ``rtl_dir`` for
-    ``device``; return the report (``report.json``). ``options``: those of
-    ``bnncore.hw.synth.synthesize`` (``freq``, ``seed``, ``router``, ``speed``, ``bitstream``,
-    ``bram_outreg``, ``rom_dir``, ``swappable``, ``global_reset``, ``log``); new weights into a swappable build:
-    ``bnncore.hw.swap.swap_weights``."""
+    ``device``; return the report (``report.json``). ``options``: ``bnncore.settings.SYNTH``'s
+    (``board``, ``baud``, ``writable``, ``freq``, ``seed``, ``router``, ``speed``, ``rom_dir``,
+    ``bitstream``, ``swappable``, ``bram_outreg``, ``global_reset``), as ``bnn synth``'s; new
+    weights into a swappable build: ``bnncore.hw.swap.swap_weights``."""
     from .hw.synth import synthesize as run
-    options.setdefault("log", lambda line: None)
-    return run(rtl_dir, device, Path(out_dir or Path("build") / "synth" / device), **options)
+    from .settings import SYNTH
+    options = SYNTH.resolve(options, "bnncore.synthesize")
+    return run(rtl_dir, device, Path(out_dir or Path("build") / "synth" / device), log=log or (lambda line: None),
+               force=force, **options)
 
 
-def sweep(net, device: str = defaults.DEVICE, targets=defaults.SWEEP_TARGETS, out_dir=None, **options) -> list:
+def sweep(net, device: str = defaults.DEVICE, targets=defaults.SWEEP_TARGETS, out_dir=None, *, progress=False,
+          **options) -> list:
     """``bnn sweep``: ``net`` at each target of cycles per image through synthesis; return the
     rows (``sweep.json``). A ``FoldedNetwork`` is exported into the output folder first.
-    ``options``: those of ``bnncore.hw.sweep.sweep`` (``jobs``, ``seeds``, ``freq``, ``ray``...)."""
+    ``options``: ``bnncore.settings.SWEEP``'s (``seeds``, ``jobs``, ``ray``, ``freq``, ``banks``,
+    ``speed``), as ``bnn sweep``'s."""
     from .hw.sweep import sweep as run
+    from .settings import SWEEP
+    options = SWEEP.resolve(dict(options, targets=targets), "bnncore.sweep")
+    targets = options.pop("targets")
     out = Path(out_dir or Path("build") / "sweep" / device)
     if isinstance(net, FoldedNetwork):
         from .exports import export
         net = export(net, out.parent / f"{out.name}-net")
-    options.setdefault("progress", False)
-    return run(net, device, targets, out, **options)
+    return run(net, device, targets, out, progress=progress, **options)

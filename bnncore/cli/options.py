@@ -7,12 +7,12 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import textwrap
 from dataclasses import MISSING, fields
 from fractions import Fraction
 from pathlib import Path
 
+from .. import settings
 from ..errors import UsageError
 
 #: data.NAMES, spelt out so that `bnn --help` does not import NumPy (tests check they agree).
@@ -96,32 +96,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _typed(rule: settings.Rule):
+    """The argparse type of a number that must follow ``rule`` (bnncore/settings.py)."""
+    return _number(rule.kind, rule.ok, rule.text)
+
+
 def _count(minimum: int, maximum: int | None = None, why: str = ""):
-    if maximum is None:
-        return _number(int, lambda v: v >= minimum, f"at least {minimum}")
-    return _number(int, lambda v: minimum <= v <= maximum, f"in [{minimum}, {maximum:,}]{why}")
+    return _typed(settings.count(minimum, maximum, why))
 
 
-#: a random seed: what torch, NumPy and nextpnr all take
-_seed = _count(0, 2**32 - 1)
-
-
-#: parallel processes or threads: each takes memory of its own
-_jobs = _count(1, 256, " (each process or thread takes memory of its own)")
-
-
-#: image buffers between layers, output FIFO depth: each bank and entry is a register or block RAM word
-_banks = _count(2, 16, " (each bank buffers a whole layer output)")
-
-
-_out_depth = _count(1, 1024, " (each entry is an output word of flip-flops)")
-
-
-#: A probability per cycle; 1 would never let a beat through (a stream stalled for ever).
-_probability = _number(float, lambda v: 0 <= v < 1, "in [0, 1) (a probability per cycle; 1 never lets a beat through)")
-
-
-_megahertz = _number(float, lambda v: 0 < v <= 1000, "a clock in MHz in (0, 1000]")
+_seed, _jobs, _banks = _typed(settings.SEED), _typed(settings.JOBS), _typed(settings.BANKS)
 
 
 _seconds = _number(float, lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]")
@@ -155,23 +139,6 @@ class Interrupted(Exception):
     """Ctrl-C: what was interrupted and what is left (exit status 130)."""
 
 
-_FOLD = re.compile(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*")
-
-
-def _parse_folds(text: str):
-    parts = text.split(";")
-    if parts and not parts[-1].strip():
-        parts.pop()
-    folds = []
-    for k, part in enumerate(parts):
-        m = _FOLD.fullmatch(part)
-        if not m:
-            raise UsageError(f"--fold {text!r}: layer {k}'s {part.strip()!r} is not PE,SIMD (two positive "
-                             "integers); expected PE,SIMD per layer separated by ';', like '16,49;16,64;10,64'")
-        folds.append((int(m.group(1)), int(m.group(2))))
-    return folds
-
-
 @contextlib.contextmanager
 def _bar(total: int, desc: str, unit: str):
     """A progress bar on stderr when it is a terminal (count, rate, ETA); yields
@@ -185,23 +152,29 @@ def _bar(total: int, desc: str, unit: str):
         yield update
 
 
-def _int_list(option: str, text: str, minimum: int, what: str, maximum: int = 2**32 - 1) -> list:
-    try:
-        values = [int(t) for t in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < minimum or max(values) > maximum or len(values) > 256:
-        raise UsageError(f"{option} {text!r} does not parse: expected {what} (at most {maximum:,}; 256 of them at "
-                         "most), comma-separated, like '1,2,3'")
-    return values
-
-
-def _add_speed_option(p):
-    from ..hw.families import FAMILIES
-    graded = [f for f in FAMILIES.values() if f.speed_grades]
-    p.add_argument("--speed", type=int, choices=sorted({g for f in graded for g in f.speed_grades}),
-                   help=f"speed grade to time for, on {' and '.join(f.title for f in graded)} parts (default: the "
-                        "device's, the slowest; the part name in the report follows it)")
+def add_stage(p: argparse.ArgumentParser, stage: settings.Stage):
+    """The flags of ``stage``'s options (bnncore/settings.py) on a verb's parser: the
+    keyword's name is the flag's destination, so that ``stage.from_args(args)`` gives the
+    Python API's keywords back."""
+    for o in stage:
+        kw = {"dest": o.name, "help": o.help}
+        if isinstance(o.default, bool):
+            kw["action"] = "store_false" if o.negate else "store_true"
+        else:
+            kw["default"] = (",".join(map(str, o.default)) if o.from_text is not None and isinstance(o.default, tuple)
+                             else o.default)
+            choices = settings.names_of(o.choices) if o.choices is not None else None
+            if choices is not None:
+                kw["choices"] = choices
+                if all(isinstance(c, int) for c in choices):
+                    kw["type"] = int
+            else:
+                kw["metavar"] = o.metavar or o.cli_flag.lstrip("-").upper().replace("-", "_")
+            if o.rule is not None:
+                kw["type"] = _typed(o.rule)
+            elif o.path:
+                kw["type"] = Path
+        p.add_argument(o.cli_flag, **kw)
 
 
 #: One example per verb, in the order of the flow (`bnn --help` lists the verbs in this order).
@@ -231,7 +204,8 @@ class _Help(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         if ("default" in text or not action.option_strings or action.default in (None, False)
-                or action.default is argparse.SUPPRESS):
+                or action.default is argparse.SUPPRESS
+                or (action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction))):  # a flag
             return text
         return f"{text} (default: %(default)s)"
 

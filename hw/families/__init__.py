@@ -13,7 +13,7 @@ from pathlib import Path
 from ..tools import SynthError
 from .base import FAMILIES, Device, Family, Pll
 
-__all__ = ["FAMILIES", "DEVICES", "Family", "Device", "Pll", "family", "device"]
+__all__ = ["FAMILIES", "DEVICES", "Family", "Device", "Pll", "family", "device", "speed_grades"]
 
 #: The registered families, one module each.
 _MODULES = ("ice40", "ecp5")
@@ -47,6 +47,11 @@ def load_devices(path: Path) -> dict:
 
 
 DEVICES: dict = load_devices(Path(__file__).with_name("devices.json"))
+
+
+def speed_grades() -> list:
+    """Every speed grade a family's parts come in (bnn synth --speed)."""
+    return sorted({g for f in FAMILIES.values() for g in f.speed_grades})
 
 
 def family(name: str) -> Family:
