@@ -71,7 +71,7 @@ $(DEMO_NET)/manifest.json: $(DEMO_RUN)/best.pt $(call stamp,demo-net,$(DEMO_RUN)
 SLOW ?=
 test: setup
 	$(if $(DATA_DIR),BNN_DATA_DIR=$(abspath $(DATA_DIR)),) $(BIN)/python -m pytest \
-		$(if $(SLOW),,-m "not slow") $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_ARGS)
+		$(if $(SLOW),--durations=20,-m "not slow") $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # Reruns continue the run of the same options (--resume); TRAIN_ARGS=--force starts it anew.
 train: setup
