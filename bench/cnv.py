@@ -1,7 +1,7 @@
 """FINN's CNV topology through the accelerator flow: generated, simulated bit-exact, synthesized.
 
     python bench/cnv.py [--images 20] [--target-cycles 8100] [--synth ecp5-85f] [--bench native]
-        [--seed 1] [--no-global-reset] [--out build/bench/cnv]
+        [--seed 1] [--no-global-reset] [--brevitas] [--out build/bench/cnv]
 
 CNV is 3x32x32-64c3-64c3-mp2-128c3-128c3-mp2-256c3-256c3-512-512-10 with an 8-bit input
 (1.54 Mbit of weights), FINN's and BNN-PYNQ's CIFAR-10 network. CIFAR-10 is not needed to
@@ -11,6 +11,11 @@ middle of each layer's range (so that the activations are not constant), the ima
 against the golden model (every class and score; the native bench by default), and with
 ``--synth`` the design goes through Yosys and nextpnr. Prints a table; nothing is timed as a
 test.
+
+``--brevitas``: Brevitas' own CNV instead (``brevitas_examples.bnn_pynq``'s ``cnv_1w1a``,
+unmodified, random BatchNorm statistics), exported with Brevitas' ``export_qonnx`` and brought
+in by ``bnn import``'s reader (its rounding 8-bit input quantizer as a table input), proved
+against qonnx's executor on the same images, then through the same flow.
 """
 
 import argparse
@@ -56,6 +61,32 @@ def random_cnv(seed: int = 0) -> FoldedNetwork:
     return FoldedNetwork(tuple(layers), head, InputScheme("uint8"))
 
 
+def brevitas_cnv(out: Path, images: np.ndarray) -> FoldedNetwork:
+    """Brevitas' cnv_1w1a with random BatchNorm statistics, through QONNX, proved on ``images``."""
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    from bnncore.qonnx_import import import_qonnx, verify_qonnx
+    model, _ = model_with_cfg("cnv_1w1a", pretrained=False)
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            n = m.num_features
+            m.running_mean.data, m.running_var.data = torch.randn(n, generator=gen) * 3, torch.rand(n, generator=gen) + 0.5
+            m.weight.data, m.bias.data = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    export_qonnx(model, torch.zeros(1, 3, 32, 32), str(out / "cnv_1w1a.onnx"))
+    imp = import_qonnx(out / "cnv_1w1a.onnx")
+    check = verify_qonnx(imp, images)
+    print(f"Brevitas cnv_1w1a imported in {imp.seconds:.1f} s ({imp.net.input.scheme} input); against qonnx's "
+          f"executor on {check['images']} images: {check['class_mismatches']} class mismatches, "
+          f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
+    assert check["class_mismatches"] == 0 and check["hidden_bit_mismatches"] == 0
+    return imp.net
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=20)
@@ -66,10 +97,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="bnn synth --seed")
     ap.add_argument("--global-reset", action=argparse.BooleanOptionalAction, default=True,
                     help="bnn synth --global-reset (default: on)")
+    ap.add_argument("--brevitas", action="store_true", help="Brevitas' cnv_1w1a through bnn import, not random bits")
     ap.add_argument("--out", default="build/bench/cnv")
     args = ap.parse_args()
     out = Path(args.out)
-    net = random_cnv()
+    pixels = np.random.default_rng(1).integers(0, 256, (args.images, 32 * 32 * 3)).astype(np.uint8)
+    net = brevitas_cnv(out, pixels) if args.brevitas else random_cnv()
     assert net.spec == TOPOLOGY, net.spec
     net_dir = export(net, out / "net")
     t0 = time.perf_counter()
@@ -79,8 +112,7 @@ def main():
     info = json.loads((rtl / "rtl.json").read_text())
     print(f"{TOPOLOGY}: {sum(l['memory_bits']['weights'] for l in info['folding']):,} weight bits, folded to "
           f"{info['timing']['cycles_per_image']} cycles per image, generated in {generate_s:.0f} s")
-    images = np.random.default_rng(1).integers(0, 256, (args.images, 32 * 32 * 3)).astype(np.uint8)
-    sim = api.simulate(rtl, net_dir, images, sim="verilator", build_dir=out / "sim", bench=args.bench,
+    sim = api.simulate(rtl, net_dir, pixels, sim="verilator", build_dir=out / "sim", bench=args.bench,
                        log=lambda line: print(line, flush=True))
     rows = [("verilator", f"{sim['images']} random images", f"{sim['mismatches']} mismatches",
              f"interval {sim.get('ii')} cycles (model {float(info['timing']['initiation_interval']):g})",

@@ -2,6 +2,8 @@
 
 The stages as functions, each imported on first use (``import bnncore`` stays light)::
 
+    bnncore.load_dataset                      # a built-in dataset, or a .npz / image folder of your own
+    bnncore.dataset_from_arrays, bnncore.dataset_from_torch   # your data from Python (train(..., data=))
     bnncore.TrainConfig, bnncore.train        # train a binary MLP or CNN (torch)
     bnncore.fold                              # a checkpoint or model -> FoldedNetwork
     bnncore.export, bnncore.load              # export directories
@@ -39,6 +41,8 @@ _LAZY = {
     "import_qonnx": ("api", "import_qonnx"),
     "write_report": ("report", "write_report"),
     "load_dataset": ("data", "load_dataset"),
+    "dataset_from_arrays": ("data", "from_arrays"),
+    "dataset_from_torch": ("data", "from_torch"),
     "FoldedNetwork": ("network", "FoldedNetwork"),
     "InputBinarization": ("data", "InputBinarization"),
 }

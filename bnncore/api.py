@@ -45,7 +45,7 @@ def fold(source, input=None, *, verify: bool = True, verify_on=None, data_dir=No
     from .folding import verify as check_fold
     if isinstance(source, (str, Path)):
         from .training import load_checkpoint
-        model, cfg, _ = load_checkpoint(source)
+        model, cfg, ckpt = load_checkpoint(source)
         if input is not None and input != cfg.binarization():
             raise UsageError(f"{source}: trained with {cfg.binarization()}, not {input}")
         input = cfg.binarization()
@@ -59,8 +59,8 @@ def fold(source, input=None, *, verify: bool = True, verify_on=None, data_dir=No
         if not isinstance(source, (str, Path)):
             raise UsageError("fold(model) checks the folded network against torch, as bnn fold does: give "
                              "verify_on=(images, labels), or verify=False")
-        from .data import load_dataset
-        ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+        from .data import load_trained_on
+        ds = load_trained_on(cfg, ckpt, data_dir, str(source))
         verify_on = (ds.test_images, ds.test_labels)
     if verify:
         images, labels = verify_on
@@ -70,9 +70,11 @@ def fold(source, input=None, *, verify: bool = True, verify_on=None, data_dir=No
     return net
 
 
-def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, verify_on=None) -> FoldedNetwork:
+def import_qonnx(path, *, pixel_scale: float | None = None, pixel_offset: float | None = None,
+                 verify_on=None) -> FoldedNetwork:
     """``bnn import MODEL.onnx``: fold a Brevitas/QONNX W1A1 model (bnncore.qonnx_import) whose
-    float input is ``pixel * pixel_scale + pixel_offset``. ``verify_on``: ``(images, labels)``
+    float input is ``pixel * pixel_scale + pixel_offset`` (default: what the model records, as
+    ``bnn export --qonnx`` does; the pixels for a UINT8 input; else ``pixel / 255``). ``verify_on``: ``(images, labels)``
     (uint8, flat in (y, x, channel) order) to check the folded network against qonnx's executor
     on the model, every class and hidden bit; a difference raises ``RuntimeError``.
 

@@ -29,7 +29,7 @@ PRECISIONS = ("fw32bw32", "fw16bw32", "fw16bw16")
 
 @dataclass
 class TrainConfig:
-    dataset: str = "mnist"              # mnist | fashion-mnist
+    dataset: str = "mnist"              # mnist | fashion-mnist | cifar-10, or a .npz or image folder of your own
     topology: str = "784-256-256-256-10"
     input: str = "threshold"            # threshold | probability | uint8 | none
     level: int = 128                    # threshold level: bit = pixel >= level
@@ -51,7 +51,7 @@ class TrainConfig:
     batch_size: int = 100
     epochs: int = 10
     seed: int = 0
-    val_size: int = 10000               # last images of the training set held out for validation
+    val_size: int | None = None         # last training images held out: 10,000 (built-in), a tenth (your own)
     limit: int = 0                      # use only the first `limit` training images (0: all)
     device: str = "cpu"                 # cpu | cuda
     threads: int = 0                    # torch threads (0: torch's default)
@@ -75,7 +75,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, not {getattr(self, name)}")
         for name in ("limit", "val_size", "threads", "seed"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise UsageError(f"{name} must be a non-negative integer, not {getattr(self, name)}")
         if self.seed > MAX_SEED:
             raise UsageError(f"seed must be at most {MAX_SEED} (2**32 - 1), not {self.seed}")

@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -176,14 +176,32 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     shape: tuple = (1, 28, 28)
+    class_names: tuple = ()
+    digest: str = ""                # a dataset of your own: sha256 of its arrays (bnncore.userdata)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of the dataset: its class names, else the labels' range."""
+        return len(self.class_names) or int(max(self.train_labels.max(), self.test_labels.max())) + 1
 
     def __repr__(self):
         return (f"Dataset({self.name!r}, train={len(self.train_labels)}, val={len(self.val_labels)}, "
                 f"test={len(self.test_labels)})")
 
 
-def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Path | None = None) -> Dataset:
-    """Load a dataset; the last ``val_size`` training images become the validation set."""
+#: validation images held out of a built-in dataset's training set by default
+VAL_SIZE = 10000
+
+
+def load_dataset(name: str, data_dir=None, *, val_size: int | None = None, folder: Path | None = None) -> Dataset:
+    """Load a dataset: a built-in one by name (found in ``data_dir``), or one of your own by its
+    path (a ``.npz`` or an image folder: bnncore.userdata). The last ``val_size`` training images
+    become the validation set (default: 10,000 of a built-in dataset, a tenth of your own)."""
+    from . import userdata
+    if name not in NAMES and userdata.is_path(str(name)):
+        arrays, shape, class_names = userdata.read_arrays(name)
+        return _user_split(name, arrays, shape, class_names, val_size)
+    val_size = VAL_SIZE if val_size is None else val_size
     folder = folder or find_dataset_dir(name, data_dir)
     if name == Cifar10.name:
         return _split(name, Cifar10.load(folder), val_size, Cifar10.shape)
@@ -203,6 +221,75 @@ def load_dataset(name: str, data_dir=None, *, val_size: int = 10000, folder: Pat
     return _split(name, arrays, val_size, (1, 28, 28))
 
 
+#: the built-in datasets' classes, label 0 first
+CLASS_NAMES = {
+    "mnist": tuple("0123456789"),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "cifar-10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+
+
+def from_arrays(x_train, y_train, x_test, y_test, *, class_names=None, val_size: int | None = None,
+                name: str = "arrays") -> Dataset:
+    """A dataset from arrays in the .npz convention (bnncore.userdata: uint8 images ``N x H x W``,
+    ``N x H x W x C`` or ``N x D``, labels ``0..K-1``), checked as a file would be; for
+    ``bnncore.train(cfg, out, data=...)``."""
+    from . import userdata
+    arrays, shape, names = userdata.check_arrays(name, {"x_train": x_train, "y_train": y_train, "x_test": x_test,
+                                                        "y_test": y_test}, class_names)
+    return _user_split(name, arrays, shape, names, val_size)
+
+
+def from_torch(train, test, *, class_names=None, val_size: int | None = None, name: str = "torch") -> Dataset:
+    """A dataset from two torch ``Dataset``s (or any sequences) of ``(image, label)``: images
+    uint8 (tensors, arrays or 8-bit PIL images; channels last, as PIL's and NumPy's), labels
+    integers. A float image is refused: bnncore's inputs are pixels 0..255."""
+    def stack(items, split):
+        xs, ys = [], []
+        for i, (x, y) in enumerate(items):
+            a = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+            if a.dtype != np.uint8:
+                raise DataError(f"{name}: {split} item {i}: image of {a.dtype}; expected uint8 pixels (leave "
+                                "ToTensor out of the transforms, or give pixels 0..255)")
+            xs.append(a)
+            ys.append(int(y))
+        return np.stack(xs) if xs else np.zeros((0,), np.uint8), np.asarray(ys, np.int64)
+    (xt, yt), (xe, ye) = stack(train, "train"), stack(test, "test")
+    return from_arrays(xt, yt, xe, ye, class_names=class_names, val_size=val_size, name=name)
+
+
+def _user_split(name, arrays, shape, class_names, val_size) -> Dataset:
+    from . import userdata
+    n = len(arrays["train_labels"])
+    if val_size is None:
+        val_size = n // 10
+    elif not 0 <= val_size < n:
+        raise DataError(f"{name}: val_size {val_size} is not below its {n:,} training images; give fewer "
+                        f"(for instance a tenth, {n // 10})")
+    ds = _split(str(name), arrays, val_size, shape)
+    return replace(ds, class_names=class_names, digest=userdata.digest(arrays, class_names))
+
+
+def describe(ds: Dataset) -> dict:
+    """What a training run records of its data (its ``data.json`` and checkpoints): enough to
+    find it again and to tell whether it is still the same."""
+    return {"dataset": ds.name, "shape": list(ds.shape), "class_names": list(ds.class_names), "digest": ds.digest,
+            "train": int(len(ds.train_labels)), "val": int(len(ds.val_labels)), "test": int(len(ds.test_labels))}
+
+
+def load_trained_on(cfg, ckpt: dict, data_dir=None, where: str = "the checkpoint") -> Dataset:
+    """The dataset a checkpoint was trained on (its config's), checked against what the run
+    recorded of it: a dataset of your own that changed since is refused, not silently used."""
+    ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+    recorded = ckpt.get("data") if isinstance(ckpt.get("data"), dict) else {}
+    want = recorded.get("digest")
+    if isinstance(want, str) and want and want != ds.digest:
+        raise DataError(f"{cfg.dataset}: not the data {where} was trained on (its content digest was {want[:12]}, "
+                        f"it is {ds.digest[:12]} now); train again, or point --dataset at the original data")
+    return ds
+
+
 def _split(name, arrays, val_size, shape) -> Dataset:
     n_train = len(arrays["train_labels"])
     if not 0 <= val_size < n_train:
@@ -210,7 +297,8 @@ def _split(name, arrays, val_size, shape) -> Dataset:
     cut = n_train - val_size
     ti, tl = arrays["train_images"].reshape(n_train, -1), arrays["train_labels"]
     return Dataset(name, ti[:cut], tl[:cut], ti[cut:], tl[cut:],
-                   arrays["test_images"].reshape(len(arrays["test_labels"]), -1), arrays["test_labels"], shape)
+                   arrays["test_images"].reshape(len(arrays["test_labels"]), -1), arrays["test_labels"], shape,
+                   CLASS_NAMES.get(name, ()))
 
 
 def verify(name: str, data_dir=None) -> dict:

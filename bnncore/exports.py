@@ -192,7 +192,8 @@ def export(net: FoldedNetwork, out_dir, *, metadata: dict | None = None, format_
             manifest = {
                 "format": FORMAT, "format_version": format_version, "bnncore_version": __version__,
                 "topology": shape["topology"],
-                "input": {"scheme": net.input.scheme, "level": net.input.level},
+                "input": dict({"scheme": net.input.scheme, "level": net.input.level},
+                              **({"table": list(net.input.table)} if net.input.table else {})),
                 "layers": shape["layers"],
                 "network_sha256": net.digest(),
                 "conventions": CONVENTIONS,
@@ -432,8 +433,11 @@ def _check_shapes(path: Path, m: dict, net: FoldedNetwork):
 def _network(where, inp: dict, weights, ints, specs) -> FoldedNetwork:
     try:
         # the level matters to a threshold input only; the others may leave it out
+        table = inp.get("table", ()) if inp.get("scheme") == "table" else ()
+        if not isinstance(table, (list, tuple)):
+            raise NetworkError(f"input: table must be a list of 256 integers in [0, 255], found {type(table).__name__}")
         scheme = InputScheme(inp.get("scheme"), inp.get("level") if inp.get("scheme") == "threshold"
-                             else inp.get("level", 128))
+                             else inp.get("level", 128), tuple(table))
         it = iter(zip(weights, ints))
         stages = []
         for spec in specs:

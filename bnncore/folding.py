@@ -232,4 +232,8 @@ def verify(net: FoldedNetwork, model: BinaryNet, images: np.ndarray, labels=None
         labels = np.asarray(labels)
         result["torch_accuracy"] = float((preds == labels).mean())
         result["folded_accuracy"] = float((classes == labels).mean())
+        if len(labels):       # the folded network's, per class (bnn report draws it)
+            from .metrics import confusion
+            k = max(net.head.n_out, int(labels.max()) + 1)
+            result["confusion"] = confusion(labels, classes, k).tolist()
     return result

@@ -107,6 +107,16 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
         x = g.node("MultiThreshold", [x, g.const("input_level", np.full((1, 1), level, np.float32))], "input_pm1",
                    qonnx=True, bipolar=True, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0,
                    data_layout="NCHW" if spatial else "NC")
+    elif scheme == "table":
+        # the input quantizer as FINN writes one: a MultiThreshold of 255 thresholds counts the
+        # table's levels below the pixel, which is table[pixel] for a non-decreasing table
+        table = np.asarray(net.input.table)
+        if (np.diff(table) < 0).any():
+            raise UsageError(f"network {net.spec}: its input table decreases somewhere, which a MultiThreshold "
+                             "(QONNX's input quantizer) cannot express")
+        t = np.array([np.searchsorted(table, j, side="right") for j in range(255)], np.float32).reshape(1, 255)
+        x = g.node("MultiThreshold", [x, g.const("input_table", t)], "input_levels", qonnx=True,
+                   out_dtype="UINT8", data_layout="NCHW" if spatial else "NC")
     flat = not spatial
     for s in net.stages:      # each kind writes its nodes (bnncore/kinds/<kind>.py)
         x, flat = BUILTIN[s.kind].qonnx(s, g, x, flat)
@@ -127,14 +137,24 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
     return model
 
 
+#: the model metadata (``metadata_props``) where the export records its input convention: the
+#: model's float input is ``pixel * scale + offset``, which ``bnn import`` reads back
+PIXEL_SCALE_KEY, PIXEL_OFFSET_KEY = "bnncore.pixel_scale", "bnncore.pixel_offset"
+
+
 def export_qonnx(net: FoldedNetwork, path):
-    """Write ``net`` as a QONNX model (batch 1) to ``path``, atomically; return the path."""
+    """Write ``net`` as a QONNX model (batch 1) to ``path``, atomically (its folder created when
+    missing); return the path. The model's input is the pixels themselves (UINT8), recorded in
+    its metadata for the import."""
     import os
     from pathlib import Path
 
     from .fileio import temp_file
     path = Path(path)
     model = qonnx_model(net)
+    model.set_metadata_prop(PIXEL_SCALE_KEY, "1")
+    model.set_metadata_prop(PIXEL_OFFSET_KEY, "0")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(path, ".onnx")
     os.close(fd)
     try:

@@ -66,21 +66,34 @@ class InputScheme:
 
     ``threshold``: bit = pixel >= level. ``probability``: trained on bits sampled with
     P(1) = pixel/255; inference uses the most likely bit, pixel >= 128. ``uint8``: the
-    pixels themselves, 8 bits each.
+    pixels themselves, 8 bits each. ``table``: 8 bits each, ``table[pixel]`` (256 values in
+    0..255): an input quantizer that is not affine in the pixel, as Brevitas CNV's rounding
+    ``2x - 1``; the first layer then computes as for ``uint8`` on the table's values.
     """
     scheme: str = "threshold"
     level: int = 128
+    table: tuple = ()
 
     def __post_init__(self):
-        if self.scheme not in ("threshold", "probability", "uint8"):
-            raise NetworkError(f"input: scheme must be 'threshold', 'probability' or 'uint8' (a folded network "
-                               f"has no float input), not {self.scheme!r}")
+        if self.scheme not in ("threshold", "probability", "uint8", "table"):
+            raise NetworkError(f"input: scheme must be 'threshold', 'probability', 'uint8' or 'table' (a folded "
+                               f"network has no float input), not {self.scheme!r}")
         if not isinstance(self.level, int) or isinstance(self.level, bool) or not 0 <= self.level <= 256:
             raise NetworkError(f"input: threshold level must be an integer in [0, 256], not {self.level!r}")
+        table = tuple(self.table)
+        if self.scheme == "table":
+            if len(table) != 256 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                            and 0 <= v <= 255 for v in table):
+                raise NetworkError("input: a table input needs 256 integers in [0, 255], one per pixel value, not "
+                                   f"{len(table)} values")
+            table = tuple(int(v) for v in table)
+        elif table:
+            raise NetworkError(f"input: only a 'table' input has a table, not {self.scheme!r}")
+        object.__setattr__(self, "table", table)
 
     @property
     def binary(self) -> bool:
-        return self.scheme != "uint8"
+        return self.scheme in ("threshold", "probability")
 
     @property
     def value_bits(self) -> int:
@@ -90,12 +103,24 @@ class InputScheme:
     def bits(self, images: np.ndarray) -> np.ndarray:
         """The network's input (uint8) for uint8 images: 0/1 bits, or the pixels for 'uint8'."""
         images = np.asarray(images)
+        if self.scheme == "table":
+            return np.asarray(self.table, np.uint8)[images.astype(np.uint8)]
         if not self.binary:
             return images.astype(np.uint8)
         level = self.level if self.scheme == "threshold" else 128
         return (images >= level).astype(np.uint8)
 
     encode = bits
+
+    def random_pixels(self, n: int, values: int, seed: int = 0) -> np.ndarray:
+        """``n`` random images of ``values`` pixels that exercise this input: for a 1-bit input
+        random bits (each pixel just below or at the level, where a level leaves both), for
+        an 8-bit one uniform pixels."""
+        rng = np.random.default_rng(seed)
+        level = self.level if self.scheme == "threshold" else 128
+        if not self.binary or not 0 < level < 256:
+            return rng.integers(0, 256, (n, values), dtype=np.uint8)
+        return np.where(rng.integers(0, 2, (n, values)) == 1, level, level - 1).astype(np.uint8)
 
 
 def _as_input(inp) -> InputScheme:
@@ -147,7 +172,7 @@ class FoldedNetwork:
     ----------
     layers : tuple of DenseLayer, ConvLayer, PoolLayer (possibly empty: a single-layer network)
     head : OutputHead
-    input : InputScheme ('threshold', 'probability' or 'uint8'; inference uses
+    input : InputScheme ('threshold', 'probability', 'uint8' or 'table'; inference uses
         ``input.bits(images)``). A ``data.InputBinarization`` is accepted and reduced to its
         InputScheme (training-only fields such as ``repeats`` are not part of the network).
     inputs : the graph: per stage (the layers, then the head), a tuple of the stages it reads,
@@ -265,6 +290,8 @@ class FoldedNetwork:
         shape, weight bits and thresholds (or biases, or pool modes). Equal networks, equal
         digests, whatever files they were read from; names do not count."""
         h = hashlib.sha256(f"bnncore-network/1 {self.input.scheme} {self.input.level}".encode())
+        if self.input.table:
+            h.update(bytes(self.input.table))
         for s in self.stages:
             h.update(layer_kind(s).hashed(s))
         if self.inputs:

@@ -24,6 +24,15 @@ RESHAPE = {"Reshape", "Flatten", "Transpose"}
 PASS = {"Identity", "Dropout"}
 
 
+def input_quantizer(graph, n) -> bool:
+    """A MultiThreshold of more than one threshold per channel: a quantizer of several bits (as
+    FINN writes an input quantizer, and ``bnn export --qonnx`` a table input), not a binary
+    activation."""
+    if n.op_type != "MultiThreshold" or len(n.input) < 2 or not graph.is_const(n.input[1]):
+        return False
+    return np.asarray(graph.const(n.input[1], n)).shape[-1] > 1
+
+
 def node_name(n) -> str:
     return f"node {n.name or n.output[0]!r} ({n.op_type})"
 

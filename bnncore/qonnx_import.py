@@ -91,18 +91,60 @@ class QonnxImport:
         return model_input(self.input_shape, pixels, self.pixel_scale, self.pixel_offset)
 
 
-def import_qonnx(path, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, log=None) -> QonnxImport:
+def _pixel_map(path, model, pixel_scale, pixel_offset) -> tuple:
+    """(scale, offset, where they come from): the arguments; else the model's metadata (as
+    ``bnn export --qonnx`` writes it); else the pixels themselves for an input annotated UINT8
+    (FINN's convention); else ``pixel / 255`` (torchvision's ``ToTensor``)."""
+    from .interop import PIXEL_OFFSET_KEY, PIXEL_SCALE_KEY
+    if pixel_scale is not None or pixel_offset is not None:
+        return (1 / 255 if pixel_scale is None else pixel_scale), (pixel_offset or 0.0), "given"
+    # qonnx's set_metadata_prop writes the graph's; onnx's tools the model's
+    meta = {p.key: p.value for p in [*model.metadata_props, *getattr(model.graph, "metadata_props", [])]}
+    if PIXEL_SCALE_KEY in meta or PIXEL_OFFSET_KEY in meta:
+        values = []
+        for key, default in ((PIXEL_SCALE_KEY, "1"), (PIXEL_OFFSET_KEY, "0")):
+            try:
+                values.append(float(meta.get(key, default)))
+            except ValueError:
+                raise QonnxImportError(f"{path}: metadata {key!r} is {meta[key][:40]!r}, not a number; give "
+                                       "--pixel-scale and --pixel-offset") from None
+        return values[0], values[1], "the model's metadata"
+    if _uint8_input(model):
+        return 1.0, 0.0, "its UINT8 input"
+    return 1 / 255, 0.0, "the default"
+
+
+def _uint8_input(model) -> bool:
+    """Whether the model's input is annotated UINT8 (qonnx's ``finn_datatype``): whole pixels."""
+    name = model.graph.input[0].name
+    return any(a.tensor_name == name and any(q.key == "finn_datatype" and q.value == "UINT8"
+                                             for q in a.quant_parameter_tensor_names)
+               for a in model.graph.quantization_annotation)
+
+
+def import_qonnx(path, *, pixel_scale: float | None = None, pixel_offset: float | None = None,
+                 log=None) -> QonnxImport:
     """Read the QONNX model at ``path`` (see the module docstring); return a :class:`QonnxImport`.
     Nothing is verified here: :func:`verify_qonnx` does that on images. The file is checked
     first (``read_model``); every error of qonnx or onnxruntime on it becomes a
-    QonnxImportError of one line."""
+    QonnxImportError of one line. ``pixel_scale``, ``pixel_offset``: the model's input is
+    ``pixel * pixel_scale + pixel_offset``; by default what the model records (``bnn export
+    --qonnx`` does), the pixels themselves for a UINT8 input, else ``pixel / 255``."""
     _need()
+    model = read_model(path)
+    pixel_scale, pixel_offset, source = _pixel_map(path, model, pixel_scale, pixel_offset)
     for name, v in (("pixel_scale", pixel_scale), ("pixel_offset", pixel_offset)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e6:
-            raise QonnxImportError(f"{name} must be a finite number of magnitude at most 1e6, not {v!r}")
+            raise QonnxImportError(f"{name} ({source}) must be a finite number of magnitude at most 1e6, not {v!r}")
     if not pixel_scale > 0:
-        raise QonnxImportError(f"pixel_scale must be positive (a larger pixel is a larger input), not {pixel_scale!r}")
-    model = read_model(path)
+        raise QonnxImportError(f"pixel_scale ({source}) must be positive (a larger pixel is a larger input), "
+                               f"not {pixel_scale!r}")
+    if _uint8_input(model) and not (float(pixel_scale).is_integer() and float(pixel_offset).is_integer()):
+        raise QonnxImportError(f"{path}: input {model.graph.input[0].name!r} is annotated UINT8 (whole pixel values), "
+                               f"but pixel * {pixel_scale:.6g} + {pixel_offset:.6g} ({source}) is not whole; leave "
+                               "out --pixel-scale and --pixel-offset (the model's input is the pixels themselves)")
+    if log:
+        log(f"input: pixel * {pixel_scale:.6g} + {pixel_offset:.6g} ({source})")
     try:
         return _import(path, model, pixel_scale, pixel_offset, log)
     except (QonnxImportError, MemoryError):
@@ -132,11 +174,12 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
     path_nodes = graph.path
     pos = 0
     where = qg.positions_of(image).reshape(dims) if image else np.arange(dims[0])
-    while pos < len(path_nodes) and path_nodes[pos].op_type not in qg.LINEAR | qg.ACT | {"Pad"}:
+    while pos < len(path_nodes) and (path_nodes[pos].op_type not in qg.LINEAR | qg.ACT | {"Pad"}
+                                     or qg.input_quantizer(graph, path_nodes[pos])):
         n = path_nodes[pos]
         if n.op_type in qg.RESHAPE:
             where = qg.move_positions(n, graph, where)
-        elif n.op_type not in qg.AFFINE - {"BatchNormalization"} | qg.PASS | {"Quant"}:
+        elif n.op_type not in qg.AFFINE - {"BatchNormalization"} | qg.PASS | {"Quant", "MultiThreshold"}:
             raise QonnxImportError(f"{qg.node_name(n)}: before the first layer bnncore reads elementwise Mul, "
                                    "Add, Sub, Div, reshapes and an input quantizer only")
         pos += 1
@@ -170,13 +213,15 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
                                    "(per-channel normalisation?); bnncore's 8-bit first layer sees the pixels themselves")
         v = table[:, 0]
         k, b = (v[255] - v[0]) / 255, v[0]
-        if not k > 0 or np.abs(v - (k * np.arange(256) + b)).max() > 1e-6 * max(1.0, np.abs(v).max()):
-            raise QonnxImportError(f"{qg.node_name(first)}: its input is not k * pixel + b with k > 0 (an input Quant "
-                                   "that rounds, as CNV's 8-bit input quantizer, is not); bnncore's 8-bit first "
-                                   "layer computes on the pixels themselves")
-        scheme = InputScheme("uint8")
-        scale_in, in_map = 1.0, (k, b)
-        log(f"input: 8-bit, the model sees {k:.6g} * pixel + {b:.6g}")
+        if k > 0 and np.abs(v - (k * np.arange(256) + b)).max() <= 1e-6 * max(1.0, np.abs(v).max()):
+            scheme = InputScheme("uint8")
+            scale_in, in_map = 1.0, (k, b)
+            log(f"input: 8-bit, the model sees {k:.6g} * pixel + {b:.6g}")
+        else:    # an input quantizer (CNV's rounding 2x - 1): levels of one step, carried as a table
+            levels, k, b = _input_levels(first, v)
+            scheme = InputScheme("table", table=tuple(int(t) for t in levels))
+            scale_in, in_map = 1.0, (k, b)
+            log(f"input: 8-bit table of {len(set(levels))} levels, the model sees {k:.6g} * table[pixel] + {b:.6g}")
 
     r = Reader(graph, path_nodes, pos, where, scale_in, in_map, image is not None and where.ndim == 3, log)
     rules = [_generic_rule] + [k.qonnx_rule for k in (*BUILTIN.values(), *map(kind_named, names()))
@@ -200,6 +245,19 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
     report = FoldReport(reports, (int(head.bias.min()), int(head.bias.max())))
     return QonnxImport(net, report, probes, model, tuple(in_shape), pixel_scale, pixel_offset, str(path),
                        time.perf_counter() - start)
+
+
+def _input_levels(node, v: np.ndarray) -> tuple:
+    """(table, step, offset) with ``v[pixel] = step * table[pixel] + offset`` exactly, table in
+    0..255: the model's first-layer input on every pixel value, as levels of one step."""
+    lo, distinct = float(v.min()), np.unique(v)
+    step = float(np.diff(distinct).min()) if len(distinct) > 1 else 0.0
+    table = np.rint((v - lo) / step) if step > 0 else np.zeros(256)
+    if step <= 0 or table.max() > 255 or np.abs(step * table + lo - v).max() > 1e-6 * max(1.0, np.abs(v).max()):
+        raise QonnxImportError(f"{qg.node_name(node)}: its input is neither k * pixel + b nor at most 256 levels of "
+                               "one step (an input quantizer of up to 8 bits); bnncore's 8-bit first layer computes on "
+                               "the pixels, or on a table of them")
+    return table.astype(np.int64), step, lo
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
 
 __all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
-           "sweep_table", "collect", "write_report"]
+           "sweep_table", "class_table", "confusion_table", "collect", "write_report"]
 
 
 @dataclass
@@ -178,6 +178,24 @@ def sweep_table(rows: list) -> Table:
                  "brackets" if seeds > 1 else "")
 
 
+def class_table(matrix, names=(), note: str = "") -> Table:
+    """Per-class accuracy (bnncore.metrics.per_class of a confusion matrix)."""
+    from .metrics import per_class
+    rows = [(r["name"], f"{r['images']:,}", f"{r['correct']:,}",
+             "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%",
+             f"{r['taken_for']} ({r['taken_for_images']:,})" if r["taken_for"] is not None else "-")
+            for r in per_class(matrix, names)]
+    return Table(("class", "images", "correct", "accuracy", "most often taken for"), rows, note)
+
+
+def confusion_table(matrix, names=()) -> Table:
+    """The confusion matrix (rows: true class; columns: predicted)."""
+    from .metrics import class_name
+    m = [list(map(int, row)) for row in matrix]
+    cols = ("true \\ predicted",) + tuple(class_name(names, c) for c in range(len(m)))
+    return Table(cols, [(class_name(names, c),) + tuple(f"{v:,}" for v in m[c]) for c in range(len(m))])
+
+
 # --- finding the results under a build folder -----------------------------------------------------
 
 #: the largest file the report reads: a result JSON or a plot
@@ -317,7 +335,26 @@ def _network(folder: Path, manifest: dict, root: Path) -> str:
     parts.append(f"<p>{html.escape(s['topology'])}, {html.escape(s['input'])} input</p>")
     parts.append(network_table(s).html())
     parts.append("<p>Folding, per layer:</p>" + fold_table(manifest).html())
+    parts.append(_classes(manifest))
     return "".join(parts)
+
+
+def _classes(manifest: dict) -> str:
+    """The folded network's accuracy per class and its confusion matrix, from the fold's
+    verification (its manifest), when it has them."""
+    from .data import CLASS_NAMES
+    from .metrics import confusion_png
+    meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+    check = meta.get("verification") if isinstance(meta.get("verification"), dict) else {}
+    matrix = check.get("confusion")
+    if not (isinstance(matrix, list) and 0 < len(matrix) <= 1000
+            and all(isinstance(r, list) and len(r) == len(matrix) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                         and v >= 0 for v in r) for r in matrix)):
+        return ""
+    names = CLASS_NAMES.get(meta.get("dataset"), ())
+    png = base64.b64encode(confusion_png(matrix, names, "folded network, test set")).decode("ascii")
+    return ("<p>Per class, on the test set:</p>" + class_table(matrix, names).html()
+            + f'<img alt="confusion matrix" src="data:image/png;base64,{png}">')
 
 
 def _synthesis(folder: Path, r: dict, root: Path) -> str:

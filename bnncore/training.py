@@ -21,7 +21,7 @@ import os
 import platform
 import resource
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .config import CheckpointError, TrainConfig
-from .data import InputBinarization, load_dataset
+from .data import InputBinarization, describe, load_dataset
 from .errors import SetupError, UsageError, option
 from .fileio import atomic_savefig, atomic_write_text, temp_file
 from .model import build_model
@@ -207,9 +207,11 @@ def _run_files(d: Path):
     return set() if any((d / n).is_file() for n in ("best.pt", "checkpoint.pt")) else None
 
 
-def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, force: bool = False,
+def train(cfg: TrainConfig, out_dir, *, data_dir=None, data=None, resume: bool = False, force: bool = False,
           progress: bool | None = None) -> dict:
     """Train ``cfg`` into ``out_dir``; return the final metrics (the last row plus the best).
+    ``data``: a ``bnncore.data.Dataset`` to train on instead of ``cfg.dataset`` (from arrays or a
+    torch Dataset: ``bnncore.data.from_arrays``, ``from_torch``); the run records its name.
 
     A run folder that already holds a run (``best.pt`` or ``checkpoint.pt``) is continued
     with ``resume``, replaced with ``force``, and otherwise refused: a new run would
@@ -226,14 +228,38 @@ def train(cfg: TrainConfig, out_dir, *, data_dir=None, resume: bool = False, for
     if earlier and not force and not (resume and (out / "checkpoint.pt").exists()):
         raise UsageError(f"{out}: holds an earlier run ({', '.join(earlier)}); continue it with {option('resume')}, "
                          f"replace it with {option('force')}, or choose another run folder")
+    if data is not None:
+        cfg = replace(cfg, dataset=data.name)
+    ds = _data_for(cfg, data_dir, data)   # read and checked before anything is written
     try:
         with workspace(out, "train", _run_files):
-            return _train(cfg, Path(out_dir), data_dir=data_dir, resume=resume, force=force, progress=progress)
+            return _train(cfg, Path(out_dir), ds, resume=resume, force=force, progress=progress)
     except OutputDirError as e:
         raise UsageError(str(e)) from None
 
 
-def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, progress) -> dict:
+def _data_for(cfg: TrainConfig, data_dir, data=None):
+    """The dataset of ``cfg`` (or ``data``), checked against its topology: input shape and class
+    count."""
+    ds = data if data is not None else load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
+    topo = parse(cfg.topology)
+    n_in = topo.n_inputs
+    if len(topo.in_shape) == 3 and tuple(topo.in_shape) != tuple(ds.shape):
+        raise UsageError(f"topology {cfg.topology} expects {'x'.join(map(str, topo.in_shape))} images, but "
+                         f"{cfg.dataset} images are {'x'.join(map(str, ds.shape))} (channels x height x width)")
+    if ds.train_images.shape[1] != n_in:
+        raise UsageError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
+                         f"have {ds.train_images.shape[1]} pixels")
+    if topo.classes != ds.n_classes:
+        raise UsageError(f"topology {cfg.topology} ends in {topo.classes} classes, but {cfg.dataset} has "
+                         f"{ds.n_classes}: make its last number {ds.n_classes}")
+    if cfg.limit > len(ds.train_images):
+        raise UsageError(f"limit {cfg.limit} is more than the {len(ds.train_images)} training images "
+                         f"({cfg.dataset} with val_size {cfg.val_size})")
+    return ds
+
+
+def _train(cfg: TrainConfig, out: Path, ds, *, resume: bool, force: bool, progress) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -242,23 +268,7 @@ def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, 
     if progress is None:
         progress = os.isatty(2)
 
-    ds = load_dataset(cfg.dataset, data_dir, val_size=cfg.val_size)
-    topo = parse(cfg.topology)
-    n_in = topo.n_inputs
-    if len(topo.in_shape) == 3 and tuple(topo.in_shape) != tuple(ds.shape):
-        raise UsageError(f"topology {cfg.topology} expects {'x'.join(map(str, topo.in_shape))} images, but "
-                         f"{cfg.dataset} images are {'x'.join(map(str, ds.shape))} (channels x height x width)")
-    n_classes = parse(cfg.topology).classes
-    if ds.train_images.shape[1] != n_in:
-        raise UsageError(f"topology {cfg.topology} expects {n_in} inputs, but {cfg.dataset} images "
-                         f"have {ds.train_images.shape[1]} pixels")
-    if n_classes < int(ds.train_labels.max()) + 1:
-        raise UsageError(f"topology {cfg.topology} has {n_classes} outputs, but {cfg.dataset} has "
-                         f"{int(ds.train_labels.max()) + 1} classes")
     binz = cfg.binarization()
-    if cfg.limit > len(ds.train_images):
-        raise UsageError(f"limit {cfg.limit} is more than the {len(ds.train_images)} training images "
-                         f"({cfg.dataset} with val_size {cfg.val_size})")
     train_images = ds.train_images[:cfg.limit] if cfg.limit else ds.train_images
     train_labels = torch.as_tensor(ds.train_labels[:len(train_images)]).long().to(device)
     raw_train = torch.as_tensor(train_images).to(device)
@@ -281,6 +291,8 @@ def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, 
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(cfg, e))
 
+    data = describe(ds)
+    atomic_write_text(out / "data.json", json.dumps(data, indent=2))
     metrics, start, best = [], 0, None
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -289,6 +301,9 @@ def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, 
         if asdict(old) != asdict(cfg):
             diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items() if getattr(cfg, k) != v}
             raise CheckpointError(f"{ckpt_path}: cannot resume, the config differs: {diff}")
+        if isinstance(ckpt.get("data"), dict) and ckpt["data"].get("digest") != data["digest"]:
+            raise CheckpointError(f"{ckpt_path}: cannot resume, {cfg.dataset} is not the data the run began on "
+                                  "(its content digest differs)")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -349,7 +364,7 @@ def _train(cfg: TrainConfig, out: Path, *, data_dir, resume: bool, force: bool, 
 
         state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(cfg),
                  "model": model.state_dict(), "epoch": epoch + 1, "metrics": metrics,
-                 "versions": _versions()}
+                 "versions": _versions(), "data": data}
         # With no validation set, the last epoch counts as the best.
         if best is None or not len(val_y) or val_acc > best["val_acc"]:
             best = dict(row)

@@ -44,7 +44,7 @@ def design_properties(plan: Plan) -> dict:
     the ports. Weights and thresholds are not among them: they are the ROM files' contents,
     which another network of the same properties replaces (``bnn sim --swap-roms``,
     ``bnn synth --swap-weights``, ``bnn load``). The input scheme's threshold level is not
-    either: the host turns pixels into input bits with the network's own level."""
+    either, nor its table: the host turns pixels into input values with the network's own."""
     props = {"layers": len(plan.layers)}
     for fold in plan.layers:
         props.update(layer_properties(fold))

@@ -24,18 +24,24 @@ def run_dir(tmp_path_factory, mnist_dir):
 def test_train_eval_fold_summary(run_dir, mnist_dir, capsys, tmp_path):
     data = ["--data-dir", mnist_dir.parent]
     code, out, _ = run(capsys, "eval", run_dir / "best.pt", *data, "--json")
-    torch_acc = json.loads(out)["accuracy"]
+    torch_acc, torch_confusion = json.loads(out)["accuracy"], json.loads(out)["confusion"]
     assert code == 0 and json.loads(out)["model"] == "torch" and torch_acc > 0.8
+    per_class = json.loads(out)["per_class"]
+    assert [r["name"] for r in per_class] == list("0123456789") and sum(r["images"] for r in per_class) == 10000
+    assert sum(torch_confusion[c][c] for c in range(10)) == round(torch_acc * 10000)
 
     code, out, _ = run(capsys, "fold", run_dir / "best.pt", "-o", tmp_path / "net", *data)
     assert code == 0 and "0 class mismatches, 0 of 640,000 hidden bits differ" in out
 
     code, out, _ = run(capsys, "eval", tmp_path / "net", *data, "--json")
     assert code == 0 and json.loads(out)["model"] == "golden" and json.loads(out)["accuracy"] == torch_acc
+    assert json.loads(out)["confusion"] == torch_confusion          # the fold is exact, class by class
     code, out, _ = run(capsys, "eval", tmp_path / "net", *data)      # people get a table
     row = out.splitlines()[2].split(" | ")
     assert code == 0 and row[0] == "| golden" and row[4:6] == ["10,000", f"{round(torch_acc * 10000):,}"]
     assert row[6] == f"{100 * torch_acc:.2f}% |"
+    assert "| class | images | correct | accuracy | most often taken for |" in out
+    assert "| true \\ predicted | 0 | 1 | 2 |" in out
 
     code, out, _ = run(capsys, "summary", tmp_path / "net", "--json")
     assert code == 0 and json.loads(out)["total"]["weight_bits"] == 784 * 64 + 64 * 10

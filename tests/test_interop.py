@@ -92,3 +92,46 @@ def test_the_file_is_written_whole(tmp_path):
                         OutputHead(rng.integers(0, 2, (3, 4)), [0, 1, -1]))
     path = export_qonnx(net, tmp_path / "m.onnx")
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"] and path.stat().st_mode & 0o777 != 0o600
+
+
+def _with_table(net, rng):
+    """``net`` (8-bit input) with a random non-decreasing input table, as CNV's quantizer."""
+    from bnncore.network import FoldedNetwork, InputScheme
+    table = np.sort(rng.integers(0, 256, 256))
+    return FoldedNetwork(net.layers, net.head, InputScheme("table", table=tuple(table)), net.inputs)
+
+
+@settings(max_examples=15, deadline=None)
+@given(conv_networks())
+def test_a_table_input_exports_and_imports_exactly(case):
+    """A table input (bnncore.network.InputScheme 'table') goes out as FINN's input quantizer, a
+    MultiThreshold of 255 thresholds: qonnx's executor gives the golden model's scores on every
+    pixel value, and the model imports back, with no option, as the network exported."""
+    import tempfile
+
+    from bnncore.qonnx_import import import_qonnx
+    net, _ = case
+    if net.input.scheme != "uint8":
+        return
+    rng = np.random.default_rng(5)
+    net = _with_table(net, rng)
+    pixels = rng.integers(0, 256, (16, net.n_inputs), dtype=np.uint8)
+    pixels[0, :] = np.arange(net.n_inputs) % 256            # every pixel value somewhere
+    gold = infer(net, net.input.bits(pixels), return_scores=True).scores
+    assert np.array_equal(run_qonnx(qonnx_model(net), pixels), gold)
+    with tempfile.TemporaryDirectory() as tmp:
+        back = import_qonnx(export_qonnx(net, f"{tmp}/m.onnx")).net
+    assert back.input.scheme == "table"       # its levels may start elsewhere: the thresholds take the offset
+    assert np.array_equal(infer(back, back.input.bits(pixels), return_scores=True).scores, gold)
+
+
+def test_a_decreasing_table_has_no_qonnx_form():
+    from bnncore.errors import UsageError
+    from bnncore.network import FoldedNetwork, InputScheme
+    from tests.hw.test_accelerator import random_net
+    net = random_net((16, 8, 4), np.random.default_rng(0))
+    from bnncore.network import DenseLayer
+    first = DenseLayer(net.layers[0].weights, np.full(8, 900), in_bits=8)
+    net = FoldedNetwork((first,), net.head, InputScheme("table", table=tuple(range(255, -1, -1))))
+    with pytest.raises(UsageError, match="its input table decreases somewhere"):
+        qonnx_model(net)

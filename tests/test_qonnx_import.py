@@ -239,9 +239,85 @@ def test_our_own_qonnx_export_imports_as_the_same_network(case):
     import tempfile
     net, _ = case
     with tempfile.TemporaryDirectory() as tmp:
-        imp = import_qonnx(export_qonnx(net, f"{tmp}/net.onnx"), pixel_scale=1)    # its input is the pixels
+        imp = import_qonnx(export_qonnx(net, f"{tmp}/net.onnx"))    # its metadata: the input is the pixels
     # an unpadded convolution's pad value is never used: the model has none to give
     from dataclasses import replace
     ours = tuple(replace(l, pad_value=i.pad_value) if l.kind == "conv" and not l.padding else l
                  for l, i in zip(net.layers, imp.net.layers))
     assert imp.net == FoldedNetwork(ours, net.head, net.input)
+
+
+def test_the_round_trip_needs_no_option(tmp_path, capsys):
+    """`bnn export NET --qonnx new/m.onnx` (a folder it creates) then `bnn import new/m.onnx -o
+    DIR` without a dataset: the model's metadata gives the input convention, the import is
+    proved on random inputs, the manifest says on what, and the network is the one exported."""
+    from tests.hw.test_accelerator import random_net
+    from bnncore.exports import export
+    net = random_net((64, 32, 10), np.random.default_rng(3))
+    export(net, tmp_path / "net")
+    assert main(["export", str(tmp_path / "net"), "--qonnx", str(tmp_path / "new" / "m.onnx")]) == 0
+    assert main(["import", str(tmp_path / "new" / "m.onnx"), "-o", str(tmp_path / "back"),
+                 "--verify-on", "random:300"]) == 0
+    out = capsys.readouterr().out
+    assert "verified on 300 random inputs (seed 0): 0 class mismatches, 0 of 9,600 hidden bits differ" in out
+    assert load(tmp_path / "back") == net
+    meta = __import__("json").loads((tmp_path / "back" / "manifest.json").read_text())["metadata"]
+    assert meta["verification"]["verified_on"] == "300 random inputs (seed 0)" and meta["qonnx"]["pixel_scale"] == 1
+    with pytest.raises(SystemExit):
+        main(["import", str(tmp_path / "new" / "m.onnx"), "-o", str(tmp_path / "x"), "--verify-on", "random:0"])
+    assert "random:N with N in [1, 1,000,000]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("metadata, given, message", [
+    ({"bnncore.pixel_scale": "abc"}, {}, r"metadata 'bnncore.pixel_scale' is 'abc', not a number; give --pixel-scale"),
+    ({"bnncore.pixel_scale": "nan"}, {}, r"pixel_scale \(the model's metadata\) must be a finite number"),
+    ({"bnncore.pixel_scale": "-1"}, {}, r"pixel_scale \(the model's metadata\) must be positive"),
+    ({}, {"pixel_scale": 1 / 255}, r"is annotated UINT8 \(whole pixel values\), but pixel \* 0.00392157 \+ 0 "
+                                   r"\(given\) is not whole; leave out --pixel-scale"),
+])
+def test_the_input_convention_is_checked(tmp_path, metadata, given, message):
+    """A model's recorded input convention is a user's file like any other: a field that is
+    not a positive finite number is named; a UINT8 input fed fractions is refused up front."""
+    from tests.hw.test_accelerator import random_net
+    from qonnx.core.modelwrapper import ModelWrapper
+    path = export_qonnx(random_net((16, 8, 4), np.random.default_rng(0)), tmp_path / "m.onnx")
+    model = ModelWrapper(str(path))
+    for key, value in metadata.items():
+        model.set_metadata_prop(key, value)
+    model.save(str(path))
+    with pytest.raises(QonnxImportError, match=message):
+        import_qonnx(path, **given)
+
+
+
+def _bnn_pynq(name: str, path):
+    """``brevitas_examples.bnn_pynq``'s model ``name``, unmodified, with random BatchNorm
+    statistics (negative scales among them), exported with Brevitas' export_qonnx."""
+    from brevitas.export import export_qonnx as brevitas_export
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    model, _ = model_with_cfg(name, pretrained=False)
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.data = torch.randn(n, generator=gen) * 3
+            m.running_var.data = torch.rand(n, generator=gen) * 4 + 0.5
+            m.weight.data = torch.randn(n, generator=gen)
+            m.bias.data = torch.randn(n, generator=gen)
+    model.eval()
+    brevitas_export(model, torch.zeros((1, 1, 28, 28) if "fc" in name else (1, 3, 32, 32)), str(path))
+    return path
+
+
+@pytest.mark.parametrize("name", ["tfc_1w1a", "sfc_1w1a", pytest.param("lfc_1w1a", marks=pytest.mark.slow),
+                                  pytest.param("cnv_1w1a", marks=pytest.mark.slow)])
+def test_the_bnn_pynq_models_import_exactly(tmp_path, name):
+    """Every W1A1 model of brevitas_examples.bnn_pynq imports and equals qonnx's executor on
+    every class and hidden bit of random inputs; CNV's 8-bit input quantizer (a rounded 2x - 1)
+    comes in as a table input."""
+    imp = import_qonnx(_bnn_pynq(name, tmp_path / f"{name}.onnx"))
+    check = verify_qonnx(imp, imp.net.input.random_pixels(200, imp.net.n_inputs))
+    assert check["class_mismatches"] == 0 and check["hidden_bit_mismatches"] == 0 and check["hidden_bits_compared"]
+    assert imp.net.input.scheme == ("table" if name == "cnv_1w1a" else "threshold")
+    if name == "cnv_1w1a":
+        assert imp.net.spec == "3x32x32-64c3-64c3-mp2-128c3-128c3-mp2-256c3-256c3-512-512-10"

@@ -112,11 +112,16 @@ def test_report_of_a_whole_flow(tmp_path, mnist_dir, capsys):
                 row = "".join(f"<td>{c}</td>" for c in cells)
                 assert row in text or f"<th>{cells[0]}</th>" in text, (verb, line)
     assert "Every simulated image equals the golden model (20 images" in text
+    # the folded network per class, from the fold's verification: its table and its picture
+    manifest = json.loads((b / "net" / "manifest.json").read_text())
+    matrix = manifest["metadata"]["verification"]["confusion"]
+    assert sum(map(sum, matrix)) == 10000 and "<th>most often taken for</th>" in text
+    assert 'alt="confusion matrix"' in text
 
     dom, console = render_in_browser(page, tmp_path)
     images = re.search(r'data-images="([01]*)"', dom).group(1)
-    assert images == "1" * text.count("<img "), images     # curve.png and sweep.png, both decoded
-    assert len(images) == 2 and not console, console
+    assert images == "1" * text.count("<img "), images     # curve, confusion matrix and sweep, all decoded
+    assert len(images) == 3 and not console, console
 
 
 def test_sim_table_rounds_for_people_and_names_the_bench_and_the_waveform():

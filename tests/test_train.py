@@ -89,8 +89,11 @@ def test_not_a_checkpoint(tmp_path):
 def test_topology_must_match_data(tmp_path, mnist_dir):
     with pytest.raises(ValueError, match=r"^topology 100-10 expects 100 inputs, but mnist images have 784 pixels$"):
         train(TrainConfig(topology="100-10", epochs=1), tmp_path, data_dir=mnist_dir.parent)
-    with pytest.raises(ValueError, match=r"^topology 784-5 has 5 outputs, but mnist has 10 classes$"):
-        train(TrainConfig(topology="784-5", epochs=1), tmp_path, data_dir=mnist_dir.parent)
+    for topology, n in (("784-5", 5), ("784-256-256", 256)):    # too few classes, or a forgotten -10
+        with pytest.raises(ValueError, match=rf"^topology {topology} ends in {n} classes, but mnist has 10: make "
+                                             r"its last number 10$"):
+            train(TrainConfig(topology=topology, epochs=1), tmp_path, data_dir=mnist_dir.parent)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import defaults
-from .options import DATA_DIR_HELP, DATASET_NAMES, _bar, _count, _seconds, _split_inputs, _verb
+from .options import DATA_DIR_HELP, _bar, _count, _dataset, _seconds, _split_inputs, _verb
 
 
 def cmd_load(args):
@@ -89,7 +89,7 @@ def add_run(sub):
     p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB1 (iCEBreaker)")
     p.add_argument("--baud", type=_count(1), default=defaults.BAUD,
                    help="the rate the bitstream was built for (bnn synth --board prints it)")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's (its manifest)")
+    p.add_argument("--dataset", type=_dataset, metavar="DATASET", help="default: the network's (its manifest)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="which images")
     p.add_argument("--images", type=_count(1), help="how many (default: all of the split)")
     p.add_argument("--timeout", type=_seconds, default=defaults.LINK_TIMEOUT_S,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UsageError, VerificationError
 from .options import (_FORCE_HELP, DATA_DIR_HELP, DATASET_NAMES, Interrupted, _add_train_options, _bar, _count,
-                      _fraction, _jobs, _verb, log, net_dataset)
+                      _dataset, _fraction, _jobs, _verb, _verify_on, log, net_dataset)
 
 
 def _default_run_name(cfg) -> str:
@@ -36,7 +36,7 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from ..data import load_dataset
+    from ..data import load_dataset, load_trained_on
     target = Path(args.target)
     if target.is_dir():  # an export directory: the golden model
         from ..exports import load
@@ -46,27 +46,38 @@ def cmd_eval(args):
         ds = load_dataset(dataset, args.data_dir)
         images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
         classes = infer(net, net.input.bits(images)).classes
-        acc, topology, model_kind = float((classes == labels).mean()), net.spec, "golden"
+        acc, topology, model_kind, n_classes = float((classes == labels).mean()), net.spec, "golden", net.head.n_out
     else:
         import torch
 
         from ..training import evaluate, input_tensor, load_checkpoint
-        model, cfg, _ = load_checkpoint(target)
+        model, cfg, ckpt = load_checkpoint(target)
         dataset = args.dataset or cfg.dataset
-        ds = load_dataset(dataset, args.data_dir, val_size=cfg.val_size)
+        ds = (load_dataset(dataset, args.data_dir, val_size=cfg.val_size) if args.dataset
+              else load_trained_on(cfg, ckpt, args.data_dir, str(target)))
         images, labels = (ds.test_images, ds.test_labels) if args.split == "test" else (ds.val_images, ds.val_labels)
-        acc, _ = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
-        topology, model_kind = cfg.topology, "torch"
+        acc, preds = evaluate(model, input_tensor(images, cfg.binarization()), torch.as_tensor(labels).long())
+        classes, topology, model_kind = preds.numpy(), cfg.topology, "torch"
+        from ..topology import parse
+        n_classes = parse(cfg.topology).classes
+    from ..metrics import confusion, per_class
+    matrix = confusion(labels, classes, max(n_classes, ds.n_classes))
     result = {"target": str(target), "model": model_kind, "dataset": dataset, "topology": topology,
-              "split": args.split, "images": int(len(labels)), "accuracy": acc}
+              "split": args.split, "images": int(len(labels)), "accuracy": acc,
+              "per_class": per_class(matrix, ds.class_names), "confusion": matrix.tolist()}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    from ..report import Table
+    from ..report import Table, class_table, confusion_table
     correct = round(acc * len(labels))
     print(Table(("model", "network", "dataset", "split", "images", "correct", "accuracy"),
                 [(model_kind, topology, dataset, args.split, f"{len(labels):,}", f"{correct:,}",
                   f"{100 * acc:.2f}%")], f"{target}").markdown())
+    print()
+    print(class_table(matrix, ds.class_names).markdown())
+    if len(matrix) <= 12:
+        print()
+        print(confusion_table(matrix, ds.class_names).markdown())
 
 
 
@@ -77,16 +88,18 @@ def _fold_checkpoint(path):
     net, report = fold_with_report(model, cfg.binarization())
     metadata = {"dataset": cfg.dataset, "checkpoint": str(path), "epoch": ckpt.get("epoch"),
                 "torch_test_accuracy": (ckpt.get("best") or {}).get("test_acc"), "train_config": asdict(cfg)}
+    if isinstance(ckpt.get("data"), dict):       # what the run recorded of its data (bnncore.data.describe)
+        metadata["data"] = ckpt["data"]
     return model, cfg, net, report, metadata
 
 
 def cmd_fold(args):
-    from ..data import load_dataset
+    from ..data import load_trained_on
     from ..exports import export
     from ..folding import verify
     model, cfg, net, report, metadata = _fold_checkpoint(args.checkpoint)
     print(report.text())
-    ds = load_dataset(cfg.dataset, args.data_dir, val_size=cfg.val_size)
+    ds = load_trained_on(cfg, metadata, args.data_dir, str(args.checkpoint))
     check = verify(net, model, ds.test_images, ds.test_labels)
     print(f"verified on {check['images']} {cfg.dataset} test images: torch {check['torch_accuracy']:.4f}, "
           f"folded {check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
@@ -138,8 +151,8 @@ def cmd_import(args):
 def _import_qonnx(args):
     """bnn import MODEL.onnx: fold a Brevitas/QONNX model, prove it against qonnx's executor on
     the dataset's test images, then export it."""
-    if args.out is None or args.dataset is None:
-        raise UsageError(f"importing {args.weights} needs --dataset (the test images it is verified on) and -o/--out")
+    if args.out is None:
+        raise UsageError(f"importing {args.weights} needs -o/--out, the export directory to create")
     if args.thresholds is not None or args.topology is not None:
         raise UsageError(f"{args.weights} is a QONNX model: it brings its own thresholds and topology")
     from ..data import load_dataset
@@ -151,21 +164,30 @@ def _import_qonnx(args):
     imp = import_qonnx(args.weights, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset, log=log.info)
     print(imp.report.text())
     print(f"imported {imp.net} from {args.weights} in {imp.seconds:.2f} s")
-    ds = load_dataset(args.dataset, args.data_dir)
-    n = len(ds.test_images) if not args.limit else min(args.limit, len(ds.test_images))
-    images, labels = ds.test_images[:n], ds.test_labels[:n]
-    if images.shape[1] != imp.net.n_inputs:
-        raise UsageError(f"{args.weights}: the network takes {imp.net.n_inputs} input values, {args.dataset}'s "
-                         f"images have {images.shape[1]}")
+    kind, what = args.verify_on or (("dataset", args.dataset) if args.dataset else ("random", 1000))
+    if kind == "dataset":
+        ds = load_dataset(what, args.data_dir)
+        n = len(ds.test_images) if not args.limit else min(args.limit, len(ds.test_images))
+        images, labels = ds.test_images[:n], ds.test_labels[:n]
+        if images.shape[1] != imp.net.n_inputs:
+            raise UsageError(f"{args.weights}: the network takes {imp.net.n_inputs} input values, {what}'s "
+                             f"images have {images.shape[1]}")
+        source = f"{n} {what} test images"
+    else:
+        n, labels = what, None
+        images = imp.net.input.random_pixels(n, imp.net.n_inputs, seed=0)
+        source = f"{n} random inputs (seed 0)"
     with _bar(n, "verify", "image") as update:
         check = verify_qonnx(imp, images, labels, progress=update)
-    print(f"verified on {n} {args.dataset} test images: qonnx {check['qonnx_accuracy']:.4f}, folded "
-          f"{check['folded_accuracy']:.4f}, {check['class_mismatches']} class mismatches, "
+    accuracy = (f"qonnx {check['qonnx_accuracy']:.4f}, folded {check['folded_accuracy']:.4f}, "
+                if labels is not None else "")
+    print(f"verified on {source}: {accuracy}{check['class_mismatches']} class mismatches, "
           f"{check['hidden_bit_mismatches']} of {check['hidden_bits_compared']:,} hidden bits differ")
     if check["class_mismatches"] or check["hidden_bit_mismatches"]:
         raise VerificationError("the folded network disagrees with qonnx's executor on the model; nothing exported")
+    check["verified_on"] = source
     metadata = {"dataset": args.dataset, "qonnx": {"path": str(args.weights), "sha256": sha256_file(args.weights),
-                                                   "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
+                                                   "pixel_scale": imp.pixel_scale, "pixel_offset": imp.pixel_offset,
                                                    "import_seconds": imp.seconds},
                 "verification": check, "fold_report": [vars(l) for l in imp.report.layers]}
     print(f"exported to {export(imp.net, args.out, metadata=metadata, force=args.force)}")
@@ -246,7 +268,7 @@ def add_eval(sub):
     p.add_argument("target", type=Path, help="a best.pt/checkpoint.pt from `bnn train`, or a directory from `bnn fold`")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="the test set, or the validation images held out of the training set")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
+    p.add_argument("--dataset", type=_dataset, metavar="DATASET",
                    help="dataset (default: the one the network was trained on)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -287,13 +309,19 @@ def add_import(sub):
     p.add_argument("--pad-value", type=int, choices=(-1, 1), default=1,
                    help="the constant binary convolutions pad with (with a CNN topology)")
     p.add_argument("--level", type=int, default=128, help="threshold input: a pixel bit is 1 when pixel >= LEVEL")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="recorded in the manifest; with a QONNX model, "
-                   "required: the test images the import is verified on")
+    p.add_argument("--dataset", type=_dataset, metavar="DATASET", help="recorded in the manifest (with a QONNX model, the "
+                   "default of --verify-on)")
+    p.add_argument("--verify-on", type=_verify_on, metavar="DATA",
+                   help="QONNX model: the images the import is proved on, every class and hidden bit against "
+                        "qonnx's executor: a dataset's test set (mnist, fashion-mnist, cifar-10) or random:N, N "
+                        "random inputs (random bits for a 1-bit input, random pixels for an 8-bit one) "
+                        "(default: --dataset's test set, else random:1000)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument("--pixel-scale", type=_fraction, default=1 / 255,
+    p.add_argument("--pixel-scale", type=_fraction,
                    help="QONNX model: its input is pixel * PIXEL_SCALE + PIXEL_OFFSET, a number or a fraction "
-                        "(default: 1/255, torchvision's ToTensor)")
-    p.add_argument("--pixel-offset", type=_fraction, default=0.0, help="see --pixel-scale")
+                        "(default: what the model records, as bnn export --qonnx does; 1 for an input annotated "
+                        "UINT8; else 1/255, torchvision's ToTensor)")
+    p.add_argument("--pixel-offset", type=_fraction, help="see --pixel-scale (default: 0)")
     p.add_argument("--limit", type=_count(0), default=0,
                    help="QONNX model: verify on the first LIMIT test images only (default 0: all)")
     p.add_argument("-o", "--out", help="export directory to create")

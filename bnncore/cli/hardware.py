@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .. import defaults, settings
-from .options import _FORCE_HELP, DATA_DIR_HELP, DATASET_NAMES, _bar, _count, _split_inputs, _verb, add_stage, log
+from .options import _FORCE_HELP, DATA_DIR_HELP, _bar, _count, _dataset, _split_inputs, _verb, add_stage, log
 
 
 def cmd_rtl(args):
@@ -106,7 +106,7 @@ def add_sim(sub):
     p.add_argument("--images", type=_count(0), default=0, help="first N images of the split (default: all)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="the test set, or the validation images held out of the training set")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the network's")
+    p.add_argument("--dataset", type=_dataset, metavar="DATASET", help="default: the network's")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     add_stage(p, settings.SIM)
     p.add_argument("-o", "--out", help="build directory (default: build/sim/<simulator>)")

@@ -22,7 +22,8 @@ log = logging.getLogger("bnncore")
 
 
 _TRAIN_HELP = {
-    "dataset": "dataset: mnist, fashion-mnist or cifar-10",
+    "dataset": "dataset: mnist, fashion-mnist, cifar-10, or your own: a .npz (x_train, y_train, x_test, y_test) "
+               "or a folder of train/<class>/ and test/<class>/ images (docs/training.md)",
     "topology": "layers, input to classes: sizes (784-1024-1024-10) or, for a CNN, CxHxW then convolutions "
                 "(32c3, 32c3p1: padding 1), max-pools (mp2) and sizes, e.g. 1x28x28-32c3-mp2-64c3-mp2-256-10",
     "input": "input: threshold, probability (1-bit), uint8 (the first layer sees raw pixels) or none "
@@ -47,7 +48,8 @@ _TRAIN_HELP = {
     "batch_size": "images per optimizer step",
     "epochs": "epochs to train",
     "seed": "random seed (same seed, same machine: bit-identical weights)",
-    "val_size": "last training images held out for validation",
+    "val_size": "last training images held out for validation (default: 10,000 of a built-in dataset, a tenth "
+                "of your own)",
     "limit": "train on the first LIMIT images only (0: all)",
     "device": "cpu or cuda",
     "threads": "torch CPU threads (0: torch's default)",
@@ -64,7 +66,7 @@ _TRAIN_HELP = {
 }
 
 
-_CHOICES = {"dataset": DATASET_NAMES, "input": ("threshold", "probability", "uint8", "none"),
+_CHOICES = {"input": ("threshold", "probability", "uint8", "none"),
             "weight_scale": ("none", "filter", "layer"), "pool_order": ("after", "before"),
             "precision": ("fw32bw32", "fw16bw32", "fw16bw16"), "half": ("float16", "bfloat16"),
             "loss": ("nll", "hinge"), "optimizer": ("adam", "sgd"),
@@ -83,6 +85,28 @@ def _number(kind, ok, rule: str):
         return v
     parse.__name__ = kind.__name__
     return parse
+
+
+def _dataset(text: str) -> str:
+    """--dataset: a built-in name, or the path of a dataset of your own."""
+    from ..userdata import is_path
+    if text in DATASET_NAMES or is_path(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a built-in dataset ({', '.join(DATASET_NAMES)}) nor a "
+                                     ".npz file or folder of your own (a path)")
+
+
+def _verify_on(text: str) -> tuple:
+    """--verify-on: ("dataset", name) or ("random", N)."""
+    from ..userdata import is_path
+    if text in DATASET_NAMES or is_path(text):
+        return "dataset", text
+    if text.startswith("random:"):
+        n = text[len("random:"):]
+        if n.isdigit() and 1 <= int(n) <= 1_000_000:
+            return "random", int(n)
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a dataset ({', '.join(DATASET_NAMES)}, or the path of "
+                                     "your own) nor random:N with N in [1, 1,000,000]")
 
 
 def _fraction(text: str) -> float:
@@ -116,7 +140,8 @@ _FORCE_HELP = ("replace -o even when it holds files this verb did not write, or 
                "(never a folder bnncore did not write)")
 
 
-_TRAIN_TYPES = {"seed": _seed, "threads": _count(0, 256, " (each thread takes memory of its own)")}
+_TRAIN_TYPES = {"seed": _seed, "threads": _count(0, 256, " (each thread takes memory of its own)"),
+                "val_size": _count(0), "dataset": _dataset}
 
 
 def _add_train_options(p: argparse.ArgumentParser):
@@ -228,7 +253,8 @@ def net_dataset(directory: Path) -> str:
     m = read_json_object(directory / "manifest.json", ExportError, f"{directory} is not a bnncore export directory")
     metadata = m.get("metadata")
     name = metadata.get("dataset") if isinstance(metadata, dict) else None
-    if name not in DATASET_NAMES:
+    from ..userdata import is_path
+    if not isinstance(name, str) or not (name in DATASET_NAMES or is_path(name)):
         raise UsageError(f"{directory / 'manifest.json'}: field 'metadata.dataset' does not name a dataset "
                          f"({name!r}); pass --dataset")
     return name
