@@ -63,21 +63,11 @@ def random_cnv(seed: int = 0) -> FoldedNetwork:
 
 def brevitas_cnv(out: Path, images: np.ndarray) -> FoldedNetwork:
     """Brevitas' cnv_1w1a with random BatchNorm statistics, through QONNX, proved on ``images``."""
-    import torch
-    from brevitas.export import export_qonnx
-    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    from qonnx_interop import bnn_pynq     # bench/ is the script's folder
 
     from bnncore.qonnx_import import import_qonnx, verify_qonnx
-    model, _ = model_with_cfg("cnv_1w1a", pretrained=False)
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
-            n = m.num_features
-            m.running_mean.data, m.running_var.data = torch.randn(n, generator=gen) * 3, torch.rand(n, generator=gen) + 0.5
-            m.weight.data, m.bias.data = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
-    model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    export_qonnx(model, torch.zeros(1, 3, 32, 32), str(out / "cnv_1w1a.onnx"))
+    bnn_pynq("cnv_1w1a", out / "cnv_1w1a.onnx")
     imp = import_qonnx(out / "cnv_1w1a.onnx")
     check = verify_qonnx(imp, images)
     print(f"Brevitas cnv_1w1a imported in {imp.seconds:.1f} s ({imp.net.input.scheme} input); against qonnx's "

@@ -1,6 +1,6 @@
 """QONNX both ways, on the whole MNIST test set, against qonnx's executor.
 
-    python bench/qonnx_interop.py [--data-dir DIR] [--epochs 10] [--net build/demo/net]
+    python bench/qonnx_interop.py [--data-dir DIR] [--epochs 10] [--net build/demo/net] [--random 1000]
 
 Import: trains Brevitas' SFC topology (784-256-256-256-10, W1A1 with a 1-bit input, ±1
 weights as FINN's examples quantize them) for a few epochs, exports it with Brevitas'
@@ -8,8 +8,10 @@ weights as FINN's examples quantize them) for a few epochs, exports it with Brev
 bit of our golden model with qonnx's executor on the original model; the import time is the
 fold alone, the verification time is qonnx's executor and ours over 10,000 images.
 Round trip: with ``--net``, an export directory (the demo's by default, when it exists) goes
-out as QONNX (``bnn export --qonnx``) and qonnx's executor runs it against the golden model.
-Prints a table; nothing is timed as a test.
+out as QONNX (``bnn export --qonnx``), qonnx's executor runs it against the golden model, and
+it is imported back with no option. ``brevitas_examples.bnn_pynq``: every W1A1 model (TFC, SFC,
+LFC, CNV; untrained, random BatchNorm statistics) is imported and proved on ``--random``
+random inputs, and the MLPs on the MNIST test set. Prints a table; nothing is timed as a test.
 """
 
 import argparse
@@ -73,11 +75,29 @@ def train(model, ds, epochs):
     return model.eval()
 
 
+def bnn_pynq(name: str, path: Path) -> Path:
+    """brevitas_examples.bnn_pynq's ``name``, unmodified and untrained, with random BatchNorm
+    statistics (negative scales among them), exported with Brevitas' export_qonnx."""
+    from brevitas.export import export_qonnx as brevitas_export
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+    model, _ = model_with_cfg(name, pretrained=False)
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.data, m.running_var.data = torch.randn(n, generator=gen) * 3, torch.rand(n, generator=gen) + 0.5
+            m.weight.data, m.bias.data = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    model.eval()
+    brevitas_export(model, torch.zeros((1, 1, 28, 28) if "fc" in name else (1, 3, 32, 32)), str(path))
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--net", default="build/demo/net", help="export directory for the round trip (skipped if absent)")
+    ap.add_argument("--random", type=int, default=1000, help="random inputs each bnn_pynq model is proved on")
     args = ap.parse_args()
     from brevitas.export import export_qonnx as brevitas_export
     ds = load_dataset("mnist", args.data_dir)
@@ -110,15 +130,30 @@ def main():
                   "hidden_bit_mismatches": None, "score_mismatches": int((scores != gold.scores).any(1).sum()),
                   "folded_accuracy": float((gold.classes == ds.test_labels).mean()),
                   "qonnx_accuracy": float((scores.argmax(1) == ds.test_labels).mean())}
-            rows.append((f"round trip: {args.net}", net.spec, "bnn export --qonnx", rt, f"{run_s:.1f} s qonnx"))
+            back = import_qonnx(onnx_path).net                   # no option: the model records its input
+            rows.append((f"round trip: {args.net}", net.spec, "bnn export --qonnx, then bnn import: "
+                         + ("the same network" if back == net else "ANOTHER NETWORK"), rt, f"{run_s:.1f} s qonnx"))
+        for name in ("tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "cnv_1w1a"):
+            path = bnn_pynq(name, Path(tmp) / f"{name}.onnx")
+            imp = import_qonnx(path)
+            sets = [(f"random:{args.random}", imp.net.input.random_pixels(args.random, imp.net.n_inputs), None)]
+            if "fc" in name:
+                sets.append(("mnist test", ds.test_images, ds.test_labels))
+            for what, images, labels in sets:
+                t = time.perf_counter()
+                r = verify_qonnx(imp, images, labels)
+                rows.append((f"import: bnn_pynq {name} ({what})", imp.net.spec,
+                             f"untrained, random BatchNorm; {imp.net.input.scheme} input", r,
+                             f"{imp.seconds:.2f} s fold, {time.perf_counter() - t:.1f} s verify"))
     print("| what | topology | model | test images | qonnx acc | folded acc | class mismatches | "
           "hidden-bit / score mismatches | time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for what, spec, model_s, r, time_s in rows:
         other = (f"{r['hidden_bit_mismatches']} of {r['hidden_bits_compared']:,} bits" if r["hidden_bit_mismatches"]
                  is not None else f"{r['score_mismatches']} images' scores")
-        print(f"| {what} | {spec} | {model_s} | {r['images']:,} | {100 * r['qonnx_accuracy']:.2f}% | "
-              f"{100 * r['folded_accuracy']:.2f}% | {r['class_mismatches']} | {other} | {time_s} |")
+        acc = [f"{100 * r[k]:.2f}%" if k in r else "-" for k in ("qonnx_accuracy", "folded_accuracy")]
+        print(f"| {what} | {spec} | {model_s} | {r['images']:,} | {acc[0]} | {acc[1]} | {r['class_mismatches']} | "
+              f"{other} | {time_s} |")
 
 
 if __name__ == "__main__":

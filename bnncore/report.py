@@ -351,7 +351,10 @@ def _classes(manifest: dict) -> str:
             and all(isinstance(r, list) and len(r) == len(matrix) and all(isinstance(v, int) and not isinstance(v, bool)
                                                                          and v >= 0 for v in r) for r in matrix)):
         return ""
-    names = CLASS_NAMES.get(meta.get("dataset"), ())
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    names = data.get("class_names") or CLASS_NAMES.get(meta.get("dataset"), ())
+    if not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
+        names = ()
     png = base64.b64encode(confusion_png(matrix, names, "folded network, test set")).decode("ascii")
     return ("<p>Per class, on the test set:</p>" + class_table(matrix, names).html()
             + f'<img alt="confusion matrix" src="data:image/png;base64,{png}">')
