@@ -147,6 +147,13 @@ def synth_table(r: dict) -> Table:
     res, pct = r["resources"], r["utilization_pct"]
     note = (f"target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; block-RAM bandwidth "
             f"bound {r['bandwidth_bound_cycles']:g} cycles/image, efficiency {100 * r['bandwidth_efficiency']:.0f}%")
+    path = r.get("critical_path")
+    try:          # a report.json of the build folder: a malformed path is left out
+        note += (f"; critical path {float(path['ns']):.1f} ns ({float(path['logic_ns']):.1f} logic in "
+                 f"{int(path['cells'])} cells, {float(path['routing_ns']):.1f} routing over {int(path['nets'])} "
+                 f"nets) from {path['from']} to {path['to']}")
+    except (KeyError, TypeError, ValueError):
+        pass
     moved = r.get("bram_output_registers")
     if moved and moved["ffs"]:
         note += (f"; {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers "

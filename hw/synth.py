@@ -36,6 +36,8 @@ from .design import RtlDesign
 from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
+from .pnr import critical_path
+from .pnr import fmax as pnr_fmax
 from .tools import INSTALL, KEEP_COPIES, SynthError, which
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",
@@ -205,14 +207,6 @@ def _summary_cells(cells: dict, device: Device) -> dict:
     return device.fpga_family.summary_cells(cells)
 
 
-def _fmax(pnr: dict) -> float:
-    fmax = pnr.get("fmax") or {}
-    values = [v["achieved"] for v in fmax.values() if "achieved" in v]
-    if not values:
-        raise SynthError("nextpnr's report has no Fmax (no clocked logic?)")
-    return min(values)
-
-
 def _check_resources(summary: dict, device: Device):
     over = []
     for key, cap, what in (("luts", device.luts, "LUTs"), ("brams", device.brams, "block RAMs"),
@@ -378,7 +372,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         except SwapError as e:
             raise SynthError(str(e)) from None
     pnr = json.loads((out / "pnr.json").read_text())
-    fmax = _fmax(pnr)
+    fmax = pnr_fmax(pnr)
     ii = rtl.interval
     util = {k: {"used": v["used"], "available": v["available"]}
             for k, v in pnr.get("utilization", {}).items() if v.get("available")}
@@ -406,6 +400,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "freq_target_mhz": freq,
         "fmax_mhz": round(fmax, 2),
         "timing_met": fmax >= freq,
+        "critical_path": critical_path(pnr),
         "initiation_interval": ii,
         "latency_cycles": rtl.latency,
         "images_per_second": round(fmax * 1e6 / ii),

@@ -116,6 +116,29 @@ def test_cell_summary():
     assert ecp == {"luts": 18, "ffs": 7, "carries": 1, "brams": 3, "dsps": 0, "lutram": 2}
 
 
+def test_the_critical_path_is_read_from_nextpnrs_report():
+    """The register-to-register path of the clock sets the Fmax; paths to the pins count only
+    without one; a malformed report leaves the path out."""
+    from bnncore.hw.pnr import critical_path, fmax
+
+    def seg(kind, delay, cell, port="O"):
+        return {"type": kind, "delay": delay, "from": {"cell": cell, "port": "I0"}, "to": {"cell": cell, "port": port}}
+    clk = "posedge clk"
+    internal = {"from": clk, "to": clk, "path": [seg("clk-to-q", 1.0, "top.core.a_DFFLC"), seg("routing", 2.5, "x"),
+                                                  seg("logic", 1.25, "top.core.lut"), seg("routing", 3.0, "y"),
+                                                  seg("setup", 0.5, "top.core.b_DFFLC", "I1")]}
+    to_pins = {"from": clk, "to": "<async>", "path": [seg("clk-to-q", 1.0, "top.q"), seg("routing", 20.0, "pin")]}
+    pnr = {"critical_paths": [to_pins, internal], "fmax": {"clk": {"achieved": 121.2, "constraint": 25}}}
+    assert critical_path(pnr) == {"clock": clk, "from": "core.a_DFFLC", "to": "core.b_DFFLC", "ns": 8.25,
+                                  "logic_ns": 2.75, "routing_ns": 5.5, "cells": 1, "nets": 2}
+    assert critical_path({"critical_paths": [to_pins]})["ns"] == 21.0
+    for bad in ({}, {"critical_paths": "x"}, {"critical_paths": [{"path": [{"delay": "1"}]}]}, {"critical_paths": [7]}):
+        assert critical_path(bad) is None
+    assert fmax(pnr) == 121.2
+    with pytest.raises(synth.SynthError, match="no Fmax"):
+        fmax({"fmax": {"clk": {"achieved": "fast"}}})
+
+
 def test_pareto():
     """The front is over LUTs, block RAMs and images/s: fewer block RAMs keep a point on it."""
     rows = [{"luts": 100, "brams": 4, "images_per_second": 10}, {"luts": 200, "brams": 4, "images_per_second": 30},
@@ -246,6 +269,10 @@ def test_synthesize(small_design, device):
     assert r["resources"]["luts"] > 100 and r["resources"]["ffs"] > 50
     assert r["utilization"], "nextpnr's utilisation report was not read"
     assert r["fmax_mhz"] > 10
+    path = r["critical_path"]              # the path that sets the Fmax, from nextpnr's report
+    assert abs(1000 / path["ns"] - r["fmax_mhz"]) < 0.02 * r["fmax_mhz"] and path["cells"] >= 1
+    assert path["ns"] == round(path["logic_ns"] + path["routing_ns"], 3) or abs(
+        path["ns"] - path["logic_ns"] - path["routing_ns"]) < 0.01
     ii = float(timing(plan).ii)
     assert r["initiation_interval"] == ii
     # from the unrounded Fmax; the report's Fmax is rounded to 0.01 MHz
