@@ -145,8 +145,15 @@ def sim_table(r: dict) -> Table:
 def synth_table(r: dict) -> Table:
     """A synthesis report.json (hw/synth.py)."""
     res, pct = r["resources"], r["utilization_pct"]
-    note = (f"target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}; block-RAM bandwidth "
-            f"bound {r['bandwidth_bound_cycles']:g} cycles/image, efficiency {100 * r['bandwidth_efficiency']:.0f}%")
+    note = f"target {r['freq_target_mhz']:g} MHz {'met' if r['timing_met'] else 'NOT met'}"
+    b = r.get("bounds")
+    try:          # a report.json of the build folder: malformed bounds are left out
+        note += (f"; bound: {b['binding']}, {float(b['binding_cycles']):,.0f} cycles/image (the interval's "
+                 f"{100 * float(b['efficiency']):.0f}%)")
+    except (KeyError, TypeError, ValueError):
+        pass
+    note += (f"; the device's block RAMs can read the weights in {r['bandwidth_bound_cycles']:g} cycles/image "
+             f"({100 * r['bandwidth_efficiency']:.0f}% of the interval)")
     path = r.get("critical_path")
     try:          # a report.json of the build folder: a malformed path is left out
         note += (f"; critical path {float(path['ns']):.1f} ns ({float(path['logic_ns']):.1f} logic in "

@@ -36,7 +36,7 @@ from .design import RtlDesign
 from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
-from .pnr import critical_path
+from .pnr import bounds, critical_path
 from .pnr import fmax as pnr_fmax
 from .tools import INSTALL, KEEP_COPIES, SynthError, which
 
@@ -409,6 +409,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "bram_bits_per_cycle": device.brams * device.bram_read_width,
         "bandwidth_bound_cycles": round(bound, 1),
         "bandwidth_efficiency": round(bound / ii, 3),
+        "bounds": bounds(rtl.plan, ii, round(bound, 1)),
         "board": None if board is None else {"name": board, "clock_mhz": freq, "baud": baud, "pll": board_pll,
                                              "writable": writable,
                                              "link_bound_images_per_second": _link_bound(rtl, baud)},

@@ -139,6 +139,28 @@ def test_the_critical_path_is_read_from_nextpnrs_report():
         fmax({"fmax": {"clk": {"achieved": "fast"}}})
 
 
+def test_bounds_name_what_limits_the_interval():
+    """The slowest engine bounds the interval (a CNN's first layer reads its window a word of at
+    most one pixel per cycle); the input stream is the other bound; the table names the one."""
+    from bnncore.hw.plan import plan_for
+    from bnncore.hw.pnr import bounds
+    from bnncore.report import synth_table
+    mlp = make_plan((64, 32, 10), [(4, 16), (1, 8)])        # layer 0: 8 x 4 cycles, layer 1: 10 x 4
+    b = bounds(mlp, 44.0, 3.5)
+    assert b["layers"] == [{"layer": 0, "cycles": 32}, {"layer": 1, "cycles": 40}] and b["input_cycles"] == 4
+    assert (b["binding"], b["binding_cycles"], b["efficiency"]) == ("layer 1", 40, 0.909)
+    from .test_cycles import _random_net
+    cnn = plan_for(_random_net("1x8x8-4c3-mp2-10", np.random.default_rng(0)), [(4, 1), (10, 4)])
+    b = bounds(cnn, 360.0, 1.0)                             # layer 0: 36 windows of 9 words
+    assert b["input_cycles"] == 64 and (b["binding"], b["binding_cycles"]) == ("layer 0", 324)
+    r = {"device": {"part": "P"}, "spec": "s", "resources": {"luts": 1, "ffs": 1, "carries": 0, "brams": 0, "dsps": 0},
+         "utilization_pct": {"luts": 1, "ffs": 1, "brams": 0}, "fmax_mhz": 50, "initiation_interval": 360,
+         "images_per_second": 1, "latency_us": 1, "freq_target_mhz": 25, "timing_met": True,
+         "bandwidth_bound_cycles": 1.0, "bandwidth_efficiency": 0.014, "bounds": b}
+    assert "bound: layer 0, 324 cycles/image (the interval's 90%)" in synth_table(r).note
+    assert "bound:" not in synth_table(dict(r, bounds={"binding": "x"})).note     # a malformed report.json
+
+
 def test_pareto():
     """The front is over LUTs, block RAMs and images/s: fewer block RAMs keep a point on it."""
     rows = [{"luts": 100, "brams": 4, "images_per_second": 10}, {"luts": 200, "brams": 4, "images_per_second": 30},
