@@ -114,7 +114,7 @@ def qonnx_model(net: FoldedNetwork, batch: int = 1):
         if (np.diff(table) < 0).any():
             raise UsageError(f"network {net.spec}: its input table decreases somewhere, which a MultiThreshold "
                              "(QONNX's input quantizer) cannot express")
-        t = np.array([np.searchsorted(table, j, side="right") for j in range(255)], np.float32).reshape(1, 255)
+        t = np.searchsorted(table, np.arange(255), side="right").astype(np.float32).reshape(1, 255)
         x = g.node("MultiThreshold", [x, g.const("input_table", t)], "input_levels", qonnx=True,
                    out_dtype="UINT8", data_layout="NCHW" if spatial else "NC")
     flat = not spatial

@@ -215,13 +215,12 @@ def _import(path, model, pixel_scale, pixel_offset, log) -> QonnxImport:
         k, b = (v[255] - v[0]) / 255, v[0]
         if k > 0 and np.abs(v - (k * np.arange(256) + b)).max() <= 1e-6 * max(1.0, np.abs(v).max()):
             scheme = InputScheme("uint8")
-            scale_in, in_map = 1.0, (k, b)
             log(f"input: 8-bit, the model sees {k:.6g} * pixel + {b:.6g}")
         else:    # an input quantizer (CNV's rounding 2x - 1): levels of one step, carried as a table
             levels, k, b = _input_levels(first, v)
             scheme = InputScheme("table", table=tuple(int(t) for t in levels))
-            scale_in, in_map = 1.0, (k, b)
             log(f"input: 8-bit table of {len(set(levels))} levels, the model sees {k:.6g} * table[pixel] + {b:.6g}")
+        scale_in, in_map = 1.0, (k, b)
 
     r = Reader(graph, path_nodes, pos, where, scale_in, in_map, image is not None and where.ndim == 3, log)
     rules = [_generic_rule] + [k.qonnx_rule for k in (*BUILTIN.values(), *map(kind_named, names()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .tools import SynthError
 
-__all__ = ["fmax", "critical_path", "bounds"]
+__all__ = ["fmax", "critical_path"]
 
 
 def fmax(pnr: dict) -> float:
@@ -45,18 +45,3 @@ def critical_path(pnr: dict) -> dict | None:
             "ns": round(total, 3), "logic_ns": round(total - sum(routing), 3), "routing_ns": round(sum(routing), 3),
             "cells": sum(1 for s in segments if s.get("type") == "logic"), "nets": len(routing)}))
     return max(found, key=lambda f: (f[0], f[1]))[2] if found else None
-
-
-def bounds(plan, interval: float, device_bandwidth_cycles: float) -> dict:
-    """What limits a design's interval, in cycles per image: each layer's engine (one weight
-    word per cycle: its NF x SF x positions), the input stream (a beat per cycle; a
-    convolutional network's row unpacker hands its first window one pixel per cycle), and,
-    for the device rather than the design, its block RAMs' read bandwidth. ``binding`` names the
-    design's largest; ``efficiency`` is that bound over the measured interval."""
-    layers = [{"layer": f.index, "cycles": f.cycles} for f in plan.layers]
-    first = plan.layers[0]
-    inputs = first.window.height * first.window.width if plan.convolutional else plan.in_beats
-    slowest = max(layers, key=lambda l: l["cycles"])
-    binding = ("input", inputs) if inputs > slowest["cycles"] else (f"layer {slowest['layer']}", slowest["cycles"])
-    return {"layers": layers, "input_cycles": inputs, "device_bandwidth_cycles": device_bandwidth_cycles,
-            "binding": binding[0], "binding_cycles": binding[1], "efficiency": round(binding[1] / interval, 3)}

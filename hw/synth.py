@@ -36,8 +36,9 @@ from .design import RtlDesign
 from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
-from .pnr import bounds, critical_path
+from .pnr import critical_path
 from .pnr import fmax as pnr_fmax
+from .timing import bounds
 from .tools import INSTALL, KEEP_COPIES, SynthError, which
 
 __all__ = ["Device", "DEVICES", "SynthError", "synthesize", "fpga_top_verilog", "check_fit", "netlist",

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from .plan import Plan
 
-__all__ = ["Timing", "timing"]
+__all__ = ["Timing", "timing", "bounds"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,18 @@ def _conv_timing(plan: Plan) -> Timing:
     run = simulate(plan)
     return Timing(tuple(l.cycles for l in plan.layers), run.ii, run.latency, run.period is not None,
                   run.period, run.steady_from)
+
+
+def bounds(plan: Plan, interval: float, device_bandwidth_cycles: float) -> dict:
+    """What limits a design's interval, in cycles per image: each layer's engine (one weight
+    word per cycle: its NF x SF x positions), the input stream (a beat per cycle; a
+    convolutional network's row unpacker hands its first window one pixel per cycle), and,
+    for the device rather than the design, its block RAMs' read bandwidth. ``binding`` names the
+    design's largest; ``efficiency`` is that bound over the measured interval."""
+    layers = [{"layer": f.index, "cycles": f.cycles} for f in plan.layers]
+    first = plan.layers[0]
+    inputs = first.window.height * first.window.width if plan.convolutional else plan.in_beats
+    slowest = max(layers, key=lambda l: l["cycles"])
+    binding = ("input", inputs) if inputs > slowest["cycles"] else (f"layer {slowest['layer']}", slowest["cycles"])
+    return {"layers": layers, "input_cycles": inputs, "device_bandwidth_cycles": device_bandwidth_cycles,
+            "binding": binding[0], "binding_cycles": binding[1], "efficiency": round(binding[1] / interval, 3)}

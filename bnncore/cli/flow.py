@@ -313,7 +313,8 @@ def add_import(sub):
                    "default of --verify-on)")
     p.add_argument("--verify-on", type=_verify_on, metavar="DATA",
                    help="QONNX model: the images the import is proved on, every class and hidden bit against "
-                        "qonnx's executor: a dataset's test set (mnist, fashion-mnist, cifar-10) or random:N, N "
+                        "qonnx's executor: a dataset's test set (mnist, fashion-mnist, cifar-10, or the path of a "
+                        ".npz or image folder of your own) or random:N, N "
                         "random inputs (random bits for a 1-bit input, random pixels for an 8-bit one) "
                         "(default: --dataset's test set, else random:1000)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import BnnError, ExportError
 
 __all__ = ["pm1", "flattened", "NetworkError", "Layer", "shape_str", "as_bits", "as_ints", "as_shape", "check_thresholds", "check_in_bits",
-           "positive", "entry_int", "entry_shape", "entry_in_bits", "whole_map",
+           "positive", "entry_int", "entry_shape", "entry_in_bits", "DenseRules",
            "weight_hash", "weight_summary"]
 
 
@@ -141,13 +141,40 @@ def weight_summary(layer, values, positions: int, head: bool) -> dict:
     return row
 
 
-def whole_map(layer, before) -> dict | None:
-    """The hardware window of a dense layer (``window`` of its kind): none after a vector, the
-    whole map as one window after a feature map, read in its flatten order."""
-    if before is None or len(before) != 3:
-        return None
-    c, h, w = before
-    return {"channels": c, "height": h, "width": w, "kh": h, "kw": w, "dense": True}
+class DenseRules:
+    """What the two fully connected kinds share (kinds/dense.py, kinds/output.py): a token of
+    their width, a digest tagged ``tag``, a summary row, and their hardware window. ``head``:
+    the output head's biases and signed scores instead of thresholds."""
+    tag: str = ""
+    head: bool = False
+
+    @classmethod
+    def values(cls, l):
+        return l.bias if cls.head else l.thresholds
+
+    @staticmethod
+    def token(l) -> str:
+        return str(l.n_out)
+
+    @classmethod
+    def hashed(cls, l) -> bytes:
+        # the tags of dense networks from before other layer kinds existed
+        return weight_hash(f"{cls.tag} {l.n_out}x{l.n_in}" + ("" if l.in_bits == 1 else f" {l.in_bits}"), l,
+                           cls.values(l))
+
+    @classmethod
+    def summary_fields(cls, l) -> dict:
+        return weight_summary(l, cls.values(l), 1, head=cls.head)
+
+    @staticmethod
+    def window(l, before) -> dict | None:
+        """The hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape of
+        the weight layer before (None for the first): none after a vector, the whole map as one
+        window after a feature map, read in its flatten order."""
+        if before is None or len(before) != 3:
+            return None
+        c, h, w = before
+        return {"channels": c, "height": h, "width": w, "kh": h, "kw": w, "dense": True}
 
 
 # --- QONNX: what the kinds' ``qonnx`` methods share (bnncore.interop builds the graph) -------

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import qonnx_graph as qg
 from ..bits import pack_bits, packed_t, sums
-from .base import (Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int, flattened, pm1,
-                   weight_hash, weight_summary, whole_map)
+from .base import (DenseRules, Layer, as_bits, as_ints, check_in_bits, check_thresholds, entry_in_bits, entry_int,
+                   flattened, pm1)
 
 __all__ = ["DenseLayer", "FoldedLayer", "KIND"]
 
@@ -80,32 +80,11 @@ class DenseLayer(Layer):
 FoldedLayer = DenseLayer
 
 
-class DenseKind:
+class DenseKind(DenseRules):
     """The built-in kind ``dense``: its manifest entry and its golden models."""
     name = "dense"
     layer = DenseLayer
-
-    #: its hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape
-    #: of the weight layer before it (None for the first)
-    window = staticmethod(whole_map)
-
-    @staticmethod
-    def values(l):
-        return l.thresholds
-
-    @staticmethod
-    def token(l) -> str:
-        return str(l.n_out)
-
-    @staticmethod
-    def hashed(l) -> bytes:
-        # the tag of dense networks from before other layer kinds existed
-        return weight_hash(f"FoldedLayer {l.n_out}x{l.n_in}" + ("" if l.in_bits == 1 else f" {l.in_bits}"), l,
-                           l.thresholds)
-
-    @staticmethod
-    def summary_fields(l) -> dict:
-        return weight_summary(l, l.thresholds, 1, head=False)
+    tag = "FoldedLayer"
 
     @staticmethod
     def qonnx_rule(r, n) -> bool:

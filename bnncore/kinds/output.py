@@ -8,8 +8,7 @@ import numpy as np
 
 from .. import qonnx_graph as qg
 from ..bits import pack_bits, packed_t, popcounts
-from .base import (Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1, weight_hash, weight_summary,
-                   whole_map)
+from .base import DenseRules, Layer, NetworkError, as_bits, as_ints, entry_int, flattened, pm1
 from .dense import DenseLayer
 
 __all__ = ["OutputHead", "KIND"]
@@ -53,30 +52,11 @@ class OutputHead(Layer):
         return f"OutputHead({self.n_in} -> {self.n_out} classes)"
 
 
-class OutputKind:
+class OutputKind(DenseRules):
     """The built-in kind ``output``: its manifest entry and its golden models (scores)."""
     name = "output"
     layer = OutputHead
-
-    #: its hardware window (hw/plan.py's ``Window`` fields) after ``before``, the out_shape
-    #: of the weight layer before it (None for the first)
-    window = staticmethod(whole_map)
-
-    @staticmethod
-    def values(l):
-        return l.bias
-
-    @staticmethod
-    def token(l) -> str:
-        return str(l.n_out)
-
-    @staticmethod
-    def hashed(l) -> bytes:
-        return weight_hash(f"OutputHead {l.n_out}x{l.n_in}" + ("" if l.in_bits == 1 else f" {l.in_bits}"), l, l.bias)
-
-    @staticmethod
-    def summary_fields(l) -> dict:
-        return weight_summary(l, l.bias, 1, head=True)
+    tag, head = "OutputHead", True
 
     @staticmethod
     def qonnx_rule(r, n) -> bool:

@@ -143,7 +143,7 @@ def test_bounds_name_what_limits_the_interval():
     """The slowest engine bounds the interval (a CNN's first layer reads its window a word of at
     most one pixel per cycle); the input stream is the other bound; the table names the one."""
     from bnncore.hw.plan import plan_for
-    from bnncore.hw.pnr import bounds
+    from bnncore.hw.timing import bounds
     from bnncore.report import synth_table
     mlp = make_plan((64, 32, 10), [(4, 16), (1, 8)])        # layer 0: 8 x 4 cycles, layer 1: 10 x 4
     b = bounds(mlp, 44.0, 3.5)
