@@ -7,8 +7,9 @@ the LEDs that show its state. hw/link.py's ``board_files`` renders the board-lev
 the accelerator. (This module needs no Amaranth: ``bnn --help`` lists the boards.)
 
 The design runs on the board's oscillator (12 MHz on the iCEBreaker, 25 MHz on the ULX3S and
-the iCESugar-Pro), or on a PLL's output at another frequency (``pll``: its parameters from
-the family's own tool, icestorm's ``icepll`` or prjtrellis' ``ecppll``, not a copy of their searches).
+the iCESugar-Pro), or on a PLL's output at another frequency
+(``pll``: its parameters from the family's own tool, icestorm's ``icepll``, prjtrellis'
+``ecppll``, not a copy of their searches).
 The UART runs at the fastest standard rate that the clock divides to within 1% (3 Mbaud at
 12 MHz, 1 Mbaud at 25 MHz; the boards' USB-serial chips reach 3 Mbaud).
 
@@ -88,7 +89,8 @@ def default_baud(clock_hz: float) -> int:
     raise SynthError(f"no standard baud rate from a {clock_hz / 1e6:g} MHz clock")
 
 
-def pll(family: str, in_mhz: float, out_mhz: float) -> Pll:
-    """The PLL that the family's own tool (icepll on iCE40, ecppll on ECP5) finds for
-    ``out_mhz`` from ``in_mhz``; SynthError when it is more than 1% off or the tool refuses."""
-    return _family(family).pll(in_mhz, out_mhz)
+def pll(family: str, in_mhz: float, out_mhz: float, device: Device | None = None) -> Pll:
+    """The PLL that the family's own tool (icepll on iCE40, ecppll on ECP5, apycula's gowin_pll
+    on Gowin, for ``device``) finds for ``out_mhz`` from ``in_mhz``; SynthError when it is more
+    than 1% off or the tool refuses."""
+    return _family(family).pll(in_mhz, out_mhz, device)

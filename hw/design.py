@@ -151,6 +151,7 @@ class RtlDesign:
     network: Mapping | None         # {"sha256", "export"} of the network it was generated from
     sha256: Mapping | None          # file name -> sha256
     family: str | None
+    device: str | None              # the device a swappable build was made for (its copy only)
     _json: Mapping = field(repr=False)
 
     @classmethod
@@ -208,7 +209,7 @@ class RtlDesign:
                 banks=info.get("banks"), out_depth=info.get("out_depth"), bias_bits=info.get("bias_bits"),
                 pipelined=info.get("pipelined"), pipeline_depth=info.get("pipeline_depth"), network=_frozen(network) if isinstance(network, dict) else None,
                 sha256=_frozen(digests) if isinstance(digests, dict) else None, family=info.get("family"),
-                _json=_frozen(info))
+                device=info.get("device") if isinstance(info.get("device"), str) else None, _json=_frozen(info))
         except RtlError:
             raise
         except ValueError as e:

@@ -151,15 +151,28 @@ def design_mismatch(info, held) -> str | None:
     return None
 
 
-def prepare(rtl: RtlDesign, family: str, out: Path, seed: int = 0) -> Path:
-    """Write the placeholder ROM files of a swappable build into ``out/swap/placeholder``
-    (under the names rtl.json gives them) and rtl.json's copy; return the folder."""
+def _held_device(info: RtlDesign, built: Path):
+    """The Device a swappable build was made for, None for an older build that does not name it."""
+    from .families import DEVICES
+    if info.device is None:
+        return None
+    if info.device not in DEVICES:
+        raise SwapError(f"{built / 'swap' / 'rtl.json'}: field 'device' must be one of {', '.join(DEVICES)}, found "
+                        f"{info.device!r}; rebuild it with bnn synth RTL --swappable -o {built}")
+    return DEVICES[info.device]
+
+
+def prepare(rtl: RtlDesign, device, out: Path, seed: int = 0) -> Path:
+    """Write the placeholder ROM files of a swappable build for ``device`` (a Device) into
+    ``out/swap/placeholder`` (under the names rtl.json gives them) and rtl.json's copy, with
+    the family and device; return the folder."""
+    family = device.family
     ph = make_placeholders({n: (m.depth, m.width) for n, m in rtl.memories.items()}, _family(family).slice_words, seed)
     folder = out / "swap" / "placeholder"
     folder.mkdir(parents=True, exist_ok=True)
     for name, mem in rtl.memories.items():
         write_mem(folder / mem.file, ph[name])
-    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl.to_json(), family=family), indent=1) + "\n")
+    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl.to_json(), family=family, device=device.name), indent=1) + "\n")
     return folder
 
 
@@ -174,7 +187,10 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
     if source.is_symlink() or not source.is_file():
         raise SwapError(f"{source}: missing or not a plain file; rebuild with bnn synth RTL --swappable -o {built}")
     placeholder = source.read_text(errors="replace")
-    pack = [find_tool(fam.pack[0], SwapError), *fam.pack[1:]]
+    try:
+        pack = [find_tool(fam.packer, SwapError), *fam.pack_args(_held_device(info, built))]
+    except SynthError as e:
+        raise SwapError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
     work = out / "swap" / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -195,9 +211,9 @@ def swap(built: Path, rom_dir: Path, out: Path | None = None, log=print) -> dict
             raise SwapError(f"ROM {name}: the patched design's block RAMs do not hold the new words")
     # both files or neither: the bitstream is packed from the new text before either replaces its old one
     (work / fam.placed_text).write_text(text)
-    r = subprocess.run([*pack, fam.placed_text, fam.bitstream], cwd=work, capture_output=True, text=True)
+    r = subprocess.run(pack, cwd=work, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SwapError(f"{fam.pack[0]} failed on the patched design ({work / fam.placed_text}): {r.stderr.strip()}")
+        raise SwapError(f"{fam.packer} failed on the patched design ({work / fam.placed_text}): {r.stderr.strip()}")
     (work / fam.placed_text).replace(out / fam.placed_text)
     (work / fam.bitstream).replace(out / fam.bitstream)
     shutil.rmtree(work)

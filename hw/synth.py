@@ -128,7 +128,7 @@ def _yosys_script(rtl, device: Device, top: str, netlist_out: str = "bnn.json", 
         KEEP_COPIES,
         *(["# the ROMs in block RAM, where new contents can be patched in (hw/swap.py)",
            'setattr -set rom_style "block" *bnn_rom*/m:*'] if swappable else []),
-        f"{device.fpga_family.yosys_synth} -top {top}",
+        " ".join([device.fpga_family.yosys_synth, "-top", top, *device.synth_args]),
         "# hierarchy markers only: older nextpnr (Debian's nextpnr-ice40) cannot place them",
         "delete t:$scopeinfo",
         "tee -q -o stat.json stat -json",
@@ -315,7 +315,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
     if swappable:
         from .swap import SwapError, prepare
         try:
-            rom_dir = prepare(rtl, device.family, out)
+            rom_dir = prepare(rtl, device, out)
         except SwapError as e:
             raise SynthError(str(e)) from None
     _stage(out, rtl_dir, rtl, Path(rom_dir).resolve() if rom_dir else None)
@@ -438,7 +438,7 @@ def _board(name: str, device, freq, baud) -> tuple:
                          "leave --device out with --board")
     hz, made = b.clock_hz, None
     if freq is not None and abs(freq - hz / 1e6) > 1e-6:
-        made = b.device.fpga_family.pll(hz / 1e6, freq)
+        made = b.device.fpga_family.pll(hz / 1e6, freq, b.device)
         hz = made.mhz * 1e6
     baud = baud or default_baud(hz)
 

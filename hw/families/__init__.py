@@ -21,7 +21,7 @@ _MODULES = ("ice40", "ecp5")
 FAMILIES.update((f.name, f) for f in (importlib.import_module(f"{__name__}.{m}").FAMILY for m in _MODULES))
 
 _FIELDS = {"family": str, "part": str, "pnr_args": list, "luts": int, "ffs": int, "brams": int, "bram_bits": int,
-           "bram_read_width": int, "dsps": int, "spram": int, "icetime": str, "speed": int}
+           "bram_read_width": int, "dsps": int, "synth_args": list, "spram": int, "icetime": str, "speed": int}
 _REQUIRED = ("family", "part", "pnr_args", "luts", "ffs", "brams", "bram_bits", "bram_read_width", "dsps")
 
 
@@ -41,7 +41,7 @@ def load_devices(path: Path) -> dict:
             raise SynthError(f"{path}: device {name!r}: " + (f"fields {missing} missing" if missing else
                              f"family {row['family']!r} is not one of {', '.join(FAMILIES)}"))
         fam = FAMILIES[row["family"]]
-        out[name] = Device(name=name, **dict(row, pnr_args=tuple(row["pnr_args"])), bram_shapes=fam.bram_shapes,
+        out[name] = Device(name=name, **dict(row, pnr_args=tuple(row["pnr_args"]), synth_args=tuple(row.get("synth_args", ()))), bram_shapes=fam.bram_shapes,
                            speed_grades=fam.speed_grades, reset_buffer=fam.reset_buffer)
     return out
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..tools import SynthError
 
-__all__ = ["Family", "Device", "Pll", "FAMILIES"]
+__all__ = ["Family", "Device", "Pll", "FAMILIES", "BRAM18K_SHAPES", "bram18k_slices"]
 
 #: {name: Family}, filled by hw/families/__init__.py from its registered modules.
 FAMILIES: dict = {}
@@ -30,6 +30,24 @@ class Pll:
     primitive: str
     params: dict
     mhz: float
+
+
+#: (depth, width) read ports of an 18 kbit block RAM with 9-bit bytes (ECP5's DP16KD, Gowin's
+#: BSRAM): 1, 2, 4 bits a word use 8 bits of each byte (16 kbit), 9, 18, 36 all 9.
+BRAM18K_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def bram18k_slices() -> list:
+    """Where a 512-word slice of one ROM bit column sits in such a block RAM's contents (2048
+    9-bit bytes, as Yosys' INIT and ecpbram lay them out), for each data width 1, 2, 4 (8 bits
+    a byte used), 9, 18, 36 (all 9): bit j of the W-bit words of the slice's position."""
+    import numpy as np
+    out = []
+    for width, used, lanes in ((1, 8, 32), (2, 8, 32), (4, 8, 32), (9, 9, 36), (18, 9, 36), (36, 9, 36)):
+        for j in range(lanes):
+            bn = np.arange(512) * width + j % width + (j // width) * 512 * width
+            out.append(bn // used * 9 + bn % used)
+    return out
 
 
 class Family:
@@ -57,12 +75,18 @@ class Family:
     yosys_share: str = ""             # the family's folder in Yosys' share/
     #: words of one block RAM slice of one data bit (weight swaps find them by their contents)
     slice_words: int = 0
-    pack: tuple = ()                  # the packer and its options, before the text and bitstream
+    packer: str = ""                  # the bitstream packer (its command name)
     swap_tool: str = ""               # the family's own contents patcher (tests' reference)
 
     # --- synthesis and place and route
     def tools(self) -> dict:
         """{"nextpnr": command, "pack": command}; SynthError when one is missing."""
+        raise NotImplementedError
+
+    def pack_args(self, device: Device | None) -> list:
+        """The packer's (``packer``) arguments from ``placed_text`` to ``bitstream`` in the
+        build folder (``device``: the build's, None for an older build that does not name it);
+        SynthError when the family's packer needs the device."""
         raise NotImplementedError
 
     def pnr_steps(self, device: Device, tools: dict, common: list, pins_file: str, free: list,
@@ -98,9 +122,10 @@ class Family:
         """Rewrite the synthesized netlist (Yosys JSON) in ``out`` as place and route gets it."""
 
     # --- boards
-    def pll(self, in_mhz: float, out_mhz: float) -> Pll:
-        """The PLL the family's own tool finds for ``out_mhz`` from ``in_mhz``; SynthError
-        when it is more than 1% off or the tool refuses."""
+    def pll(self, in_mhz: float, out_mhz: float, device: Device | None = None) -> Pll:
+        """The PLL the family's own tool finds for ``out_mhz`` from ``in_mhz`` (on ``device``,
+        where the family's PLLs differ between parts); SynthError when it is more than 1% off
+        or the tool refuses."""
         raise SynthError(f"{self.title}: bnncore has no PLL for this family")
 
     @staticmethod
@@ -155,6 +180,7 @@ class Device:
     bram_bits: int           # bits per block RAM
     bram_read_width: int     # widest read port of one block RAM, bits per cycle
     dsps: int
+    synth_args: tuple = ()   # options of the family's Yosys synthesis pass for this part
     bram_shapes: tuple = ()  # (depth, width) configurations of one block RAM's read port
     spram: int = 0           # iCE40 UltraPlus single-port RAMs (256 kbit each; not initialisable)
     icetime: str = ""        # icetime -d option

