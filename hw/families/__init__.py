@@ -16,7 +16,7 @@ from .base import FAMILIES, Device, Family, Pll
 __all__ = ["FAMILIES", "DEVICES", "Family", "Device", "Pll", "family", "device", "speed_grades"]
 
 #: The registered families, one module each.
-_MODULES = ("ice40", "ecp5")
+_MODULES = ("ice40", "ecp5", "gowin")
 
 FAMILIES.update((f.name, f) for f in (importlib.import_module(f"{__name__}.{m}").FAMILY for m in _MODULES))
 
