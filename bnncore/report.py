@@ -165,9 +165,15 @@ def synth_table(r: dict) -> Table:
     if moved and moved["ffs"]:
         note += (f"; {moved['ffs']:,} flip-flops moved into {moved['brams']} block RAMs' output registers "
                  "(FFs counts those left)")
-    return Table(("device", "network", "LUTs", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz", "II cycles",
-                  "images/s", "latency us"),
-                 [(r["device"]["part"], r.get("spec") or "-".join(map(str, r["topology"])), f"{res['luts']:,} ({pct['luts']}%)",
+    luts = f"{res['luts']:,} ({pct['luts']}%)"
+    cells = r.get("logic_cells")
+    try:          # a report.json of the build folder: malformed placed cells are left out
+        luts += f"; {int(cells['used']):,} {cells['what']} ({float(cells['pct'])}%)"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return Table(("device", "network", "LUT4s (placed)", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz",
+                  "II cycles", "images/s", "latency us"),
+                 [(r["device"]["part"], r.get("spec") or "-".join(map(str, r["topology"])), luts,
                    f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)",
                    res["dsps"], f"{r['fmax_mhz']:.1f}", f"{r['initiation_interval']:g}", f"{r['images_per_second']:,}",
                    r["latency_us"])], note)
@@ -377,7 +383,11 @@ def _classes(manifest: dict) -> str:
 def _synthesis(folder: Path, r: dict, root: Path) -> str:
     res, pct = r["resources"], r["utilization_pct"]
     bars = [_bar(name, pct[key], 100, f"{res[key]:,} ({pct[key]}% of the device)")
-            for key, name in (("luts", "LUTs"), ("ffs", "flip-flops"), ("brams", "block RAMs")) if key in pct]
+            for key, name in (("luts", "LUT4s"), ("ffs", "flip-flops"), ("brams", "block RAMs")) if key in pct]
+    cells = r.get("logic_cells")
+    if isinstance(cells, dict) and all(isinstance(cells.get(k), (int, float)) for k in ("used", "available", "pct")):
+        bars.insert(1, _bar(f"placed {cells.get('what', 'logic cells')}", cells["pct"], 100,
+                            f"{cells['used']:,} of {cells['available']:,} ({cells['pct']}%)"))
     target = r["freq_target_mhz"]
     bars.append(_bar("Fmax (tick: target)", r["fmax_mhz"], max(target, r["fmax_mhz"]),
                      f"{r['fmax_mhz']:.1f} MHz, target {target:g} MHz {'met' if r['timing_met'] else 'NOT met'}",

@@ -393,11 +393,17 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "resources": summary,
         "bram_output_registers": moved,
         "utilization": util,
+        # LUTs: the LUT4s of Yosys' netlist, of the device's; the logic cells nextpnr placed
+        # (iCE40: a LUT4 and a flip-flop each, so flip-flops alone fill them too) apart
         "utilization_pct": {
-            "luts": round(100 * util.get(lut_cell, {}).get("used", summary["luts"]) / device.luts, 1),
+            "luts": round(100 * summary["luts"] / device.luts, 1),
             "ffs": round(100 * summary["ffs"] / device.ffs, 1),
             "brams": round(100 * util.get(ram_cell, {}).get("used", summary["brams"]) / device.brams, 1),
         },
+        "logic_cells": None if lut_cell not in util else {
+            "cell": lut_cell, "what": device.fpga_family.lut_cell_title, "used": util[lut_cell]["used"],
+            "available": util[lut_cell]["available"],
+            "pct": round(100 * util[lut_cell]["used"] / util[lut_cell]["available"], 1)},
         "freq_target_mhz": freq,
         "fmax_mhz": round(fmax, 2),
         "timing_met": fmax >= freq,

@@ -71,6 +71,7 @@ class Family:
     bitstream: str = ""
     lut_cell: str = ""                # nextpnr's utilisation entries of logic cells and block RAMs
     ram_cell: str = ""
+    lut_cell_title: str = "logic cells"   # what a report calls lut_cell's placed sites
     yosys_synth: str = ""             # Yosys' synthesis script for the family
     yosys_share: str = ""             # the family's folder in Yosys' share/
     #: words of one block RAM slice of one data bit (weight swaps find them by their contents)

@@ -46,6 +46,7 @@ class ECP5(Family):
     placed_text = "bnn.config"
     bitstream = "bnn.bit"
     lut_cell = "TRELLIS_COMB"
+    lut_cell_title = "LUT sites"
     ram_cell = "DP16KD"
     yosys_synth = "synth_ecp5"
     yosys_share = "ecp5"

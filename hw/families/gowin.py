@@ -74,6 +74,8 @@ class Gowin(Family):
     placed_text = "bnn_pnr.json"
     bitstream = "bnn.fs"
     lut_cell = "LUT4"
+    # placed LUT4s: with a pass-through LUT4 for each flip-flop that no LUT of its own feeds
+    lut_cell_title = "LUT4 sites"
     ram_cell = "BSRAM"
     yosys_synth = "synth_gowin"
     yosys_share = "gowin"

@@ -159,6 +159,10 @@ def test_bounds_name_what_limits_the_interval():
          "bandwidth_bound_cycles": 1.0, "bandwidth_efficiency": 0.014, "bounds": b}
     assert "bound: layer 0, 324 cycles/image (the interval's 90%)" in synth_table(r).note
     assert "bound:" not in synth_table(dict(r, bounds={"binding": "x"})).note     # a malformed report.json
+    # LUT4s of the netlist, and apart the logic cells nextpnr placed (iCE40: flip-flops fill them too)
+    cells = {"what": "logic cells", "used": 3371, "available": 5280, "pct": 63.8}
+    assert synth_table(dict(r, logic_cells=cells)).rows[0][2] == "1 (1%); 3,371 logic cells (63.8%)"
+    assert synth_table(dict(r, logic_cells={"used": "x"})).rows[0][2] == "1 (1%)"   # malformed: left out
 
 
 def test_pareto():
@@ -286,10 +290,14 @@ def test_synthesize(small_design, device):
     root, net, plan, _ = small_design
     out = root / f"synth-{device}"
     router = "router1" if device == "up5k" else "router2"
+    from bnncore.report import synth_table
     r = synth.synthesize(root / "rtl", device, out, router=router, log=lambda s: None)
     assert r == json.loads((out / "report.json").read_text())
     assert r["resources"]["luts"] > 100 and r["resources"]["ffs"] > 50
     assert r["utilization"], "nextpnr's utilisation report was not read"
+    assert r["utilization_pct"]["luts"] == round(100 * r["resources"]["luts"] / r["device"]["luts"], 1)
+    cells = r["logic_cells"]
+    assert cells["used"] == r["utilization"][cells["cell"]]["used"] and cells["what"] in synth_table(r).rows[0][2]
     assert r["fmax_mhz"] > 10
     path = r["critical_path"]              # the path that sets the Fmax, from nextpnr's report
     assert abs(1000 / path["ns"] - r["fmax_mhz"]) < 0.02 * r["fmax_mhz"] and path["cells"] >= 1
