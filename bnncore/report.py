@@ -23,7 +23,7 @@ from .errors import UsageError, option
 from .exports import FORMAT as EXPORT_FORMAT
 from .fileio import atomic_write_text
 
-__all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table",
+__all__ = ["Table", "training_table", "fold_table", "network_table", "rtl_table", "sim_table", "synth_table", "layer_resources_table",
            "sweep_table", "class_table", "confusion_table", "collect", "write_report"]
 
 
@@ -140,6 +140,20 @@ def sim_table(r: dict) -> Table:
                  [(r["simulator"], r.get("bench", "cocotb"), topo, f"{r['images']:,}", r["mismatches"],
                    f"{r['cycles'] / r['images']:,.1f}", f"{r['run_s']:.1f}", f"{r['images'] / r['run_s']:,.0f}",
                    _pct(r["accuracy"]), _pct(r["golden_accuracy"]))], note)
+
+
+def layer_resources_table(r: dict) -> Table | None:
+    """The synthesized design's cells per layer (report.json's per_layer), None when it has none."""
+    rows = r.get("per_layer")
+    if not isinstance(rows, list) or not rows or not all(isinstance(x, dict) for x in rows):
+        return None
+    try:
+        return Table(("part", "units", "LUT4s", "FFs", "carries", "block RAMs"),
+                     [(x["part"], ", ".join(map(str, x.get("units", []))), f"{int(x['luts']):,}", f"{int(x['ffs']):,}",
+                       f"{int(x['carries']):,}", int(x["brams"])) for x in rows],
+                     "cells attributed by the names the generator gives each layer's units (hw/layer_cells.py)")
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def synth_table(r: dict) -> Table:
@@ -395,7 +409,9 @@ def _synthesis(folder: Path, r: dict, root: Path) -> str:
     bound = r["fmax_mhz"] * 1e6 / r["bandwidth_bound_cycles"]
     bars.append(_bar("images/s (tick: block-RAM bound)", r["images_per_second"], bound,
                      f"{r['images_per_second']:,} of {bound:,.0f} the block RAMs' read bandwidth allows", mark=bound))
-    return (f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>" + synth_table(r).html() + "".join(bars))
+    layers = layer_resources_table(r)
+    return (f"<h3><code>{html.escape(_rel(folder, root))}</code></h3>" + synth_table(r).html() + "".join(bars)
+            + (layers.html() if layers else ""))
 
 
 def _sweep(folder: Path, sw: dict, root: Path) -> str:

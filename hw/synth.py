@@ -36,6 +36,7 @@ from .design import RtlDesign
 from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
+from .layer_cells import per_layer
 from .pnr import critical_path
 from .pnr import fmax as pnr_fmax
 from .timing import bounds
@@ -391,6 +392,8 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
         "folding": [{k: l[k] for k in ("layer", "pe", "simd", "nf", "sf", "cycles_per_image")} for l in rtl.folding],
         "cells": cells,
         "resources": summary,
+        # by the generator's names of each layer's units (hw/layer_cells.py), in the netlist nextpnr got
+        "per_layer": per_layer(json.loads((out / "bnn.json").read_text()), top, device.fpga_family),
         "bram_output_registers": moved,
         "utilization": util,
         # LUTs: the LUT4s of Yosys' netlist, of the device's; the logic cells nextpnr placed

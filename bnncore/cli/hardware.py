@@ -48,8 +48,10 @@ def cmd_sim(args):
 
 
 def _print_synth(r: dict):
-    from ..report import synth_table
+    from ..report import layer_resources_table, synth_table
     print(synth_table(r).markdown())
+    if layer_resources_table(r):
+        print(layer_resources_table(r).markdown())
 
 
 def cmd_synth(args):

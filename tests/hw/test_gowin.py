@@ -150,6 +150,7 @@ def test_synthesize(small_design):
     assert r["fmax_mhz"] > 27 and r["critical_path"]["cells"] >= 1
     assert (out / r["files"]["bitstream"]).stat().st_size > 100_000
     assert r["files"]["constraints"] == "bnn_fpga.cst"
+    assert sum(x["luts"] for x in r["per_layer"]) == r["resources"]["luts"]
 
 
 @pytest.mark.slow

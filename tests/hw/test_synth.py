@@ -298,6 +298,11 @@ def test_synthesize(small_design, device):
     assert r["utilization_pct"]["luts"] == round(100 * r["resources"]["luts"] / r["device"]["luts"], 1)
     cells = r["logic_cells"]
     assert cells["used"] == r["utilization"][cells["cell"]]["used"] and cells["what"] in synth_table(r).rows[0][2]
+    # the cells per layer add up to the design's, and the engines hold most of them
+    rows = {x["part"]: x for x in r["per_layer"]}
+    for key in ("luts", "ffs", "carries", "brams"):
+        assert sum(x[key] for x in rows.values()) == r["resources"][key]
+    assert list(rows)[:2] == ["layer 0", "layer 1"] and rows["layer 0"]["luts"] > rows["stream and control"]["luts"]
     assert r["fmax_mhz"] > 10
     path = r["critical_path"]              # the path that sets the Fmax, from nextpnr's report
     assert abs(1000 / path["ns"] - r["fmax_mhz"]) < 0.02 * r["fmax_mhz"] and path["cells"] >= 1
