@@ -131,6 +131,7 @@ def held_design(built: Path) -> RtlDesign:
     if info.family not in FAMILIES:
         raise SwapError(f"{path}: field 'family' must be one of {', '.join(FAMILIES)}, found {info.family!r}; "
                         f"rebuild it with bnn synth RTL --swappable -o {built}")
+    _held_device(info, built)
     return info
 
 
@@ -159,6 +160,9 @@ def _held_device(info: RtlDesign, built: Path):
     if info.device not in DEVICES:
         raise SwapError(f"{built / 'swap' / 'rtl.json'}: field 'device' must be one of {', '.join(DEVICES)}, found "
                         f"{info.device!r}; rebuild it with bnn synth RTL --swappable -o {built}")
+    if DEVICES[info.device].family != info.family:
+        raise SwapError(f"{built / 'swap' / 'rtl.json'}: field 'device' names {info.device}, a {DEVICES[info.device].family} "
+                        f"part, but field 'family' is {info.family!r}; rebuild it with bnn synth RTL --swappable -o {built}")
     return DEVICES[info.device]
 
 
@@ -172,7 +176,8 @@ def prepare(rtl: RtlDesign, device, out: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, mem in rtl.memories.items():
         write_mem(folder / mem.file, ph[name])
-    atomic_write_text(out / "swap" / "rtl.json", json.dumps(dict(rtl.to_json(), family=family, device=device.name), indent=1) + "\n")
+    atomic_write_text(out / "swap" / "rtl.json",
+                      json.dumps(dict(rtl.to_json(), family=family, device=device.name), indent=1) + "\n")
     return folder
 
 
