@@ -384,7 +384,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
     bound = weight_bits / (device.brams * device.bram_read_width)
     report = {
         "generator": f"bnncore {__version__}",
-        "device": asdict(device) | {"pnr_args": list(device.pnr_args),
+        "device": asdict(device) | {"pnr_args": list(device.pnr_args), "synth_args": list(device.synth_args),
                                    "bram_shapes": [list(s) for s in device.bram_shapes],
                                    "speed_grades": list(device.speed_grades)},
         "topology": list(rtl.topology),
