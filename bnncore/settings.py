@@ -224,12 +224,12 @@ SYNTH = Stage(
            rule=count(1)),
     Option("writable", False, "with --board: the weight and threshold memories can be written over the link "
            "(bnn load), so that another network of the same topology and folding runs without a new bitstream"),
-    Option("freq", None, "clock target in MHz (default: 25 on iCE40, 100 on ECP5); with --board, the board's "
+    Option("freq", None, "clock target in MHz (default: 25 on iCE40, 100 on ECP5, 50 on Gowin); with --board, the board's "
            "oscillator unless given (another frequency through a PLL); missing it is reported, not an error",
            rule=MEGAHERTZ),
     Option("seed", 1, "nextpnr placement seed", rule=SEED),
     Option("router", None, "nextpnr router (default: router2 on ECP5, where router1 stalls on large designs; "
-           "router1 on iCE40)", choices=("router1", "router2")),
+           "router1 on iCE40 and Gowin)", choices=("router1", "router2")),
     Option("speed", None, _SPEED_HELP, choices=_SPEEDS),
     Option("rom_dir", None, "directory of the ROM files to build in (default: the RTL's)", flag="--roms", path=True),
     Option("bitstream", True, "stop after place and route (default: write the bitstream)", flag="--no-bitstream", negate=True),
