@@ -22,7 +22,7 @@ from ..tools import SynthError, find_tool
 from .base import BRAM18K_SHAPES, Family, Pll, bram18k_slices
 
 #: Yosys' BSRAM cells (black boxes in its models) that bnncore models for gate-level simulation
-_BSRAM_MODELS = ("SP", "SPX9", "SDPB", "SDPX9B")
+_BSRAM_MODELS = ("SP", "SPX9", "SDPB", "SDPX9B", "DPB", "DPX9B")
 
 
 def _chip(device) -> str:
@@ -127,7 +127,7 @@ class Gowin(Family):
     # --- gate-level simulation
     def cell_models(self, share: Path, out_dir) -> Path:
         """``gowin_cells_sim.v`` in ``out_dir``: Yosys' models with its black box block RAMs
-        (SP, SPX9, SDPB, SDPX9B) given bnncore's behavioural models (gowin_bsram.v beside this
+        (SP, SPX9, SDPB, SDPX9B, DPB, DPX9B) given bnncore's behavioural models (gowin_bsram.v beside this
         module: every data width, both modes, the output register, writes with byte enables)."""
         if out_dir is None:
             raise SynthError("the Gowin cell models are written into a directory: give out_dir")
@@ -138,11 +138,15 @@ class Gowin(Family):
             raise SynthError(f"{share / 'cells_sim.v'}: its block RAMs are not the pinned Yosys' black boxes")
         out = Path(out_dir) / "gowin_cells_sim.v"
         out.parent.mkdir(parents=True, exist_ok=True)
-        models = (Path(__file__).parent / "gowin_bsram.v").read_text()
-        for bits in (256, 288):
-            models = models.replace(f"@INIT_PARAMS_{bits}@", "\n".join(
-                f"parameter INIT_RAM_{n:02X} = {bits}'h0;" for n in range(64)))
-        models = models.replace("@INIT_CONCAT@", "{" + ", ".join(f"INIT_RAM_{n:02X}" for n in range(63, -1, -1)) + "}")
+        core, *templates = (Path(__file__).parent / "gowin_bsram.v").read_text().split("// @template\n")
+        models = core
+        for x9, bits, cells in ((0, 256, (("SP", 32), ("SDPB", 32), ("DPB", 16))),
+                                (1, 288, (("SPX9", 36), ("SDPX9B", 36), ("DPX9B", 18)))):
+            params = "\n".join(f"parameter INIT_RAM_{n:02X} = {bits}'h0;" for n in range(64))
+            concat = "{" + ", ".join(f"INIT_RAM_{n:02X}" for n in range(63, -1, -1)) + "}"
+            for template, (cell, dw) in zip(templates, cells):
+                models += (template.replace("@CELL@", cell).replace("@X9@", str(x9)).replace("@DW@", str(dw))
+                           .replace("@INIT_PARAMS@", params).replace("@INIT_CONCAT@", concat))
         atomic_write_text(out, f"// Yosys' Gowin cell models ({share / 'cells_sim.v'}) with bnncore's block RAM "
                           "models (hw/families/gowin_bsram.v)\n" + text + models)
         return out

