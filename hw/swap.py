@@ -160,9 +160,6 @@ def _held_device(info: RtlDesign, built: Path):
     if info.device not in DEVICES:
         raise SwapError(f"{built / 'swap' / 'rtl.json'}: field 'device' must be one of {', '.join(DEVICES)}, found "
                         f"{info.device!r}; rebuild it with bnn synth RTL --swappable -o {built}")
-    if DEVICES[info.device].family != info.family:
-        raise SwapError(f"{built / 'swap' / 'rtl.json'}: field 'device' names {info.device}, a {DEVICES[info.device].family} "
-                        f"part, but field 'family' is {info.family!r}; rebuild it with bnn synth RTL --swappable -o {built}")
     return DEVICES[info.device]
 
 

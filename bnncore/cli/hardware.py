@@ -50,8 +50,9 @@ def cmd_sim(args):
 def _print_synth(r: dict):
     from ..report import layer_resources_table, synth_table
     print(synth_table(r).markdown())
-    if layer_resources_table(r):
-        print(layer_resources_table(r).markdown())
+    layers = layer_resources_table(r)
+    if layers:
+        print(layers.markdown())
 
 
 def cmd_synth(args):
