@@ -102,7 +102,7 @@ def plan(net, *, force: bool = False, **options) -> tuple:
     from .settings import PLAN
     o = PLAN.resolve(options, "bnncore.plan")
     fold, target_cycles, device = o["fold"], o["target_cycles"], o["device"]
-    from .hw.autofold import auto_fold, fastest_cycles
+    from .hw.autofold import auto_fold, fastest_cycles, fit_findings
     from .hw.generate import check_buildable
     from .hw.plan import bias_bits_for, plan_for
     from .hw.synth import DEVICES
@@ -120,7 +120,10 @@ def plan(net, *, force: bool = False, **options) -> tuple:
             p = auto_fold(net, target_cycles, **common, **blocks)
     except TypeError as e:
         raise UsageError(f"folding: {e}") from None
-    return p, check_buildable(p, dev, force=force)
+    warnings = check_buildable(p, dev, force=force, checked=fold is None)
+    if fold is None and dev is not None:   # the cost model's check, naming the fastest folding that fits
+        warnings += fit_findings(net, p, target_cycles, dev, force=force, **common)
+    return p, warnings
 
 
 def generate(net, out_dir, *, log=None, force: bool = False, **options) -> Path:
@@ -137,8 +140,12 @@ def generate(net, out_dir, *, log=None, force: bool = False, **options) -> Path:
     p, warnings = plan(net, force=force, **options)
     for w in warnings:
         logging.getLogger("bnncore").warning("warning: %s", w)
+    from .hw.estimate import estimate
     from .hw.generate import generate as write_rtl
-    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=force)
+    from .hw.synth import DEVICES
+    est = estimate(p, DEVICES[options["device"]]) if options.get("device") else None
+    return write_rtl(net, p, out_dir, vhdl=vhdl, source=source, log=log, force=force,
+                     estimate=est and {"device": options["device"], **est})
 
 
 def simulate(rtl_dir, net, images, *, labels=None, build_dir=None, progress=None, log=None, diagnose: bool = True,

@@ -142,16 +142,17 @@ def sim_table(r: dict) -> Table:
                    _pct(r["accuracy"]), _pct(r["golden_accuracy"]))], note)
 
 
-def layer_resources_table(r: dict) -> Table | None:
-    """The synthesized design's cells per layer (report.json's per_layer), None when it has none."""
+def layer_resources_table(r: dict, note: str = "cells attributed by the names the generator gives each layer's "
+                          "units (hw/layer_cells.py)") -> Table | None:
+    """The cells per layer of a synthesized design (report.json's per_layer) or of the estimate
+    before synthesis (rtl.json's estimate); None when it has none."""
     rows = r.get("per_layer")
     if not isinstance(rows, list) or not rows or not all(isinstance(x, dict) for x in rows):
         return None
     try:
         return Table(("part", "units", "LUT4s", "FFs", "carries", "block RAMs"),
                      [(x["part"], ", ".join(map(str, x.get("units", []))), f"{int(x['luts']):,}", f"{int(x['ffs']):,}",
-                       f"{int(x['carries']):,}", int(x["brams"])) for x in rows],
-                     "cells attributed by the names the generator gives each layer's units (hw/layer_cells.py)")
+                       f"{int(x['carries']):,}", int(x["brams"])) for x in rows], note)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -204,12 +205,14 @@ def sweep_table(rows: list) -> Table:
         fmax = f"{r['fmax_mhz']:.1f}"
         if seeds > 1:
             fmax += f" ({r['fmax_mhz_min']:.1f}-{r['fmax_mhz_max']:.1f})"
-        out.append((r["target_cycles"], r["folding"], f"{r['initiation_interval']:g}", f"{r['luts']:,}",
+        est = f" (est. {r['luts_estimate']:,})" if isinstance(r.get("luts_estimate"), int) else ""
+        out.append((r["target_cycles"], r["folding"], f"{r['initiation_interval']:g}", f"{r['luts']:,}{est}",
                     f"{r['ffs']:,}", r["brams"], fmax, f"{r['images_per_second']:,}", "yes" if r["pareto"] else ""))
     return Table(("target cycles", "folding (PE,SIMD per layer)", "II", "LUTs", "FFs", "BRAMs", "Fmax MHz",
                   "images/s", "Pareto"), out,
-                 f"Fmax and images/s of the median of {seeds} placement seeds; the range over all of them in "
-                 "brackets" if seeds > 1 else "")
+                 (f"Fmax and images/s of the median of {seeds} placement seeds; the range over all of them in "
+                  "brackets; " if seeds > 1 else "") + "LUTs: Yosys' LUT4s (the cost model's estimate before "
+                 "synthesis, hw/estimate.py)")
 
 
 def class_table(matrix, names=(), note: str = "") -> Table:

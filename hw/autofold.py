@@ -7,12 +7,12 @@ import math
 from dataclasses import replace
 
 from bnncore import defaults
-from bnncore.errors import UsageError
+from bnncore.errors import UsageError, option
 
 from .layout import weight_rom
 from .plan import Plan, _fold_plan, _positive_int, layer_shapes
 
-__all__ = ["fastest_cycles", "auto_fold"]
+__all__ = ["fastest_cycles", "auto_fold", "fit_findings"]
 
 
 def fastest_cycles(net, max_simd: int = 256) -> int:
@@ -88,3 +88,42 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
 
 
 # --- ROM contents ---------------------------------------------------------------------------
+
+
+
+def fit_findings(topology, plan, target_cycles: int, device, *, force: bool = False, **kw) -> list:
+    """Check ``plan``, ``auto_fold``'s for ``target_cycles`` on ``device``, against the device by
+    the cost model (hw/estimate.py). A plan whose estimate exceeds the device raises UsageError
+    naming the fewest cycles per image whose folding the model fits (``force``: the finding is
+    returned instead). Without fitted costs for the device's family nothing is checked."""
+    from .estimate import estimate, over_budget
+    est = estimate(plan, device)
+    over = over_budget(est, device) if est else []
+    if not over:
+        return []
+    blocks = {"rom_blocks": device.rom_blocks, "buffer_blocks": device.buffer_blocks}
+
+    def fits(t):
+        return not over_budget(estimate(auto_fold(topology, t, **blocks, **kw), device), device)
+    slowest = max(s.positions * s.n_in * s.n_out for s in layer_shapes(topology))   # PE 1, SIMD 1
+    lo, hi, t = target_cycles, None, target_cycles
+    while hi is None and t < slowest:
+        t = min(2 * t, slowest)
+        if fits(t):
+            hi = t
+        else:
+            lo = t
+    if hi is None:
+        finding = (f"no folding fits {device.name} by the cost model (hw/estimate.py): at {target_cycles:,} cycles "
+                   f"per image the design takes about {', '.join(over)}, and at the slowest folding ({slowest:,} "
+                   "cycles) still too much; use a smaller network or a larger device")
+    else:
+        while hi - lo > 1:     # the fewest cycles whose folding fits
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+        finding = (f"the folding for {target_cycles:,} cycles per image does not fit {device.name} by the cost model "
+                   f"(hw/estimate.py): about {', '.join(over)}; the fastest folding that fits takes {hi:,} cycles "
+                   f"per image: ask for {option('target_cycles', str(hi))}")
+    if not force:
+        raise UsageError(finding)
+    return [finding]

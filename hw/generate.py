@@ -45,6 +45,7 @@ from .design import (  # noqa: F401
     swap_rom_files,
     write_rom_files,
 )
+from .estimate import estimate, over_budget
 from .identity import check_network
 from .plan import Plan
 from .timing import timing
@@ -239,7 +240,7 @@ def _step(log, what: str):
 
 
 def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, prefix: str = "bnn_",
-             source=None, log=None, force: bool = False) -> Path:
+             source=None, log=None, force: bool = False, estimate: dict | None = None) -> Path:
     """Write the RTL of ``plan`` and the ROM files of ``net`` into ``out_dir``; return it.
 
     Everything is written into a temporary sibling directory that replaces ``out_dir`` at
@@ -248,7 +249,8 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
     anything else is refused. ``rtl.json`` records the sha256 of every file and the digest
     of ``net`` (and ``source``, the export directory it was read from, if given).
     ``log`` is called with a line as each step (Verilog, VHDL, ROM files, a CNN's timing model)
-    starts and ends.
+    starts and ends. ``estimate``: the resources the cost model gives the plan on a device
+    (hw/estimate.py), recorded in rtl.json.
     """
     check_network(net, plan)
     plain_name(f"{prefix}w0.mem", "prefix")
@@ -275,6 +277,8 @@ def generate(net: FoldedNetwork, plan: Plan, out_dir, *, vhdl: bool = True, pref
             with _step(log if plan.convolutional else None, "timing model (hw/cycles.py)"):
                 info = describe(plan, prefix, vhdl)
             info["network"] = {"sha256": net.digest(), "export": str(source) if source is not None else None}
+            if estimate is not None:
+                info["estimate"] = estimate
             info["sha256"] = {p.name: sha256_file(p) for p in sorted(work.iterdir())}
             (work / "rtl.json").write_text(json.dumps(info, indent=2) + "\n")
     except OutputDirError as e:
@@ -343,11 +347,13 @@ def generation_estimate(plan: Plan) -> dict:
             "limit_mib": min(YOSYS_MIB_LIMIT, machine)}
 
 
-def check_buildable(plan: Plan, device=None, *, force: bool = False) -> list:
+def check_buildable(plan: Plan, device=None, *, force: bool = False, checked: bool = False) -> list:
     """Refuse (GenerateError) a plan whose generation will run out of memory, or whose ROMs
-    cannot fit ``device`` (a ``hw.synth.Device``, or None); with ``force``, return those
-    findings as warnings instead. Also returns the warnings of estimates that may be wrong
-    (block RAMs counted by the device model, which Yosys may undercut with logic)."""
+    cannot fit ``device`` (a ``hw.synth.Device``, or None), or whose resources by the cost
+    model (hw/estimate.py) exceed it (``checked``: the caller has checked those); with
+    ``force``, return those findings as warnings instead. Without a cost model for the
+    device's family, a warning when the device model's block RAMs for the ROMs are too many
+    (Yosys may undercut it with logic)."""
     errors, warnings = [], []
     est = generation_estimate(plan)
     if est["yosys_mib"] > 0.9 * est["limit_mib"]:
@@ -362,6 +368,13 @@ def check_buildable(plan: Plan, device=None, *, force: bool = False) -> list:
             errors.append(f"the design will not fit {device.name}: its ROMs hold {bits:,} bits, the "
                           f"{device.part}'s {device.brams} block RAMs {cap:,}: {bits - cap:,} bits "
                           f"({100 * (bits - cap) / cap:.0f}%) too many; bnn synth would refuse it")
+        elif (est := estimate(plan, device)) is not None:
+            over = [] if checked else over_budget(est, device)
+            if over:
+                errors.append(f"by the cost model (hw/estimate.py) the design takes about {', '.join(over)}; fold "
+                              f"with more cycles per image ({option('target_cycles', 'N')} with "
+                              f"{option('device', device.name)} finds the fastest folding that fits) or pass "
+                              f"{option('force')} to try")
         else:
             blocks = sum(device.rom_blocks(d, w) for _, d, w, _ in roms)
             if blocks > device.brams:

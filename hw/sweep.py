@@ -6,7 +6,8 @@ Each point is ``auto_fold(topology, target, rom_blocks=device.rom_blocks)`` for 
 cycles per image: the analytical model picks the folding (fewest block RAMs of the device,
 then the least logic), the tools measure its cost and clock. With several placement seeds a
 point is placed and routed once per seed: its clock is the median seed's, and the plot shows
-the spread (one seed's Fmax can be far from another's on a full device).
+the spread (one seed's Fmax can be far from another's on a full device). Each row has the cost
+model's LUT4s and block RAMs (hw/estimate.py) beside the measured ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from bnncore.fileio import atomic_savefig, atomic_write_text, check_output, work
 
 __all__ = ["sweep", "pareto", "plot_sweep"]
 
-COLUMNS = ("target_cycles", "folding", "initiation_interval", "luts", "ffs", "brams", "lut_pct", "bram_pct",
+COLUMNS = ("target_cycles", "folding", "initiation_interval", "luts", "luts_estimate", "ffs", "brams", "brams_estimate",
+           "lut_pct", "bram_pct",
            "fmax_mhz", "fmax_mhz_min", "fmax_mhz_max", "seeds", "images_per_second", "latency_us", "pareto",
            "error")
 
@@ -34,6 +36,7 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks:
     from bnncore.exports import load
 
     from .autofold import auto_fold
+    from .estimate import estimate
     from .generate import generate
     from .plan import bias_bits_for
     from .synth import DEVICES, SynthError, synthesize
@@ -42,7 +45,9 @@ def _point(net_dir: str, device: str, target: int, out: str, freq, seeds, banks:
     plan = auto_fold(net, target, banks=banks, rom_blocks=dev.rom_blocks, buffer_blocks=dev.buffer_blocks,
                      bias_bits=bias_bits_for(net))
     folding = ";".join(f"{l.pe},{l.simd}" for l in plan.layers)
-    row = {"target_cycles": target, "folding": folding}
+    est = estimate(plan, dev)
+    row = {"target_cycles": target, "folding": folding,
+           "luts_estimate": est and est["total"]["luts"], "brams_estimate": est and est["total"]["brams"]}
     reports = []
     try:
         rtl = generate(net, plan, Path(out) / "rtl", vhdl=False)

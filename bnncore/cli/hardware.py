@@ -13,11 +13,15 @@ def cmd_rtl(args):
     import time
 
     from ..api import generate
+    from ..hw.estimate import estimate_note
     t0 = time.perf_counter()
     out = generate(args.net, args.out, log=log.info, force=args.force, **settings.RTL.from_args(args))
     seconds = time.perf_counter() - t0
-    from ..report import rtl_table
-    print(rtl_table(json.loads((out / "rtl.json").read_text())).markdown())
+    from ..report import layer_resources_table, rtl_table
+    info = json.loads((out / "rtl.json").read_text())
+    print(rtl_table(info).markdown())
+    if info.get("estimate"):
+        print(layer_resources_table(info["estimate"], estimate_note(info["estimate"])).markdown())
     print(f"generated {out} in {seconds:.1f} s")
     if args.check:
         from ..hw.tools import check_vhdl, lint_verilog

@@ -133,12 +133,16 @@ def test_deep_rom_in_narrow_column_slices(tmp_path):
 
 
 def test_block_ram_estimate_warns_where_the_bits_fit():
-    """A plan whose ROM bits fit the UP5K but whose shapes do not: 4,096-bit words one deep
-    are 256 blocks of 256 x 16 (w0), 448 bits 28 (t0), 640 bits 40 (w1), 160 bits 10 (t1)."""
+    """A plan whose ROM bits fit the device but whose shapes do not, on a family without a cost
+    model (hw/estimate.py): 4,096-bit words one deep are 114 Gowin blocks of 1 x 36 (w0), 448
+    bits 13 (t0), 640 bits 18 (w1), 160 bits 5 (t1). On the UP5K the cost model refuses it."""
+    from bnncore.errors import GenerateError
     from bnncore.hw.generate import check_buildable
     from bnncore.hw.synth import DEVICES
     plan = make_plan((64, 64, 10), [(64, 64), (10, 64)])
-    assert check_buildable(plan, DEVICES["up5k"]) == [
-        "its ROMs take about 334 block RAMs in up5k's shapes, the device has 30 (304 too many) unless Yosys puts "
+    assert check_buildable(plan, DEVICES["gw1nr-9"]) == [
+        "its ROMs take about 150 block RAMs in gw1nr-9's shapes, the device has 26 (124 too many) unless Yosys puts "
         "some in logic; bnn synth will tell"]
+    with pytest.raises(GenerateError, match="by the cost model"):
+        check_buildable(plan, DEVICES["up5k"])
     assert check_buildable(make_plan((64, 64, 10), [(4, 16), (2, 16)]), DEVICES["up5k"]) == []
