@@ -14,6 +14,7 @@ import pytest
 
 from bnncore.hw import synth
 
+from ..sampling import rotate
 from .test_synth import bram_design, need  # noqa: F401  (bram_design: the fixture, built once per module)
 
 
@@ -65,7 +66,7 @@ def test_gate_level_ecp5_netlist_equals_golden(bram_design, outreg):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("device", ["gw1nr-9", "gw2a-18"])
+@pytest.mark.parametrize("device", rotate(["gw1nr-9", "gw2a-18"], ids=["gw1nr-9", "gw2a-18"]))
 def test_gate_level_gowin_netlist_equals_golden(bram_design, device):
     """The synthesized Gowin netlist (Yosys' cell models, the ROM in a BSRAM's INIT_RAM
     parameters, the input buffer in shadow RAM) through the cocotb bench on Icarus: 0

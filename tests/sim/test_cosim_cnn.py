@@ -12,6 +12,7 @@ from bnncore.hw.generate import generate
 from bnncore.hw.plan import plan_for
 from bnncore.network import ConvLayer, DenseLayer, FoldedNetwork, InputScheme, OutputHead, PoolLayer
 
+from ..sampling import rotate
 from .test_cosim import need
 
 pytest.importorskip("cocotb_tools.runner")
@@ -162,7 +163,8 @@ def test_conv_gate_level_netlist_equals_golden(designs, device, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("device, cell", [("ecp5-25f", "DP16KD"), ("gw1nr-9", "DP")])
+@pytest.mark.parametrize("device, cell", rotate([("ecp5-25f", "DP16KD"), ("gw1nr-9", "DP")],
+                                                ids=["ecp5-25f-DP16KD", "gw1nr-9-DP"]))
 def test_conv_gate_level_with_written_block_rams(tmp_path, device, cell):
     """A CNN whose line buffer Yosys maps to a block RAM written at run time (bnncore's models of
     ECP5's DP16KD and Gowin's dual-port BSRAM, DPX9B here, write with byte enables), synthesized and
