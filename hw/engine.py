@@ -90,14 +90,18 @@ def result_port(pe: int, score_bits: int, slots: int) -> wiring.Signature:
     })
 
 
-def _planes(weights, x, value_bits: int) -> list:
+def _planes(m, weights, x, value_bits: int, name: str) -> list:
     """(agreement bits, weight) of each bit plane of an input word against one neuron's
     weight bits: the XNOR of each value's bits with its weight bit. For 8-bit values the sum of
     the planes' popcounts, weighted 2**b, is x for a weight bit 1 and 255 - x for a 0 (the
-    network's xnor8, bnncore/network.py and bnncore/kinds/)."""
+    network's xnor8, bnncore/network.py and bnncore/kinds/). The 8-bit agreement bits are a
+    signal of their own (``name``, combinational, in ``m``): a bit plane sliced out of the
+    expression itself made Amaranth emit the whole XNOR once per bit, time and memory growing
+    with the cube of SIMD (minutes and gigabytes from SIMD 28)."""
     if value_bits == 1:
         return [(~(weights ^ x), 0)]
-    agree = ~(Cat(*(weights[i].replicate(value_bits) for i in range(len(weights)))) ^ x)
+    agree = Signal(len(x), name=name)
+    m.d.comb += agree.eq(~(Cat(*(weights[i].replicate(value_bits) for i in range(len(weights)))) ^ x))
     return [(Cat(*(agree[i * value_bits + b] for i in range(len(weights)))), b) for b in range(value_bits)]
 
 
@@ -366,7 +370,8 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.t_addr.eq(Cat(*[nf] * self.t_slices))
             for p in range(PE):
                 m.d.sync += pc[p].eq(tree_sum([popcount(plane, self._popcount_form) << b
-                                               for plane, b in _planes(self.w_data.word_select(p, SIMD), x, VB)]))
+                                               for plane, b in _planes(m, self.w_data.word_select(p, SIMD), x, VB,
+                                                                       f"agree{p}")]))
         else:
             ctrl = delayed(ctrl, "s1x")   # the input word read (stage 1 above)
             # 1b: the input word into one register per group of REP_GROUP PEs; the weight
@@ -413,7 +418,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.t_addr.eq(Cat(*t_addr))
             chunks = [[] for _ in range(PE)]
             for p in range(PE):
-                for plane, b in _planes(w_q2.word_select(p, SIMD), x_p[p], VB):
+                for plane, b in _planes(m, w_q2.word_select(p, SIMD), x_p[p], VB, f"agree{p}"):
                     for lo in range(0, SIMD, POPCOUNT_CHUNK):
                         part = plane[lo:lo + POPCOUNT_CHUNK]
                         chunk = Signal(range(len(part) + 1), name=f"pc{p}_{len(chunks[p])}", reset_less=True)
