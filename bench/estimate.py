@@ -1,16 +1,16 @@
 """The resource estimate against Yosys: a corpus of designs synthesized, the cost model fitted
 to it and its error printed.
 
-    python bench/estimate.py measure [--only NAME,...] [--jobs N] [--out build/estimate]
+    python bench/estimate.py measure [--only NAME,...] [--devices D,...] [--jobs N] [--out build/estimate]
     python bench/estimate.py fit
-    python bench/estimate.py check [--devices up5k,ecp5-25f]
+    python bench/estimate.py check
 
 ``measure`` builds every design of ``DESIGNS`` (random weights, ``bnn rtl``'s options) and
-synthesizes it with Yosys for the iCE40 UP5K and the ECP5-25F (no place and route: the
+synthesizes it with Yosys for the iCE40 UP5K, the ECP5-25F and the GW1NR-9 (no place and route: the
 estimate is of Yosys' netlist, what ``bnn synth`` reports as LUTs, flip-flops, carries and
 block RAMs), and records each part's cells (hw/layer_cells.py) and where Yosys put each memory
 into ``bench/estimate.json``. ``fit`` fits the cost model of every family to that record and
-writes the coefficients into ``bnncore/hw/families/costs.json``; ``check`` prints the model's
+writes the coefficients into ``hw/families/costs.json``; ``check`` prints the model's
 error against the record, per design and in total (no synthesis: the record is the corpus).
 """
 
@@ -31,7 +31,7 @@ from corpus import random_network  # noqa: E402
 from bnncore import api  # noqa: E402
 
 RECORD = Path(__file__).with_name("estimate.json")
-DEVICES = ("up5k", "ecp5-25f")
+DEVICES = ("up5k", "ecp5-25f", "gw1nr-9")
 
 #: name -> (topology, input scheme, bnn rtl options): MLPs and CNNs at foldings from one input
 #: value per cycle to whole layers per cycle, threshold and 8-bit inputs, shallow engines
@@ -52,6 +52,7 @@ DESIGNS = {
     "mlp-tiny": ("37-11-6-5", "threshold", {"fold": [(4, 8), (3, 4), (2, 3)]}),
     "mlp-uint8": ("100-16-4", "uint8", {"fold": [(4, 10), (4, 4)]}),
     "mlp-uint8-196": ("196-32-10", "uint8", {"fold": [(2, 14), (2, 8)]}),
+    "mlp-uint8-784": ("784-64-10", "uint8", {"target_cycles": 512}),
     "mlp-wide-pe": ("256-128-64-10", "threshold", {"fold": [(32, 16), (16, 32), (10, 16)]}),
     "mlp-wide-simd": ("256-128-64-10", "threshold", {"fold": [(2, 256), (2, 128), (1, 64)]}),
     "mlp-deep": ("196-96-96-96-96-10", "threshold", {"target_cycles": 192}),
@@ -99,7 +100,7 @@ def _yosys(rtl_dir: Path, device: str, work: Path) -> dict:
             "memories": dict(sorted(memories.items()))}
 
 
-def measure(name: str, out: str) -> dict:
+def measure(name: str, out: str, devices=DEVICES) -> dict:
     import hashlib
 
     from bnncore.exports import export
@@ -109,7 +110,7 @@ def measure(name: str, out: str) -> dict:
     net_dir = export(random_network(topology, seed, scheme, 1, "mixed"), folder / "net", force=True)
     rtl = api.generate(net_dir, folder / "rtl", vhdl=False, force=True, **options)
     return {"topology": topology, "scheme": scheme, "options": options,
-            "devices": {d: _yosys(rtl, d, folder / d) for d in DEVICES}}
+            "devices": {d: _yosys(rtl, d, folder / d) for d in devices}}
 
 
 def design_plan(entry: dict, name: str):
@@ -127,6 +128,7 @@ def main():
     ap.add_argument("--only", help="comma-separated design names (default: all)")
     ap.add_argument("--jobs", type=int, default=2, help="designs synthesized at once (measure)")
     ap.add_argument("--out", default="build/estimate", help="where measure builds the designs")
+    ap.add_argument("--devices", help=f"comma-separated devices to measure (default: {', '.join(DEVICES)})")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(DESIGNS)
     unknown = [n for n in names if n not in DESIGNS]
@@ -135,8 +137,11 @@ def main():
     record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
     if args.action == "measure":
         t0 = time.perf_counter()
+        devices = args.devices.split(",") if args.devices else DEVICES
         with ProcessPoolExecutor(args.jobs) as pool:
-            for name, entry in zip(names, pool.map(measure, names, [args.out] * len(names))):
+            for name, entry in zip(names, pool.map(measure, names, [args.out] * len(names), [devices] * len(names))):
+                if name in record:    # the devices measured before, not measured again, are kept
+                    entry["devices"] = record[name]["devices"] | entry["devices"]
                 record[name] = entry
                 RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
                 secs = ", ".join(f"{d} {e['seconds']} s" for d, e in entry["devices"].items())

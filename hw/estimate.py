@@ -265,7 +265,7 @@ def _memory_costs(corpus: list, device_of) -> dict:
 
 def _same(kind: str, via: str) -> bool:
     return {"logic": "logic", "bram": "bram", "lutram": "lutram"}[kind] == (
-        "logic" if via == "logic" else "lutram" if "DPR16" in via or "RAM16" in via else "bram")
+        "logic" if via == "logic" else "lutram" if any(k in via for k in ("DPR16", "RAM16", "LUTRAM")) else "bram")
 
 
 def fit(corpus: list) -> dict:
