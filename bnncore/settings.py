@@ -181,8 +181,10 @@ PLAN = Stage(
     Option("target_cycles", None, f"cycles per image the automatic folding aims for (default: "
            f"{defaults.MLP_TARGET_CYCLES} for an MLP; for a CNN the fewest its layers allow: a window's word is at "
            "most one pixel's channels)", rule=count(1)),
-    Option("device", None, "automatic folding: take the fewest block RAMs of this device first, then the least logic "
-           "(default: the least logic)", choices=_DEVICES),
+    Option("device", None, "fit this device: the automatic folding takes its fewest block RAMs first, then the least "
+           "logic; the resources are estimated per layer before synthesis (rtl.json), and a folding that will not fit is "
+           "refused, naming the fewest cycles per image that will (default: no device; the least logic)",
+           choices=_DEVICES),
     Option("banks", defaults.BANKS, f"image buffers between layers (default: {defaults.BANKS})", rule=BANKS),
     Option("out_depth", defaults.OUT_DEPTH, f"output FIFO depth (default: {defaults.OUT_DEPTH})", rule=OUT_DEPTH),
     Option("pipelined", True, "4-stage engines: no register behind the block RAMs, one-cycle popcount (fewer "

@@ -48,16 +48,13 @@ from bnncore import defaults
 from bnncore.errors import UsageError
 
 from .layout import rom_slices, weight_rom
-from .plan import POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group
+from .plan import MEMORY_MIN_BITS, POPCOUNT_CHUNK, REP_GROUP, LayerFold, address_bits, read_group
 from .popcount import check_popcount_form, popcount, tree_sum
 
 __all__ = ["LayerEngine", "buffer_port", "result_port"]
 
 #: Attributes of the copies of broadcast registers: Amaranth would merge identical registers.
 KEEP = {"keep": 1}
-#: A buffer of at most this many bits is registers, not a memory: a block RAM of iCE40 (4 kbit)
-#: for the 27 bits of three 3x3 windows of one channel is most of a small device's budget.
-MEMORY_MIN_BITS = 256
 #: Bits of the input word per copy of the first read stage's select (pipelined engines).
 SEL_COLUMNS = 8
 

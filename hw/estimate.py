@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .design import _value_bits
 from .layout import rom_slices, weight_rom
-from .plan import Plan, collector_banks, engine_banks
+from .plan import MEMORY_MIN_BITS, POOL_LOGIC_BITS, Plan, collector_banks, engine_banks
 from .units import engine_input
 
 __all__ = ["COSTS_FILE", "Memory", "memories", "place", "features", "estimate", "estimate_note", "fit",
@@ -32,9 +33,6 @@ __all__ = ["COSTS_FILE", "Memory", "memories", "place", "features", "estimate", 
 COSTS_FILE = Path(__file__).parent / "families" / "costs.json"
 #: what the model estimates per part (the family's summary of Yosys' cells, hw/families)
 TARGETS = ("luts", "ffs", "carries")
-#: below these, Yosys keeps a buffer, a pool's row in registers (hw/engine.py, hw/window.py)
-MEMORY_MIN_BITS = 256
-POOL_LOGIC_BITS = 512
 ROM_BIT_COST, RAM_BIT_COST = 1 / 16, 1.0
 
 
@@ -194,13 +192,15 @@ def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
 
 
 _KINDS = {"bram": "block RAM", "lutram": "LUT RAM", "logic": "logic"}
+#: how the table names a memory of the core (a ROM by its own name, w0, t0, ...)
+_UNIT_NAMES = {"buffer": "input buffer", "lines": "line buffer", "rows": "pool row", "fifo_storage": "output FIFO"}
 
 
 def _placement(placed: list) -> list:
     """["w0: 6 block RAMs", "t0: logic", ...]: where a part's memories go, a ROM's slices together."""
     by = {}
     for m, kind, n in placed:
-        name = m.name.split(".")[0].removeprefix("rom_").removeprefix("core.")
+        name = _UNIT_NAMES.get(re.sub(r"^core\.(?:[a-z]+\d+_)?(?:\d+_)?", "", m.name), m.name.split(".")[0][4:])
         by.setdefault(name, {}).setdefault(kind, 0)
         by[name][kind] += n
     return [f"{name}: " + ", ".join(f"{n} {_KINDS[k]}{'s' if n > 1 else ''}" if n else _KINDS[k] for k, n in kinds.items())

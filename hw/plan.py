@@ -28,12 +28,17 @@ from bnncore.network import FoldedNetwork
 
 __all__ = ["Window", "Pool", "LayerFold", "Plan", "make_plan", "plan_for", "layer_shapes", "bias_bits_for",
            "pipeline_depth", "read_group", "address_bits", "engine_banks", "collector_banks", "POPCOUNT_CHUNK",
-           "REP_GROUP", "MAX_BANKS", "MAX_OUT_DEPTH"]
+           "REP_GROUP", "MAX_BANKS", "MAX_OUT_DEPTH", "MEMORY_MIN_BITS", "POOL_LOGIC_BITS"]
 
 #: Bits per first-stage popcount of a pipelined engine (the second stage adds the chunks).
 POPCOUNT_CHUNK = 16
 #: PEs per copy of the input word in the first level of a pipelined engine's fan-out tree.
 REP_GROUP = 6
+#: A buffer of at most this many bits is registers, not a memory: a block RAM of iCE40 (4 kbit)
+#: for the 27 bits of three 3x3 windows of one channel is most of a small device's budget.
+MEMORY_MIN_BITS = 256
+#: A pool's row of partial results of at most this many bits is flip-flops, not a memory.
+POOL_LOGIC_BITS = 384
 #: the most image buffers between layers, and output FIFO entries, a plan may have
 MAX_BANKS = 16
 MAX_OUT_DEPTH = 1024

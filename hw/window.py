@@ -27,12 +27,10 @@ from amaranth.lib.wiring import In, Out
 from bnncore import defaults
 
 from .engine import KEEP, buffer_port
-from .plan import Pool, Window
+from .plan import POOL_LOGIC_BITS, Pool, Window
 
 __all__ = ["SlidingWindow", "PixelCollector", "MaxPool", "RowUnpacker", "POOL_LOGIC_BITS"]
 
-#: A pool's row of partial results of at most this many bits is flip-flops, not a memory.
-POOL_LOGIC_BITS = 384
 #: Bits of a window unit's pixel register per copy of its load-or-shift select.
 PIXEL_SELECT_BITS = 64
 
