@@ -87,10 +87,6 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
     return _fold_plan(shapes, folds, "", **kw)
 
 
-# --- ROM contents ---------------------------------------------------------------------------
-
-
-
 def fit_findings(topology, plan, target_cycles: int, device, *, force: bool = False, **kw) -> list:
     """Check ``plan``, ``auto_fold``'s for ``target_cycles`` on ``device``, against the device by
     the cost model (hw/estimate.py). A plan whose estimate exceeds the device raises UsageError

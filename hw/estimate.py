@@ -3,7 +3,7 @@ from the plan alone, in milliseconds (pure Python, no Amaranth, no Yosys).
 
 Memories: every memory the generator makes (weight and threshold ROM slices, input buffers,
 line buffers, pool rows, the output FIFO) is placed as Yosys' ``memory_libmap`` places it: in
-whichever of logic, block RAM and (ECP5) LUT RAM costs least, a ROM bit in logic costing 1/16,
+whichever of logic, block RAM and (ECP5, Gowin) LUT RAM costs least, a ROM bit in logic costing 1/16,
 a RAM bit 1, a block RAM and a LUT-RAM cell the family's cost fitted to the corpus
 (``memory`` in costs.json). Logic: for each part of the design (each layer with its ROMs,
 window, pool and pixels; the scores and arg-max; the stream and control), a linear model of
@@ -102,7 +102,8 @@ FEATURES = {
 
 
 def features(plan: Plan, device, costs: dict) -> dict:
-    """{part: {feature: value}} of ``plan``, with {"brams", "lutram"} per part placed."""
+    """{part: {"features": {feature: value}, "memory": {"brams", "lutram"}}} of ``plan`` on
+    ``device``, its memories placed by ``costs["memory"]``."""
     places = {m.name: (m, *place(m, device, costs["memory"])) for m in memories(plan)}
     parts = {}
     for f in plan.layers:
@@ -144,8 +145,8 @@ def features(plan: Plan, device, costs: dict) -> dict:
     memory = {}
     for m, kind, n in places.values():
         d = memory.setdefault(m.part, {"brams": 0, "lutram": 0})
-        if kind in d or kind == "bram":
-            d["brams" if kind == "bram" else kind] += n
+        if kind != "logic":
+            d["brams" if kind == "bram" else "lutram"] += n
     return {part: {"features": v, "memory": memory.get(part, {"brams": 0, "lutram": 0})} for part, v in parts.items()}
 
 
@@ -168,10 +169,13 @@ def _costs() -> dict:
 
 
 def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
-    """{"per_layer": [{"part", "luts", "ffs", "carries", "brams", "lutram"}], "total": {...},
-    "model": {the corpus error}} of ``plan`` on ``device`` (a ``hw.families.Device``); None
-    where its family has no fitted costs. LUTs count LUT4s as Yosys' netlist does (on ECP5, 4
-    per LUT-RAM cell); a flip-flop absorbed by a block RAM's output register is still counted."""
+    """{"per_layer": [{"part", "units", "luts", "ffs", "carries", "brams", "lutram"}], "total":
+    {...}, "model": {the corpus error}, "memories": [{"name", "part", "depth", "width", "rom",
+    "kind", "cells"}]} of ``plan`` on ``device`` (a ``hw.families.Device``); None where its
+    family has no fitted costs. LUTs count LUT4s as Yosys' netlist does (4 per LUT-RAM cell, as
+    the families' summaries count them); a flip-flop that ECP5's block RAMs absorb into their
+    output registers after synthesis is still counted. ``units``: where each memory of the part
+    goes, as the printed table says it."""
     fam = (costs if costs is not None else _costs()).get(device.fpga_family.name)
     if not fam:
         return None
@@ -264,8 +268,10 @@ def _memory_costs(corpus: list, device_of) -> dict:
 
 
 def _same(kind: str, via: str) -> bool:
-    return {"logic": "logic", "bram": "bram", "lutram": "lutram"}[kind] == (
-        "logic" if via == "logic" else "lutram" if any(k in via for k in ("DPR16", "RAM16", "LUTRAM")) else "bram")
+    """Whether ``kind`` (place's) is where Yosys' log says a memory went (``via``: "logic" or
+    the cell memory_libmap mapped it to: a LUT RAM's name has DPR16 (ECP5) or LUTRAM (Gowin))."""
+    return kind == ("logic" if via == "logic" else "lutram" if any(k in via for k in ("DPR16", "RAM16", "LUTRAM"))
+                    else "bram")
 
 
 def fit(corpus: list) -> dict:
