@@ -9,6 +9,8 @@ from bnncore.cli import main
 from bnncore.experiments import EXPERIMENTS, run_experiment
 from bnncore.training import TrainConfig
 
+from .sampling import rotate
+
 
 @pytest.mark.parametrize("mode", ["quick", "full", "tiny"])
 def test_every_run_is_a_valid_config(mode):
@@ -56,7 +58,7 @@ def test_stat():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
+@pytest.mark.parametrize("name", rotate(list(EXPERIMENTS), ids=list(EXPERIMENTS), per_day=3))
 def test_tiny_end_to_end_then_resume(name, mnist_dir, fashion, tmp_path, monkeypatch, capsys):
     """Each experiment in its tiny configuration through the CLI: table, JSON, plots; every
     binary run folded with 0 mismatches; a second call redoes nothing."""
