@@ -17,6 +17,7 @@ error against the record, per design and in total (no synthesis: the record is t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus import random_network  # noqa: E402
 
 from bnncore import api  # noqa: E402
+from bnncore.fileio import atomic_write_text  # noqa: E402
 
 RECORD = Path(__file__).with_name("estimate.json")
 DEVICES = ("up5k", "ecp5-25f", "gw1nr-9")
@@ -100,14 +102,16 @@ def _yosys(rtl_dir: Path, device: str, work: Path) -> dict:
             "memories": dict(sorted(memories.items()))}
 
 
-def measure(name: str, out: str, devices=DEVICES) -> dict:
-    import hashlib
+def _network(name: str, topology: str, scheme: str):
+    """The design's network: random weights seeded by its name, as bench/corpus.py's."""
+    return random_network(topology, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16), scheme, 1, "mixed")
 
+
+def measure(name: str, out: str, devices=DEVICES) -> dict:
     from bnncore.exports import export
     topology, scheme, options = DESIGNS[name]
-    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
     folder = Path(out) / name
-    net_dir = export(random_network(topology, seed, scheme, 1, "mixed"), folder / "net", force=True)
+    net_dir = export(_network(name, topology, scheme), folder / "net", force=True)
     rtl = api.generate(net_dir, folder / "rtl", vhdl=False, force=True, **options)
     return {"topology": topology, "scheme": scheme, "options": options,
             "devices": {d: _yosys(rtl, d, folder / d) for d in devices}}
@@ -115,9 +119,7 @@ def measure(name: str, out: str, devices=DEVICES) -> dict:
 
 def design_plan(entry: dict, name: str):
     """The plan ``bnn rtl`` built for a recorded design (the same network, the same options)."""
-    import hashlib
-    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
-    net = random_network(entry["topology"], seed, entry["scheme"], 1, "mixed")
+    net = _network(name, entry["topology"], entry["scheme"])
     options = {k: [tuple(f) for f in v] if k == "fold" else v for k, v in entry["options"].items()}
     return api.plan(net, force=True, **options)[0]
 
@@ -143,7 +145,7 @@ def main():
                 if name in record:    # the devices measured before, not measured again, are kept
                     entry["devices"] = record[name]["devices"] | entry["devices"]
                 record[name] = entry
-                RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+                atomic_write_text(RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
                 secs = ", ".join(f"{d} {e['seconds']} s" for d, e in entry["devices"].items())
                 print(f"{name}: {secs} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         return 0
@@ -155,7 +157,7 @@ def main():
     corpus = [(n, design_plan(record[n], n), record[n]["devices"]) for n in names]
     if args.action == "fit":
         costs = estimate.fit(corpus)
-        estimate.COSTS_FILE.write_text(json.dumps(costs, indent=1) + "\n")
+        atomic_write_text(estimate.COSTS_FILE, json.dumps(costs, indent=1) + "\n")
         print(f"wrote {estimate.COSTS_FILE}")
     print(estimate.error_table(corpus))
     return 0

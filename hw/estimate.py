@@ -102,8 +102,8 @@ FEATURES = {
 
 
 def features(plan: Plan, device, costs: dict) -> dict:
-    """{part: {"features": {feature: value}, "memory": {"brams", "lutram"}}} of ``plan`` on
-    ``device``, its memories placed by ``costs["memory"]``."""
+    """{part: {"features": {feature: value}, "memory": {"brams", "lutram"}, "placed": [(memory,
+    kind, count)]}} of ``plan`` on ``device``, its memories placed by ``costs["memory"]``."""
     places = {m.name: (m, *place(m, device, costs["memory"])) for m in memories(plan)}
     parts = {}
     for f in plan.layers:
@@ -147,7 +147,8 @@ def features(plan: Plan, device, costs: dict) -> dict:
         d = memory.setdefault(m.part, {"brams": 0, "lutram": 0})
         if kind != "logic":
             d["brams" if kind == "bram" else "lutram"] += n
-    return {part: {"features": v, "memory": memory.get(part, {"brams": 0, "lutram": 0})} for part, v in parts.items()}
+    return {part: {"features": v, "memory": memory.get(part, {"brams": 0, "lutram": 0}),
+                   "placed": [p for p in places.values() if p[0].part == part]} for part, v in parts.items()}
 
 
 def _depth_blocks(mem: Memory, device) -> int:
@@ -179,11 +180,11 @@ def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
     fam = (costs if costs is not None else _costs()).get(device.fpga_family.name)
     if not fam:
         return None
-    placed = [(m, *place(m, device, fam["memory"])) for m in memories(plan)]
-    rows = []
+    rows, placed = [], []
     for part, v in features(plan, device, fam).items():
         coef = fam["parts"][_kind(part)]
-        row = {"part": part, "units": _placement([(m, k, n) for m, k, n in placed if m.part == part])}
+        row = {"part": part, "units": _placement(v["placed"])}
+        placed += v["placed"]
         for t in TARGETS:
             row[t] = max(0, round(sum(coef[t].get(k, 0.0) * x for k, x in v["features"].items())))
         row["brams"], row["lutram"] = v["memory"]["brams"], v["memory"]["lutram"]
