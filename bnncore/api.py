@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import defaults
-from .errors import UsageError, VerificationError
+from .errors import UsageError, VerificationError, option
 from .network import FoldedNetwork
 
 __all__ = ["fold", "import_qonnx", "plan", "generate", "simulate", "synthesize", "sweep", "network"]
@@ -96,14 +96,15 @@ def plan(net, *, force: bool = False, **options) -> tuple:
     automatic folding for ``target_cycles`` (the fewest block RAMs of ``device`` first, when
     given; default: ``defaults.MLP_TARGET_CYCLES`` for an MLP, for a CNN the fewest cycles its
     layers allow, ``fastest_cycles``). ``options``: ``bnncore.settings.PLAN``'s (``fold``,
-    ``target_cycles``, ``device``, ``banks``, ``out_depth``, ``pipelined``), as ``bnn rtl``'s.
-    Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
+    ``target_cycles``, ``device``, ``memory``, ``banks``, ``out_depth``, ``pipelined``), as
+    ``bnn rtl``'s; ``memory`` where the weights go (hw/memories.py). Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
     (``force`` turns those refusals into warnings)."""
     from .settings import PLAN
     o = PLAN.resolve(options, "bnncore.plan")
     fold, target_cycles, device = o["fold"], o["target_cycles"], o["device"]
     from .hw.autofold import auto_fold, fastest_cycles, fit_findings
-    from .hw.generate import check_buildable
+    from .hw.generate import check_buildable, device_findings
+    from .hw.memories import AUTO, auto_place, kind_of, parse_memory, place_weights
     from .hw.plan import bias_bits_for, plan_for
     from .hw.synth import DEVICES
     net = network(net)
@@ -112,17 +113,35 @@ def plan(net, *, force: bool = False, **options) -> tuple:
             else fastest_cycles(net)
     common = dict(banks=o["banks"], out_depth=o["out_depth"], pipelined=o["pipelined"], bias_bits=bias_bits_for(net))
     dev = DEVICES[device] if device else None
+    memory = parse_memory(o["memory"]) if isinstance(o["memory"], str) else o["memory"]
+    if memory is None:
+        memory = AUTO if dev is not None else {}
+    elif memory == AUTO and dev is None:
+        raise UsageError(f"{option('memory', 'auto')} places weights to fit a device: give {option('device', 'NAME')}")
+    elif memory != AUTO:
+        for kind in memory.values():
+            kind_of(kind, dev)          # UsageError: a kind the device's family does not have
+
+    blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
+
+    def placed(q, cycles=None):     # the plan with its weights where --memory puts them
+        if memory == AUTO:
+            refold = None if cycles is None else \
+                (lambda where: auto_fold(net, cycles, **common, **blocks, weight_memories=where))
+            return auto_place(q, dev, lambda r: not device_findings(r, dev)[0], refold)
+        return place_weights(q, memory) if memory else q
     try:   # parameter errors: TypeError, as Amaranth components raise them
         if fold is not None:
-            p = plan_for(net, [tuple(f) for f in fold], **common)
+            p = placed(plan_for(net, [tuple(f) for f in fold], **common))
+        elif memory and memory != AUTO:
+            p = place_weights(auto_fold(net, target_cycles, **common, **blocks, weight_memories=memory), memory)
         else:
-            blocks = {"rom_blocks": dev.rom_blocks, "buffer_blocks": dev.buffer_blocks} if dev else {}
-            p = auto_fold(net, target_cycles, **common, **blocks)
+            p = placed(auto_fold(net, target_cycles, **common, **blocks), target_cycles)
     except TypeError as e:
         raise UsageError(f"folding: {e}") from None
     warnings = check_buildable(p, dev, force=force, checked=fold is None)
     if fold is None and dev is not None:   # the cost model's check, naming the fastest folding that fits
-        warnings += fit_findings(net, p, target_cycles, dev, force=force, **common)
+        warnings += fit_findings(net, p, target_cycles, dev, force=force, place=placed, **common)
     return p, warnings
 
 

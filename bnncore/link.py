@@ -167,12 +167,13 @@ def design_digest(info) -> str:
     return digest(info)
 
 
-def info_blob(info, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False) -> bytes:
-    """The INFO payload a design built from ``info`` (its RtlDesign, or rtl.json's object) answers."""
+def info_blob(info, clock_hz: int, baud: int, rx_buffer: int, writable: bool = False, loaded: bool = False) -> bytes:
+    """The INFO payload a design built from ``info`` (its RtlDesign, or rtl.json's object)
+    answers; ``loaded``: its weights are loaded at run time, so it names no network until then."""
     from bnncore.hw.design import RtlDesign
     d = RtlDesign.from_json(info)
     spec = d.spec.encode("ascii")
-    net = (d.network or {}).get("sha256") or "0" * 16
+    net = "0" * 16 if loaded else (d.network or {}).get("sha256") or "0" * 16
     return _INFO_HEAD.pack(PROTOCOL_VERSION, WRITABLE if writable else 0, int(clock_hz), int(baud), rx_buffer,
                            d.in_width, d.in_beats, d.in_value_bits, d.out_width, d.class_bits, d.score_bits,
                            d.topology[-1], math.ceil(d.interval), bytes.fromhex(net[:16]),

@@ -138,6 +138,11 @@ class Stage:
 _FOLD = re.compile(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*")
 
 
+def _parse_memory(text: str):
+    from .hw.memories import parse_memory
+    return parse_memory(text)
+
+
 def parse_folds(text: str) -> list:
     """--fold's text: PE,SIMD per layer, ';'-separated."""
     parts = text.split(";")
@@ -185,6 +190,11 @@ PLAN = Stage(
            "logic; the resources are estimated per layer before synthesis (rtl.json), and a folding that will not fit is "
            "refused, naming the fewest cycles per image that will (default: no device; the least logic)",
            choices=_DEVICES),
+    Option("memory", None, "where the weights go besides block RAM: 'w0=spram,...' (a memory kind of --device's family: "
+           "iCE40 UltraPlus's SPRAM, whose contents the bitstream cannot set: such a design is built for a board, "
+           "--writable, and loaded with bnn load), 'none', or 'auto': the largest layers' weights in such a kind only "
+           "when the design does not fit the device without it (default: auto with --device, else none)",
+           from_text=_parse_memory),
     Option("banks", defaults.BANKS, f"image buffers between layers (default: {defaults.BANKS})", rule=BANKS),
     Option("out_depth", defaults.OUT_DEPTH, f"output FIFO depth (default: {defaults.OUT_DEPTH})", rule=OUT_DEPTH),
     Option("pipelined", True, "4-stage engines: no register behind the block RAMs, one-cycle popcount (fewer "

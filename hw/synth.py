@@ -37,6 +37,7 @@ from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
 from .layer_cells import per_layer
+from .memories import loaded_writable
 from .pnr import critical_path
 from .pnr import fmax as pnr_fmax
 from .timing import bounds
@@ -90,9 +91,15 @@ def cell_model_defines(device: Device) -> dict:
 # --- fit ------------------------------------------------------------------------------------
 
 def check_fit(rtl, device: Device):
-    """Raise SynthError if the ROMs of ``rtl`` (an RtlDesign) hold more bits than the device's block RAM."""
+    """Raise SynthError if the ROMs of ``rtl`` (an RtlDesign) hold more bits than the device's block
+    RAM, or its weights placed in a memory kind (hw/memories.py) take more blocks than it has."""
     rtl = RtlDesign.from_json(rtl)
-    bits = rtl.memory_bits_total
+    from .memories import placement_errors
+    if any(m.kind for m in rtl.memories.values()):
+        errors = placement_errors(rtl.plan, device)
+        if errors:
+            raise SynthError(f"{rtl.spec} does not fit {device.name}: {errors[0]}")
+    bits = sum(m.depth * m.width for m in rtl.memories.values() if not m.kind)    # the ROMs in block RAM
     cap = device.bram_total_bits
     if bits > cap:
         topo = rtl.spec
@@ -295,6 +302,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = _load_rtl(rtl_dir, rom_dir)
+    writable = loaded_writable(rtl, board, writable, log)
     check_fit(rtl, device)
     freq = freq or fam.default_mhz
     yosys = find_yosys()
@@ -457,7 +465,7 @@ def _board(name: str, device, freq, baud) -> tuple:
         try:
             top = LinkTop(info=rtl, rom_files={m.parameter: m.file for m in rtl.memories.values()},
                           clock_hz=hz, baud=baud, writable=writable,
-                          contents=read_rom_files(rtl, rom_dir) if writable else None)
+                          contents=read_rom_files(rtl, rom_dir) if writable else None, family=b.device.fpga_family)
         except ValueError as e:
             raise SynthError(f"board {name}: {e}") from None
         return board_files(b, top, pll=made)

@@ -431,7 +431,7 @@ def simulate_link(rtl_dir, net_dir, values: np.ndarray, *, sim: str = "verilator
         device = DEVICES[gate_level]
         names = {m.parameter: m.file for m in info.memories.values()}
         top = LinkTop(info=info, rom_files=names, clock_hz=clock_hz, baud=baud, rx_buffer=rx_buffer,
-                      writable=writable, contents=contents)
+                      writable=writable, contents=contents, family=device.fpga_family)
         log and log(f"{gate_level}: synthesizing bnn_link for the gate-level bench")
         gate = netlist(rtl_dir, device, build_dir / "gate", top="bnn_link",
                        files={"bnn_link.v": verilog.convert(top, name="bnn_link", emit_src=False)})

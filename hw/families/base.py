@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..tools import SynthError
 
-__all__ = ["Family", "Device", "Pll", "FAMILIES", "BRAM18K_SHAPES", "bram18k_slices"]
+__all__ = ["Family", "Device", "Pll", "MemoryKind", "FAMILIES", "BRAM18K_SHAPES", "bram18k_slices"]
 
 #: {name: Family}, filled by hw/families/__init__.py from its registered modules.
 FAMILIES: dict = {}
@@ -30,6 +30,25 @@ class Pll:
     primitive: str
     params: dict
     mhz: float
+
+
+@dataclass(frozen=True)
+class MemoryKind:
+    """A kind of memory beside block RAM that a layer's weights can be placed in (a family's
+    ``memory_kinds``; ``bnn rtl --memory``): one block's geometry and ports, and how its
+    contents get there."""
+    name: str               # as --memory and rtl.json name it
+    title: str              # as people write it
+    depth: int              # words of one block
+    width: int              # bits per word of one block
+    count: str              # the Device field with how many blocks a part has
+    ports: int              # 1: single-ported, a write takes the read's address
+    latency: int            # cycles from the address to the data (1, as a block RAM's)
+    initialised: bool       # False: the bitstream cannot set its contents; they are loaded at run time
+
+    def blocks(self, depth: int, width: int) -> int:
+        """Blocks a memory of ``depth`` words of ``width`` bits takes."""
+        return math.ceil(depth / self.depth) * math.ceil(width / self.width)
 
 
 #: (depth, width) read ports of an 18 kbit block RAM with 9-bit bytes (ECP5's DP16KD, Gowin's
@@ -60,6 +79,8 @@ class Family:
     bram_shapes: tuple = ()
     #: shallow read-write buffers go to distributed (LUT) RAM, not block RAM
     distributed_ram: bool = False
+    #: {name: MemoryKind}: where a layer's weights can be placed besides block RAM
+    memory_kinds: dict = {}
     #: speed grades nextpnr models (the device table names each part at its first, the slowest)
     speed_grades: tuple = ()
     #: Verilog driving the board top's rst_g from rst_q on a global net (``--global-reset``)
@@ -121,6 +142,12 @@ class Family:
 
     def netlist_pass(self, out: Path, netlist_json: str, bram_outreg: bool):
         """Rewrite the synthesized netlist (Yosys JSON) in ``out`` as place and route gets it."""
+
+    def memory_instance(self, kind: MemoryKind, m, name: str, depth: int, width: int, addr, data, write):
+        """Add to ``m`` a memory ``name`` of ``kind`` built from the family's primitives: ``depth``
+        words of ``width`` bits, read at ``addr`` (data one cycle later), written by ``write``
+        (enable, address, word)."""
+        raise SynthError(f"{self.title} has no memory kind {kind.name!r}")
 
     # --- boards
     def pll(self, in_mhz: float, out_mhz: float, device: Device | None = None) -> Pll:

@@ -15,7 +15,10 @@ import subprocess
 from pathlib import Path
 
 from ..tools import SynthError, find_tool, which
-from .base import Family, Pll
+from .base import Family, MemoryKind, Pll
+
+#: The UltraPlus parts' single-port RAM: 16K words of 16 bits a block, no initial contents.
+SPRAM = MemoryKind("spram", "SPRAM", 16384, 16, "spram", ports=1, latency=1, initialised=False)
 
 
 class ICE40(Family):
@@ -33,6 +36,7 @@ class ICE40(Family):
     yosys_synth = "synth_ice40"
     yosys_share = "ice40"
     slice_words = 256
+    memory_kinds = {"spram": SPRAM}
     packer = "icepack"
     swap_tool = "icebram"
 
@@ -73,6 +77,32 @@ class ICE40(Family):
     def cell_model_defines(self) -> dict:
         # Icarus 11 has no default values of input ports, which Yosys' models use unless told not to
         return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
+
+    def memory_instance(self, kind, m, name, depth, width, addr, data, write):
+        """SB_SPRAM256KA blocks, 16 bits of the word each and 16K words deep; a deeper memory's
+        rows of blocks are selected by the high address bits (the read data by their value a
+        cycle before). A single port: a write takes the address (the accelerator is idle then)."""
+        if kind is not SPRAM:
+            return super().memory_instance(kind, m, name, depth, width, addr, data, write)
+        from amaranth import Array, ClockSignal, Instance, Mux, Signal
+        en, waddr, wdata = write
+        abits = max(1, (depth - 1).bit_length())
+        a = Signal(max(14, abits), name=f"{name}_a")
+        m.d.comb += a.eq(Mux(en, waddr[:abits], addr[:abits]))
+        rows = -(-depth // SPRAM.depth)
+        row = Signal(range(max(2, rows)), name=f"{name}_row")
+        m.d.sync += row.eq(a[14:] if rows > 1 else 0)
+        for lane, lo in enumerate(range(0, width, 16)):
+            w = min(16, width - lo)
+            outs = []
+            for r in range(rows):
+                q = Signal(16, name=f"{name}_q{r}_{lane}")
+                m.submodules[f"{name}_spram{r}_{lane}"] = Instance(
+                    "SB_SPRAM256KA", i_ADDRESS=a[:14], i_DATAIN=wdata[lo:lo + w], i_MASKWREN=0b1111,
+                    i_WREN=en & (a[14:] == r if rows > 1 else 1), i_CHIPSELECT=1, i_CLOCK=ClockSignal(),
+                    i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=q)
+                outs.append(q[:w])
+            m.d.comb += data[lo:lo + w].eq(Array(outs)[row] if rows > 1 else outs[0])
 
     def pll(self, in_mhz, out_mhz, device=None) -> Pll:
         """icestorm's ``icepll`` search."""
