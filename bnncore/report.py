@@ -167,7 +167,7 @@ def synth_table(r: dict) -> Table:
                  f"{100 * float(b['efficiency']):.0f}%)")
     except (KeyError, TypeError, ValueError):
         pass
-    note += (f"; the device's block RAMs can read the weights in {r['bandwidth_bound_cycles']:g} cycles/image "
+    note += (f"; the device's memories can read the weights in {r['bandwidth_bound_cycles']:g} cycles/image "
              f"({100 * r['bandwidth_efficiency']:.0f}% of the interval)")
     path = r.get("critical_path")
     try:          # a report.json of the build folder: a malformed path is left out
@@ -189,7 +189,7 @@ def synth_table(r: dict) -> Table:
     return Table(("device", "network", "LUT4s (placed)", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz",
                   "II cycles", "images/s", "latency us"),
                  [(r["device"]["part"], r.get("spec") or "-".join(map(str, r["topology"])), luts,
-                   f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)",
+                   f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)" + (f" + {res['spram']} SPRAM" if res.get("spram") else ""),
                    res["dsps"], f"{r['fmax_mhz']:.1f}", f"{r['initiation_interval']:g}", f"{r['images_per_second']:,}",
                    r["latency_us"])], note)
 

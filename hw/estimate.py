@@ -54,18 +54,21 @@ class Memory:
 
 
 def memories(plan: Plan) -> list:
-    """Every memory of the design ``plan`` generates."""
-    out = []
+    """Every memory of the design ``plan`` generates. Where weights are loaded at run time
+    (hw/memories.py) the design is built writable, every ROM then a RAM with a write port."""
+    from .memories import loaded
+    out, writable = [], bool(loaded(plan))
     for f in plan.layers:
         k, part = f.index, f"layer {f.index}"
         rom = weight_rom(f, plan.pipelined)
         if f.weight_memory:     # one memory of the whole row (hw/memories.py)
-            out.append(Memory(f"rom_w{k}.mem", part, rom.depth, rom.width, False, f.weight_memory))
+            out.append(Memory(f"rom_w{k}.mem", part, rom.depth, rom.width, writable, f.weight_memory))
         else:
-            out += [Memory(f"rom_w{k}.slice[{s}].mem", part, rom.depth, w, False)
+            out += [Memory(f"rom_w{k}.slice[{s}].mem", part, rom.depth, w, writable)
                     for s, (_, w) in enumerate(rom_slices(rom.width, rom.depth))]
         tw = f.pe * _value_bits(plan, f)
-        out += [Memory(f"rom_t{k}.slice[{s}].mem", part, f.nf, w, False) for s, (_, w) in enumerate(rom_slices(tw, f.nf))]
+        out += [Memory(f"rom_t{k}.slice[{s}].mem", part, f.nf, w, writable)
+                for s, (_, w) in enumerate(rom_slices(tw, f.nf))]
         in_width, in_slots = engine_input(plan, f)
         banks = engine_banks(plan, f)
         if in_width == f.word_bits and in_slots == f.sf and banks * in_slots * in_width > MEMORY_MIN_BITS:

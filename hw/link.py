@@ -115,9 +115,13 @@ class Link(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)                           # payload bytes still to come
+        # count == 0 and idle == timeout as registers beside the counters: their comparisons
+        # are off the paths from the counters to the payload's field registers
+        count_zero = Signal(init=1)
         crc = Signal(16)
         crc_lo = Signal(8)
         idle = Signal(range(self._timeout + 1))
+        idle_out = Signal(init=self._timeout == 0)
         beat = Signal(NB * 8, reset_less=True)
         bc = Signal(range(max(2, NB)))               # bytes of the beat so far
         beat_full = Signal()
@@ -154,10 +158,10 @@ class Link(wiring.Component):
         with m.If(got & in_frame & rxq.r_data[8]):
             m.d.sync += overrun.eq(1)
         with m.If(got | ~in_frame | rxq.r_rdy):     # idle: nothing received, nothing waiting
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self._timeout):
-            m.d.sync += idle.eq(idle + 1)
-        timed_out = in_frame & (idle == self._timeout)
+            m.d.sync += [idle.eq(0), idle_out.eq(self._timeout == 0)]
+        with m.Elif(~idle_out):
+            m.d.sync += [idle.eq(idle + 1), idle_out.eq(idle == self._timeout - 1)]
+        timed_out = in_frame & idle_out
         crc_next = Signal(16)                        # the frame's CRC after this byte
         m.d.comb += crc_next.eq(crc16_update(crc, byte))
 
@@ -185,7 +189,7 @@ class Link(wiring.Component):
                 m.d.comb += [read.eq(1), in_frame.eq(1)]
                 with m.If(got):
                     full = Cat(length[:8], byte)
-                    m.d.sync += [length.eq(full), count.eq(full), crc.eq(crc_next),
+                    m.d.sync += [length.eq(full), count.eq(full), count_zero.eq(full == 0), crc.eq(crc_next),
                                  streaming.eq((cmd == proto.CLASSIFY) & (full == IMG)), bc.eq(0), pos.eq(0)]
                     if writable:      # a shorter word leaves the bytes above it 0
                         m.d.sync += wdata.eq(0)
@@ -194,14 +198,14 @@ class Link(wiring.Component):
                     m.next = "pad"
             with m.State("payload"):
                 m.d.comb += in_frame.eq(1)
-                with m.If(count == 0):
+                with m.If(count_zero):
                     m.next = "crc0"
                 with m.Elif(timed_out):
                     m.next = "pad"
                 with m.Else():
                     m.d.comb += read.eq(~streaming | ~beat_full)
                     with m.If(got):
-                        m.d.sync += [count.eq(count - 1), crc.eq(crc_next), pos.eq(pos + 1),
+                        m.d.sync += [count.eq(count - 1), count_zero.eq(count == 1), crc.eq(crc_next), pos.eq(pos + 1),
                                      nbuf.eq(Cat(nbuf[8:], byte))]
                         with m.If(streaming):
                             take_into_beat(byte)
@@ -216,14 +220,14 @@ class Link(wiring.Component):
                                     m.d.sync += wdata[8 * k:8 * k + 8].eq(byte)
             with m.State("pad"):
                 # a truncated frame: an image is completed with zero bytes and its result dropped
-                with m.If(~streaming | (count == 0)):
+                with m.If(~streaming | count_zero):
                     with m.If(tickets.w_rdy):
                         # bytes lost with none after them to carry the mark: an overrun
                         ticket(Mux(streaming, _T_DROP, _T_ERROR), Mux(overrun | lost, proto.OVERRUN, proto.TIMEOUT))
                         m.d.sync += lost.eq(0)
                         m.next = "sync"
                 with m.Elif(~beat_full):
-                    m.d.sync += count.eq(count - 1)
+                    m.d.sync += [count.eq(count - 1), count_zero.eq(count == 1)]
                     take_into_beat(Const(0, 8))
             with m.State("crc0"):
                 m.d.comb += [read.eq(1), in_frame.eq(1)]
@@ -314,6 +318,11 @@ class Link(wiring.Component):
             m.d.comb += cur.eq(out_crc[8:])
         error_seen = Signal()
         m.d.comb += [self.error.eq(error_seen), self.receiving.eq(in_frame), tx.i.payload.eq(cur)]
+        # the CRC takes a byte the cycle after the UART took it (busy with it for ten bit times
+        # then), from a register: the byte's selection and the CRC's XORs are not one path
+        sent, crc_due = Signal(8), Signal()
+        with m.If(crc_due):
+            m.d.sync += [out_crc.eq(crc16_update(out_crc, sent)), crc_due.eq(0)]
         with m.FSM():
             with m.State("wait"):
                 m.d.comb += quiet.eq(~tickets.r_rdy)
@@ -343,9 +352,7 @@ class Link(wiring.Component):
             with m.State("send"):
                 m.d.comb += tx.i.valid.eq(1)
                 with m.If(tx.i.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If((idx >= 1) & (idx < plen + 4)):
-                        m.d.sync += out_crc.eq(crc16_update(out_crc, cur))
+                    m.d.sync += [idx.eq(idx + 1), sent.eq(cur), crc_due.eq((idx >= 1) & (idx < plen + 4))]
                     with m.If((idx >= 4) & (idx < plen + 4) & (r_kind == _T_RESULT)):
                         m.d.sync += result.eq(result >> 8)
                     with m.If(idx == plen + 5):

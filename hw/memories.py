@@ -23,7 +23,7 @@ from bnncore.errors import UsageError, option
 from .plan import Plan
 
 __all__ = ["AUTO", "parse_memory", "place_weights", "placed", "kind_of", "loaded", "blocks", "placement_errors",
-           "auto_place", "loaded_writable"]
+           "auto_place", "loaded_writable", "bandwidth_cycles"]
 
 #: ``--memory auto``: place weights beside block RAM only where the plan does not fit without
 AUTO = "auto"
@@ -151,3 +151,16 @@ def loaded_writable(rtl, board, writable: bool, log) -> bool:
     if not writable:
         log(f"{what}: built writable, to be loaded with bnn load")
     return True
+
+
+def bandwidth_cycles(plan: Plan, device) -> float:
+    """Cycles per image in which ``device``'s memories can read the weights of ``plan``, each
+    kind at its blocks' width a cycle (block RAM: ``bram_read_width``): the slowest kind's."""
+    bits = {}
+    for f in plan.layers:
+        bits[f.weight_memory] = bits.get(f.weight_memory, 0) + f.memory_bits["weights"] * f.positions
+    cycles = [bits.pop("", 0) / (device.brams * device.bram_read_width)]
+    for name, b in bits.items():
+        kind = kind_of(name, device)
+        cycles.append(b / max(1, getattr(device, kind.count) * kind.width))
+    return max(cycles)

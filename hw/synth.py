@@ -37,7 +37,7 @@ from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
 from .layer_cells import per_layer
-from .memories import loaded_writable
+from .memories import bandwidth_cycles, loaded_writable
 from .pnr import critical_path
 from .pnr import fmax as pnr_fmax
 from .timing import bounds
@@ -389,7 +389,7 @@ def _synthesize(out, rtl_dir, rtl, device, freq, seed, rom_dir, bitstream, route
     lut_cell, ram_cell = device.fpga_family.lut_cell, device.fpga_family.ram_cell
     # the weight bits read per image: a convolution's once per window position
     weight_bits = sum(l["memory_bits"]["weights"] * l.get("positions", 1) for l in rtl.folding)
-    bound = weight_bits / (device.brams * device.bram_read_width)
+    bound = bandwidth_cycles(rtl.plan, device)
     report = {
         "generator": f"bnncore {__version__}",
         "device": asdict(device) | {"pnr_args": list(device.pnr_args), "synth_args": list(device.synth_args),

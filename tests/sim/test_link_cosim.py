@@ -96,3 +96,37 @@ def test_load_a_network_over_the_link(mlp, other, sim, tmp_path):
     import json
     info = json.loads((root / "rtl" / "rtl.json").read_text())
     assert r["words_loaded"] == sum(m["depth"] for m in info["memories"].values())
+
+
+@pytest.fixture(scope="module")
+def spram_mlp(mlp, tmp_path_factory):
+    """The MLP with its first two layers' weights in SPRAM (hw/memories.py): no initial contents."""
+    from bnncore.hw.memories import place_weights
+    root = tmp_path_factory.mktemp("link-spram")
+    net_dir = mlp[0] / "net"
+    from bnncore.exports import load
+    plan = place_weights(make_plan((37, 11, 6, 5), [(4, 8), (3, 4), (2, 3)], banks=2), {0: "spram", 1: "spram"})
+    generate(load(net_dir), plan, root / "rtl", vhdl=False)
+    return root / "rtl", net_dir
+
+
+def test_spram_weights_are_loaded_over_the_link(spram_mlp, mlp, other, tmp_path):
+    """Weights in SPRAM, as it behaves (one port, nothing in it at power-up): INFO names no
+    network; the bench loads the RTL's own over the link, classifies exactly, then loads B."""
+    need("icarus")
+    rtl, net_dir = spram_mlp
+    r = simulate_link(rtl, net_dir, mlp[1], sim="icarus", build_dir=tmp_path / "b", writable=True, load_net=other)
+    assert r["info"]["network"] == "0" * 16 and r["info_ok"] and not r["mismatches"]
+    assert r["preloaded_words"] == r["words_loaded"] > 0
+    assert r["loaded_info_ok"] and not r["loaded_mismatches"] and r["loaded_differs"] > 0
+
+
+@pytest.mark.slow
+def test_spram_gate_level(spram_mlp, mlp, other, tmp_path):
+    """The same through Yosys' netlist for the UP5K with its SB_SPRAM256KA cell models."""
+    need("icarus")
+    rtl, net_dir = spram_mlp
+    r = simulate_link(rtl, net_dir, mlp[1][:6], sim="icarus", build_dir=tmp_path / "b", gate_level="up5k",
+                      writable=True, load_net=other)
+    assert r["info_ok"] and not r["mismatches"] and r["loaded_info_ok"] and not r["loaded_mismatches"]
+    assert (tmp_path / "b" / "gate" / "bnn_link_netlist.v").read_text().count("SB_SPRAM256KA ") == 3
