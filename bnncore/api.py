@@ -97,12 +97,14 @@ def plan(net, *, force: bool = False, **options) -> tuple:
     given; default: ``defaults.MLP_TARGET_CYCLES`` for an MLP, for a CNN the fewest cycles its
     layers allow, ``fastest_cycles``). ``options``: ``bnncore.settings.PLAN``'s (``fold``,
     ``target_cycles``, ``device``, ``memory``, ``banks``, ``out_depth``, ``pipelined``), as
-    ``bnn rtl``'s; ``memory`` where the weights go (hw/memories.py). Returns ``(plan, warnings)``; a plan that cannot be built raises ValueError
-    (``force`` turns those refusals into warnings)."""
+    ``bnn rtl``'s; ``memory`` where the weights go (hw/memories.py). Returns ``(plan,
+    warnings)``; a plan that cannot be built raises ValueError (``force`` turns those refusals
+    into warnings)."""
     from .settings import PLAN
     o = PLAN.resolve(options, "bnncore.plan")
     fold, target_cycles, device = o["fold"], o["target_cycles"], o["device"]
     from .hw.autofold import auto_fold, fastest_cycles, fit_findings
+    from .hw.estimate import crowded, estimate
     from .hw.generate import check_buildable, device_findings
     from .hw.memories import AUTO, auto_place, kind_of, parse_memory, place_weights
     from .hw.plan import bias_bits_for, plan_for
@@ -128,7 +130,8 @@ def plan(net, *, force: bool = False, **options) -> tuple:
         if memory == AUTO:
             refold = None if cycles is None else \
                 (lambda where: auto_fold(net, cycles, **common, **blocks, weight_memories=where))
-            return auto_place(q, dev, lambda r: not device_findings(r, dev)[0], refold)
+            return auto_place(q, dev, lambda r: not device_findings(r, dev)[0], refold,
+                              lambda r: not crowded(estimate(r, dev), dev))
         return place_weights(q, memory) if memory else q
     try:   # parameter errors: TypeError, as Amaranth components raise them
         if fold is not None:
@@ -139,9 +142,10 @@ def plan(net, *, force: bool = False, **options) -> tuple:
             p = placed(auto_fold(net, target_cycles, **common, **blocks), target_cycles)
     except TypeError as e:
         raise UsageError(f"folding: {e}") from None
-    warnings = check_buildable(p, dev, force=force, checked=fold is None)
+    warnings = []
     if fold is None and dev is not None:   # the cost model's check, naming the fastest folding that fits
         warnings += fit_findings(net, p, target_cycles, dev, force=force, place=placed, **common)
+    warnings += check_buildable(p, dev, force=force, checked=fold is None)
     return p, warnings
 
 

@@ -28,7 +28,7 @@ from .plan import MEMORY_MIN_BITS, POOL_LOGIC_BITS, Plan, collector_banks, engin
 from .units import engine_input
 
 __all__ = ["COSTS_FILE", "Memory", "memories", "place", "features", "estimate", "estimate_note", "fit",
-           "error_table", "over_budget", "TARGETS"]
+           "error_table", "over_budget", "crowded", "TARGETS"]
 
 COSTS_FILE = Path(__file__).parent / "families" / "costs.json"
 #: what the model estimates per part (the family's summary of Yosys' cells, hw/families)
@@ -203,10 +203,16 @@ def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
         row.update(v["memory"])
         row["luts"] += 4 * row["lutram"]     # a LUT-RAM cell is four LUT4s in the families' summaries
         rows.append(row)
+    from .memories import LINK_COST, loaded
+    if loaded(plan):     # built only behind the board's link, writable (hw/memories.py)
+        rows.append(dict(LINK_COST, part="serial link", units=["receive buffer and answers: block RAM"]))
     kinds = [k for k in device.fpga_family.memory_kinds if any(k in r for r in rows)]
     for r in rows:
-        r.update({k: r.get(k, 0) for k in kinds})
+        r.update({k: r.get(k, 0) for k in ("lutram", *kinds)})
     total = {k: sum(r[k] for r in rows) for k in (*TARGETS, "brams", "lutram", *kinds)}
+    cells = device.fpga_family.logic_cells(total["luts"], total["ffs"])
+    if cells is not None:
+        total["logic_cells"] = cells
     return {"per_layer": rows, "total": total, "model": fam.get("corpus", {}),
             "memories": [{"name": m.name, "part": m.part, "depth": m.depth, "width": m.width, "rom": not m.writes,
                           "kind": kind, "cells": n} for m, kind, n in placed]}
@@ -253,6 +259,18 @@ def over_budget(est: dict, device) -> list:
     return [f"{t[k]:,} {what} of the {device.name}'s {cap:,}" for k, what, cap in
             (("luts", "LUT4s", device.luts), ("ffs", "flip-flops", device.ffs), ("brams", "block RAMs", device.brams),
              *kinds) if t[k] > cap]
+
+
+def crowded(est: dict, device) -> str | None:
+    """Where a LUT4 and a flip-flop share a logic cell (iCE40): the cells ``est`` fills beyond
+    ``device``'s, in words, or None. A preference among placements (hw/memories.py), not a
+    refusal or a warning: the estimate's flip-flops are not sure enough for that
+    (docs/hardware.md)."""
+    cells = est["total"].get("logic_cells")
+    if cells is None or cells <= device.luts:
+        return None
+    return (f"by the cost model the design fills about {cells:,} {device.fpga_family.lut_cell_title} of the "
+            f"{device.name}'s {device.luts:,} (a LUT4 and a flip-flop each); nextpnr may not place it")
 
 
 # --- calibration (bench/estimate.py) ----------------------------------------------------------

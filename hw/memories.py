@@ -22,13 +22,17 @@ from bnncore.errors import UsageError, option
 
 from .plan import Plan
 
-__all__ = ["AUTO", "parse_memory", "place_weights", "placed", "kind_of", "loaded", "blocks", "placement_errors",
+__all__ = ["AUTO", "LINK_COST", "parse_memory", "place_weights", "placed", "kind_of", "loaded", "blocks", "placement_errors",
            "auto_place", "loaded_writable", "bandwidth_cycles"]
 
 #: ``--memory auto``: place weights beside block RAM only where the plan does not fit without
 AUTO = "auto"
 #: ``--memory none``: every weight ROM as Yosys maps it
 NONE = "none"
+#: What the board's serial link adds to a loaded design, which is built only behind it,
+#: writable (hw/link.py): measured on the iCEBreaker (the UP5K row of docs/results.md with its
+#: weights in SPRAM: bnn synth's per-part table, "serial link")
+LINK_COST = {"luts": 1208, "ffs": 758, "carries": 206, "brams": 2}
 
 
 def parse_memory(text: str):
@@ -114,26 +118,38 @@ def placement_errors(plan: Plan, device) -> list:
     return errors
 
 
-def auto_place(plan: Plan, device, fits, refold=None) -> Plan:
+def auto_place(plan: Plan, device, fits, refold=None, snug=None) -> Plan:
     """``plan`` as it is when ``fits(plan)``; else with the weights of its largest layers, one
-    more at a time, in the device's loaded memory kind while its blocks last: the first such
-    plan that ``fits``, else ``plan``. ``refold(placement) -> plan``: the plan folded anew for
-    a placement ({layer index: kind}), where the folding may choose for it (``auto_fold``'s
-    ``weight_memories``); else ``plan``'s folding with its weights moved."""
+    more at a time, in the device's loaded memory kind while its blocks last, until the plan
+    ``fits``, then every smaller layer's too that leaves it fitting; else the plan with the
+    most placed (the nearest to fitting, for the refusal to describe). ``snug(plan)``: a
+    placement that also passes it is preferred (iCE40's logic cells). ``refold(placement) ->
+    plan``: the plan folded anew for a placement ({layer index: kind}), where the folding may
+    choose for it (``auto_fold``'s ``weight_memories``); else ``plan``'s folding with its
+    weights moved."""
     if device is None or fits(plan):
         return plan
+    snug = snug or (lambda p: True)
     kinds = [k for k in device.fpga_family.memory_kinds.values() if getattr(device, k.count, 0) > 0]
+    closest = plan
     for kind in kinds:
-        chosen = {}
+        chosen, found, loose = {}, None, None
         for f in sorted(plan.layers, key=lambda f: -f.weight_depth * f.weight_width):
             want = {**chosen, f.index: kind.name}
             trial = refold(want) if refold else place_weights(plan, want)
-            if placement_errors(trial, device):
+            if placement_errors(trial, device) or (found is not None and not (fits(trial) and snug(trial))):
                 continue
-            chosen = want
+            chosen, closest = want, trial
             if fits(trial):
-                return trial
-    return plan
+                # and the smaller layers too while the kind's blocks last: a loaded design is
+                # written over the link whatever it holds, and each layer moved frees block RAMs
+                if snug(trial):
+                    found = trial
+                elif loose is None:
+                    loose = trial
+        if found is not None or loose is not None:
+            return found if found is not None else loose
+    return closest
 
 
 def loaded_writable(rtl, board, writable: bool, log) -> bool:

@@ -143,6 +143,17 @@ def test_bnn_rtl_takes_the_bias_width_from_the_network(tmp_path, capsys):
     assert json.loads((tmp_path / "rtl" / "rtl.json").read_text())["bias_bits"] == 17
 
 
+def test_bnn_rtl_says_where_the_weights_go(tmp_path, capsys):
+    pytest.importorskip("amaranth")
+    export(small_net(), tmp_path / "net")
+    code, out, err = run(capsys, "rtl", tmp_path / "net", "-o", tmp_path / "rtl", "--fold", "1,12;3,7", "--no-vhdl",
+                         "--memory", "w0=spram", "--device", "up5k")
+    assert code == 0, err
+    assert ("weights placed: w0 in SPRAM; the bitstream cannot initialise w0: build it for a board (bnn synth --board "
+            "NAME, writable) and load the network after each power-up (bnn load)") in out
+    assert "| w0: 1 SPRAM block," in out
+
+
 # --- export directories: checked, and nothing outside them read ----------------------------
 
 def _manifest(d, change):
@@ -275,6 +286,11 @@ def test_checkpoint_without_config(tmp_path, capsys):
     (["--fold", "7,13;3,7"], r"folding: layer 0: SIMD must be at most the layer's 12 inputs, not 13"),
     (["--fold", "2,196,5"], r"--fold '2,196,5': layer 0's '2,196,5' is not PE,SIMD"),
     (["--fold", "7,12"], r"folding needs one \(PE, SIMD\) per layer: 2 for 12-7-3, got 1"),
+    (["--memory", "w0"], r"--memory: 'w0' is not w<layer>=<kind> \(e.g. w0=spram\), 'auto' or 'none'"),
+    (["--memory", "w2=spram"], r"--memory: the plan has weight memories w0 to w1, not w2"),
+    (["--memory", "w0=spram", "--device", "ecp5-25f"], r"memory kind 'spram': ecp5-25f \(ECP5\) has none besides "
+                                                      r"block RAM; place the weights with --memory none"),
+    (["--memory", "auto"], r"--memory auto places weights to fit a device: give --device NAME"),
 ])
 def test_rtl_folding_errors(tmp_path, capsys, args, message):
     export(small_net(), tmp_path / "net")
@@ -332,9 +348,14 @@ def test_rtl_refuses_what_will_not_build(tmp_path, capsys):
     big = FoldedNetwork((FoldedLayer(np.zeros((600, 784), np.uint8), np.zeros(600, np.int64)),),
                         OutputHead(np.zeros((10, 600), np.uint8), np.zeros(10, np.int64)))
     export(big, tmp_path / "big")
-    refused(capsys, tmp_path, ["rtl", tmp_path / "big", "-o", tmp_path / "rtl", "--device", "up5k"],
+    refused(capsys, tmp_path, ["rtl", tmp_path / "big", "-o", tmp_path / "rtl", "--device", "up5k", "--memory", "none",
+                               "--fold", "1,16;1,1"],
             r"^bnn rtl: error: the design will not fit up5k: its ROMs hold [\d,]+ bits, the iCE40UP5K-SG48's 30 "
             r"block RAMs 122,880: [\d,]+ bits \(\d+%\) too many")
+    # with its weights in SPRAM where block RAM is too small, it fits at a slower folding
+    refused(capsys, tmp_path, ["rtl", tmp_path / "big", "-o", tmp_path / "rtl", "--device", "up5k"],
+            r"^bnn rtl: error: the folding for 256 cycles per image does not fit up5k by the cost model .* the fastest "
+            r"folding that fits takes [\d,]+ cycles per image: ask for --target-cycles \d+$")
 
 
 # --- RTL directories: checked by sim and synth, nothing written outside -------------------------

@@ -125,6 +125,12 @@ class Family:
         """{"luts", "ffs", "carries", "brams", "dsps", ...} from Yosys' cell counts."""
         raise NotImplementedError
 
+    def logic_cells(self, luts: int, ffs: int) -> int | None:
+        """The logic sites a design of ``luts`` LUT4s and ``ffs`` flip-flops fills, where a site
+        holds a LUT and a flip-flop together and that, not the LUTs, fills the device (iCE40);
+        None where LUTs and flip-flops are budgets of their own."""
+        return None
+
     def timing_check(self, device: Device, out: Path) -> dict:
         """Report entries of an independent timing analysis of the placed design in ``out``."""
         return {}

@@ -3,7 +3,6 @@ which the bitstream cannot initialise, so the design is loaded over the board's 
 
 import json
 
-import numpy as np
 import pytest
 
 from bnncore import api
@@ -65,8 +64,15 @@ def test_the_demo_network_fits_the_up5k_with_its_first_layer_in_spram():
     est = estimate(p, UP5K)
     assert est["total"]["spram"] == 4 and not over_budget(est, UP5K) and not warnings
     assert "w0: 4 SPRAM blocks" in est["per_layer"][0]["units"]
-    with pytest.raises(GenerateError, match="its ROMs hold 273,824 bits"):
+    with pytest.raises(UsageError, match="no folding fits up5k by the cost model"):
         api.plan(net, device="up5k", target_cycles=3136, memory="none")
+    with pytest.raises(GenerateError, match="its ROMs hold 273,824 bits"):
+        api.plan(net, device="up5k", fold=[(4, 16), (1, 32), (1, 1)], memory="none")
+    # a loaded design's estimate is the board's: the link counted, and iCE40's logic cells
+    p, _ = api.plan(net, device="up5k", target_cycles=4214, pipelined=False)
+    est = estimate(p, UP5K)
+    assert M.loaded(p) and est["per_layer"][-1]["part"] == "serial link"
+    assert est["total"]["logic_cells"] == round(est["total"]["luts"] + 0.8 * est["total"]["ffs"])
     p, _ = api.plan(net, device="up5k", target_cycles=6272, memory="w0=spram")
     assert p.layers[0].weight_memory == "spram" and M.blocks(p, UP5K) == {"spram": 2}
     with pytest.raises(UsageError, match="places weights to fit a device"):
