@@ -10,6 +10,7 @@ from bnncore.hw.generate import generate
 from bnncore.hw.plan import make_plan
 
 from ..hw.test_accelerator import random_net
+from ..sampling import rotate
 from .test_cosim import need
 from .test_cosim_cnn import _design, cnn_8bit
 
@@ -57,8 +58,9 @@ def test_link_other_network_is_refused(mlp, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("device", ["up5k", "ecp5-25f"])
-@pytest.mark.parametrize("writable", [False, True], ids=["rom", "writable"])
+@pytest.mark.parametrize("device, writable", rotate([(d, w) for d in ("up5k", "ecp5-25f") for w in (False, True)],
+                                                    ids=["up5k-rom", "up5k-writable", "ecp5-25f-rom",
+                                                         "ecp5-25f-writable"], per_day=2))
 def test_link_gate_level(mlp, other, device, writable, tmp_path):
     """The synthesized netlist of the accelerator behind its UART (the receive buffer a block
     RAM), with the device's cell models on Icarus: the same bench, the same answers; built
