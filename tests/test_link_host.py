@@ -116,6 +116,17 @@ def test_run_on_board_refuses_another_network(design):
         run_on_board(proto.Link(FakeBoard(net, info)), other, values, np.zeros(20), "other")
 
 
+def test_run_on_board_asks_for_a_load_first(design):
+    """A board whose weights are loaded at run time (SPRAM) names no network until loaded."""
+    net, info, values = design
+    board = FakeBoard(net, info, writable=True)
+    board.blob[proto.INFO_NETWORK_OFFSET:proto.INFO_NETWORK_OFFSET + 8] = bytes(8)
+    with pytest.raises(proto.LinkError, match=r"holds no network yet: load net into it first \(bnn load RTL NET"):
+        run_on_board(proto.Link(board), net, values, np.zeros(20), "net")
+    proto.Link(board).load(net, info)
+    assert run_on_board(proto.Link(board), net, values, np.zeros(20), "net")
+
+
 def test_link_errors(design):
     net, info, values = design
     with pytest.raises(proto.LinkError, match="bad CRC"):

@@ -47,6 +47,9 @@ def run_on_board(link, net, values, labels, net_name, progress_bar=None) -> dict
     from ..golden import infer
     from ..link import LinkError
     dev = link.info()
+    if dev.network == "0" * 16:      # a writable design while it loads, or with SPRAM before it is loaded
+        raise LinkError(f"the board ({dev.spec}) holds no network yet: load {net_name} into it first "
+                        "(bnn load RTL NET, RTL the folder its bitstream was built from)")
     if dev.network != net.digest()[:16]:
         raise LinkError(f"the board holds network {dev.network} ({dev.spec}), not {net_name}'s "
                         f"{net.digest()[:16]} ({net.spec}): build the bitstream for it (bnn rtl, bnn synth --board)")
