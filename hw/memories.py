@@ -152,15 +152,18 @@ def auto_place(plan: Plan, device, fits, refold=None, snug=None) -> Plan:
     return closest
 
 
-def loaded_writable(rtl, board, writable: bool, log) -> bool:
+def loaded_writable(rtl, board, writable: bool, log, swappable: bool = False) -> bool:
     """Whether a synthesis of the design ``rtl`` (an RtlDesign) for ``board`` builds it writable:
     as asked, and always where weights are in a memory the bitstream cannot initialise (then
-    loaded over the board's link); SynthError for such a design without a board."""
+    loaded over the board's link); SynthError for such a design without a board, or swappable."""
     from .tools import SynthError
     loaded = [n for n, m in rtl.memories.items() if m.kind and not kind_of(m.kind).initialised]
     if not loaded:
         return writable
     what = f"{loaded[0]} is in {kind_of(rtl.memories[loaded[0]].kind).title}, which the bitstream cannot initialise"
+    if swappable:
+        raise SynthError(f"{what}: the bitstream holds none of its weights to swap; load other weights of the same "
+                         "design over the link instead (bnn load), without --swappable")
     if board is None:
         raise SynthError(f"{what}: its weights are loaded over a board's serial link (bnn load); give a board "
                          f"({option('board', 'NAME')}), or generate the RTL with {option('memory', 'none')}")

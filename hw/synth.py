@@ -302,7 +302,7 @@ def synthesize(rtl_dir, device, out_dir, *, freq: float | None = None, seed: int
         raise SynthError(f"router must be 'router1' or 'router2', not {router!r}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = _load_rtl(rtl_dir, rom_dir)
-    writable = loaded_writable(rtl, board, writable, log)
+    writable = loaded_writable(rtl, board, writable, log, swappable)
     check_fit(rtl, device)
     freq = freq or fam.default_mhz
     yosys = find_yosys()

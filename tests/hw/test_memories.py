@@ -121,6 +121,8 @@ def test_a_loaded_design_is_built_for_a_board(placed_design, tmp_path):
     with pytest.raises(SynthError, match=r"w0 is in SPRAM, which the bitstream cannot initialise: .* give a board"):
         synthesize(root / "rtl", "up5k", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(SynthError, match="the bitstream holds none of its weights to swap; load other weights"):
+        synthesize(root / "rtl", "up5k", tmp_path / "out", swappable=True)
     info = load_rtl(root / "rtl")
     with pytest.raises(UsageError, match="so the design must be writable"):
         LinkTop(info=info, rom_files={}, clock_hz=12e6, baud=1_000_000)
