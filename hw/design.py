@@ -212,6 +212,13 @@ class RtlDesign:
                                f"{interval!r}")
             if not isinstance(info["folding"], list):
                 raise RtlError(f"{where}: field 'folding' must list the layers, found {info['folding']!r}")
+            for name, mem in mems.items():      # a placement is the folding's, or the logic is another
+                row = info["folding"][int(name[1:])] if re.fullmatch(r"w\d+", name) and \
+                    int(name[1:]) < len(info["folding"]) else {}
+                want = row.get("weight_memory", "") if isinstance(row, dict) else ""
+                if mem.kind != want:
+                    raise RtlError(f"{where}: field 'memories.{name}.kind' is {mem.kind or 'absent'!r}, but the "
+                                   f"folding places {name} in {want or 'block RAM'!r}; regenerate it with `bnn rtl`")
             network, digests = info.get("network"), info.get("sha256")
             return cls(
                 generator=info["generator"], spec=info.get("spec") or "-".join(map(str, topology)),

@@ -110,6 +110,15 @@ def test_rtl_json_names_the_placement(placed_design):
     bad["memories"]["w0"]["kind"] = "flash"
     with pytest.raises(RtlError, match=r"field 'memories.w0.kind' names no memory kind bnncore knows: 'flash'"):
         RtlDesign.from_json(bad)
+    # a placement the folding does not make: the board would be built for other logic
+    for change, found, want in ((lambda j: j["folding"][0].pop("weight_memory"), "spram", "block RAM"),
+                                (lambda j: j["memories"]["w1"].update(kind="spram"), "spram", "block RAM"),
+                                (lambda j: j["memories"]["w0"].pop("kind"), "absent", "spram")):
+        bad = json.loads((root / "rtl" / "rtl.json").read_text())
+        change(bad)
+        with pytest.raises(RtlError, match=rf"memories.w\d.kind' is '{found}', but the folding places w\d in "
+                                           rf"'{want}'; regenerate it with `bnn rtl`"):
+            RtlDesign.from_json(bad)
 
 
 def test_a_loaded_design_is_built_for_a_board(placed_design, tmp_path):
