@@ -189,7 +189,8 @@ def synth_table(r: dict) -> Table:
     return Table(("device", "network", "LUT4s (placed)", "FFs", "carries", "block RAMs", "DSPs", "Fmax MHz",
                   "II cycles", "images/s", "latency us"),
                  [(r["device"]["part"], r.get("spec") or "-".join(map(str, r["topology"])), luts,
-                   f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}", f"{res['brams']} ({pct['brams']}%)" + (f" + {res['spram']} SPRAM" if res.get("spram") else ""),
+                   f"{res['ffs']:,} ({pct['ffs']}%)", f"{res['carries']:,}",
+                   f"{res['brams']} ({pct['brams']}%)" + (f" + {res['spram']} SPRAM" if res.get("spram") else ""),
                    res["dsps"], f"{r['fmax_mhz']:.1f}", f"{r['initiation_interval']:g}", f"{r['images_per_second']:,}",
                    r["latency_us"])], note)
 

@@ -58,22 +58,27 @@ def test_link_other_network_is_refused(mlp, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("device, writable", rotate([(d, w) for d in ("up5k", "ecp5-25f") for w in (False, True)],
-                                                    ids=["up5k-rom", "up5k-writable", "ecp5-25f-rom",
-                                                         "ecp5-25f-writable"], per_day=2))
-def test_link_gate_level(mlp, other, device, writable, tmp_path):
+@pytest.mark.parametrize("device, build", rotate(
+    [("up5k", "rom"), ("up5k", "writable"), ("ecp5-25f", "rom"), ("ecp5-25f", "writable"), ("up5k", "spram")],
+    ids=["up5k-rom", "up5k-writable", "ecp5-25f-rom", "ecp5-25f-writable", "up5k-spram"], per_day=2))
+def test_link_gate_level(request, mlp, other, device, build, tmp_path):
     """The synthesized netlist of the accelerator behind its UART (the receive buffer a block
     RAM), with the device's cell models on Icarus: the same bench, the same answers; built
-    writable, network B loaded over the link into the netlist built for A."""
+    writable, network B loaded over the link into the netlist built for A; with its weights in
+    SPRAM (SB_SPRAM256KA's model), A loaded into empty SPRAM first."""
     need("icarus")
     root, values = mlp
-    r = simulate_link(root / "rtl", root / "net", values[:6], sim="icarus", build_dir=tmp_path / "b",
+    rtl, net_dir = (root / "rtl", root / "net") if build != "spram" else request.getfixturevalue("spram_mlp")
+    writable = build != "rom"
+    r = simulate_link(rtl, net_dir, values[:6], sim="icarus", build_dir=tmp_path / "b",
                       gate_level=device, writable=writable, load_net=other if writable else None)
     assert r["info_ok"] and not r["mismatches"] and all(c["ok"] for c in r["checks"])
     if writable:
         assert r["loaded_info_ok"] and not r["loaded_mismatches"] and r["loaded_differs"] > 0
     text = (tmp_path / "b" / "gate" / "bnn_link_netlist.v").read_text()
     assert ("SB_RAM40_4K" if device == "up5k" else "DP16KD") in text
+    if build == "spram":
+        assert r["preloaded_words"] > 0 and text.count("SB_SPRAM256KA ") == 3
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +126,3 @@ def test_spram_weights_are_loaded_over_the_link(spram_mlp, mlp, other, tmp_path)
     assert r["info"]["network"] == "0" * 16 and r["info_ok"] and not r["mismatches"]
     assert r["preloaded_words"] == r["words_loaded"] > 0
     assert r["loaded_info_ok"] and not r["loaded_mismatches"] and r["loaded_differs"] > 0
-
-
-@pytest.mark.slow
-def test_spram_gate_level(spram_mlp, mlp, other, tmp_path):
-    """The same through Yosys' netlist for the UP5K with its SB_SPRAM256KA cell models."""
-    need("icarus")
-    rtl, net_dir = spram_mlp
-    r = simulate_link(rtl, net_dir, mlp[1][:6], sim="icarus", build_dir=tmp_path / "b", gate_level="up5k",
-                      writable=True, load_net=other)
-    assert r["info_ok"] and not r["mismatches"] and r["loaded_info_ok"] and not r["loaded_mismatches"]
-    assert (tmp_path / "b" / "gate" / "bnn_link_netlist.v").read_text().count("SB_SPRAM256KA ") == 3
