@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .design import _value_bits
 from .layout import rom_slices, weight_rom
+from .memories import LINK_COST, kind_of, loaded
 from .plan import MEMORY_MIN_BITS, POOL_LOGIC_BITS, Plan, collector_banks, engine_banks
 from .units import engine_input
 
@@ -56,7 +57,6 @@ class Memory:
 def memories(plan: Plan) -> list:
     """Every memory of the design ``plan`` generates. Where weights are loaded at run time
     (hw/memories.py) the design is built writable, every ROM then a RAM with a write port."""
-    from .memories import loaded
     out, writable = [], bool(loaded(plan))
     for f in plan.layers:
         k, part = f.index, f"layer {f.index}"
@@ -90,7 +90,6 @@ def place(mem: Memory, device, costs: dict) -> tuple:
     ("lutram", cells), the cheapest by ``costs`` (the family's ``memory`` costs); a memory the
     plan placed, (its kind, blocks)."""
     if mem.kind:
-        from .memories import kind_of
         return mem.kind, kind_of(mem.kind, device).blocks(mem.depth, mem.width)
     options = [(mem.bits * (RAM_BIT_COST if mem.writes else ROM_BIT_COST), "logic", 0)]
     blocks = device.rom_blocks(mem.depth, mem.width) if mem.depth > 1 else 0
@@ -203,7 +202,6 @@ def estimate(plan: Plan, device, costs: dict | None = None) -> dict | None:
         row.update(v["memory"])
         row["luts"] += 4 * row["lutram"]     # a LUT-RAM cell is four LUT4s in the families' summaries
         rows.append(row)
-    from .memories import LINK_COST, loaded
     if loaded(plan):     # built only behind the board's link, writable (hw/memories.py)
         rows.append(dict(LINK_COST, part="serial link", units=["receive buffer and answers: block RAM"]))
     kinds = [k for k in device.fpga_family.memory_kinds if any(k in r for r in rows)]
@@ -237,7 +235,6 @@ def _placement(placed: list) -> list:
 def _title(kind: str) -> str:
     if kind in _KINDS:
         return _KINDS[kind]
-    from .memories import kind_of
     return f"{kind_of(kind).title} block"
 
 
@@ -261,16 +258,11 @@ def over_budget(est: dict, device) -> list:
              *kinds) if t[k] > cap]
 
 
-def crowded(est: dict, device) -> str | None:
-    """Where a LUT4 and a flip-flop share a logic cell (iCE40): the cells ``est`` fills beyond
-    ``device``'s, in words, or None. A preference among placements (hw/memories.py), not a
-    refusal or a warning: the estimate's flip-flops are not sure enough for that
-    (docs/hardware.md)."""
-    cells = est["total"].get("logic_cells")
-    if cells is None or cells <= device.luts:
-        return None
-    return (f"by the cost model the design fills about {cells:,} {device.fpga_family.lut_cell_title} of the "
-            f"{device.name}'s {device.luts:,} (a LUT4 and a flip-flop each); nextpnr may not place it")
+def crowded(est: dict, device) -> bool:
+    """Whether ``est`` fills more logic cells than ``device`` has, where a LUT4 and a flip-flop
+    share one (iCE40). A preference among placements (hw/memories.py), not a refusal or a
+    warning: the estimate's flip-flops are not sure enough for that (docs/hardware.md)."""
+    return est["total"].get("logic_cells", 0) > device.luts
 
 
 # --- calibration (bench/estimate.py) ----------------------------------------------------------

@@ -110,6 +110,9 @@ def placement_errors(plan: Plan, device) -> list:
     errors = []
     for name, n in counts.items():
         kind = kind_of(name, device)
+        if kind.latency != 1:
+            errors.append(f"{kind.title} returns data {kind.latency} cycles after the address; the engines read "
+                          "their weights one cycle after it, as from a block RAM")
         have = getattr(device, kind.count)
         if n > have:
             errors.append(f"the weights placed in {kind.title} take {n} blocks of {kind.depth:,} x {kind.width} bits, "
@@ -157,10 +160,10 @@ def loaded_writable(rtl, board, writable: bool, log, swappable: bool = False) ->
     as asked, and always where weights are in a memory the bitstream cannot initialise (then
     loaded over the board's link); SynthError for such a design without a board, or swappable."""
     from .tools import SynthError
-    loaded = [n for n, m in rtl.memories.items() if m.kind and not kind_of(m.kind).initialised]
-    if not loaded:
+    names = loaded(rtl.plan)
+    if not names:
         return writable
-    what = f"{loaded[0]} is in {kind_of(rtl.memories[loaded[0]].kind).title}, which the bitstream cannot initialise"
+    what = f"{names[0]} is in {kind_of(rtl.memories[names[0]].kind).title}, which the bitstream cannot initialise"
     if swappable:
         raise SynthError(f"{what}: the bitstream holds none of its weights to swap; load other weights of the same "
                          "design over the link instead (bnn load), without --swappable")

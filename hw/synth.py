@@ -37,7 +37,7 @@ from .families import DEVICES, Device
 from .families import device as _device
 from .fpga_top import _pins, fpga_top_verilog
 from .layer_cells import per_layer
-from .memories import bandwidth_cycles, loaded_writable
+from .memories import bandwidth_cycles, loaded_writable, placement_errors
 from .pnr import critical_path
 from .pnr import fmax as pnr_fmax
 from .timing import bounds
@@ -94,11 +94,9 @@ def check_fit(rtl, device: Device):
     """Raise SynthError if the ROMs of ``rtl`` (an RtlDesign) hold more bits than the device's block
     RAM, or its weights placed in a memory kind (hw/memories.py) take more blocks than it has."""
     rtl = RtlDesign.from_json(rtl)
-    from .memories import placement_errors
-    if any(m.kind for m in rtl.memories.values()):
-        errors = placement_errors(rtl.plan, device)
-        if errors:
-            raise SynthError(f"{rtl.spec} does not fit {device.name}: {errors[0]}")
+    errors = placement_errors(rtl.plan, device)
+    if errors:
+        raise SynthError(f"{rtl.spec} does not fit {device.name}: {errors[0]}")
     bits = sum(m.depth * m.width for m in rtl.memories.values() if not m.kind)    # the ROMs in block RAM
     cap = device.bram_total_bits
     if bits > cap:

@@ -28,7 +28,7 @@ from bnncore import link as proto
 from bnncore.exports import load
 from bnncore.golden import infer
 from bnncore.hw.design import RtlDesign
-from bnncore.hw.memories import kind_of
+from bnncore.hw.memories import loaded as loaded_memories
 
 PERIOD_NS = 10
 
@@ -103,7 +103,7 @@ def _host(t: PinTransport, cfg: dict, gold, values: np.ndarray, net) -> dict:
     out["info"] = {"spec": dev.spec, "network": dev.network, "design": dev.design, "baud": dev.baud,
                    "clock_hz": dev.clock_hz, "rx_buffer": dev.rx_buffer}
     # weights in a memory the bitstream cannot initialise (hw/memories.py): no network until loaded
-    loaded = [name for name, m in info.memories.items() if m.kind and not kind_of(m.kind).initialised]
+    loaded = loaded_memories(info.plan)
     expect = {"spec": info.spec, "network": "0" * 16 if loaded else net.digest()[:16],
               "design": proto.design_digest(info)[:16]}
     out["info_ok"] = all(getattr(dev, k) == v for k, v in expect.items())

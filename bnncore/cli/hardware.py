@@ -22,11 +22,12 @@ def cmd_rtl(args):
     print(rtl_table(info).markdown())
     if info.get("estimate"):
         print(layer_resources_table(info["estimate"], estimate_note(info["estimate"])).markdown())
-    placed = {name: m["kind"] for name, m in info["memories"].items() if m.get("kind")}
-    if placed:
-        from ..hw.memories import kind_of
-        loaded = [n for n, k in placed.items() if not kind_of(k).initialised]
-        print("weights placed: " + ", ".join(f"{n} in {kind_of(k).title}" for n, k in placed.items())
+    from ..hw.design import RtlDesign
+    from ..hw.memories import kind_of, loaded, placed
+    plan = RtlDesign.from_json(info).plan
+    if placed(plan):
+        loaded = loaded(plan)
+        print("weights placed: " + ", ".join(f"{n} in {kind_of(k).title}" for n, k in placed(plan).items())
               + (f"; the bitstream cannot initialise {', '.join(loaded)}: build it for a board (bnn synth --board "
                  "NAME, writable) and load the network after each power-up (bnn load)" if loaded else ""))
     print(f"generated {out} in {seconds:.1f} s")

@@ -55,6 +55,17 @@ def test_a_placed_rom_keeps_a_word_a_row():
     assert "iCE40HX8K-CT256 has 0" in M.placement_errors(placed, DEVICES["hx8k"])[0]
 
 
+def test_a_kind_slower_than_a_block_ram_is_refused(monkeypatch):
+    """The engines read weights one cycle after the address; a kind that answers later cannot
+    hold them (its read latency, hw/families/base.py MemoryKind)."""
+    from dataclasses import replace
+    fam = UP5K.fpga_family
+    monkeypatch.setattr(fam, "memory_kinds", {"spram": replace(fam.memory_kinds["spram"], latency=2)})
+    plan = M.place_weights(make_plan((784, 256, 10), [(4, 16), (1, 16)]), {0: "spram"})
+    assert M.placement_errors(plan, UP5K) == ["SPRAM returns data 2 cycles after the address; the engines read their "
+                                              "weights one cycle after it, as from a block RAM"]
+
+
 def test_the_demo_network_fits_the_up5k_with_its_first_layer_in_spram():
     """784-256-256-10 (268,800 weight bits; the UP5K's block RAMs hold 122,880): by default its
     first layer's weights go to SPRAM, folded for SPRAM's 16-bit blocks; with none it is refused."""
